@@ -1,0 +1,134 @@
+//! Settings: built-in defaults <- YAML file <- `KEYWARD_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Everything `keyward serve` needs, after defaults, file and environment are merged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub listen: String,
+    pub tenants_dir: PathBuf,
+    pub token_prefix: String,
+    pub read_only: bool,
+    pub rescan_interval_seconds: u64,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub cors_allowed_origins: Vec<String>,
+    pub state_dir: PathBuf,
+    pub auth: AuthSettings,
+}
+
+/// How callers of the admin API prove who they are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The claim that lists the tenants a token may act on.
+    pub tenant_claim: String,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway_seconds: u64,
+    pub hs256_secret: Option<SecretString>,
+    pub jwks_file: Option<PathBuf>,
+    pub jwks_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            tenants_dir: "tenants".into(),
+            token_prefix: "kw".into(),
+            read_only: false,
+            rescan_interval_seconds: 60,
+            max_body_bytes: 65536,
+            log_format: LogFormat::Text,
+            cors_allowed_origins: Vec::new(),
+            state_dir: "state".into(),
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            tenant_claim: "tenant_id".into(),
+            issuer: None,
+            audience: None,
+            leeway_seconds: 30,
+            hs256_secret: None,
+            jwks_file: None,
+            jwks_url: None,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// True when no way to check a JWT is configured (dev mode on loopback).
+    pub fn has_key_material(&self) -> bool {
+        self.hs256_secret.is_some() || self.jwks_file.is_some() || self.jwks_url.is_some()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Source(#[from] config::ConfigError),
+    #[error("invalid `listen` address {0:?}: expected host:port, e.g. 127.0.0.1:8080")]
+    Listen(String),
+    #[error("invalid `token_prefix` {0:?}: 1 to 16 characters of [A-Za-z0-9]")]
+    TokenPrefix(String),
+    #[error("`max_body_bytes` must be at least 1024")]
+    MaxBody,
+}
+
+impl Settings {
+    /// Reads `path` (when it exists, or always when `required`), then `KEYWARD_*` overrides.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let file = config::File::from(path)
+            .format(config::FileFormat::Yaml)
+            .required(required);
+        let env = config::Environment::with_prefix("KEYWARD")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("cors_allowed_origins");
+        let settings: Settings = config::Config::builder()
+            .add_source(file)
+            .add_source(env)
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        let p = &self.token_prefix;
+        if p.is_empty() || p.len() > 16 || !p.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ConfigError::TokenPrefix(p.clone()));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::MaxBody);
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|_| ConfigError::Listen(self.listen.clone()))
+    }
+}

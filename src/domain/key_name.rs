@@ -1,0 +1,68 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::DomainError;
+
+/// A key's name, unique within its tenant: `^[A-Za-z0-9._-]{1,128}$`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        let ok = (1..=128).contains(&s.len())
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(DomainError::new(
+                "a key name is 1 to 128 characters of [A-Za-z0-9._-]",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for KeyName {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, DomainError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<KeyName> for String {
+    fn from(n: KeyName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyName({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_spec_pattern() {
+        assert!(KeyName::parse("ci-deploy.v2_x").is_ok());
+        assert!(KeyName::parse(&"a".repeat(128)).is_ok());
+        for bad in ["", "a b", "a/b", "ä", &"a".repeat(129), "a:b"] {
+            assert!(KeyName::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

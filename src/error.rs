@@ -1,0 +1,201 @@
+//! One error type for the HTTP layer, turned into `application/problem+json` in one place.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::store::{FileProblem, StoreError};
+
+/// A problem with one field of a request body.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl ToString) -> Self {
+        Self {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Which credential a 401 is about, for the `WWW-Authenticate` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// Nothing was sent.
+    None,
+    Bearer,
+    ApiKey,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    InvalidRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("the request is not valid")]
+    Validation(Vec<FieldError>),
+    #[error("{detail}")]
+    Unauthorized { detail: String, sent: Credential },
+    #[error("this operation needs the `{0}` scope")]
+    InsufficientScope(&'static str),
+    #[error("the credential does not grant access to this tenant")]
+    TenantForbidden,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("tenant not found")]
+    TenantNotFound,
+    #[error("API key not found")]
+    KeyNotFound,
+    #[error("an API key with this name already exists")]
+    KeyExists,
+    #[error("the tenant's security.yml is invalid; fix the file first: {0}")]
+    TenantFileInvalid(FileProblem),
+    #[error("this tenant's keys are read-only here")]
+    TenantReadOnly,
+    #[error("the key changed since the ETag given in If-Match")]
+    PreconditionFailed,
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    #[error("no such resource")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::Validation(_) => "validation_failed",
+            Self::Unauthorized { .. } => "invalid_token",
+            Self::InsufficientScope(_) | Self::Forbidden(_) => "insufficient_scope",
+            Self::TenantForbidden => "tenant_forbidden",
+            Self::TenantNotFound => "tenant_not_found",
+            Self::KeyNotFound => "key_not_found",
+            Self::KeyExists => "key_exists",
+            Self::TenantFileInvalid(_) => "tenant_file_invalid",
+            Self::TenantReadOnly => "tenant_read_only",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn invalid_request(detail: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) | Self::Forbidden(_) | Self::TenantForbidden => {
+                StatusCode::FORBIDDEN
+            }
+            Self::TenantNotFound | Self::KeyNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::KeyExists | Self::TenantFileInvalid(_) | Self::TenantReadOnly => {
+                StatusCode::CONFLICT
+            }
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if let Self::Internal(e) = self {
+            // The whole cause chain goes to the log; the client gets nothing it could use.
+            tracing::error!(error.cause_chain = ?e, "request failed");
+        }
+        let errors = match self {
+            Self::InvalidRequest { errors, .. } | Self::Validation(errors)
+                if !errors.is_empty() =>
+            {
+                Some(errors.as_slice())
+            }
+            _ => None,
+        };
+        let body = Problem {
+            kind: format!("urn:keyward:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code(),
+            errors,
+        };
+        let mut res = HttpResponse::build(status);
+        res.content_type("application/problem+json");
+        if let Some(challenge) = self.challenge() {
+            res.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        res.body(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+impl ApiError {
+    /// RFC 6750 challenges for 401 and for a missing scope.
+    fn challenge(&self) -> Option<HeaderValue> {
+        let value = match self {
+            Self::Unauthorized { sent, .. } => match sent {
+                Credential::None => r#"Bearer realm="keyward""#.to_owned(),
+                Credential::Bearer => r#"Bearer realm="keyward", error="invalid_token""#.to_owned(),
+                Credential::ApiKey => r#"ApiKey realm="keyward", error="invalid_key""#.to_owned(),
+            },
+            Self::InsufficientScope(scope) => {
+                format!(r#"Bearer realm="keyward", error="insufficient_scope", scope="{scope}""#)
+            }
+            _ => return None,
+        };
+        HeaderValue::from_str(&value).ok()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(p) => Self::TenantFileInvalid(p),
+            StoreError::ReadOnly => Self::TenantReadOnly,
+            StoreError::TenantNotFound => Self::TenantNotFound,
+            other => Self::Internal(other.into()),
+        }
+    }
+}

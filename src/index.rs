@@ -1,0 +1,259 @@
+//! The in-memory index every verification is answered from.
+//!
+//! Readers never lock: the tenant map and each tenant's keys sit behind `ArcSwap`s. A
+//! reload or write builds a tenant's new `TenantKeys` aside and swaps it in; only adding or
+//! removing a tenant copies the (small) tenant map.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use time::OffsetDateTime;
+
+use crate::domain::{KeyEntry, KeyHash, KeyName, TenantId};
+use crate::store::{FileProblem, SecurityFile};
+
+/// One tenant's keys, by name (sorted, for the admin API) and by hash (for verification).
+#[derive(Default, Debug)]
+pub struct TenantKeys {
+    by_name: BTreeMap<KeyName, Arc<KeyEntry>>,
+    by_hash: HashMap<KeyHash, HashRole>,
+}
+
+#[derive(Debug, Clone)]
+struct HashRole {
+    entry: Arc<KeyEntry>,
+    /// Set for a previous hash kept for a rotation's grace period.
+    grace_until: Option<OffsetDateTime>,
+}
+
+/// The answer to "is this key valid here, and may it do this?".
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Valid(Arc<KeyEntry>),
+    Invalid(Refusal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NotFound,
+    Disabled,
+    Expired,
+    InsufficientPermissions,
+    Malformed,
+}
+
+impl Refusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Disabled => "disabled",
+            Self::Expired => "expired",
+            Self::InsufficientPermissions => "insufficient_permissions",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+impl TenantKeys {
+    pub fn build(file: &SecurityFile) -> Self {
+        let mut keys = Self::default();
+        for entry in &file.keys {
+            let entry = Arc::new(entry.clone());
+            for p in &entry.previous_hashes {
+                keys.by_hash.insert(
+                    p.hash,
+                    HashRole {
+                        entry: entry.clone(),
+                        grace_until: Some(p.expires_at),
+                    },
+                );
+            }
+            keys.by_hash.insert(
+                entry.hash,
+                HashRole {
+                    entry: entry.clone(),
+                    grace_until: None,
+                },
+            );
+            keys.by_name.insert(entry.name.clone(), entry);
+        }
+        keys
+    }
+
+    pub fn get(&self, name: &KeyName) -> Option<&Arc<KeyEntry>> {
+        self.by_name.get(name)
+    }
+
+    /// Every key, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<KeyEntry>> {
+        self.by_name.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// Checks a presented key's hash, then that it may do every one of `required`.
+    pub fn verify(&self, hash: &KeyHash, required: &[&str], now: OffsetDateTime) -> Verdict {
+        let Some(role) = self.by_hash.get(hash) else {
+            return Verdict::Invalid(Refusal::NotFound);
+        };
+        let entry = &role.entry;
+        if role.grace_until.is_some_and(|t| t <= now) || entry.is_expired(now) {
+            return Verdict::Invalid(Refusal::Expired);
+        }
+        if !entry.enabled {
+            return Verdict::Invalid(Refusal::Disabled);
+        }
+        if !required.iter().all(|r| entry.permissions.grants(r)) {
+            return Verdict::Invalid(Refusal::InsufficientPermissions);
+        }
+        Verdict::Valid(entry.clone())
+    }
+}
+
+/// What the status endpoint and the logs say about one tenant's file.
+#[derive(Debug, Clone)]
+pub struct TenantStatus {
+    pub keys: usize,
+    pub problem: Option<FileProblem>,
+    pub read_only: bool,
+    pub loaded_at: Option<OffsetDateTime>,
+    pub checked_at: OffsetDateTime,
+}
+
+struct Slot {
+    keys: ArcSwap<TenantKeys>,
+    meta: Mutex<Meta>,
+}
+
+struct Meta {
+    /// SHA-256 of the file content last seen (valid or not): unchanged content is skipped.
+    digest: Option<[u8; 32]>,
+    problem: Option<FileProblem>,
+    read_only: bool,
+    loaded_at: Option<OffsetDateTime>,
+    checked_at: OffsetDateTime,
+}
+
+#[derive(Default)]
+pub struct Index {
+    tenants: ArcSwap<HashMap<TenantId, Arc<Slot>>>,
+    /// Serialises changes to the tenant map itself (rare: tenants come and go).
+    map_writer: Mutex<()>,
+}
+
+impl Index {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The hot path: no lock, no allocation.
+    pub fn with_keys<R>(&self, tenant: &str, f: impl FnOnce(Option<&TenantKeys>) -> R) -> R {
+        let map = self.tenants.load();
+        match map.get(tenant) {
+            Some(slot) => f(Some(&slot.keys.load())),
+            None => f(None),
+        }
+    }
+
+    pub fn keys(&self, tenant: &TenantId) -> Option<Arc<TenantKeys>> {
+        self.tenants
+            .load()
+            .get(tenant)
+            .map(|slot| slot.keys.load_full())
+    }
+
+    pub fn contains(&self, tenant: &TenantId) -> bool {
+        self.tenants.load().contains_key(tenant)
+    }
+
+    pub fn tenants(&self) -> Vec<TenantId> {
+        let mut v: Vec<_> = self.tenants.load().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn digest(&self, tenant: &TenantId) -> Option<[u8; 32]> {
+        self.tenants.load().get(tenant)?.meta.lock().digest
+    }
+
+    pub fn status(&self, tenant: &TenantId) -> Option<TenantStatus> {
+        let map = self.tenants.load();
+        let slot = map.get(tenant)?;
+        let meta = slot.meta.lock();
+        Some(TenantStatus {
+            keys: slot.keys.load().len(),
+            problem: meta.problem.clone(),
+            read_only: meta.read_only,
+            loaded_at: meta.loaded_at,
+            checked_at: meta.checked_at,
+        })
+    }
+
+    /// Installs a tenant's freshly built keys from a valid file.
+    pub fn replace(&self, tenant: &TenantId, keys: TenantKeys, digest: [u8; 32], read_only: bool) {
+        let now = OffsetDateTime::now_utc();
+        let slot = self.slot_or_insert(tenant);
+        slot.keys.store(Arc::new(keys));
+        let mut meta = slot.meta.lock();
+        meta.digest = Some(digest);
+        meta.problem = None;
+        meta.read_only = read_only;
+        meta.loaded_at = Some(now);
+        meta.checked_at = now;
+    }
+
+    /// Records an invalid file; the keys of the last valid version stay in force.
+    pub fn mark_invalid(&self, tenant: &TenantId, digest: Option<[u8; 32]>, problem: FileProblem) {
+        let slot = self.slot_or_insert(tenant);
+        let mut meta = slot.meta.lock();
+        meta.digest = digest;
+        meta.problem = Some(problem);
+        meta.checked_at = OffsetDateTime::now_utc();
+    }
+
+    /// Forgets a tenant whose directory is gone: its keys stop working. True if it was known.
+    pub fn remove(&self, tenant: &TenantId) -> bool {
+        let _w = self.map_writer.lock();
+        let map = self.tenants.load();
+        if !map.contains_key(tenant) {
+            return false;
+        }
+        let mut next = HashMap::clone(&map);
+        next.remove(tenant);
+        self.tenants.store(Arc::new(next));
+        true
+    }
+
+    fn slot_or_insert(&self, tenant: &TenantId) -> Arc<Slot> {
+        if let Some(slot) = self.tenants.load().get(tenant) {
+            return slot.clone();
+        }
+        let _w = self.map_writer.lock();
+        let map = self.tenants.load();
+        if let Some(slot) = map.get(tenant) {
+            return slot.clone();
+        }
+        let slot = Arc::new(Slot {
+            keys: ArcSwap::from_pointee(TenantKeys::default()),
+            meta: Mutex::new(Meta {
+                digest: None,
+                problem: None,
+                read_only: false,
+                loaded_at: None,
+                checked_at: OffsetDateTime::now_utc(),
+            }),
+        });
+        let mut next = HashMap::clone(&map);
+        next.insert(tenant.clone(), slot.clone());
+        self.tenants.store(Arc::new(next));
+        slot
+    }
+}

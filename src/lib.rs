@@ -1,0 +1,13 @@
+//! keyward: a file-backed, per-tenant API key server.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod index;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod watcher;

@@ -1,0 +1,51 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use keyward::cli::{self, Cli, Command, KeysCommand, ServeArgs};
+use keyward::config::Settings;
+use keyward::startup::Application;
+use keyward::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
+        Command::Check(args) => cli::check(&args),
+        Command::Keys(KeysCommand::New(args)) => cli::new_key(&args),
+        Command::Hash => cli::hash(),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("keyward: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let explicit = args.config.is_some();
+    let path = args
+        .config
+        .unwrap_or_else(|| PathBuf::from("config/keyward.yml"));
+    let settings = Settings::load(&path, explicit)?;
+    telemetry::init(settings.log_format, std::io::stdout);
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings)?;
+        if let Some(token) = app.dev_token() {
+            print_dev_banner(app.port(), token);
+        }
+        tracing::info!(port = app.port(), "keyward listening");
+        app.run_until_stopped().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Dev mode: everything a newcomer needs to make a first call.
+fn print_dev_banner(port: u16, token: &str) {
+    println!(
+        "\nkeyward is in DEV MODE: no JWT key material is configured, so it made a random \
+         HS256 secret.\nThis admin token (all tenants, read+write) is valid for 12 hours:\n\n\
+         export KEYWARD_TOKEN={token}\n\n\
+         Try:\n  curl -s -H \"Authorization: Bearer $KEYWARD_TOKEN\" \
+         http://127.0.0.1:{port}/api/acme/admin/apiKeys\n"
+    );
+}

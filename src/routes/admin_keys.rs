@@ -1,0 +1,320 @@
+//! `/api/{tenant}/admin/apiKeys`: tenant admins manage keys.
+
+use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_MATCH, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Deserializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::json::JsonBody;
+use super::views::{ApiKeyView, ApiKeyWithToken, etag, if_match_accepts};
+use crate::auth::{Admin, Principal, ReadKeys, WriteKeys};
+use crate::domain::{Description, KeyEntry, KeyName, Permission, Permissions, Token};
+use crate::error::{ApiError, FieldError};
+use crate::startup::AppState;
+use crate::store::{Change, Committed};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/{tenant}/admin/apiKeys")
+            .name("api_keys")
+            .route(web::get().to(list))
+            .route(web::post().to(create))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/{tenant}/admin/apiKeys/{name}")
+            .name("api_key")
+            .route(web::get().to(get))
+            .route(web::put().to(update))
+            .route(web::delete().to(delete))
+            .default_service(web::to(super::method_not_allowed)),
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateApiKey {
+    name: String,
+    enabled: Option<bool>,
+    permissions: Option<Vec<String>>,
+    description: Option<String>,
+    expires_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateApiKey {
+    enabled: bool,
+    permissions: Option<Vec<String>>,
+    /// Absent: unchanged; `null`: cleared.
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<String>>,
+}
+
+/// Tells an explicit `null` (Some(None)) from an absent field (None).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant))]
+async fn list(
+    admin: Admin<ReadKeys>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let keys = state.tenant_keys(&admin.principal.tenant).await?;
+    let views: Vec<ApiKeyView> = keys.iter().map(|e| ApiKeyView::from(&**e)).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
+async fn get(
+    admin: Admin<ReadKeys>,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let name = key_name(&path.1)?;
+    tracing::Span::current().record("key", name.as_str());
+    let keys = state.tenant_keys(&admin.principal.tenant).await?;
+    let entry = keys.get(&name).ok_or(ApiError::KeyNotFound)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((ETAG, etag(entry)))
+        .json(ApiKeyView::from(&**entry)))
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key = %body.0.name))]
+async fn create(
+    admin: Admin<WriteKeys>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<CreateApiKey>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = admin.principal;
+    let body = body.0;
+    let mut errors = Vec::new();
+    let name = KeyName::parse(&body.name)
+        .map_err(|e| errors.push(FieldError::new("name", e)))
+        .ok();
+    let permissions = parse_permissions(body.permissions, &mut errors);
+    let description = parse_description(body.description, &mut errors);
+    let expires_at = parse_expiry(body.expires_at, &mut errors);
+    let (Some(name), Some(permissions), Some(description), Some(expires_at)) =
+        (name, permissions, description, expires_at)
+    else {
+        return Err(ApiError::Validation(errors));
+    };
+    principal.check_can_grant(&permissions)?;
+
+    let token = Token::generate(&state.prefix);
+    let entry = KeyEntry {
+        name: name.clone(),
+        hash: token.hash(),
+        enabled: body.enabled.unwrap_or(true),
+        permissions,
+        description,
+        created_at: Some(now_seconds()),
+        created_by: principal.subject.clone(),
+        expires_at,
+        previous_hashes: Vec::new(),
+    };
+    let committed = write(&state, &principal, move |file| {
+        if file.find(&entry.name).is_some() {
+            return Err(ApiError::KeyExists);
+        }
+        Ok(Change::Create(entry))
+    })
+    .await?;
+    let entry = committed.entry.ok_or_else(missing_entry)?;
+    tracing::info!("key created");
+    let location = req
+        .url_for("api_key", [principal.tenant.as_str(), name.as_str()])
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
+    Ok(HttpResponse::Created()
+        .insert_header((LOCATION, location))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((ETAG, etag(&entry)))
+        .json(ApiKeyWithToken::new(&entry, &token)))
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
+async fn update(
+    admin: Admin<WriteKeys>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: JsonBody<UpdateApiKey>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = admin.principal;
+    let name = key_name(&path.1)?;
+    tracing::Span::current().record("key", name.as_str());
+    let body = body.0;
+    let mut errors = Vec::new();
+    let permissions = body
+        .permissions
+        .map(|p| parse_permissions(Some(p), &mut errors));
+    let description = body.description.map(|d| parse_description(d, &mut errors));
+    let expires_at = body.expires_at.map(|t| parse_expiry(t, &mut errors));
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    // Each is: None = leave as is, Some(v) = set to v (v validated above).
+    let permissions = permissions.flatten();
+    let description = description.map(Option::unwrap_or_default);
+    let expires_at = expires_at.map(Option::unwrap_or_default);
+    if let Some(p) = &permissions {
+        principal.check_can_grant(p)?;
+    }
+    let if_match = if_match(&req);
+    let committed = write(&state, &principal, move |file| {
+        let (_, current) = file.find(&name).ok_or(ApiError::KeyNotFound)?;
+        check_if_match(if_match.as_deref(), current)?;
+        let now = OffsetDateTime::now_utc();
+        let mut next = current.clone();
+        next.enabled = body.enabled;
+        if let Some(p) = permissions {
+            next.permissions = p;
+        }
+        if let Some(d) = description {
+            next.description = d;
+        }
+        if let Some(t) = expires_at {
+            next.expires_at = t;
+        }
+        // Grace periods that are over have no reason to stay in the file.
+        next.previous_hashes.retain(|p| p.expires_at > now);
+        Ok(Change::Replace(next))
+    })
+    .await?;
+    let entry = committed.entry.ok_or_else(missing_entry)?;
+    tracing::info!("key updated");
+    Ok(HttpResponse::Ok()
+        .insert_header((ETAG, etag(&entry)))
+        .json(ApiKeyView::from(&entry)))
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
+async fn delete(
+    admin: Admin<WriteKeys>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = admin.principal;
+    let name = key_name(&path.1)?;
+    tracing::Span::current().record("key", name.as_str());
+    let if_match = if_match(&req);
+    write(&state, &principal, move |file| {
+        let (_, current) = file.find(&name).ok_or(ApiError::KeyNotFound)?;
+        check_if_match(if_match.as_deref(), current)?;
+        Ok(Change::Delete(name))
+    })
+    .await?;
+    tracing::info!("key deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Runs a store write on a blocking thread, inside the request's span.
+pub(crate) async fn write<F>(
+    state: &web::Data<AppState>,
+    principal: &Principal,
+    decide: F,
+) -> Result<Committed, ApiError>
+where
+    F: FnOnce(&crate::store::SecurityFile) -> Result<Change, ApiError> + Send + 'static,
+{
+    let state = state.clone().into_inner();
+    let tenant = principal.tenant.clone();
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(|| state.store.write(&tenant, decide)))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+fn key_name(raw: &str) -> Result<KeyName, ApiError> {
+    // A name that could never exist is simply not found.
+    KeyName::parse(raw).map_err(|_| ApiError::KeyNotFound)
+}
+
+fn if_match(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(IF_MATCH)
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
+}
+
+fn check_if_match(if_match: Option<&str>, current: &KeyEntry) -> Result<(), ApiError> {
+    match if_match {
+        Some(h) if !if_match_accepts(h, &etag(current)) => Err(ApiError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+fn missing_entry() -> ApiError {
+    ApiError::internal(anyhow::anyhow!("written entry missing from the new file"))
+}
+
+pub(crate) fn now_seconds() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
+fn parse_permissions(
+    raw: Option<Vec<String>>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Permissions> {
+    let mut list = Vec::new();
+    let mut ok = true;
+    for (i, p) in raw.unwrap_or_default().iter().enumerate() {
+        match Permission::parse(p) {
+            Ok(p) => list.push(p),
+            Err(e) => {
+                ok = false;
+                errors.push(FieldError::new(format!("permissions[{i}]"), e));
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Permissions::new(list)
+        .map_err(|e| errors.push(FieldError::new("permissions", e)))
+        .ok()
+}
+
+fn parse_description(
+    raw: Option<String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<Description>> {
+    match raw {
+        None => Some(None),
+        Some(d) => Description::parse(&d)
+            .map(Some)
+            .map_err(|e| errors.push(FieldError::new("description", e)))
+            .ok(),
+    }
+}
+
+fn parse_expiry(
+    raw: Option<String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<OffsetDateTime>> {
+    let Some(raw) = raw else {
+        return Some(None);
+    };
+    match OffsetDateTime::parse(&raw, &Rfc3339) {
+        Ok(t) if t > OffsetDateTime::now_utc() => Some(Some(t.to_offset(time::UtcOffset::UTC))),
+        Ok(_) => {
+            errors.push(FieldError::new("expiresAt", "must be in the future"));
+            None
+        }
+        Err(_) => {
+            errors.push(FieldError::new(
+                "expiresAt",
+                "must be an RFC 3339 date-time, e.g. 2027-01-01T00:00:00Z",
+            ));
+            None
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The hot path: is this key valid for this tenant, and may it do this? Answered from the
+//! in-memory index with no file I/O and no lock.
+
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::admin_keys::write;
+use super::json::JsonBody;
+use super::views::{ApiKeyView, etag};
+use crate::auth::{API_KEY_HEADER, Principal};
+use crate::domain::{KeyEntry, PresentedKey, TenantId};
+use crate::error::{ApiError, Credential};
+use crate::index::{Refusal, Verdict};
+use crate::startup::AppState;
+use crate::store::{Change, render};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/{tenant}/apiKeys/verify")
+            .route(web::post().to(verify))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/auth/{tenant}")
+            .route(web::get().to(forward_auth))
+            .route(web::head().to(forward_auth))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/{tenant}/apiKeys/current")
+            .route(web::get().to(current))
+            .route(web::delete().to(revoke_current))
+            .default_service(web::to(super::method_not_allowed)),
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    key: String,
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum VerifyResponse {
+    #[serde(rename_all = "camelCase")]
+    Valid {
+        valid: bool,
+        name: String,
+        permissions: Vec<String>,
+        expires_at: Option<String>,
+    },
+    Invalid {
+        valid: bool,
+        code: &'static str,
+    },
+}
+
+/// Checks a presented key against one tenant's index.
+pub fn check(state: &AppState, tenant: &str, presented: &str, required: &[&str]) -> Verdict {
+    let Ok(key) = PresentedKey::parse(presented, &state.prefix) else {
+        return Verdict::Invalid(Refusal::Malformed);
+    };
+    let now = OffsetDateTime::now_utc();
+    state.index.with_keys(tenant, |keys| match keys {
+        Some(keys) => keys.verify(key.hash(), required, now),
+        None => Verdict::Invalid(Refusal::NotFound),
+    })
+}
+
+async fn verify(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody<VerifyRequest>,
+) -> HttpResponse {
+    let body = body.0;
+    let required: Vec<&str> = body.permissions.iter().map(String::as_str).collect();
+    let res = match check(&state, &path, &body.key, &required) {
+        Verdict::Valid(e) => VerifyResponse::Valid {
+            valid: true,
+            name: e.name.to_string(),
+            permissions: e.permissions.iter().map(|p| p.to_string()).collect(),
+            expires_at: e.expires_at.map(render::timestamp),
+        },
+        Verdict::Invalid(r) => VerifyResponse::Invalid {
+            valid: false,
+            code: r.code(),
+        },
+    };
+    HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(res)
+}
+
+/// For nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz: 204 or 401/403.
+async fn forward_auth(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = req
+        .headers()
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let required: Vec<String> = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?
+        .0
+        .into_iter()
+        .filter(|(k, _)| k == "permission")
+        .map(|(_, v)| v)
+        .collect();
+    let required: Vec<&str> = required.iter().map(String::as_str).collect();
+    match check(&state, &path, presented, &required) {
+        Verdict::Valid(e) => {
+            let mut res = HttpResponse::NoContent();
+            res.insert_header(("X-Keyward-Tenant", path.as_str()));
+            res.insert_header(("X-Keyward-Key", e.name.as_str()));
+            let perms = e.permissions.as_strs().join(" ");
+            if let Ok(v) = HeaderValue::from_str(&perms) {
+                res.insert_header(("X-Keyward-Permissions", v));
+            }
+            Ok(res.finish())
+        }
+        Verdict::Invalid(Refusal::InsufficientPermissions) => Err(ApiError::Forbidden(
+            "the key lacks a required permission".into(),
+        )),
+        Verdict::Invalid(r) => Err(ApiError::Unauthorized {
+            detail: format!("invalid API key ({})", r.code()),
+            sent: if presented.is_empty() {
+                Credential::None
+            } else {
+                Credential::ApiKey
+            },
+        }),
+    }
+}
+
+/// The calling key itself, from `X-API-Key`.
+fn calling_key(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &str,
+) -> Result<std::sync::Arc<KeyEntry>, ApiError> {
+    let presented = req
+        .headers()
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match check(state, tenant, presented, &[]) {
+        Verdict::Valid(e) => Ok(e),
+        Verdict::Invalid(r) => Err(ApiError::Unauthorized {
+            detail: format!("invalid API key ({})", r.code()),
+            sent: if presented.is_empty() {
+                Credential::None
+            } else {
+                Credential::ApiKey
+            },
+        }),
+    }
+}
+
+async fn current(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = calling_key(&state, &req, &path)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::ETAG, etag(&entry)))
+        .json(ApiKeyView::from(&*entry)))
+}
+
+/// The calling key revokes itself: its entry is removed from the file.
+async fn revoke_current(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = calling_key(&state, &req, &path)?;
+    let tenant = TenantId::parse(&path).map_err(|_| ApiError::TenantNotFound)?;
+    let principal = Principal {
+        tenant,
+        subject: None,
+        key_permissions: None,
+    };
+    let hash = entry.hash;
+    let name = entry.name.clone();
+    write(&state, &principal, move |file| {
+        // Remove it only if it is still the same key (not renamed/rotated under us).
+        match file.find(&name) {
+            Some((_, e)) if e.hash == hash || e.previous_hashes.iter().any(|p| p.hash == hash) => {
+                Ok(Change::Delete(name))
+            }
+            _ => Err(ApiError::KeyNotFound),
+        }
+    })
+    .await?;
+    tracing::info!(key = %entry.name, "key revoked itself");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,68 @@
+//! What responses show of a key: never its hash, and a token only once, on purpose.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{KeyEntry, Token};
+use crate::store::render;
+
+/// A key as the admin API shows it. It has no field that could hold a hash or token.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    pub name: String,
+    pub enabled: bool,
+    pub permissions: Vec<String>,
+    pub description: Option<String>,
+    pub created_at: Option<String>,
+    pub created_by: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+impl From<&KeyEntry> for ApiKeyView {
+    fn from(e: &KeyEntry) -> Self {
+        Self {
+            name: e.name.to_string(),
+            enabled: e.enabled,
+            permissions: e.permissions.iter().map(|p| p.to_string()).collect(),
+            description: e.description.as_ref().map(|d| d.as_str().to_owned()),
+            created_at: e.created_at.map(render::timestamp),
+            created_by: e.created_by.as_ref().map(|s| s.as_str().to_owned()),
+            expires_at: e.expires_at.map(render::timestamp),
+        }
+    }
+}
+
+/// The create and rotate responses: the key, plus its token this one time.
+#[derive(Serialize)]
+pub struct ApiKeyWithToken {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    pub token: String,
+}
+
+impl ApiKeyWithToken {
+    pub fn new(entry: &KeyEntry, token: &Token) -> Self {
+        Self {
+            key: entry.into(),
+            token: token.expose().to_owned(),
+        }
+    }
+}
+
+/// A strong ETag: a digest of the entry exactly as keyward would store it.
+pub fn etag(entry: &KeyEntry) -> String {
+    let rendered = format!("{:?}", render::entry_node(entry));
+    let digest = Sha256::digest(rendered.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Does an `If-Match` header value accept the entry's current ETag? (RFC 9110 strong
+/// comparison: a weak tag never matches.)
+pub fn if_match_accepts(header: &str, current: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate == current)
+}

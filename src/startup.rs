@@ -1,0 +1,173 @@
+//! Building and running the server: `Application::build` binds its own listener (port 0 in
+//! tests) and loads every tenant before it serves.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, web};
+use anyhow::Context;
+use secrecy::SecretString;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::JwtVerifier;
+use crate::auth::jwt;
+use crate::config::Settings;
+use crate::domain::{TenantId, TokenPrefix};
+use crate::error::ApiError;
+use crate::index::{Index, TenantKeys};
+use crate::routes::{self, json::BodyLimit};
+use crate::store::Store;
+use crate::watcher;
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Arc<Store>,
+    pub index: Arc<Index>,
+    pub jwt: JwtVerifier,
+    pub prefix: TokenPrefix,
+    pub ready: AtomicBool,
+}
+
+impl AppState {
+    /// A tenant's keys from the index, loading it first if it appeared since the last scan.
+    pub async fn tenant_keys(&self, tenant: &TenantId) -> Result<Arc<TenantKeys>, ApiError> {
+        if let Some(keys) = self.index.keys(tenant) {
+            return Ok(keys);
+        }
+        let store = self.store.clone();
+        let t = tenant.clone();
+        web::block(move || store.reload(&t))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)?;
+        self.index.keys(tenant).ok_or(ApiError::TenantNotFound)
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    /// Printed once at start-up in dev mode: a ready admin JWT.
+    dev_token: Option<String>,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        let addr = settings.listen_addr()?;
+        let dev_token = dev_mode(&mut settings, addr.ip().is_loopback())?;
+        let jwt = JwtVerifier::from_settings(&settings.auth).context("cannot load JWT keys")?;
+        let prefix = TokenPrefix::parse(&settings.token_prefix)?;
+        let meta = std::fs::metadata(&settings.tenants_dir).with_context(|| {
+            format!(
+                "cannot read the tenants directory {}",
+                settings.tenants_dir.display()
+            )
+        })?;
+        anyhow::ensure!(
+            meta.is_dir(),
+            "tenants_dir {} is not a directory",
+            settings.tenants_dir.display()
+        );
+
+        let index = Arc::new(Index::new());
+        let store = Arc::new(Store::new(
+            settings.tenants_dir.clone(),
+            settings.read_only,
+            index.clone(),
+        ));
+        watcher::load_all(&store).context("initial load of the tenants directory failed")?;
+
+        let listener =
+            TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            settings,
+            store,
+            index,
+            jwt,
+            prefix,
+            ready: AtomicBool::new(true),
+        });
+        let server = run(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            dev_token,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dev_token(&self) -> Option<&str> {
+        self.dev_token.as_deref()
+    }
+
+    /// Serves until SIGTERM/SIGINT; meanwhile watches the tenants directory.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let rescan = Duration::from_secs(self.state.settings.rescan_interval_seconds.max(1));
+        let watch = watcher::spawn(self.state.store.clone(), rescan)
+            .map_err(|e| std::io::Error::other(format!("cannot watch tenants: {e:#}")))?;
+        let res = self.server.await;
+        drop(watch);
+        self.state.ready.store(false, Ordering::Release);
+        res
+    }
+}
+
+/// With no key material on a loopback address, make a secret and a ready admin token.
+/// With none on any other address, refuse to start.
+fn dev_mode(settings: &mut Settings, loopback: bool) -> anyhow::Result<Option<String>> {
+    if settings.auth.has_key_material() {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        loopback,
+        "no JWT key material configured (auth.hs256_secret, auth.jwks_file or auth.jwks_url) \
+         and `listen` ({}) is not a loopback address: refusing to start an admin API nobody \
+         can authenticate to, or anyone could in dev mode",
+        settings.listen
+    );
+    let secret = jwt::generate_dev_secret();
+    let token = jwt::mint_dev_token(&settings.auth, &secret, Duration::from_secs(12 * 3600))?;
+    settings.auth.hs256_secret = Some(SecretString::from(secret));
+    Ok(Some(token))
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+    let server = actix_web::HttpServer::new(move || create_app(state.clone()))
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run();
+    Ok(server)
+}
+
+/// The one place the `App` is put together, for the server and the tests alike.
+pub fn create_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = BodyLimit(state.settings.max_body_bytes);
+    App::new()
+        .wrap(TracingLogger::default())
+        .app_data(state)
+        .app_data(limit)
+        .configure(routes::ops::configure)
+        .configure(routes::admin_keys::configure)
+        .configure(routes::verify::configure)
+        .default_service(web::to(routes::not_found))
+}

@@ -1,0 +1,317 @@
+//! `security.yml` on disk: the only code that reads or writes those files.
+//!
+//! A write: per-tenant mutex + `flock` on the tenant directory, read the current file,
+//! decide the change against what is really on disk, edit the text surgically, re-parse
+//! it and check it means exactly the intended change, write a temp file, fsync, rename,
+//! fsync the directory, then update the index — all before the lock is released, so the
+//! index never goes back to an older version.
+
+mod atomic;
+mod file;
+pub mod render;
+pub mod yaml_edit;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+pub use file::{FileProblem, MAX_FILE_BYTES, SecurityFile};
+
+use crate::domain::{KeyEntry, KeyName, TenantId};
+use crate::index::{Index, TenantKeys};
+
+pub const FILE_NAME: &str = "security.yml";
+
+/// A change to one key, decided by the caller against the file as it is on disk.
+#[derive(Debug)]
+pub enum Change {
+    Create(KeyEntry),
+    Replace(KeyEntry),
+    Delete(KeyName),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("tenant not found")]
+    TenantNotFound,
+    #[error("security.yml is invalid: {0}")]
+    Invalid(FileProblem),
+    #[error("security.yml is read-only here")]
+    ReadOnly,
+    #[error("the surgical edit could not be made: {0}")]
+    Edit(#[from] yaml_edit::EditError),
+    #[error("the edited file would not mean the intended change; nothing was written")]
+    EditMismatch,
+    #[error("i/o on the tenant's files failed")]
+    Io(#[from] io::Error),
+}
+
+/// The outcome of reading a tenant's file from disk.
+pub enum Snapshot {
+    /// The tenant directory is gone.
+    Gone,
+    Read {
+        text: String,
+        digest: [u8; 32],
+        symlink: bool,
+    },
+}
+
+pub struct Store {
+    dir: PathBuf,
+    read_only: bool,
+    index: Arc<Index>,
+    locks: Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
+}
+
+impl Store {
+    pub fn new(dir: PathBuf, read_only: bool, index: Arc<Index>) -> Self {
+        Self {
+            dir,
+            read_only,
+            index,
+            locks: Mutex::default(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    pub fn tenant_dir(&self, tenant: &TenantId) -> PathBuf {
+        self.dir.join(tenant.as_str())
+    }
+
+    pub fn tenant_exists(&self, tenant: &TenantId) -> bool {
+        self.tenant_dir(tenant).is_dir()
+    }
+
+    /// Tenant ids of every directory under the tenants directory; bad names are skipped
+    /// and returned apart so the caller can warn once.
+    pub fn list_tenants(&self) -> io::Result<(Vec<TenantId>, Vec<String>)> {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if !entry.path().is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match TenantId::parse(&name) {
+                Ok(t) => ok.push(t),
+                Err(_) => bad.push(name),
+            }
+        }
+        ok.sort();
+        Ok((ok, bad))
+    }
+
+    fn tenant_lock(&self, tenant: &TenantId) -> Arc<Mutex<()>> {
+        self.locks.lock().entry(tenant.clone()).or_default().clone()
+    }
+
+    /// Reads the tenant's file as it is now. A missing file is an empty one.
+    pub fn snapshot(&self, tenant: &TenantId) -> Result<Snapshot, StoreError> {
+        let dir = self.tenant_dir(tenant);
+        if !dir.is_dir() {
+            return Ok(Snapshot::Gone);
+        }
+        let path = dir.join(FILE_NAME);
+        let symlink = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        let text = match read_limited(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(StoreError::Invalid(FileProblem {
+                    line: None,
+                    column: None,
+                    message: e.to_string(),
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let digest = Sha256::digest(text.as_bytes()).into();
+        Ok(Snapshot::Read {
+            text,
+            digest,
+            symlink,
+        })
+    }
+
+    /// Re-reads one tenant into the index (watcher, rescan, start-up). Unchanged content is
+    /// not re-parsed; an invalid file keeps the last good keys and records the problem.
+    pub fn reload(&self, tenant: &TenantId) -> Result<ReloadOutcome, StoreError> {
+        let lock = self.tenant_lock(tenant);
+        let _guard = lock.lock();
+        let snapshot = match self.snapshot(tenant) {
+            Ok(s) => s,
+            Err(StoreError::Invalid(problem)) => {
+                self.index.mark_invalid(tenant, None, problem);
+                return Ok(ReloadOutcome::Invalid);
+            }
+            Err(e) => return Err(e),
+        };
+        let Snapshot::Read {
+            text,
+            digest,
+            symlink,
+        } = snapshot
+        else {
+            return Ok(if self.index.remove(tenant) {
+                ReloadOutcome::Removed
+            } else {
+                ReloadOutcome::Unchanged
+            });
+        };
+        if self.index.digest(tenant) == Some(digest) {
+            return Ok(ReloadOutcome::Unchanged);
+        }
+        match SecurityFile::parse(&text) {
+            Ok(file) => {
+                let keys = TenantKeys::build(&file);
+                self.index.replace(tenant, keys, digest, symlink);
+                Ok(ReloadOutcome::Loaded)
+            }
+            Err(problem) => {
+                self.index.mark_invalid(tenant, Some(digest), problem);
+                Ok(ReloadOutcome::Invalid)
+            }
+        }
+    }
+
+    /// Applies one change decided by `decide` against the current file on disk.
+    ///
+    /// Blocking: call it from a blocking thread.
+    pub fn write<E, F>(&self, tenant: &TenantId, decide: F) -> Result<Committed, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&SecurityFile) -> Result<Change, E>,
+    {
+        if self.read_only {
+            return Err(StoreError::ReadOnly.into());
+        }
+        let lock = self.tenant_lock(tenant);
+        let _guard = lock.lock();
+        let dir = self.tenant_dir(tenant);
+        // Another keyward process on the same directory takes the same lock.
+        let _flock = atomic::DirLock::exclusive(&dir).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::TenantNotFound
+            } else {
+                StoreError::Io(e)
+            }
+        })?;
+        let (text, symlink) = match self.snapshot(tenant)? {
+            Snapshot::Gone => return Err(StoreError::TenantNotFound.into()),
+            Snapshot::Read { text, symlink, .. } => (text, symlink),
+        };
+        if symlink {
+            return Err(StoreError::ReadOnly.into());
+        }
+        let current = SecurityFile::parse(&text).map_err(StoreError::Invalid)?;
+        let change = decide(&current)?;
+        let (new_text, expected, touched) = apply(&text, &current, change)?;
+        check_meaning(&text, &new_text, &expected)?;
+        atomic::replace_file(&dir.join(FILE_NAME), &new_text).map_err(StoreError::Io)?;
+        let digest = Sha256::digest(new_text.as_bytes()).into();
+        self.index
+            .replace(tenant, TenantKeys::build(&expected), digest, false);
+        Ok(Committed {
+            entry: touched.and_then(|name| expected.find(&name).map(|(_, e)| e.clone())),
+        })
+    }
+}
+
+/// What a reload did, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Unchanged,
+    Loaded,
+    Invalid,
+    Removed,
+}
+
+/// A write that reached the disk and the index.
+#[derive(Debug)]
+pub struct Committed {
+    /// The created or replaced entry as stored (None for a delete).
+    pub entry: Option<KeyEntry>,
+}
+
+/// Makes the surgical edit; returns the new text, the model it must parse to, and the
+/// name of the created or replaced entry.
+fn apply(
+    text: &str,
+    current: &SecurityFile,
+    change: Change,
+) -> Result<(String, SecurityFile, Option<KeyName>), StoreError> {
+    let mut expected = current.clone();
+    let (new_text, touched) = match change {
+        Change::Create(entry) => {
+            let t = yaml_edit::append_item(text, &render::entry_node(&entry))?;
+            let name = entry.name.clone();
+            expected.keys.push(entry);
+            (t, Some(name))
+        }
+        Change::Replace(entry) => {
+            let (i, _) = current.find(&entry.name).ok_or(StoreError::EditMismatch)?;
+            let t = yaml_edit::replace_item(text, i, &render::entry_node(&entry))?;
+            let name = entry.name.clone();
+            expected.keys[i] = entry;
+            (t, Some(name))
+        }
+        Change::Delete(name) => {
+            let (i, _) = current.find(&name).ok_or(StoreError::EditMismatch)?;
+            let t = yaml_edit::remove_item(text, i)?;
+            expected.keys.remove(i);
+            (t, None)
+        }
+    };
+    Ok((new_text, expected, touched))
+}
+
+/// The new text must parse to exactly the expected keys and leave every other top-level
+/// value as it was; otherwise nothing is written.
+fn check_meaning(old: &str, new: &str, expected: &SecurityFile) -> Result<(), StoreError> {
+    let parsed = SecurityFile::parse(new).map_err(|p| {
+        tracing::error!(problem = %p, "surgical edit produced an unparsable file");
+        StoreError::EditMismatch
+    })?;
+    if &parsed != expected || other_top_level(old) != other_top_level(new) {
+        return Err(StoreError::EditMismatch);
+    }
+    Ok(())
+}
+
+fn other_top_level(text: &str) -> Option<serde_yaml::Mapping> {
+    let mut map = match serde_yaml::from_str(text).ok()? {
+        // An empty file, or one with only comments, has no top-level keys.
+        serde_yaml::Value::Null => serde_yaml::Mapping::new(),
+        serde_yaml::Value::Mapping(m) => m,
+        _ => return None,
+    };
+    map.remove("apiKeys");
+    Some(map)
+}
+
+fn read_limited(path: &Path) -> io::Result<String> {
+    let meta = fs::metadata(path)?;
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("file is larger than {MAX_FILE_BYTES} bytes"),
+        ));
+    }
+    let bytes = fs::read(path)?;
+    String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file is not valid UTF-8"))
+}

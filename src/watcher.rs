@@ -1,0 +1,175 @@
+//! File changes -> reloads. One recursive watch on the tenants directory (never on the
+//! files: editors and git replace them by rename, which would kill a per-file watch),
+//! debounced, plus a periodic rescan and SIGHUP for events that never come.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::domain::TenantId;
+use crate::store::{ReloadOutcome, Store};
+
+/// Events closer together than this are handled as one batch (a `git checkout` writes
+/// many files; an editor writes a temp file and renames it).
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+enum Signal {
+    Tenant(TenantId),
+    All,
+}
+
+/// Keeps the watch alive; dropping it stops watching.
+pub struct WatchGuard {
+    _watcher: RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Loads every tenant (start-up, rescans) and forgets tenants whose directory is gone.
+pub fn load_all(store: &Store) -> std::io::Result<()> {
+    let (tenants, bad) = store.list_tenants()?;
+    for name in bad {
+        warn_once(&name);
+    }
+    let present: HashSet<&TenantId> = tenants.iter().collect();
+    for tenant in store.index().tenants() {
+        if !present.contains(&tenant) {
+            reload(store, &tenant);
+        }
+    }
+    for tenant in &tenants {
+        reload(store, tenant);
+    }
+    Ok(())
+}
+
+fn reload(store: &Store, tenant: &TenantId) {
+    match store.reload(tenant) {
+        Ok(ReloadOutcome::Unchanged) => {}
+        Ok(ReloadOutcome::Loaded) => {
+            let keys = store.index().keys(tenant).map_or(0, |k| k.len());
+            tracing::info!(%tenant, keys, "tenant loaded");
+        }
+        Ok(ReloadOutcome::Invalid) => {
+            let problem = store.index().status(tenant).and_then(|s| s.problem);
+            let problem = problem.map(|p| p.to_string()).unwrap_or_default();
+            tracing::warn!(%tenant, %problem, "security.yml is invalid; keeping the last valid keys");
+        }
+        Ok(ReloadOutcome::Removed) => tracing::info!(%tenant, "tenant removed"),
+        Err(e) => tracing::error!(%tenant, error = %e, "cannot reload tenant"),
+    }
+}
+
+fn warn_once(name: &str) {
+    static WARNED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let mut warned = WARNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if warned.insert(name.to_owned()) {
+        tracing::warn!(directory = %name, "ignoring a directory whose name is not a valid tenant id");
+    }
+}
+
+/// Starts watching `store`'s directory; reloads run on blocking threads.
+pub fn spawn(store: Arc<Store>, rescan_every: Duration) -> notify::Result<WatchGuard> {
+    let (tx, rx) = unbounded_channel();
+    let base = store.dir().to_path_buf();
+    let canonical = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
+    let mut watcher = notify::recommended_watcher(event_handler(tx, base, canonical.clone()))?;
+    watcher.watch(&canonical, RecursiveMode::Recursive)?;
+    let task = tokio::spawn(reload_loop(store, rx, rescan_every));
+    Ok(WatchGuard {
+        _watcher: watcher,
+        task,
+    })
+}
+
+fn event_handler(
+    tx: UnboundedSender<Signal>,
+    base: PathBuf,
+    canonical: PathBuf,
+) -> impl FnMut(notify::Result<notify::Event>) + Send + 'static {
+    move |res| {
+        let signals: Vec<Signal> = match res {
+            // A full kernel queue drops events: only a full rescan is safe.
+            Ok(ev) if ev.need_rescan() => vec![Signal::All],
+            Ok(ev) => ev
+                .paths
+                .iter()
+                .map(|p| tenant_of(p, &canonical).or_else(|| tenant_of(p, &base)))
+                .map(|t| t.map_or(Signal::All, Signal::Tenant))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "file watch error; rescanning everything");
+                vec![Signal::All]
+            }
+        };
+        for s in signals {
+            let _ = tx.send(s);
+        }
+    }
+}
+
+/// The tenant a path under the tenants directory belongs to; None for the directory itself
+/// or anything that is not a tenant (which then triggers a full rescan, which is cheap).
+fn tenant_of(path: &Path, base: &Path) -> Option<TenantId> {
+    let rest = path.strip_prefix(base).ok()?;
+    match rest.components().next()? {
+        Component::Normal(name) => TenantId::parse(name.to_str()?).ok(),
+        _ => None,
+    }
+}
+
+async fn reload_loop(store: Arc<Store>, mut rx: UnboundedReceiver<Signal>, rescan_every: Duration) {
+    let mut rescan = tokio::time::interval(rescan_every);
+    rescan.tick().await;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let first = tokio::select! {
+            s = rx.recv() => match s { Some(s) => s, None => return },
+            _ = rescan.tick() => Signal::All,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {
+                tracing::info!("SIGHUP: rescanning every tenant");
+                Signal::All
+            }
+        };
+        let mut all = false;
+        let mut tenants = BTreeSet::new();
+        let mut note = |s: Signal| match s {
+            Signal::All => all = true,
+            Signal::Tenant(t) => {
+                tenants.insert(t);
+            }
+        };
+        note(first);
+        tokio::time::sleep(DEBOUNCE).await;
+        while let Ok(s) = rx.try_recv() {
+            note(s);
+        }
+        let store = store.clone();
+        let job = move || {
+            if all {
+                if let Err(e) = load_all(&store) {
+                    tracing::error!(error = %e, "cannot rescan the tenants directory");
+                }
+            } else {
+                for t in &tenants {
+                    reload(&store, t);
+                }
+            }
+        };
+        if let Err(e) = tokio::task::spawn_blocking(job).await {
+            tracing::error!(error = %e, "reload task failed");
+        }
+    }
+}

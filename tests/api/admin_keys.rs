@@ -1,0 +1,336 @@
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn create_returns_the_token_once_and_stores_only_its_hash() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let res = app
+        .create_key(
+            "acme",
+            json!({"name": "new-key", "permissions": ["orders:read"], "description": "for tests"}),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(res.status(), 201);
+    let h = res.headers().clone();
+    assert_eq!(h["location"], "/api/acme/admin/apiKeys/new-key");
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(h["etag"].to_str().unwrap().starts_with('"'));
+    let body: Value = res.json().await.unwrap();
+    let token = body["token"].as_str().unwrap();
+    assert!(token.starts_with("kw_") && token.len() == 52, "{token}");
+    assert_eq!(body["name"], "new-key");
+    assert_eq!(body["enabled"], true);
+    assert_eq!(body["permissions"], json!(["orders:read"]));
+    assert_eq!(body["createdBy"], "alice@example.com");
+    assert!(body["createdAt"].is_string());
+    assert!(body["expiresAt"].is_null());
+    assert!(body.get("hash").is_none());
+
+    let file = app.read_file("acme");
+    let hash = keyward::domain::KeyHash::of(token.as_bytes()).to_string();
+    assert!(file.contains(&hash), "{file}");
+    assert!(!file.contains(token));
+
+    let get = app
+        .get("/api/acme/admin/apiKeys/new-key", &token_for_read())
+        .await;
+    assert_eq!(get.status(), 200);
+    assert!(get.headers().get("etag").is_some());
+    let got: Value = get.json().await.unwrap();
+    assert!(got.get("token").is_none() && got.get("hash").is_none());
+    assert_eq!(got["description"], "for tests");
+}
+
+fn token_for_read() -> String {
+    token("acme", READ)
+}
+
+#[tokio::test]
+async fn list_is_sorted_by_name_and_never_shows_hashes() {
+    let app = spawn_app().await;
+    app.new_key("acme", "aaa-first", &[]).await;
+
+    let res = app.get("/api/acme/admin/apiKeys", &token_for_read()).await;
+
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(
+        !text.contains("sha256") && !text.contains("1111111111"),
+        "{text}"
+    );
+    let body: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let names: Vec<_> = body.iter().map(|k| k["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["aaa-first", "ci-deploy", "reporting"]);
+    assert_eq!(body[2]["enabled"], false);
+    for k in &body {
+        for field in ["description", "createdAt", "createdBy", "expiresAt"] {
+            assert!(
+                k.get(field).is_some(),
+                "{field} is present (null when absent)"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn create_then_delete_gives_back_the_original_file_byte_for_byte() {
+    let app = spawn_app().await;
+    app.new_key("acme", "temp", &["orders:read"]).await;
+    assert_ne!(app.read_file("acme"), ACME_FILE);
+
+    let res = app
+        .client
+        .delete(app.keys_url("acme") + "/temp")
+        .bearer_auth(writer("acme"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.read_file("acme"), ACME_FILE);
+}
+
+#[tokio::test]
+async fn create_appends_one_entry_and_keeps_every_other_byte() {
+    let app = spawn_app().await;
+
+    app.new_key("acme", "appended", &[]).await;
+
+    let after = app.read_file("acme");
+    let (head, tail) = ACME_FILE.split_at(ACME_FILE.find("# other tools").unwrap());
+    assert!(after.starts_with(head.trim_end_matches('\n')), "{after}");
+    assert!(after.ends_with(tail), "{after}");
+    assert!(after.contains("- name: appended"));
+}
+
+#[tokio::test]
+async fn update_changes_only_the_given_fields_and_null_clears() {
+    let app = spawn_app().await;
+    app.create_key(
+        "acme",
+        json!({"name": "k", "permissions": ["a"], "description": "d", "expiresAt": "2099-01-01T00:00:00Z"}),
+    )
+    .await;
+
+    let res = app
+        .client
+        .put(app.keys_url("acme") + "/k")
+        .bearer_auth(writer("acme"))
+        .json(&json!({"enabled": false, "description": null}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("etag").is_some());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["enabled"], false);
+    assert_eq!(body["permissions"], json!(["a"]), "omitted: unchanged");
+    assert!(body["description"].is_null(), "null: cleared");
+    assert_eq!(body["expiresAt"], "2099-01-01T00:00:00Z");
+    assert!(
+        app.read_file("acme")
+            .contains("users:\n  - alice   # admin\n")
+    );
+}
+
+#[tokio::test]
+async fn update_needs_enabled() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .put(app.keys_url("acme") + "/ci-deploy")
+        .bearer_auth(writer("acme"))
+        .json(&json!({"permissions": []}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(res, 400, "invalid_request").await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("enabled"), "{message}");
+}
+
+#[tokio::test]
+async fn if_match_with_a_stale_etag_is_refused_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let get = app
+        .get("/api/acme/admin/apiKeys/ci-deploy", &token_for_read())
+        .await;
+    let etag = get.headers()["etag"].to_str().unwrap().to_owned();
+    // An ops edit in git changes the entry behind the dashboard's back.
+    let edited = ACME_FILE.replace("[orders:read, orders:write]", "[orders:read]");
+    std::fs::write(app.file("acme"), &edited).unwrap();
+
+    for (method, body) in [("PUT", Some(json!({"enabled": false}))), ("DELETE", None)] {
+        let mut req = app
+            .client
+            .request(method.parse().unwrap(), app.keys_url("acme") + "/ci-deploy")
+            .bearer_auth(writer("acme"))
+            .header("If-Match", &etag);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        assert_problem(res, 412, "precondition_failed").await;
+        assert_eq!(app.read_file("acme"), edited);
+    }
+}
+
+#[tokio::test]
+async fn if_match_with_the_current_etag_succeeds() {
+    let app = spawn_app().await;
+    let get = app
+        .get("/api/acme/admin/apiKeys/ci-deploy", &token_for_read())
+        .await;
+    let etag = get.headers()["etag"].to_str().unwrap().to_owned();
+
+    let res = app
+        .client
+        .put(app.keys_url("acme") + "/ci-deploy")
+        .bearer_auth(writer("acme"))
+        .header("If-Match", &etag)
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(res.status(), 200);
+    assert_ne!(res.headers()["etag"].to_str().unwrap(), etag);
+}
+
+#[tokio::test]
+async fn creating_an_existing_name_is_a_conflict() {
+    let app = spawn_app().await;
+    let res = app.create_key("acme", json!({"name": "ci-deploy"})).await;
+    assert_problem(res, 409, "key_exists").await;
+    assert_eq!(app.read_file("acme"), ACME_FILE);
+}
+
+#[tokio::test]
+async fn missing_keys_are_404_for_get_put_and_delete() {
+    let app = spawn_app().await;
+    let res = app
+        .get("/api/acme/admin/apiKeys/nope", &token_for_read())
+        .await;
+    assert_problem(res, 404, "key_not_found").await;
+    let res = app
+        .client
+        .put(app.keys_url("acme") + "/nope")
+        .bearer_auth(writer("acme"))
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "key_not_found").await;
+    let res = app
+        .client
+        .delete(app.keys_url("acme") + "/nope")
+        .bearer_auth(writer("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "key_not_found").await;
+}
+
+#[tokio::test]
+async fn a_tenant_directory_without_a_file_has_no_keys_and_gets_a_0644_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    assert!(app.list_names("globex").await.is_empty());
+
+    app.new_key("globex", "first", &[]).await;
+
+    let mode = std::fs::metadata(app.file("globex"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+    assert_eq!(app.list_names("globex").await, ["first"]);
+}
+
+#[tokio::test]
+async fn a_write_keeps_the_files_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    std::fs::set_permissions(app.file("acme"), std::fs::Permissions::from_mode(0o640)).unwrap();
+
+    app.new_key("acme", "perm", &[]).await;
+
+    let mode = std::fs::metadata(app.file("acme"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
+#[tokio::test]
+async fn three_hundred_concurrent_creates_lose_nothing() {
+    let app = spawn_app().await;
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let client = app.client.clone();
+            let url = app.keys_url("acme");
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(writer("acme"))
+                    .json(&json!({"name": format!("c{i:03}")}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 201);
+    }
+
+    let file = keyward::store::SecurityFile::parse(&app.read_file("acme")).unwrap();
+    assert_eq!(file.keys.len(), 302);
+    assert_eq!(app.list_names("acme").await.len(), 302);
+}
+
+#[tokio::test]
+async fn two_servers_sharing_one_directory_lose_no_write() {
+    let first = spawn_app().await;
+    let dir = first.dir.path().to_owned();
+    let mut s = settings_for(&dir);
+    s.listen = "127.0.0.1:0".into();
+    let second = keyward::startup::Application::build(s).unwrap();
+    let second_url = format!("http://127.0.0.1:{}/api/acme/admin/apiKeys", second.port());
+    tokio::spawn(second.run_until_stopped());
+
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let client = first.client.clone();
+            let url = if i % 2 == 0 {
+                first.keys_url("acme")
+            } else {
+                second_url.clone()
+            };
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(writer("acme"))
+                    .json(&json!({"name": format!("shared{i:03}")}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 201);
+    }
+
+    let file = keyward::store::SecurityFile::parse(&first.read_file("acme")).unwrap();
+    assert_eq!(file.keys.len(), 102);
+}

@@ -1,0 +1,191 @@
+//! `spawn_app()`: a real keyward on a random port over its own temp tenants directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use jsonwebtoken::{EncodingKey, Header, encode};
+use keyward::config::Settings;
+use keyward::startup::Application;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long!";
+pub const READ: &str = "tenant.apiKey:read";
+pub const WRITE: &str = "tenant.apiKey:write";
+
+/// Logs only when TEST_LOG is set, so failures are readable.
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        keyward::telemetry::init(keyward::config::LogFormat::Text, std::io::stdout);
+    }
+});
+
+pub const ACME_FILE: &str = "\
+# acme's keys; ops edit this file in git.
+apiKeys:
+  # deploys
+  - name: ci-deploy   # keep me
+    hash: sha256:1111111111111111111111111111111111111111111111111111111111111111
+    permissions: [orders:read, orders:write]
+
+  # reporting job
+  - name: reporting
+    hash: 2222222222222222222222222222222222222222222222222222222222222222
+    enabled: false
+# other tools' settings
+users:
+  - alice   # admin
+";
+
+pub struct TestApp {
+    pub address: String,
+    pub dir: TempDir,
+    pub client: reqwest::Client,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Tenants: `acme` (ACME_FILE) and `globex` (a directory without security.yml).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir_all(tenants.join("acme")).unwrap();
+    std::fs::create_dir_all(tenants.join("globex")).unwrap();
+    std::fs::write(tenants.join("acme/security.yml"), ACME_FILE).unwrap();
+    spawn_app_on(dir, configure).await
+}
+
+/// Starts a server over an existing temp dir (whose `tenants/` the caller prepared).
+pub async fn spawn_app_on(dir: TempDir, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    LazyLock::force(&TRACING);
+    let mut settings = settings_for(dir.path());
+    configure(&mut settings);
+    let app = Application::build(settings).expect("the app builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        dir,
+        client: reqwest::Client::new(),
+    }
+}
+
+pub fn settings_for(dir: &Path) -> Settings {
+    let mut s = Settings {
+        listen: "127.0.0.1:0".into(),
+        tenants_dir: dir.join("tenants"),
+        state_dir: dir.join("state"),
+        rescan_interval_seconds: 3600,
+        ..Default::default()
+    };
+    s.auth.hs256_secret = Some(SECRET.to_owned().into());
+    s
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// An HS256 JWT signed with the test secret.
+pub fn jwt(claims: Value) -> String {
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A valid admin token for `tenant` with the given space-delimited scopes.
+pub fn token(tenant: &str, scope: &str) -> String {
+    jwt(
+        json!({"sub": "alice@example.com", "exp": now() + 600, "scope": scope, "tenant_id": tenant}),
+    )
+}
+
+pub fn writer(tenant: &str) -> String {
+    token(tenant, WRITE)
+}
+
+impl TestApp {
+    pub fn tenants(&self) -> PathBuf {
+        self.dir.path().join("tenants")
+    }
+
+    pub fn file(&self, tenant: &str) -> PathBuf {
+        self.tenants().join(tenant).join("security.yml")
+    }
+
+    pub fn read_file(&self, tenant: &str) -> String {
+        std::fs::read_to_string(self.file(tenant)).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn keys_url(&self, tenant: &str) -> String {
+        self.url(&format!("/api/{tenant}/admin/apiKeys"))
+    }
+
+    pub async fn create_key(&self, tenant: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.keys_url(tenant))
+            .bearer_auth(writer(tenant))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a key and returns its one-time token.
+    pub async fn new_key(&self, tenant: &str, name: &str, permissions: &[&str]) -> String {
+        let res = self
+            .create_key(tenant, json!({"name": name, "permissions": permissions}))
+            .await;
+        assert_eq!(res.status(), 201, "creating {name}");
+        let body: Value = res.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, path: &str, bearer: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn list_names(&self, tenant: &str) -> Vec<String> {
+        let res = self
+            .get(
+                &format!("/api/{tenant}/admin/apiKeys"),
+                &token(tenant, READ),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let body: Vec<Value> = res.json().await.unwrap();
+        body.iter()
+            .map(|k| k["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// Asserts an RFC 9457 problem with the given status and stable code; returns the body.
+pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status(), status, "status for {code}");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    body
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real server on port 0, real files in a temp dir, real JWTs.
+
+mod admin_keys;
+mod auth;
+mod bad_input;
+mod helpers;
+mod store;
+mod verify;

@@ -1,0 +1,100 @@
+//! The file rules: invalid files are never overwritten, read-only files are never written,
+//! flow-style YAML is edited in place, unknown tenants are never created.
+
+use std::os::unix::fs::symlink;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn an_invalid_file_refuses_writes_and_is_left_as_it_is() {
+    let app = spawn_app().await;
+    let broken = "apiKeys:\n  - name: a\n    hash: not-a-hash\n";
+    std::fs::write(app.file("globex"), broken).unwrap();
+
+    let res = app.create_key("globex", json!({"name": "b"})).await;
+
+    let body = assert_problem(res, 409, "tenant_file_invalid").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("2:5: apiKeys[0]") && detail.contains("hash"),
+        "{detail}"
+    );
+    assert_eq!(app.read_file("globex"), broken);
+}
+
+#[tokio::test]
+async fn a_symlinked_file_is_read_only() {
+    let app = spawn_app().await;
+    let real = app.dir.path().join("configmap-security.yml");
+    std::fs::write(&real, "apiKeys: []\n").unwrap();
+    symlink(&real, app.file("globex")).unwrap();
+
+    let res = app.create_key("globex", json!({"name": "b"})).await;
+
+    assert_problem(res, 409, "tenant_read_only").await;
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "apiKeys: []\n");
+}
+
+#[tokio::test]
+async fn read_only_mode_refuses_every_write() {
+    let app = spawn_app_with(|s| s.read_only = true).await;
+    let res = app.create_key("acme", json!({"name": "b"})).await;
+    assert_problem(res, 409, "tenant_read_only").await;
+    let res = app
+        .client
+        .delete(app.keys_url("acme") + "/ci-deploy")
+        .bearer_auth(writer("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409, "tenant_read_only").await;
+    assert_eq!(app.read_file("acme"), ACME_FILE);
+}
+
+#[tokio::test]
+async fn flow_style_files_are_edited_in_flow_style() {
+    let app = spawn_app().await;
+    let flow = "apiKeys: [{name: a, hash: \"sha256:3333333333333333333333333333333333333333333333333333333333333333\"}]  # flow\nother: 1\n";
+    std::fs::write(app.file("globex"), flow).unwrap();
+
+    app.new_key("globex", "b", &["x:read"]).await;
+    let after = app.read_file("globex");
+    assert!(
+        after.starts_with("apiKeys: [{name: a, hash: \"sha256:3333"),
+        "{after}"
+    );
+    assert!(after.ends_with("]  # flow\nother: 1\n"), "{after}");
+    assert_eq!(app.list_names("globex").await, ["a", "b"]);
+
+    let res = app
+        .client
+        .delete(app.keys_url("globex") + "/b")
+        .bearer_auth(writer("globex"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.read_file("globex"), flow);
+}
+
+#[tokio::test]
+async fn an_empty_flow_list_becomes_a_block_list_and_comes_back() {
+    let app = spawn_app().await;
+    let empty = "# nothing yet\napiKeys: []\n";
+    std::fs::write(app.file("globex"), empty).unwrap();
+
+    app.new_key("globex", "only", &[]).await;
+    assert!(app.read_file("globex").contains("\n  - name: only\n"));
+    let res = app
+        .client
+        .delete(app.keys_url("globex") + "/only")
+        .bearer_auth(writer("globex"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.read_file("globex"), empty);
+}
