@@ -4,5 +4,6 @@ mod admin_keys;
 mod auth;
 mod bad_input;
 mod helpers;
+mod jwt;
 mod store;
 mod verify;
