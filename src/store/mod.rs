@@ -16,6 +16,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
@@ -152,7 +153,7 @@ impl Store {
     pub fn reload(&self, tenant: &TenantId) -> Result<ReloadOutcome, StoreError> {
         let lock = self.tenant_lock(tenant);
         let _guard = lock.lock();
-        let snapshot = match self.snapshot(tenant) {
+        let snapshot = match self.settled_snapshot(tenant) {
             Ok(s) => s,
             Err(StoreError::Invalid(problem)) => {
                 self.index.mark_invalid(tenant, None, problem);
@@ -186,6 +187,27 @@ impl Store {
                 Ok(ReloadOutcome::Invalid)
             }
         }
+    }
+
+    /// Like `snapshot`, but an empty file modified a moment ago is taken for an in-place
+    /// write caught between its truncate and its write (editors, `echo >`, `git checkout`)
+    /// and read again shortly; one that stays empty is taken as it is.
+    fn settled_snapshot(&self, tenant: &TenantId) -> Result<Snapshot, StoreError> {
+        const SETTLE: Duration = Duration::from_millis(50);
+        const FRESH: Duration = Duration::from_secs(1);
+        let path = self.tenant_dir(tenant).join(FILE_NAME);
+        for _ in 0..10 {
+            let snapshot = self.snapshot(tenant)?;
+            let fresh_and_empty = matches!(&snapshot, Snapshot::Read { text, .. } if text.is_empty())
+                && fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < FRESH));
+            if !fresh_and_empty {
+                return Ok(snapshot);
+            }
+            std::thread::sleep(SETTLE);
+        }
+        self.snapshot(tenant)
     }
 
     /// Applies one change decided by `decide` against the current file on disk.

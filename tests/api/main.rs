@@ -5,5 +5,6 @@ mod auth;
 mod bad_input;
 mod helpers;
 mod jwt;
+mod reload;
 mod store;
 mod verify;
