@@ -132,3 +132,65 @@ impl Settings {
             .map_err(|_| ConfigError::Listen(self.listen.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_file_is_read_and_keyward_env_vars_override_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.yml");
+        std::fs::write(
+            &path,
+            "listen: 127.0.0.1:9999\ntoken_prefix: acme\nauth:\n  leeway_seconds: 5\n",
+        )
+        .unwrap();
+        // SAFETY: no other test reads or writes these variables.
+        unsafe {
+            std::env::set_var("KEYWARD_READ_ONLY", "true");
+            std::env::set_var(
+                "KEYWARD_AUTH__HS256_SECRET",
+                "from-the-environment-0123456789abcdef",
+            );
+        }
+        let s = Settings::load(&path, true).unwrap();
+        unsafe {
+            std::env::remove_var("KEYWARD_READ_ONLY");
+            std::env::remove_var("KEYWARD_AUTH__HS256_SECRET");
+        }
+        assert_eq!(s.listen, "127.0.0.1:9999");
+        assert_eq!(s.token_prefix, "acme");
+        assert_eq!(s.auth.leeway_seconds, 5);
+        assert!(s.read_only);
+        assert_eq!(
+            s.auth.hs256_secret.unwrap().expose_secret(),
+            "from-the-environment-0123456789abcdef"
+        );
+        assert_eq!(s.rescan_interval_seconds, 60, "defaults fill the rest");
+    }
+
+    #[test]
+    fn bad_files_and_values_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.yml");
+        assert!(
+            Settings::load(&path, true).is_err(),
+            "a named file must exist"
+        );
+        assert!(
+            Settings::load(&path, false).is_ok(),
+            "the default file may be absent"
+        );
+        for bad in [
+            "listen: nowhere\n",
+            "token_prefix: a_b\n",
+            "unknown_field: 1\n",
+            "listen: [\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(Settings::load(&path, true).is_err(), "{bad}");
+        }
+    }
+}

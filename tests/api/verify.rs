@@ -176,3 +176,12 @@ async fn a_key_can_read_and_revoke_itself() {
     assert_eq!(res.status(), 401);
     assert_eq!(app.read_file("acme"), ACME_FILE);
 }
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_credentials() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+}
