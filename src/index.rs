@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -17,13 +18,45 @@ use crate::store::{FileProblem, SecurityFile};
 /// One tenant's keys, by name (sorted, for the admin API) and by hash (for verification).
 #[derive(Default, Debug)]
 pub struct TenantKeys {
-    by_name: BTreeMap<KeyName, Arc<KeyEntry>>,
+    by_name: BTreeMap<KeyName, IndexedKey>,
     by_hash: HashMap<KeyHash, HashRole>,
+}
+
+/// A key as the index holds it: the entry, and when it was last used.
+#[derive(Debug, Clone)]
+pub struct IndexedKey {
+    pub entry: Arc<KeyEntry>,
+    /// Unix seconds of the last successful verification (0: never). Shared with the
+    /// previous index of the tenant, so a reload does not forget it.
+    last_used: Arc<AtomicI64>,
+}
+
+impl IndexedKey {
+    pub fn last_used(&self) -> Option<OffsetDateTime> {
+        match self.last_used.load(Ordering::Relaxed) {
+            0 => None,
+            t => OffsetDateTime::from_unix_timestamp(t).ok(),
+        }
+    }
+
+    /// Records a use at most once per second per key: a load, and a store only when the
+    /// second changed, so the hot path does not fight over the cache line.
+    fn touch(&self, now: OffsetDateTime) {
+        let now = now.unix_timestamp();
+        if self.last_used.load(Ordering::Relaxed) < now {
+            self.last_used.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Restores a last use read back from the state directory.
+    pub fn restore_last_used(&self, unix: i64) {
+        self.last_used.fetch_max(unix, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone)]
 struct HashRole {
-    entry: Arc<KeyEntry>,
+    key: IndexedKey,
     /// Set for a previous hash kept for a rotation's grace period.
     grace_until: Option<OffsetDateTime>,
 }
@@ -57,15 +90,24 @@ impl Refusal {
 }
 
 impl TenantKeys {
-    pub fn build(file: &SecurityFile) -> Self {
+    /// Builds a tenant's keys; `previous` (the tenant's current index) lends each key that
+    /// keeps its name its last-use counter.
+    pub fn build(file: &SecurityFile, previous: Option<&TenantKeys>) -> Self {
         let mut keys = Self::default();
         for entry in &file.keys {
-            let entry = Arc::new(entry.clone());
+            let last_used = previous
+                .and_then(|p| p.by_name.get(&entry.name))
+                .map(|k| k.last_used.clone())
+                .unwrap_or_default();
+            let key = IndexedKey {
+                entry: Arc::new(entry.clone()),
+                last_used,
+            };
             for p in &entry.previous_hashes {
                 keys.by_hash.insert(
                     p.hash,
                     HashRole {
-                        entry: entry.clone(),
+                        key: key.clone(),
                         grace_until: Some(p.expires_at),
                     },
                 );
@@ -73,21 +115,21 @@ impl TenantKeys {
             keys.by_hash.insert(
                 entry.hash,
                 HashRole {
-                    entry: entry.clone(),
+                    key: key.clone(),
                     grace_until: None,
                 },
             );
-            keys.by_name.insert(entry.name.clone(), entry);
+            keys.by_name.insert(entry.name.clone(), key);
         }
         keys
     }
 
-    pub fn get(&self, name: &KeyName) -> Option<&Arc<KeyEntry>> {
+    pub fn get(&self, name: &KeyName) -> Option<&IndexedKey> {
         self.by_name.get(name)
     }
 
     /// Every key, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<KeyEntry>> {
+    pub fn iter(&self) -> impl Iterator<Item = &IndexedKey> {
         self.by_name.values()
     }
 
@@ -104,7 +146,7 @@ impl TenantKeys {
         let Some(role) = self.by_hash.get(hash) else {
             return Verdict::Invalid(Refusal::NotFound);
         };
-        let entry = &role.entry;
+        let entry = &role.key.entry;
         if role.grace_until.is_some_and(|t| t <= now) || entry.is_expired(now) {
             return Verdict::Invalid(Refusal::Expired);
         }
@@ -114,6 +156,7 @@ impl TenantKeys {
         if !required.iter().all(|r| entry.permissions.grants(r)) {
             return Verdict::Invalid(Refusal::InsufficientPermissions);
         }
+        role.key.touch(now);
         Verdict::Valid(entry.clone())
     }
 }

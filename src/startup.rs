@@ -15,12 +15,12 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::JwtVerifier;
 use crate::auth::jwt;
 use crate::config::Settings;
-use crate::domain::{TenantId, TokenPrefix};
+use crate::domain::{KeyName, TenantId, TokenPrefix};
 use crate::error::ApiError;
 use crate::index::{Index, TenantKeys};
 use crate::routes::{self, json::BodyLimit};
 use crate::store::Store;
-use crate::watcher;
+use crate::{usage, watcher};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -33,6 +33,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// When a key was last verified successfully, from the index.
+    pub fn last_used(&self, tenant: &TenantId, name: &KeyName) -> Option<time::OffsetDateTime> {
+        self.index.keys(tenant)?.get(name)?.last_used()
+    }
+
     /// A tenant's keys from the index, loading it first if it appeared since the last scan.
     pub async fn tenant_keys(&self, tenant: &TenantId) -> Result<Arc<TenantKeys>, ApiError> {
         if let Some(keys) = self.index.keys(tenant) {
@@ -81,6 +86,8 @@ impl Application {
             index.clone(),
         ));
         watcher::load_all(&store).context("initial load of the tenants directory failed")?;
+        check_state_dir(&settings)?;
+        usage::restore(&index, &settings.state_dir);
 
         let listener =
             TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
@@ -106,6 +113,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server gracefully (in-flight requests finish), like SIGTERM does.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub fn dev_token(&self) -> Option<&str> {
         self.dev_token.as_deref()
     }
@@ -115,10 +127,65 @@ impl Application {
         let rescan = Duration::from_secs(self.state.settings.rescan_interval_seconds.max(1));
         let watch = watcher::spawn(self.state.store.clone(), rescan)
             .map_err(|e| std::io::Error::other(format!("cannot watch tenants: {e:#}")))?;
+        let flusher = tokio::spawn(flush_usage_periodically(self.state.clone()));
         let res = self.server.await;
         drop(watch);
+        flusher.abort();
         self.state.ready.store(false, Ordering::Release);
+        // In-flight requests are done: record their last uses before exiting.
+        let state = self.state.clone();
+        let flushed =
+            tokio::task::spawn_blocking(move || flush_usage(&state, &mut String::new())).await;
+        if let Err(e) = flushed {
+            tracing::error!(error = %e, "final lastUsedAt flush failed");
+        }
         res
+    }
+}
+
+async fn flush_usage_periodically(state: web::Data<AppState>) {
+    let mut last = String::new();
+    let mut tick = tokio::time::interval(usage::FLUSH_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || {
+            flush_usage(&s, &mut last);
+            last
+        })
+        .await
+        {
+            Ok(written) => last = written,
+            Err(_) => return,
+        }
+    }
+}
+
+fn flush_usage(state: &AppState, last: &mut String) {
+    match usage::flush(&state.index, &state.settings.state_dir, last) {
+        Ok(written) => *last = written,
+        Err(e) => tracing::error!(error = %e, "cannot write lastUsedAt to the state directory"),
+    }
+}
+
+/// The state directory must not be inside the tenants tree, or ops' git would see it.
+fn check_state_dir(settings: &Settings) -> anyhow::Result<()> {
+    let tenants = std::fs::canonicalize(&settings.tenants_dir)?;
+    let state = absolute(&settings.state_dir)?;
+    anyhow::ensure!(
+        !state.starts_with(&tenants),
+        "state_dir {} is inside tenants_dir {}: keep keyward's state out of the tenants tree",
+        settings.state_dir.display(),
+        settings.tenants_dir.display()
+    );
+    Ok(())
+}
+
+fn absolute(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    match std::fs::canonicalize(p) {
+        Ok(c) => Ok(c),
+        Err(_) => std::path::absolute(p),
     }
 }
 

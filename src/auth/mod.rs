@@ -43,7 +43,7 @@ impl Policy for WriteKeys {
 }
 
 /// An authenticated caller, allowed on `tenant` with the policy's scope.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Principal {
     pub tenant: TenantId,
     /// What `createdBy` records: the JWT `sub`, or `apikey:<name>`.
@@ -53,7 +53,8 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Refuses to hand out a permission the calling key does not itself hold.
+    /// Refuses to hand out (or take control of a key holding) a permission the calling key
+    /// does not itself hold.
     pub fn check_can_grant(&self, wanted: &Permissions) -> Result<(), ApiError> {
         match &self.key_permissions {
             Some(held) if !held.covers_all(wanted) => Err(ApiError::Forbidden(

@@ -6,10 +6,10 @@ use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::json::JsonBody;
+use super::json::{JsonBody, OptionalJsonBody};
 use super::views::{ApiKeyView, ApiKeyWithToken, etag, if_match_accepts};
 use crate::auth::{Admin, Principal, ReadKeys, WriteKeys};
-use crate::domain::{Description, KeyEntry, KeyName, Permission, Permissions, Token};
+use crate::domain::{Description, KeyEntry, KeyName, Permission, Permissions, PreviousHash, Token};
 use crate::error::{ApiError, FieldError};
 use crate::startup::AppState;
 use crate::store::{Change, Committed};
@@ -28,6 +28,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get))
             .route(web::put().to(update))
             .route(web::delete().to(delete))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/{tenant}/admin/apiKeys/{name}/rotate")
+            .route(web::post().to(rotate))
             .default_service(web::to(super::method_not_allowed)),
     );
 }
@@ -54,6 +59,16 @@ pub struct UpdateApiKey {
     expires_at: Option<Option<String>>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RotateApiKey {
+    #[serde(default)]
+    grace_period_seconds: u64,
+}
+
+/// Longest grace period a rotation may give the old token: 30 days.
+const MAX_GRACE_SECONDS: u64 = 2_592_000;
+
 /// Tells an explicit `null` (Some(None)) from an absent field (None).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
@@ -65,7 +80,7 @@ async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let keys = state.tenant_keys(&admin.principal.tenant).await?;
-    let views: Vec<ApiKeyView> = keys.iter().map(|e| ApiKeyView::from(&**e)).collect();
+    let views: Vec<ApiKeyView> = keys.iter().map(ApiKeyView::from).collect();
     Ok(HttpResponse::Ok().json(views))
 }
 
@@ -78,10 +93,10 @@ async fn get(
     let name = key_name(&path.1)?;
     tracing::Span::current().record("key", name.as_str());
     let keys = state.tenant_keys(&admin.principal.tenant).await?;
-    let entry = keys.get(&name).ok_or(ApiError::KeyNotFound)?;
+    let key = keys.get(&name).ok_or(ApiError::KeyNotFound)?;
     Ok(HttpResponse::Ok()
-        .insert_header((ETAG, etag(entry)))
-        .json(ApiKeyView::from(&**entry)))
+        .insert_header((ETAG, etag(&key.entry)))
+        .json(ApiKeyView::from(key)))
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key = %body.0.name))]
@@ -136,7 +151,7 @@ async fn create(
         .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((ETAG, etag(&entry)))
-        .json(ApiKeyWithToken::new(&entry, &token)))
+        .json(ApiKeyWithToken::new(ApiKeyView::new(&entry, None), &token)))
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
@@ -168,9 +183,11 @@ async fn update(
         principal.check_can_grant(p)?;
     }
     let if_match = if_match(&req);
+    let caller = principal.clone();
     let committed = write(&state, &principal, move |file| {
         let (_, current) = file.find(&name).ok_or(ApiError::KeyNotFound)?;
         check_if_match(if_match.as_deref(), current)?;
+        caller.check_can_grant(&current.permissions)?;
         let now = OffsetDateTime::now_utc();
         let mut next = current.clone();
         next.enabled = body.enabled;
@@ -190,9 +207,67 @@ async fn update(
     .await?;
     let entry = committed.entry.ok_or_else(missing_entry)?;
     tracing::info!("key updated");
+    let last_used = state.last_used(&principal.tenant, &entry.name);
     Ok(HttpResponse::Ok()
         .insert_header((ETAG, etag(&entry)))
-        .json(ApiKeyView::from(&entry)))
+        .json(ApiKeyView::new(&entry, last_used)))
+}
+
+/// A new token for the key; the old one keeps working for `gracePeriodSeconds` (default 0),
+/// never beyond the key's own expiry.
+#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
+async fn rotate(
+    admin: Admin<WriteKeys>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: OptionalJsonBody<RotateApiKey>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = admin.principal;
+    let name = key_name(&path.1)?;
+    tracing::Span::current().record("key", name.as_str());
+    let grace = body.0.map_or(0, |b| b.grace_period_seconds);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "gracePeriodSeconds",
+            format!("must be between 0 and {MAX_GRACE_SECONDS}"),
+        )]));
+    }
+    let token = Token::generate(&state.prefix);
+    let new_hash = token.hash();
+    let if_match = if_match(&req);
+    let caller = principal.clone();
+    let committed = write(&state, &principal, move |file| {
+        let (_, current) = file.find(&name).ok_or(ApiError::KeyNotFound)?;
+        check_if_match(if_match.as_deref(), current)?;
+        caller.check_can_grant(&current.permissions)?;
+        let now = OffsetDateTime::now_utc();
+        let mut next = current.clone();
+        next.previous_hashes.retain(|p| p.expires_at > now);
+        let mut until = now_seconds() + time::Duration::seconds(grace as i64);
+        if let Some(expiry) = current.expires_at {
+            until = until.min(expiry);
+        }
+        if grace > 0 && until > now {
+            next.previous_hashes.push(PreviousHash {
+                hash: current.hash,
+                expires_at: until,
+            });
+        }
+        next.hash = new_hash;
+        Ok(Change::Replace(next))
+    })
+    .await?;
+    let entry = committed.entry.ok_or_else(missing_entry)?;
+    tracing::info!(grace_seconds = grace, "key rotated");
+    let last_used = state.last_used(&principal.tenant, &entry.name);
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((ETAG, etag(&entry)))
+        .json(ApiKeyWithToken::new(
+            ApiKeyView::new(&entry, last_used),
+            &token,
+        )))
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
@@ -206,9 +281,11 @@ async fn delete(
     let name = key_name(&path.1)?;
     tracing::Span::current().record("key", name.as_str());
     let if_match = if_match(&req);
+    let caller = principal.clone();
     write(&state, &principal, move |file| {
         let (_, current) = file.find(&name).ok_or(ApiError::KeyNotFound)?;
         check_if_match(if_match.as_deref(), current)?;
+        caller.check_can_grant(&current.permissions)?;
         Ok(Change::Delete(name))
     })
     .await?;

@@ -170,9 +170,12 @@ async fn current(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let entry = calling_key(&state, &req, &path)?;
+    let last_used = TenantId::parse(&path)
+        .ok()
+        .and_then(|t| state.last_used(&t, &entry.name));
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::ETAG, etag(&entry)))
-        .json(ApiKeyView::from(&*entry)))
+        .json(ApiKeyView::new(&entry, last_used)))
 }
 
 /// The calling key revokes itself: its entry is removed from the file.

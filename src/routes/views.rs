@@ -3,7 +3,10 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use time::OffsetDateTime;
+
 use crate::domain::{KeyEntry, Token};
+use crate::index::IndexedKey;
 use crate::store::render;
 
 /// A key as the admin API shows it. It has no field that could hold a hash or token.
@@ -17,10 +20,12 @@ pub struct ApiKeyView {
     pub created_at: Option<String>,
     pub created_by: Option<String>,
     pub expires_at: Option<String>,
+    /// The last successful verification, to the second (kept across restarts).
+    pub last_used_at: Option<String>,
 }
 
-impl From<&KeyEntry> for ApiKeyView {
-    fn from(e: &KeyEntry) -> Self {
+impl ApiKeyView {
+    pub fn new(e: &KeyEntry, last_used: Option<OffsetDateTime>) -> Self {
         Self {
             name: e.name.to_string(),
             enabled: e.enabled,
@@ -29,7 +34,14 @@ impl From<&KeyEntry> for ApiKeyView {
             created_at: e.created_at.map(render::timestamp),
             created_by: e.created_by.as_ref().map(|s| s.as_str().to_owned()),
             expires_at: e.expires_at.map(render::timestamp),
+            last_used_at: last_used.map(render::timestamp),
         }
+    }
+}
+
+impl From<&IndexedKey> for ApiKeyView {
+    fn from(k: &IndexedKey) -> Self {
+        Self::new(&k.entry, k.last_used())
     }
 }
 
@@ -42,9 +54,9 @@ pub struct ApiKeyWithToken {
 }
 
 impl ApiKeyWithToken {
-    pub fn new(entry: &KeyEntry, token: &Token) -> Self {
+    pub fn new(key: ApiKeyView, token: &Token) -> Self {
         Self {
-            key: entry.into(),
+            key,
             token: token.expose().to_owned(),
         }
     }

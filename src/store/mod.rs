@@ -178,7 +178,7 @@ impl Store {
         }
         match SecurityFile::parse(&text) {
             Ok(file) => {
-                let keys = TenantKeys::build(&file);
+                let keys = TenantKeys::build(&file, self.index.keys(tenant).as_deref());
                 self.index.replace(tenant, keys, digest, symlink);
                 Ok(ReloadOutcome::Loaded)
             }
@@ -245,8 +245,8 @@ impl Store {
         check_meaning(&text, &new_text, &expected)?;
         atomic::replace_file(&dir.join(FILE_NAME), &new_text).map_err(StoreError::Io)?;
         let digest = Sha256::digest(new_text.as_bytes()).into();
-        self.index
-            .replace(tenant, TenantKeys::build(&expected), digest, false);
+        let keys = TenantKeys::build(&expected, self.index.keys(tenant).as_deref());
+        self.index.replace(tenant, keys, digest, false);
         Ok(Committed {
             entry: touched.and_then(|name| expected.find(&name).map(|(_, e)| e.clone())),
         })

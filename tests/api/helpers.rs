@@ -39,6 +39,8 @@ users:
 
 pub struct TestApp {
     pub address: String,
+    pub handle: actix_web::dev::ServerHandle,
+    pub stopped: tokio::task::JoinHandle<std::io::Result<()>>,
     pub dir: TempDir,
     pub client: reqwest::Client,
 }
@@ -64,8 +66,11 @@ pub async fn spawn_app_on(dir: TempDir, configure: impl FnOnce(&mut Settings)) -
     configure(&mut settings);
     let app = Application::build(settings).expect("the app builds");
     let port = app.port();
-    tokio::spawn(app.run_until_stopped());
+    let handle = app.handle();
+    let stopped = tokio::spawn(app.run_until_stopped());
     TestApp {
+        handle,
+        stopped,
         address: format!("http://127.0.0.1:{port}"),
         dir,
         client: reqwest::Client::new(),
@@ -110,6 +115,14 @@ pub fn writer(tenant: &str) -> String {
 }
 
 impl TestApp {
+    /// Stops the server gracefully and waits until it has finished (final flushes included);
+    /// gives back its directory for a restart.
+    pub async fn stop(self) -> TempDir {
+        self.handle.stop(true).await;
+        self.stopped.await.unwrap().unwrap();
+        self.dir
+    }
+
     pub fn tenants(&self) -> PathBuf {
         self.dir.path().join("tenants")
     }

@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod helpers;
 mod jwt;
+mod lifecycle;
 mod reload;
 mod store;
 mod verify;

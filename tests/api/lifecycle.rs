@@ -1,0 +1,296 @@
+//! Expiry, rotation with grace, lastUsedAt across restarts, API keys as admin principals.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::helpers::*;
+
+async fn verify(app: &TestApp, tenant: &str, key: &str) -> Value {
+    app.client
+        .post(app.url(&format!("/api/{tenant}/apiKeys/verify")))
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn in_seconds(s: i64) -> String {
+    (OffsetDateTime::now_utc() + time::Duration::seconds(s))
+        .format(&Rfc3339)
+        .unwrap()
+}
+
+async fn rotate(app: &TestApp, name: &str, body: Option<Value>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.keys_url("acme") + &format!("/{name}/rotate"))
+        .bearer_auth(writer("acme"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_key_stops_working_when_its_expiry_passes() {
+    let app = spawn_app().await;
+    let res = app
+        .create_key("acme", json!({"name": "short", "expiresAt": in_seconds(2)}))
+        .await;
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(verify(&app, "acme", &token).await["valid"], true);
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    assert_eq!(verify(&app, "acme", &token).await["code"], "expired");
+}
+
+#[tokio::test]
+async fn expiry_must_be_in_the_future_on_put_and_null_clears_it() {
+    let app = spawn_app().await;
+    app.create_key("acme", json!({"name": "k", "expiresAt": in_seconds(600)}))
+        .await;
+    let put = |body: Value| {
+        app.client
+            .put(app.keys_url("acme") + "/k")
+            .bearer_auth(writer("acme"))
+            .json(&body)
+            .send()
+    };
+    let res = put(json!({"enabled": true, "expiresAt": in_seconds(-5)}))
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation_failed").await;
+    let res = put(json!({"enabled": true, "expiresAt": null}))
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["expiresAt"], Value::Null);
+}
+
+#[tokio::test]
+async fn rotation_without_grace_stops_the_old_token_at_once() {
+    let app = spawn_app().await;
+    let old = app.new_key("acme", "svc", &["orders:read"]).await;
+
+    let res = rotate(&app, "svc", None).await;
+
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers().get("etag").is_some());
+    let body: Value = res.json().await.unwrap();
+    let new = body["token"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(body["permissions"], json!(["orders:read"]));
+    assert_eq!(verify(&app, "acme", new).await["valid"], true);
+    assert_eq!(verify(&app, "acme", &old).await["valid"], false);
+    assert!(!app.read_file("acme").contains("previousHashes"));
+}
+
+#[tokio::test]
+async fn rotation_with_grace_keeps_the_old_token_until_the_grace_ends() {
+    let app = spawn_app().await;
+    let old = app.new_key("acme", "svc", &[]).await;
+
+    let res = rotate(&app, "svc", Some(json!({"gracePeriodSeconds": 2}))).await;
+    let new = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(verify(&app, "acme", &old).await["valid"], true);
+    assert_eq!(verify(&app, "acme", &new).await["valid"], true);
+    assert!(app.read_file("acme").contains("previousHashes:"));
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(verify(&app, "acme", &old).await["code"], "expired");
+    assert_eq!(verify(&app, "acme", &new).await["valid"], true);
+
+    // The next write of the entry drops the finished grace period.
+    rotate(&app, "svc", None).await;
+    assert!(!app.read_file("acme").contains("previousHashes"));
+}
+
+#[tokio::test]
+async fn a_grace_period_never_outlives_the_key_and_expiry_is_kept() {
+    let app = spawn_app().await;
+    let expiry = in_seconds(60);
+    app.create_key("acme", json!({"name": "svc", "expiresAt": expiry}))
+        .await;
+
+    let res = rotate(&app, "svc", Some(json!({"gracePeriodSeconds": 86400}))).await;
+
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["expiresAt"], expiry.as_str());
+    let file = keyward::store::SecurityFile::parse(&app.read_file("acme")).unwrap();
+    let entry = file.keys.iter().find(|k| k.name.as_str() == "svc").unwrap();
+    assert_eq!(entry.previous_hashes.len(), 1);
+    assert_eq!(Some(entry.previous_hashes[0].expires_at), entry.expires_at);
+}
+
+#[tokio::test]
+async fn bad_rotation_requests_are_refused_and_write_nothing() {
+    let app = spawn_app().await;
+    let res = rotate(
+        &app,
+        "ci-deploy",
+        Some(json!({"gracePeriodSeconds": 2592001})),
+    )
+    .await;
+    assert_problem(res, 422, "validation_failed").await;
+    let res = rotate(&app, "ci-deploy", Some(json!({"grace": 1}))).await;
+    assert_problem(res, 400, "invalid_request").await;
+    let res = rotate(&app, "nope", None).await;
+    assert_problem(res, 404, "key_not_found").await;
+    let res = app
+        .client
+        .post(app.keys_url("acme") + "/ci-deploy/rotate")
+        .bearer_auth(writer("acme"))
+        .header("If-Match", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 412, "precondition_failed").await;
+    assert_eq!(app.read_file("acme"), ACME_FILE);
+}
+
+async fn get_used(app: &TestApp) -> Value {
+    app.get("/api/acme/admin/apiKeys/used", &token("acme", READ))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn last_used_at_is_recorded_and_survives_a_restart() {
+    let app = spawn_app().await;
+    let key = app.new_key("acme", "used", &[]).await;
+    assert_eq!(get_used(&app).await["lastUsedAt"], Value::Null);
+
+    assert_eq!(verify(&app, "acme", &key).await["valid"], true);
+    let used = get_used(&app).await["lastUsedAt"].clone();
+    assert!(used.is_string(), "{used}");
+
+    let dir = app.stop().await;
+    assert!(dir.path().join("state/last_used.json").exists());
+    let app = spawn_app_on(dir, |_| {}).await;
+
+    assert_eq!(get_used(&app).await["lastUsedAt"], used);
+}
+
+#[tokio::test]
+async fn a_state_dir_inside_the_tenants_tree_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
+    let mut s = settings_for(dir.path());
+    s.state_dir = dir.path().join("tenants/.state");
+    let err = keyward::startup::Application::build(s)
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("state_dir"), "{err:#}");
+}
+
+/// A key allowed to manage acme's keys, holding `orders:read` besides.
+async fn admin_key(app: &TestApp, admin_perm: &str) -> String {
+    app.new_key("acme", "automation", &[admin_perm, "orders:read"])
+        .await
+}
+
+fn with_key(req: reqwest::RequestBuilder, key: &str) -> reqwest::RequestBuilder {
+    req.header("X-API-Key", key)
+}
+
+#[tokio::test]
+async fn an_api_key_with_write_rights_manages_its_tenant_within_its_own_permissions() {
+    let app = spawn_app().await;
+    let key = admin_key(&app, WRITE).await;
+
+    let res = with_key(app.client.post(app.keys_url("acme")), &key)
+        .json(&json!({"name": "child", "permissions": ["orders:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["createdBy"],
+        "apikey:automation"
+    );
+
+    let list = with_key(app.client.get(app.keys_url("acme")), &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+}
+
+#[tokio::test]
+async fn an_api_key_can_never_grant_or_take_over_more_than_it_holds() {
+    let app = spawn_app().await;
+    let key = admin_key(&app, WRITE).await;
+    let before = app.read_file("acme");
+
+    let attempts = [
+        with_key(app.client.post(app.keys_url("acme")), &key)
+            .json(&json!({"name": "evil", "permissions": ["orders:write"]})),
+        with_key(app.client.post(app.keys_url("acme")), &key)
+            .json(&json!({"name": "evil", "permissions": ["*"]})),
+        with_key(app.client.put(app.keys_url("acme") + "/automation"), &key)
+            .json(&json!({"enabled": true, "permissions": ["tenant.apiKey:write", "orders:*"]})),
+        // ci-deploy holds orders:write, which the caller lacks.
+        with_key(app.client.put(app.keys_url("acme") + "/ci-deploy"), &key)
+            .json(&json!({"enabled": true})),
+        with_key(
+            app.client.post(app.keys_url("acme") + "/ci-deploy/rotate"),
+            &key,
+        ),
+        with_key(app.client.delete(app.keys_url("acme") + "/ci-deploy"), &key),
+    ];
+    for req in attempts {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 403);
+    }
+    assert_eq!(app.read_file("acme"), before);
+}
+
+#[tokio::test]
+async fn api_key_principals_are_held_to_scope_and_tenant() {
+    let app = spawn_app().await;
+    let reader = admin_key(&app, READ).await;
+    let plain = app.new_key("acme", "plain", &["orders:read"]).await;
+
+    let res = with_key(app.client.get(app.keys_url("acme")), &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = with_key(app.client.post(app.keys_url("acme")), &reader)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "insufficient_scope").await;
+    let res = with_key(app.client.get(app.keys_url("acme")), &plain)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "insufficient_scope").await;
+    // Another tenant: the key is simply not valid there.
+    let res = with_key(app.client.get(app.keys_url("globex")), &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "invalid_token").await;
+    let res = with_key(app.client.get(app.keys_url("acme")), "kw_forged")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "invalid_token").await;
+}
