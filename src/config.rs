@@ -91,6 +91,10 @@ pub enum ConfigError {
     TokenPrefix(String),
     #[error("`max_body_bytes` must be at least 1024")]
     MaxBody,
+    #[error(
+        "invalid entry {0:?} in `cors_allowed_origins`: expected an origin like https://dash.example.com"
+    )]
+    CorsOrigin(String),
 }
 
 impl Settings {
@@ -123,6 +127,11 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::MaxBody);
         }
+        for origin in &self.cors_allowed_origins {
+            if !is_origin(origin) {
+                return Err(ConfigError::CorsOrigin(origin.clone()));
+            }
+        }
         Ok(())
     }
 
@@ -131,6 +140,18 @@ impl Settings {
             .parse()
             .map_err(|_| ConfigError::Listen(self.listen.clone()))
     }
+}
+
+/// `scheme://host[:port]` and nothing more, as browsers send it in `Origin`.
+fn is_origin(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 #[cfg(test)]
@@ -187,6 +208,8 @@ mod tests {
             "listen: nowhere\n",
             "token_prefix: a_b\n",
             "unknown_field: 1\n",
+            "cors_allowed_origins: [dash.example]\n",
+            "cors_allowed_origins: ['https://a.example/path']\n",
             "listen: [\n",
         ] {
             std::fs::write(&path, bad).unwrap();

@@ -244,6 +244,7 @@ impl Index {
     pub fn replace(&self, tenant: &TenantId, keys: TenantKeys, digest: [u8; 32], read_only: bool) {
         let now = OffsetDateTime::now_utc();
         let slot = self.slot_or_insert(tenant);
+        crate::metrics::keys(tenant, keys.len());
         slot.keys.store(Arc::new(keys));
         let mut meta = slot.meta.lock();
         meta.digest = Some(digest);
@@ -272,6 +273,7 @@ impl Index {
         let mut next = HashMap::clone(&map);
         next.remove(tenant);
         self.tenants.store(Arc::new(next));
+        crate::metrics::keys(tenant, 0);
         true
     }
 

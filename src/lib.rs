@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod index;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;

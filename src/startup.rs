@@ -216,6 +216,27 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
     Ok(server)
 }
 
+/// Browser dashboards on the configured origins may call the API; nothing else may.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::IF_MATCH,
+            actix_web::http::header::HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([
+            actix_web::http::header::ETAG,
+            actix_web::http::header::LOCATION,
+        ])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
 /// The one place the `App` is put together, for the server and the tests alike.
 pub fn create_app(
     state: web::Data<AppState>,
@@ -229,7 +250,13 @@ pub fn create_app(
     >,
 > {
     let limit = BodyLimit(state.settings.max_body_bytes);
+    crate::metrics::handle();
+    let cors = cors(&state.settings.cors_allowed_origins);
     App::new()
+        .wrap(actix_web::middleware::from_fn(
+            crate::metrics::record_request,
+        ))
+        .wrap(cors)
         .wrap(TracingLogger::default())
         .app_data(state)
         .app_data(limit)

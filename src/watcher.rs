@@ -11,6 +11,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::domain::TenantId;
+use crate::metrics;
 use crate::store::{ReloadOutcome, Store};
 
 /// Events closer together than this are handled as one batch (a `git checkout` writes
@@ -57,15 +58,24 @@ fn reload(store: &Store, tenant: &TenantId) {
         Ok(ReloadOutcome::Unchanged) => {}
         Ok(ReloadOutcome::Loaded) => {
             let keys = store.index().keys(tenant).map_or(0, |k| k.len());
+            metrics::reload(tenant, "loaded");
             tracing::info!(%tenant, keys, "tenant loaded");
         }
         Ok(ReloadOutcome::Invalid) => {
+            metrics::reload(tenant, "invalid");
+            metrics::reload_error(tenant);
             let problem = store.index().status(tenant).and_then(|s| s.problem);
             let problem = problem.map(|p| p.to_string()).unwrap_or_default();
             tracing::warn!(%tenant, %problem, "security.yml is invalid; keeping the last valid keys");
         }
-        Ok(ReloadOutcome::Removed) => tracing::info!(%tenant, "tenant removed"),
-        Err(e) => tracing::error!(%tenant, error = %e, "cannot reload tenant"),
+        Ok(ReloadOutcome::Removed) => {
+            metrics::reload(tenant, "removed");
+            tracing::info!(%tenant, "tenant removed");
+        }
+        Err(e) => {
+            metrics::reload_error(tenant);
+            tracing::error!(%tenant, error = %e, "cannot reload tenant");
+        }
     }
 }
 

@@ -62,14 +62,21 @@ pub enum VerifyResponse {
 
 /// Checks a presented key against one tenant's index.
 pub fn check(state: &AppState, tenant: &str, presented: &str, required: &[&str]) -> Verdict {
-    let Ok(key) = PresentedKey::parse(presented, &state.prefix) else {
-        return Verdict::Invalid(Refusal::Malformed);
+    let verdict = match PresentedKey::parse(presented, &state.prefix) {
+        Err(_) => Verdict::Invalid(Refusal::Malformed),
+        Ok(key) => {
+            let now = OffsetDateTime::now_utc();
+            state.index.with_keys(tenant, |keys| match keys {
+                Some(keys) => keys.verify(key.hash(), required, now),
+                None => Verdict::Invalid(Refusal::NotFound),
+            })
+        }
     };
-    let now = OffsetDateTime::now_utc();
-    state.index.with_keys(tenant, |keys| match keys {
-        Some(keys) => keys.verify(key.hash(), required, now),
-        None => Verdict::Invalid(Refusal::NotFound),
-    })
+    crate::metrics::verify_outcome(match &verdict {
+        Verdict::Valid(_) => None,
+        Verdict::Invalid(r) => Some(*r),
+    });
+    verdict
 }
 
 async fn verify(
