@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::store::{FileProblem, StoreError};
 
 /// A problem with one field of a request body.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -105,6 +105,21 @@ impl ApiError {
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         Self::Internal(e.into())
     }
+}
+
+/// An RFC 9457 problem, as every error is returned (for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemDetails {
+    /// `urn:keyward:problem:<code>`
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// Stable snake_case code, e.g. `validation_failed`.
+    code: String,
+    errors: Option<Vec<FieldError>>,
 }
 
 #[derive(Serialize)]

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod index;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -10,20 +10,20 @@ use super::json::{JsonBody, OptionalJsonBody};
 use super::views::{ApiKeyView, ApiKeyWithToken, etag, if_match_accepts};
 use crate::auth::{Admin, Principal, ReadKeys, WriteKeys};
 use crate::domain::{Description, KeyEntry, KeyName, Permission, Permissions, PreviousHash, Token};
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, ProblemDetails};
 use crate::startup::AppState;
 use crate::store::{Change, Committed};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/{tenant}/admin/apiKeys")
+        super::resource("/api/{tenant}/admin/apiKeys")
             .name("api_keys")
             .route(web::get().to(list))
             .route(web::post().to(create))
             .default_service(web::to(super::method_not_allowed)),
     )
     .service(
-        web::resource("/api/{tenant}/admin/apiKeys/{name}")
+        super::resource("/api/{tenant}/admin/apiKeys/{name}")
             .name("api_key")
             .route(web::get().to(get))
             .route(web::put().to(update))
@@ -31,13 +31,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(super::method_not_allowed)),
     )
     .service(
-        web::resource("/api/{tenant}/admin/apiKeys/{name}/rotate")
+        super::resource("/api/{tenant}/admin/apiKeys/{name}/rotate")
             .route(web::post().to(rotate))
             .default_service(web::to(super::method_not_allowed)),
     );
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateApiKey {
     name: String,
@@ -47,21 +47,25 @@ pub struct CreateApiKey {
     expires_at: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateApiKey {
     enabled: bool,
     permissions: Option<Vec<String>>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
+    /// RFC 3339, in the future. Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     expires_at: Option<Option<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RotateApiKey {
+    /// 0 to 2592000: how long the old token keeps working. Default 0.
     #[serde(default)]
     grace_period_seconds: u64,
 }
@@ -74,8 +78,9 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
+#[utoipa::path(get, path = "/api/{tenant}/admin/apiKeys", tag = "admin", params(("tenant" = String, Path, description = "Tenant id")), responses((status = 200, description = "Every key of the tenant, sorted by name", body = [ApiKeyView]), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant))]
-async fn list(
+pub(crate) async fn list(
     admin: Admin<ReadKeys>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -84,8 +89,9 @@ async fn list(
     Ok(HttpResponse::Ok().json(views))
 }
 
+#[utoipa::path(get, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name")), responses((status = 200, description = "The key; `ETag` header", body = ApiKeyView), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
-async fn get(
+pub(crate) async fn get(
     admin: Admin<ReadKeys>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -99,8 +105,9 @@ async fn get(
         .json(ApiKeyView::from(key)))
 }
 
+#[utoipa::path(post, path = "/api/{tenant}/admin/apiKeys", tag = "admin", params(("tenant" = String, Path, description = "Tenant id")), request_body = CreateApiKey, responses((status = 201, description = "Created; the token is shown this once. `Location`, `ETag`, `Cache-Control: no-store`", body = ApiKeyWithToken), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key = %body.0.name))]
-async fn create(
+pub(crate) async fn create(
     admin: Admin<WriteKeys>,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -154,8 +161,9 @@ async fn create(
         .json(ApiKeyWithToken::new(ApiKeyView::new(&entry, None), &token)))
 }
 
+#[utoipa::path(put, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), request_body = UpdateApiKey, responses((status = 200, description = "Updated; `ETag` header", body = ApiKeyView), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 412, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
-async fn update(
+pub(crate) async fn update(
     admin: Admin<WriteKeys>,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -215,8 +223,9 @@ async fn update(
 
 /// A new token for the key; the old one keeps working for `gracePeriodSeconds` (default 0),
 /// never beyond the key's own expiry.
+#[utoipa::path(post, path = "/api/{tenant}/admin/apiKeys/{name}/rotate", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), request_body(content = Option<RotateApiKey>, description = "Optional"), responses((status = 200, description = "A new token, shown this once", body = ApiKeyWithToken), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 412, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
-async fn rotate(
+pub(crate) async fn rotate(
     admin: Admin<WriteKeys>,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -270,8 +279,9 @@ async fn rotate(
         )))
 }
 
+#[utoipa::path(delete, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), responses((status = 204, description = "Deleted: the key stops working at once"), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 412, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
-async fn delete(
+pub(crate) async fn delete(
     admin: Admin<WriteKeys>,
     state: web::Data<AppState>,
     req: HttpRequest,

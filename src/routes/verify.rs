@@ -11,40 +11,44 @@ use super::json::JsonBody;
 use super::views::{ApiKeyView, etag};
 use crate::auth::{API_KEY_HEADER, Principal};
 use crate::domain::{KeyEntry, PresentedKey, TenantId};
-use crate::error::{ApiError, Credential};
+use crate::error::{ApiError, Credential, ProblemDetails};
 use crate::index::{Refusal, Verdict};
 use crate::startup::AppState;
 use crate::store::{Change, render};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/{tenant}/apiKeys/verify")
+        super::resource("/api/{tenant}/apiKeys/verify")
             .route(web::post().to(verify))
             .default_service(web::to(super::method_not_allowed)),
     )
     .service(
-        web::resource("/auth/{tenant}")
+        super::resource("/auth/{tenant}")
             .route(web::get().to(forward_auth))
             .route(web::head().to(forward_auth))
             .default_service(web::to(super::method_not_allowed)),
     )
     .service(
-        web::resource("/api/{tenant}/apiKeys/current")
+        super::resource("/api/{tenant}/apiKeys/current")
             .route(web::get().to(current))
             .route(web::delete().to(revoke_current))
             .default_service(web::to(super::method_not_allowed)),
     );
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
+    /// The key as presented by the caller.
     key: String,
+    /// Every one of these must be granted.
     #[serde(default)]
     permissions: Vec<String>,
 }
 
-#[derive(Serialize)]
+/// `{valid: true, name, permissions, expiresAt}` or `{valid: false, code}` with code
+/// `not_found | disabled | expired | insufficient_permissions | malformed`.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum VerifyResponse {
     #[serde(rename_all = "camelCase")]
@@ -79,7 +83,8 @@ pub fn check(state: &AppState, tenant: &str, presented: &str, required: &[&str])
     verdict
 }
 
-async fn verify(
+#[utoipa::path(post, path = "/api/{tenant}/apiKeys/verify", tag = "verify", params(("tenant" = String, Path, description = "Tenant id")), request_body = VerifyRequest, responses((status = 200, description = "The verdict", body = VerifyResponse), (status = 400, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails)))]
+pub(crate) async fn verify(
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: JsonBody<VerifyRequest>,
@@ -104,7 +109,8 @@ async fn verify(
 }
 
 /// For nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz: 204 or 401/403.
-async fn forward_auth(
+#[utoipa::path(get, path = "/auth/{tenant}", tag = "verify", params(("tenant" = String, Path, description = "Tenant id"), ("permission" = Option<Vec<String>>, Query, description = "Required permission (repeatable)")), responses((status = 204, description = "Valid; `X-Keyward-Tenant`, `X-Keyward-Key`, `X-Keyward-Permissions` headers"), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails)), security(("apiKey" = [])))]
+pub(crate) async fn forward_auth(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
@@ -171,7 +177,8 @@ fn calling_key(
     }
 }
 
-async fn current(
+#[utoipa::path(get, path = "/api/{tenant}/apiKeys/current", tag = "verify", params(("tenant" = String, Path, description = "Tenant id")), responses((status = 200, description = "The calling key", body = ApiKeyView), (status = 401, body = ProblemDetails)), security(("apiKey" = [])))]
+pub(crate) async fn current(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
@@ -186,7 +193,8 @@ async fn current(
 }
 
 /// The calling key revokes itself: its entry is removed from the file.
-async fn revoke_current(
+#[utoipa::path(delete, path = "/api/{tenant}/apiKeys/current", tag = "verify", params(("tenant" = String, Path, description = "Tenant id")), responses((status = 204, description = "Revoked"), (status = 401, body = ProblemDetails), (status = 409, body = ProblemDetails)), security(("apiKey" = [])))]
+pub(crate) async fn revoke_current(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,

@@ -10,7 +10,7 @@ use crate::index::IndexedKey;
 use crate::store::render;
 
 /// A key as the admin API shows it. It has no field that could hold a hash or token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyView {
     pub name: String,
@@ -46,10 +46,11 @@ impl From<&IndexedKey> for ApiKeyView {
 }
 
 /// The create and rotate responses: the key, plus its token this one time.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ApiKeyWithToken {
     #[serde(flatten)]
     pub key: ApiKeyView,
+    /// The plaintext token: shown once, never stored, never returned again.
     pub token: String,
 }
 

@@ -6,6 +6,7 @@ mod bad_input;
 mod helpers;
 mod jwt;
 mod lifecycle;
+mod openapi;
 mod ops;
 mod reload;
 mod store;
