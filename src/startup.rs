@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::JwtVerifier;
+use crate::auth::jwks::JwksSource;
 use crate::auth::jwt;
 use crate::config::Settings;
 use crate::domain::{KeyName, TenantId, TokenPrefix};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub index: Arc<Index>,
     pub jwt: JwtVerifier,
+    /// Set when `auth.jwks_url` is configured.
+    pub jwks: Option<JwksSource>,
     pub prefix: TokenPrefix,
     pub ready: AtomicBool,
 }
@@ -66,6 +69,18 @@ impl Application {
         let addr = settings.listen_addr()?;
         let dev_token = dev_mode(&mut settings, addr.ip().is_loopback())?;
         let jwt = JwtVerifier::from_settings(&settings.auth).context("cannot load JWT keys")?;
+        let jwks = match &settings.auth.jwks_url {
+            Some(url) => {
+                let source = JwksSource::new(url.clone())?;
+                let set = source
+                    .fetch_blocking()
+                    .with_context(|| format!("cannot fetch the JWKS from {url}"))?;
+                jwt.set_jwks(set)
+                    .context("the JWKS at auth.jwks_url is not usable")?;
+                Some(source)
+            }
+            None => None,
+        };
         let prefix = TokenPrefix::parse(&settings.token_prefix)?;
         let meta = std::fs::metadata(&settings.tenants_dir).with_context(|| {
             format!(
@@ -97,6 +112,7 @@ impl Application {
             store,
             index,
             jwt,
+            jwks,
             prefix,
             ready: AtomicBool::new(true),
         });

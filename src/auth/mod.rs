@@ -5,6 +5,7 @@
 //! invalid credential → 401; tenant not allowed or scope missing → 403; tenant does not
 //! exist → 404.
 
+pub mod jwks;
 pub mod jwt;
 
 use std::marker::PhantomData;
@@ -12,7 +13,7 @@ use std::marker::PhantomData;
 use actix_web::dev::Payload;
 use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, web};
-use futures_util::future::{Ready, ready};
+use futures_util::future::LocalBoxFuture;
 use time::OffsetDateTime;
 
 pub use jwt::{Claims, JwtVerifier, TenantGrant};
@@ -73,30 +74,53 @@ pub struct Admin<P: Policy> {
 
 impl<P: Policy> FromRequest for Admin<P> {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authorize::<P>(req).map(|principal| Admin {
-            principal,
-            _policy: PhantomData,
-        }))
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?
+                .clone();
+            // Only a token naming an unknown `kid` waits for the network (a JWKS refetch).
+            let claims = match bearer_token(req.headers())? {
+                Some(token) => Some(verify_jwt(&state, token).await?),
+                None => None,
+            };
+            authorize::<P>(&req, &state, claims).map(|principal| Admin {
+                principal,
+                _policy: PhantomData,
+            })
+        })
     }
 }
 
-fn authorize<P: Policy>(req: &HttpRequest) -> Result<Principal, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+async fn verify_jwt(state: &AppState, token: &str) -> Result<Claims, ApiError> {
+    let mut result = state.jwt.verify(token);
+    if let (Err(e), Some(source)) = (&result, &state.jwks)
+        && e.is_unknown_kid()
+        && source.refetch(&state.jwt).await
+    {
+        result = state.jwt.verify(token);
+    }
+    result.map_err(|e| {
+        tracing::info!(reason = %e, "bearer token refused");
+        ApiError::Unauthorized {
+            detail: format!("invalid token: {e}"),
+            sent: Credential::Bearer,
+        }
+    })
+}
+
+fn authorize<P: Policy>(
+    req: &HttpRequest,
+    state: &AppState,
+    claims: Option<Claims>,
+) -> Result<Principal, ApiError> {
     let raw_tenant = req.match_info().get("tenant").unwrap_or_default();
     let headers = req.headers();
-    let principal = if let Some(token) = bearer_token(headers)? {
-        let claims = state.jwt.verify(token).map_err(|e| {
-            tracing::info!(reason = %e, "bearer token refused");
-            ApiError::Unauthorized {
-                detail: format!("invalid token: {e}"),
-                sent: Credential::Bearer,
-            }
-        })?;
+    let principal = if let Some(claims) = claims {
         if !claims.tenants.allows(raw_tenant) {
             return Err(ApiError::TenantForbidden);
         }
