@@ -3,6 +3,7 @@
 mod admin_keys;
 mod auth;
 mod bad_input;
+mod cli;
 mod helpers;
 mod jwks_url;
 mod jwt;

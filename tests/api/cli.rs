@@ -1,0 +1,267 @@
+//! The binary itself: `check`, `keys new`, `hash`, and `serve` as a real process (JSON
+//! logs that never carry a secret, SIGHUP, graceful SIGTERM).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn keyward() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_keyward"))
+}
+
+fn tenants_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (tenant, text) in files {
+        let t = dir.path().join("tenants").join(tenant);
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join("security.yml"), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn check_passes_valid_files_and_points_at_each_problem() {
+    let dir = tenants_with(&[
+        ("acme", ACME_FILE),
+        ("bad", "apiKeys:\n  - name: a\n    hash: sha256:00\n"),
+        ("worse", "apiKeys: [\n"),
+    ]);
+    let out = keyward()
+        .args(["check", "--tenants"])
+        .arg(dir.path().join("tenants"))
+        .output()
+        .unwrap();
+
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].contains("tenants/bad/security.yml:2:5: apiKeys[0]"),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("tenants/worse/security.yml:"), "{stdout}");
+
+    std::fs::remove_dir_all(dir.path().join("tenants/bad")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("tenants/worse")).unwrap();
+    let ok = keyward()
+        .args(["check", "--tenants"])
+        .arg(dir.path().join("tenants"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn hash_prints_the_sha256_of_stdin() {
+    let mut child = keyward()
+        .arg("hash")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"test\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    );
+}
+
+#[test]
+fn keys_new_prints_a_token_and_its_entry_or_appends_it_surgically() {
+    let out = keyward()
+        .args([
+            "keys",
+            "new",
+            "--name",
+            "ci",
+            "--permissions",
+            "orders:read,orders:write",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().next().unwrap().rsplit(' ').next().unwrap();
+    assert!(token.starts_with("kw_"), "{stdout}");
+    let yaml = stdout.split_once('\n').unwrap().1;
+    let file = keyward::store::SecurityFile::parse(yaml).unwrap();
+    assert_eq!(
+        file.keys[0].hash,
+        keyward::domain::KeyHash::of(token.as_bytes())
+    );
+    assert_eq!(
+        file.keys[0].permissions.as_strs(),
+        ["orders:read", "orders:write"]
+    );
+
+    let dir = tenants_with(&[("acme", ACME_FILE)]);
+    let out = keyward()
+        .args([
+            "keys",
+            "new",
+            "--name",
+            "ops-made",
+            "--tenant",
+            "acme",
+            "--write",
+            "--tenants",
+        ])
+        .arg(dir.path().join("tenants"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("tenants/acme/security.yml")).unwrap();
+    assert!(text.contains("  - name: ops-made\n"));
+    assert!(text.ends_with("# other tools' settings\nusers:\n  - alice   # admin\n"));
+}
+
+#[test]
+fn every_command_explains_itself() {
+    for args in [
+        &["--help"][..],
+        &["check", "--help"],
+        &["keys", "new", "--help"],
+        &["hash", "--help"],
+        &["serve", "--help"],
+    ] {
+        let out = keyward().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8(out.stdout).unwrap().contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}
+
+/// A real `keyward serve` process with JSON logs, in `dir`.
+struct Server {
+    child: Child,
+    port: u16,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+fn serve(dir: &Path) -> Server {
+    let mut child = keyward()
+        .current_dir(dir)
+        .env("KEYWARD_LISTEN", "127.0.0.1:0")
+        .env("KEYWARD_LOG_FORMAT", "json")
+        .env("KEYWARD_AUTH__HS256_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut server = Server {
+        child,
+        port: 0,
+        lines,
+        log: Vec::new(),
+    };
+    let listening = server.wait_for("keyward listening");
+    server.port = listening["port"].as_u64().unwrap() as u16;
+    server
+}
+
+impl Server {
+    /// Waits for a JSON log line whose message contains `needle`.
+    fn wait_for(&mut self, needle: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            self.log.push(line);
+            if v["message"].as_str().is_some_and(|m| m.contains(needle)) {
+                return v;
+            }
+        }
+        panic!("no log line with {needle:?}; got {:#?}", self.log);
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_served_process_logs_json_without_secrets_rescans_on_sighup_and_stops_gracefully_on_sigterm()
+ {
+    let dir = tenants_with(&[("acme", ACME_FILE)]);
+    let mut server = serve(dir.path());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let client = reqwest::Client::new();
+    let admin = writer("acme");
+    let created: Value = client
+        .post(format!("{base}/api/acme/admin/apiKeys"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "proc"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let verified: Value = client
+        .post(format!("{base}/api/acme/apiKeys/verify"))
+        .header("X-API-Key", &token)
+        .json(&json!({"key": token}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["valid"], true);
+
+    server.signal(rustix::process::Signal::HUP);
+    server.wait_for("SIGHUP: rescanning");
+    server.signal(rustix::process::Signal::TERM);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().unwrap();
+        while let Ok(line) = server.lines.recv_timeout(Duration::from_millis(200)) {
+            server.log.push(line);
+        }
+        (status, server.log)
+    })
+    .await
+    .unwrap();
+
+    let (status, log) = status;
+    assert!(status.success(), "{status:?}");
+    let all = log.join("\n");
+    for secret in [token.as_str(), &admin, SECRET, "sha256:"] {
+        assert!(!all.contains(secret), "a secret reached the log:\n{all}");
+    }
+    assert!(
+        all.contains("\"request_id\""),
+        "one span per request with a request id:\n{all}"
+    );
+    let saved = std::fs::read_to_string(dir.path().join("state/last_used.json")).unwrap();
+    assert!(
+        saved.contains("\"proc\""),
+        "last uses are flushed at shutdown: {saved}"
+    );
+}
