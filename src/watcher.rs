@@ -47,9 +47,15 @@ pub fn load_all(store: &Store) -> std::io::Result<()> {
             reload(store, &tenant);
         }
     }
-    for tenant in &tenants {
-        reload(store, tenant);
-    }
+    store.index().add_tenants(&tenants);
+    // Parsing is CPU work: spread the tenants over the cores (start-up, full rescans).
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = tenants.len().div_ceil(workers).max(1);
+    std::thread::scope(|s| {
+        for part in tenants.chunks(chunk) {
+            s.spawn(move || part.iter().for_each(|t| reload(store, t)));
+        }
+    });
     Ok(())
 }
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# keyward's benchmark: one command, one table. See BENCHMARKS.md.
+#   bench/run.sh           the full run (about 3 minutes after the build)
+#   bench/run.sh --quick   a smaller, faster run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v wrk >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq wrk
+fi
+cargo build --release --bin keyward --example bench
+ulimit -n 65536 2>/dev/null || true
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)" >&2
+exec target/release/examples/bench "$@"

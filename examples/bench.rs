@@ -1,0 +1,473 @@
+//! keyward's benchmark: runs the release binary on generated data and prints one table.
+//!
+//! `bench/run.sh` builds everything and runs this; see BENCHMARKS.md. Needs `wrk`.
+//! Every number is measured here, in one run, side by side; ratios matter more than the
+//! absolute figures on a shared machine.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{EncodingKey, Header, encode};
+use keyward::domain::{KeyHash, Token, TokenPrefix};
+use serde_json::json;
+
+const SECRET: &str = "bench-secret-bench-secret-bench-secret!!";
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let bin = std::env::var("KEYWARD_BIN").unwrap_or_else(|_| "target/release/keyward".into());
+    // Servers run in temp dirs: the binary's path must not be relative.
+    let bin = std::fs::canonicalize(&bin)
+        .expect("build the server first: cargo build --release")
+        .to_string_lossy()
+        .into_owned();
+    let mut out = String::new();
+    writeln!(out, "| measurement | result | goal |").unwrap();
+    writeln!(out, "|---|---|---|").unwrap();
+    throughput(&bin, quick, &mut out);
+    scale(&bin, quick, &mut out);
+    reload_latency(&bin, quick, &mut out);
+    reload_cost(&mut out);
+    admin_writes(&bin, quick, &mut out);
+    println!("\n{out}");
+}
+
+// ---------- the server as a process ----------
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(bin: &str, dir: &Path) -> (Server, Duration) {
+    let port = free_port();
+    let started = Instant::now();
+    let child = Command::new(bin)
+        .current_dir(dir)
+        .env("KEYWARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("KEYWARD_AUTH__HS256_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the keyward binary runs (build it with cargo build --release)");
+    let server = Server { child, port };
+    let client = reqwest::blocking::Client::new();
+    loop {
+        if let Ok(r) = client.get(server.url("/readyz")).send()
+            && r.status() == 200
+        {
+            return (server, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "server never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        kb / 1024.0
+    }
+}
+
+// ---------- data ----------
+
+/// Filler hashes: any 32 random bytes (a fast RNG; these tokens are never used).
+fn random_hash() -> String {
+    let bytes: [u8; 32] = rand::random();
+    KeyHash::of(&bytes).to_string()
+}
+
+fn prefix() -> TokenPrefix {
+    TokenPrefix::parse("kw").unwrap()
+}
+
+/// A security.yml with `n` random keys, plus the given (name, token) keys.
+fn file_text(n: usize, known: &[(String, String)]) -> String {
+    let mut s = String::from("# generated for the benchmark\napiKeys:\n");
+    for i in 0..n {
+        writeln!(
+            s,
+            "  - name: key-{i}\n    hash: {}\n    permissions: [orders:read, orders:write]\n    createdAt: 2026-11-22T10:00:00Z",
+            random_hash()
+        )
+        .unwrap();
+    }
+    for (name, token) in known {
+        writeln!(
+            s,
+            "  - name: {name}\n    hash: {}\n    permissions: [orders:read]",
+            KeyHash::of(token.as_bytes())
+        )
+        .unwrap();
+    }
+    s
+}
+
+fn write_tenant(dir: &Path, tenant: &str, text: &str) {
+    let t = dir.join("tenants").join(tenant);
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("security.yml"), text).unwrap();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+// ---------- 1, 2: throughput with wrk ----------
+
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non2xx: u64,
+}
+
+fn wrk(url: &str, seconds: u32, header: Option<&str>, script: Option<&Path>) -> Wrk {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency"]);
+    if let Some(h) = header {
+        cmd.args(["-H", h]);
+    }
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("wrk is installed (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |prefix: &str| -> Option<String> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l[prefix.len()..].trim().to_owned())
+    };
+    let duration_ms = |s: String| -> f64 {
+        let s = s.split_whitespace().next().unwrap_or("0");
+        if let Some(v) = s.strip_suffix("us") {
+            v.parse::<f64>().unwrap_or(0.0) / 1000.0
+        } else if let Some(v) = s.strip_suffix("ms") {
+            v.parse().unwrap_or(0.0)
+        } else if let Some(v) = s.strip_suffix('s') {
+            v.parse::<f64>().unwrap_or(0.0) * 1000.0
+        } else {
+            0.0
+        }
+    };
+    Wrk {
+        rps: field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
+        p50_ms: field("50%").map(duration_ms).unwrap_or(0.0),
+        p99_ms: field("99%").map(duration_ms).unwrap_or(0.0),
+        non2xx: field("Non-2xx or 3xx responses:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+fn throughput(bin: &str, quick: bool, out: &mut String) {
+    let dir = tempfile::tempdir().unwrap();
+    let token = Token::generate(&prefix()).expose().to_owned();
+    write_tenant(
+        dir.path(),
+        "bench",
+        &file_text(999, &[("gateway".into(), token.clone())]),
+    );
+    let (server, _) = start(bin, dir.path());
+    let script = dir.path().join("verify.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = '{}'\n",
+            json!({"key": token, "permissions": ["orders:read"]})
+        ),
+    )
+    .unwrap();
+    let secs = if quick { 2 } else { 5 };
+    let rounds = if quick { 1 } else { 3 };
+    let header = format!("X-API-Key: {token}");
+    let (mut health, mut fwd, mut json) = (Vec::new(), Vec::new(), Vec::new());
+    // Alternated in one run, so the machine's noise hits all three alike.
+    for _ in 0..rounds {
+        health.push(wrk(&server.url("/healthz"), secs, None, None));
+        fwd.push(wrk(
+            &server.url("/auth/bench?permission=orders:read"),
+            secs,
+            Some(&header),
+            None,
+        ));
+        json.push(wrk(
+            &server.url("/api/bench/apiKeys/verify"),
+            secs,
+            None,
+            Some(&script),
+        ));
+    }
+    let mean = |v: &[Wrk], f: fn(&Wrk) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    let h = mean(&health, |w| w.rps);
+    for (label, runs) in [
+        ("forward-auth GET /auth/{t}", &fwd),
+        ("JSON POST /api/{t}/apiKeys/verify", &json),
+    ] {
+        let rps = mean(runs, |w| w.rps);
+        let non2xx: u64 = runs.iter().map(|w| w.non2xx).sum();
+        writeln!(
+            out,
+            "| {label}: req/s (healthz req/s) | {rps:.0} ({h:.0}) — ratio **{:.2}** | ratio ≥ 0.9 |",
+            rps / h
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "| {label}: p50 / p99 (healthz) | {:.2} / {:.2} ms ({:.2} / {:.2} ms) | p99 < 2 ms |",
+            mean(runs, |w| w.p50_ms),
+            mean(runs, |w| w.p99_ms),
+            mean(&health, |w| w.p50_ms),
+            mean(&health, |w| w.p99_ms)
+        )
+        .unwrap();
+        writeln!(out, "| {label}: non-2xx responses | {non2xx} | 0 |").unwrap();
+    }
+    eprintln!("throughput done");
+}
+
+// ---------- 3: scale ----------
+
+fn scale(bin: &str, quick: bool, out: &mut String) {
+    let (tenants, per) = if quick { (1_000, 100) } else { (10_000, 100) };
+    let dir = tempfile::tempdir().unwrap();
+    eprintln!("generating {} keys in {tenants} tenants...", tenants * per);
+    for t in 0..tenants {
+        write_tenant(dir.path(), &format!("tenant-{t:05}"), &file_text(per, &[]));
+    }
+    let (server, ready) = start(bin, dir.path());
+    let rss = server.rss_mb();
+    writeln!(
+        out,
+        "| start-up to /readyz, {} keys in {tenants} tenants | {:.2} s | < 3 s |",
+        tenants * per,
+        ready.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| resident memory after start-up | {rss:.0} MB | < 400 MB |"
+    )
+    .unwrap();
+    eprintln!("scale done");
+}
+
+// ---------- 4: reload latency ----------
+
+fn reload_latency(bin: &str, quick: bool, out: &mut String) {
+    let dir = tempfile::tempdir().unwrap();
+    let base = file_text(1000, &[]);
+    write_tenant(dir.path(), "ops", &base);
+    let (server, _) = start(bin, dir.path());
+    let client = reqwest::blocking::Client::new();
+    let path = dir.path().join("tenants/ops/security.yml");
+    let edits = if quick { 20 } else { 100 };
+    let mut lat = Vec::new();
+    for i in 0..edits {
+        let token = Token::generate(&prefix()).expose().to_owned();
+        let text = format!(
+            "{base}  - name: probe-{i}\n    hash: {}\n",
+            KeyHash::of(token.as_bytes())
+        );
+        let t0 = Instant::now();
+        if i % 2 == 0 {
+            std::fs::write(&path, &text).unwrap();
+        } else {
+            let tmp = path.with_file_name(".security.yml.swp");
+            std::fs::File::create(&tmp)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        }
+        loop {
+            let v: serde_json::Value = client
+                .post(server.url("/api/ops/apiKeys/verify"))
+                .json(&json!({"key": token}))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            if v["valid"] == true {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "edit {i} never took effect"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        lat.push(t0.elapsed());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    lat.sort();
+    writeln!(
+        out,
+        "| reload latency, {edits} edits of a 1,000-key file (in place / rename): p50 / p99 | {} / {} | p99 < 500 ms |",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99))
+    )
+    .unwrap();
+    eprintln!("reload latency done");
+}
+
+/// The CPU cost of re-reading one 10,000-key file (parse + index build), in process.
+fn reload_cost(out: &mut String) {
+    let dir = tempfile::tempdir().unwrap();
+    write_tenant(dir.path(), "big", &file_text(10_000, &[]));
+    let index = std::sync::Arc::new(keyward::index::Index::new());
+    let store = keyward::store::Store::new(dir.path().join("tenants"), false, index.clone());
+    let tenant = keyward::domain::TenantId::parse("big").unwrap();
+    let mut times = Vec::new();
+    for i in 0..10 {
+        // A different byte each time, so the unchanged-content shortcut does not apply.
+        let path = dir.path().join("tenants/big/security.yml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("# {i}\n"));
+        std::fs::write(&path, text).unwrap();
+        let t0 = Instant::now();
+        store.reload(&tenant).unwrap();
+        times.push(t0.elapsed());
+    }
+    times.sort();
+    writeln!(
+        out,
+        "| reload of one 10,000-key file (parse + index swap), median | {} | — |",
+        ms(percentile(&times, 0.5))
+    )
+    .unwrap();
+}
+
+// ---------- 5: admin writes ----------
+
+fn admin_token() -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    encode(
+        &Header::default(),
+        &json!({"sub": "bench", "exp": now + 3600, "scope": "tenant.apiKey:write", "tenant_id": "*"}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn admin_writes(bin: &str, quick: bool, out: &mut String) {
+    let dir = tempfile::tempdir().unwrap();
+    write_tenant(dir.path(), "small", &file_text(10, &[]));
+    write_tenant(dir.path(), "large", &file_text(10_000, &[]));
+    // Many other tenants, to show the cost does not grow with the whole index.
+    for t in 0..if quick { 100 } else { 1000 } {
+        write_tenant(dir.path(), &format!("other-{t}"), &file_text(100, &[]));
+    }
+    let (server, _) = start(bin, dir.path());
+    let client = reqwest::blocking::Client::new();
+    let jwt = admin_token();
+    let n = if quick { 30 } else { 200 };
+    for tenant in ["small", "large"] {
+        let mut lat = Vec::new();
+        for i in 0..n {
+            let t0 = Instant::now();
+            let res = client
+                .post(server.url(&format!("/api/{tenant}/admin/apiKeys")))
+                .bearer_auth(&jwt)
+                .json(&json!({"name": format!("seq-{i}")}))
+                .send()
+                .unwrap();
+            assert_eq!(res.status(), 201);
+            lat.push(t0.elapsed());
+        }
+        lat.sort();
+        let keys = if tenant == "small" { "10" } else { "10,000" };
+        writeln!(
+            out,
+            "| create-key latency, tenant with {keys} keys: p50 / p99 | {} / {} | p50 < 10 ms at 10,000 |",
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99))
+        )
+        .unwrap();
+    }
+    // Sustained creates with 16 concurrent clients.
+    let secs = if quick { 2 } else { 5 };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let created = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let tasks: Vec<_> = (0..16)
+            .map(|c| {
+                let client = client.clone();
+                let url = server.url("/api/small/admin/apiKeys");
+                let jwt = jwt.clone();
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while tokio::time::Instant::now() < deadline {
+                        let res = client
+                            .post(&url)
+                            .bearer_auth(&jwt)
+                            .json(&json!({"name": format!("c{c}-{n}")}))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(res.status(), 201);
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        total
+    });
+    writeln!(
+        out,
+        "| sustained creates, 16 concurrent clients, one tenant | {:.0} creates/s | — |",
+        created as f64 / secs as f64
+    )
+    .unwrap();
+    eprintln!("admin writes done");
+}
