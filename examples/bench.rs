@@ -28,11 +28,25 @@ fn main() {
     let mut out = String::new();
     writeln!(out, "| measurement | result | goal |").unwrap();
     writeln!(out, "|---|---|---|").unwrap();
-    throughput(&bin, quick, &mut out);
-    scale(&bin, quick, &mut out);
-    reload_latency(&bin, quick, &mut out);
-    reload_cost(&mut out);
-    admin_writes(&bin, quick, &mut out);
+    // `bench/run.sh throughput` (or scale, reload, writes) runs one section only.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if run("throughput") {
+        throughput(&bin, quick, &mut out);
+    }
+    if run("scale") {
+        scale(&bin, quick, &mut out);
+    }
+    if run("reload") {
+        reload_latency(&bin, quick, &mut out);
+        reload_cost(&mut out);
+    }
+    if run("writes") {
+        admin_writes(&bin, quick, &mut out);
+    }
     println!("\n{out}");
 }
 

@@ -276,8 +276,9 @@ pub fn create_app(
         .wrap(TracingLogger::default())
         .app_data(state)
         .app_data(limit)
+        // The router tries resources in order: the hot path goes first.
+        .configure(routes::verify::configure)
         .configure(routes::ops::configure)
         .configure(routes::admin_keys::configure)
-        .configure(routes::verify::configure)
         .default_service(web::to(routes::not_found))
 }

@@ -87,7 +87,7 @@ fn read_body(
         if declared.is_some_and(|n| n > limit) {
             return Err(ApiError::PayloadTooLarge(limit));
         }
-        let mut buf = web::BytesMut::new();
+        let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
         while let Some(chunk) = payload.next().await {
             let chunk =
                 chunk.map_err(|e| ApiError::invalid_request(format!("cannot read body: {e}")))?;
@@ -101,6 +101,10 @@ fn read_body(
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Fast path; the path-tracking deserializer only runs to explain an error.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();

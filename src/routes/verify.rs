@@ -1,7 +1,9 @@
 //! The hot path: is this key valid for this tenant, and may it do this? Answered from the
 //! in-memory index with no file I/O and no lock.
 
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use std::borrow::Cow;
+
+use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -15,6 +17,10 @@ use crate::error::{ApiError, Credential, ProblemDetails};
 use crate::index::{Refusal, Verdict};
 use crate::startup::AppState;
 use crate::store::{Change, render};
+
+const X_KEYWARD_TENANT: HeaderName = HeaderName::from_static("x-keyward-tenant");
+const X_KEYWARD_KEY: HeaderName = HeaderName::from_static("x-keyward-key");
+const X_KEYWARD_PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-permissions");
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -120,22 +126,24 @@ pub(crate) async fn forward_auth(
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let required: Vec<String> = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?
-        .0
-        .into_iter()
+    // Borrowed where no percent-decoding is needed: this runs on every gateway request.
+    let required: Vec<Cow<'_, str>> = form_urlencoded::parse(req.query_string().as_bytes())
         .filter(|(k, _)| k == "permission")
         .map(|(_, v)| v)
         .collect();
-    let required: Vec<&str> = required.iter().map(String::as_str).collect();
+    let required: Vec<&str> = required.iter().map(|p| p.as_ref()).collect();
     match check(&state, &path, presented, &required) {
         Verdict::Valid(e) => {
             let mut res = HttpResponse::NoContent();
-            res.insert_header(("X-Keyward-Tenant", path.as_str()));
-            res.insert_header(("X-Keyward-Key", e.name.as_str()));
+            if let Ok(v) = HeaderValue::from_str(&path) {
+                res.insert_header((X_KEYWARD_TENANT, v));
+            }
+            if let Ok(v) = HeaderValue::from_str(e.name.as_str()) {
+                res.insert_header((X_KEYWARD_KEY, v));
+            }
             let perms = e.permissions.as_strs().join(" ");
             if let Ok(v) = HeaderValue::from_str(&perms) {
-                res.insert_header(("X-Keyward-Permissions", v));
+                res.insert_header((X_KEYWARD_PERMISSIONS, v));
             }
             Ok(res.finish())
         }

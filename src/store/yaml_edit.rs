@@ -42,16 +42,27 @@ pub struct ItemPos {
 
 pub fn item_positions(text: &str) -> Result<Vec<ItemPos>, EditError> {
     let doc = Doc::parse(text)?;
-    Ok(match doc.api_keys()? {
-        ApiKeys::Block { items, .. } | ApiKeys::Flow { items, .. } => items
-            .iter()
-            .map(|i| {
-                let (line, column) = doc.line_col(i.mark);
-                ItemPos { line, column }
-            })
-            .collect(),
+    let marks: Vec<usize> = match doc.api_keys()? {
+        ApiKeys::Block { items, .. } | ApiKeys::Flow { items, .. } => {
+            items.iter().map(|i| i.mark).collect()
+        }
         _ => Vec::new(),
-    })
+    };
+    // One pass over the text for all items (marks are in order), not one per item.
+    let mut out = Vec::with_capacity(marks.len());
+    let (mut line, mut line_start, mut pos) = (1, 0, 0);
+    for mark in marks {
+        for (i, b) in text.as_bytes()[pos..mark].iter().enumerate() {
+            if *b == b'\n' {
+                line += 1;
+                line_start = pos + i + 1;
+            }
+        }
+        pos = mark;
+        let column = text[line_start..mark].chars().count() + 1;
+        out.push(ItemPos { line, column });
+    }
+    Ok(out)
 }
 
 pub fn append_item(text: &str, item: &Node) -> Result<String, EditError> {
