@@ -4,7 +4,7 @@
 //! reload or write builds a tenant's new `TenantKeys` aside and swaps it in; only adding or
 //! removing a tenant copies the (small) tenant map.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -15,20 +15,22 @@ use time::OffsetDateTime;
 use crate::domain::{KeyEntry, KeyHash, KeyName, TenantId};
 use crate::store::{FileProblem, SecurityFile};
 
-/// One tenant's keys, by name (sorted, for the admin API) and by hash (for verification).
+/// One tenant's keys: sorted by name (for the admin API, binary search) and by hash (for
+/// verification). Compact on purpose: a million keys must fit in a few hundred MB.
 #[derive(Default, Debug)]
 pub struct TenantKeys {
-    by_name: BTreeMap<KeyName, IndexedKey>,
-    by_hash: HashMap<KeyHash, HashRole>,
+    keys: Vec<IndexedKey>,
+    by_hash: HashMap<KeyHash, u32>,
+    /// Old hashes kept for a rotation's grace period (few): index and end of grace.
+    previous: HashMap<KeyHash, (u32, OffsetDateTime)>,
 }
 
 /// A key as the index holds it: the entry, and when it was last used.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct IndexedKey {
     pub entry: Arc<KeyEntry>,
-    /// Unix seconds of the last successful verification (0: never). Shared with the
-    /// previous index of the tenant, so a reload does not forget it.
-    last_used: Arc<AtomicI64>,
+    /// Unix seconds of the last successful verification (0: never).
+    last_used: AtomicI64,
 }
 
 impl IndexedKey {
@@ -52,13 +54,6 @@ impl IndexedKey {
     pub fn restore_last_used(&self, unix: i64) {
         self.last_used.fetch_max(unix, Ordering::Relaxed);
     }
-}
-
-#[derive(Debug, Clone)]
-struct HashRole {
-    key: IndexedKey,
-    /// Set for a previous hash kept for a rotation's grace period.
-    grace_until: Option<OffsetDateTime>,
 }
 
 /// The answer to "is this key valid here, and may it do this?".
@@ -90,64 +85,71 @@ impl Refusal {
 }
 
 impl TenantKeys {
-    /// Builds a tenant's keys; `previous` (the tenant's current index) lends each key that
-    /// keeps its name its last-use counter.
+    /// Builds a tenant's keys; `previous` (the tenant's current index) hands each key that
+    /// keeps its name its last use. (A use recorded on the old index while this one is
+    /// being built can be lost: lastUsedAt is to the second, not an audit log.)
     pub fn build(file: &SecurityFile, previous: Option<&TenantKeys>) -> Self {
-        let mut keys = Self::default();
-        for entry in &file.keys {
-            let last_used = previous
-                .and_then(|p| p.by_name.get(&entry.name))
-                .map(|k| k.last_used.clone())
-                .unwrap_or_default();
-            let key = IndexedKey {
+        let mut keys: Vec<IndexedKey> = file
+            .keys
+            .iter()
+            .map(|entry| IndexedKey {
+                last_used: AtomicI64::new(
+                    previous
+                        .and_then(|p| p.get(&entry.name))
+                        .map_or(0, |k| k.last_used.load(Ordering::Relaxed)),
+                ),
                 entry: Arc::new(entry.clone()),
-                last_used,
-            };
-            for p in &entry.previous_hashes {
-                keys.by_hash.insert(
-                    p.hash,
-                    HashRole {
-                        key: key.clone(),
-                        grace_until: Some(p.expires_at),
-                    },
-                );
+            })
+            .collect();
+        keys.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
+        let mut by_hash = HashMap::with_capacity(keys.len());
+        let mut previous_hashes = HashMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            let i = i as u32;
+            by_hash.insert(key.entry.hash, i);
+            for p in &key.entry.previous_hashes {
+                previous_hashes.insert(p.hash, (i, p.expires_at));
             }
-            keys.by_hash.insert(
-                entry.hash,
-                HashRole {
-                    key: key.clone(),
-                    grace_until: None,
-                },
-            );
-            keys.by_name.insert(entry.name.clone(), key);
         }
-        keys
+        Self {
+            keys,
+            by_hash,
+            previous: previous_hashes,
+        }
     }
 
     pub fn get(&self, name: &KeyName) -> Option<&IndexedKey> {
-        self.by_name.get(name)
+        self.keys
+            .binary_search_by(|k| k.entry.name.cmp(name))
+            .ok()
+            .map(|i| &self.keys[i])
     }
 
     /// Every key, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = &IndexedKey> {
-        self.by_name.values()
+        self.keys.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.keys.is_empty()
     }
 
     /// Checks a presented key's hash, then that it may do every one of `required`.
     pub fn verify(&self, hash: &KeyHash, required: &[&str], now: OffsetDateTime) -> Verdict {
-        let Some(role) = self.by_hash.get(hash) else {
-            return Verdict::Invalid(Refusal::NotFound);
+        let (i, grace_until) = match self.by_hash.get(hash) {
+            Some(&i) => (i, None),
+            None => match self.previous.get(hash) {
+                Some(&(i, until)) => (i, Some(until)),
+                None => return Verdict::Invalid(Refusal::NotFound),
+            },
         };
-        let entry = &role.key.entry;
-        if role.grace_until.is_some_and(|t| t <= now) || entry.is_expired(now) {
+        let key = &self.keys[i as usize];
+        let entry = &key.entry;
+        if grace_until.is_some_and(|t| t <= now) || entry.is_expired(now) {
             return Verdict::Invalid(Refusal::Expired);
         }
         if !entry.enabled {
@@ -156,7 +158,7 @@ impl TenantKeys {
         if !required.iter().all(|r| entry.permissions.grants(r)) {
             return Verdict::Invalid(Refusal::InsufficientPermissions);
         }
-        role.key.touch(now);
+        key.touch(now);
         Verdict::Valid(entry.clone())
     }
 }

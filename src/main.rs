@@ -7,6 +7,11 @@ use keyward::config::Settings;
 use keyward::startup::Application;
 use keyward::telemetry;
 
+/// mimalloc: less fragmentation and faster small allocations than glibc's malloc for the
+/// many small strings a large key set is made of (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {

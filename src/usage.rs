@@ -66,10 +66,7 @@ pub fn restore(index: &Index, dir: &Path) {
             continue;
         };
         for (name, unix) in keys {
-            if let Some(k) = KeyName::parse(&name)
-                .ok()
-                .and_then(|n| index_keys.get(&n).cloned())
-            {
+            if let Some(k) = KeyName::parse(&name).ok().and_then(|n| index_keys.get(&n)) {
                 k.restore_last_used(unix);
             }
         }

@@ -62,7 +62,7 @@ impl KeyEntry {
 /// Free text about a key: at most 1024 characters, no control characters but newline and tab.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Description(String);
+pub struct Description(Box<str>);
 
 impl Description {
     pub const MAX_CHARS: usize = 1024;
@@ -81,7 +81,7 @@ impl Description {
                 "a description may not contain control characters",
             ));
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(s.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -103,7 +103,7 @@ impl TryFrom<String> for Description {
 
 impl From<Description> for String {
     fn from(d: Description) -> String {
-        d.0
+        d.0.into()
     }
 }
 
@@ -116,7 +116,7 @@ impl fmt::Debug for Description {
 /// Who created a key: a JWT `sub`, or `apikey:<name>`. At most 256 characters.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Subject(String);
+pub struct Subject(Box<str>);
 
 impl Subject {
     pub const MAX_CHARS: usize = 256;
@@ -127,7 +127,7 @@ impl Subject {
                 "createdBy is 1 to 256 characters without control characters",
             ));
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(s.into()))
     }
 
     /// Makes a storable subject out of whatever an identity provider put in `sub`.
@@ -154,7 +154,7 @@ impl TryFrom<String> for Subject {
 
 impl From<Subject> for String {
     fn from(d: Subject) -> String {
-        d.0
+        d.0.into()
     }
 }
 

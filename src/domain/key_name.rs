@@ -7,7 +7,7 @@ use super::DomainError;
 /// A key's name, unique within its tenant: `^[A-Za-z0-9._-]{1,128}$`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct KeyName(String);
+pub struct KeyName(Box<str>);
 
 impl KeyName {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
@@ -15,7 +15,7 @@ impl KeyName {
             && s.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
         if ok {
-            Ok(Self(s.to_owned()))
+            Ok(Self(s.into()))
         } else {
             Err(DomainError::new(
                 "a key name is 1 to 128 characters of [A-Za-z0-9._-]",
@@ -37,7 +37,7 @@ impl TryFrom<String> for KeyName {
 
 impl From<KeyName> for String {
     fn from(n: KeyName) -> String {
-        n.0
+        n.0.into()
     }
 }
 

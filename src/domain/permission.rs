@@ -9,12 +9,12 @@ use super::DomainError;
 /// As a grant, `*` matches everything and a trailing `:*` matches any suffix.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Permission(String);
+pub struct Permission(Box<str>);
 
 impl Permission {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         if (1..=256).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_graphic()) {
-            Ok(Self(s.to_owned()))
+            Ok(Self(s.into()))
         } else {
             Err(DomainError::new(
                 "a permission is 1 to 256 printable ASCII characters without whitespace",
@@ -28,7 +28,7 @@ impl Permission {
 
     /// Does holding `self` allow the action named `required`?
     pub fn grants(&self, required: &str) -> bool {
-        let held = self.0.as_str();
+        let held: &str = &self.0;
         held == "*"
             || held == required
             || held
@@ -54,7 +54,7 @@ impl TryFrom<String> for Permission {
 
 impl From<Permission> for String {
     fn from(p: Permission) -> String {
-        p.0
+        p.0.into()
     }
 }
 
@@ -73,7 +73,7 @@ impl fmt::Debug for Permission {
 /// The permissions of one key: at most 100, no duplicates, in the order given.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<Permission>", into = "Vec<Permission>")]
-pub struct Permissions(Vec<Permission>);
+pub struct Permissions(Box<[Permission]>);
 
 impl Permissions {
     pub const MAX: usize = 100;
@@ -90,7 +90,7 @@ impl Permissions {
                 return Err(DomainError::new(format!("duplicate permission {p:?}")));
             }
         }
-        Ok(Self(list))
+        Ok(Self(list.into_boxed_slice()))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Permission> {
@@ -125,7 +125,7 @@ impl TryFrom<Vec<Permission>> for Permissions {
 
 impl From<Permissions> for Vec<Permission> {
     fn from(p: Permissions) -> Self {
-        p.0
+        p.0.into_vec()
     }
 }
 
