@@ -12,28 +12,24 @@ use crate::auth::{Admin, Principal, ReadKeys, WriteKeys};
 use crate::domain::{Description, KeyEntry, KeyName, Permission, Permissions, PreviousHash, Token};
 use crate::error::{ApiError, FieldError, ProblemDetails};
 use crate::startup::AppState;
-use crate::store::{Change, Committed};
+use crate::store::{Change, Committed, SecurityFile};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         super::resource("/api/{tenant}/admin/apiKeys")
             .name("api_keys")
             .route(web::get().to(list))
-            .route(web::post().to(create))
-            .default_service(web::to(super::method_not_allowed)),
+            .route(web::post().to(create)),
     )
     .service(
         super::resource("/api/{tenant}/admin/apiKeys/{name}")
             .name("api_key")
             .route(web::get().to(get))
             .route(web::put().to(update))
-            .route(web::delete().to(delete))
-            .default_service(web::to(super::method_not_allowed)),
+            .route(web::delete().to(delete)),
     )
     .service(
-        super::resource("/api/{tenant}/admin/apiKeys/{name}/rotate")
-            .route(web::post().to(rotate))
-            .default_service(web::to(super::method_not_allowed)),
+        super::resource("/api/{tenant}/admin/apiKeys/{name}/rotate").route(web::post().to(rotate)),
     );
 }
 
@@ -193,9 +189,7 @@ pub(crate) async fn update(
     let if_match = if_match(&req);
     let caller = principal.clone();
     let committed = write(&state, &principal, move |file| {
-        let (_, current) = file.find(&name).ok_or(ApiError::KeyNotFound)?;
-        check_if_match(if_match.as_deref(), current)?;
-        caller.check_can_grant(&current.permissions)?;
+        let current = entry_to_change(file, &name, if_match.as_deref(), &caller)?;
         let now = OffsetDateTime::now_utc();
         let mut next = current.clone();
         next.enabled = body.enabled;
@@ -247,9 +241,7 @@ pub(crate) async fn rotate(
     let if_match = if_match(&req);
     let caller = principal.clone();
     let committed = write(&state, &principal, move |file| {
-        let (_, current) = file.find(&name).ok_or(ApiError::KeyNotFound)?;
-        check_if_match(if_match.as_deref(), current)?;
-        caller.check_can_grant(&current.permissions)?;
+        let current = entry_to_change(file, &name, if_match.as_deref(), &caller)?;
         let now = OffsetDateTime::now_utc();
         let mut next = current.clone();
         next.previous_hashes.retain(|p| p.expires_at > now);
@@ -293,9 +285,7 @@ pub(crate) async fn delete(
     let if_match = if_match(&req);
     let caller = principal.clone();
     write(&state, &principal, move |file| {
-        let (_, current) = file.find(&name).ok_or(ApiError::KeyNotFound)?;
-        check_if_match(if_match.as_deref(), current)?;
-        caller.check_can_grant(&current.permissions)?;
+        entry_to_change(file, &name, if_match.as_deref(), &caller)?;
         Ok(Change::Delete(name))
     })
     .await?;
@@ -310,7 +300,7 @@ pub(crate) async fn write<F>(
     decide: F,
 ) -> Result<Committed, ApiError>
 where
-    F: FnOnce(&crate::store::SecurityFile) -> Result<Change, ApiError> + Send + 'static,
+    F: FnOnce(&SecurityFile) -> Result<Change, ApiError> + Send + 'static,
 {
     let state = state.clone().into_inner();
     let tenant = principal.tenant.clone();
@@ -331,11 +321,22 @@ fn if_match(req: &HttpRequest) -> Option<String> {
         .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
 }
 
-fn check_if_match(if_match: Option<&str>, current: &KeyEntry) -> Result<(), ApiError> {
-    match if_match {
-        Some(h) if !if_match_accepts(h, &etag(current)) => Err(ApiError::PreconditionFailed),
-        _ => Ok(()),
+/// The entry an update, rotation or deletion is about, as it is on disk now: it must exist,
+/// match `If-Match` when one was sent, and not hold more than an API-key caller holds.
+fn entry_to_change<'a>(
+    file: &'a SecurityFile,
+    name: &KeyName,
+    if_match: Option<&str>,
+    caller: &Principal,
+) -> Result<&'a KeyEntry, ApiError> {
+    let (_, current) = file.find(name).ok_or(ApiError::KeyNotFound)?;
+    if let Some(h) = if_match
+        && !if_match_accepts(h, &etag(current))
+    {
+        return Err(ApiError::PreconditionFailed);
     }
+    caller.check_can_grant(&current.permissions)?;
+    Ok(current)
 }
 
 fn missing_entry() -> ApiError {

@@ -23,13 +23,14 @@ pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
 
 static MOUNTED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
 
-/// Every resource is made here, so the OpenAPI test can check each one is documented.
+/// Every resource is made here, so the OpenAPI test can check each one is documented and
+/// every unsupported method gets a 405 problem.
 pub(crate) fn resource(path: &'static str) -> Resource {
     MOUNTED
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(path);
-    web::resource(path)
+    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 /// The paths of every resource mounted so far (by any `App` built in this process).

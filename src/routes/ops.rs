@@ -11,36 +11,12 @@ use crate::startup::AppState;
 use crate::store::render;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        super::resource("/healthz")
-            .route(web::get().to(healthz))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        super::resource("/openapi.json")
-            .route(web::get().to(openapi_json))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        super::resource("/docs")
-            .route(web::get().to(docs))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        super::resource("/readyz")
-            .route(web::get().to(readyz))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        super::resource("/metrics")
-            .route(web::get().to(metrics))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        super::resource("/api/{tenant}/admin/status")
-            .route(web::get().to(status))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+    cfg.service(super::resource("/healthz").route(web::get().to(healthz)))
+        .service(super::resource("/openapi.json").route(web::get().to(openapi_json)))
+        .service(super::resource("/docs").route(web::get().to(docs)))
+        .service(super::resource("/readyz").route(web::get().to(readyz)))
+        .service(super::resource("/metrics").route(web::get().to(metrics)))
+        .service(super::resource("/api/{tenant}/admin/status").route(web::get().to(status)));
 }
 
 /// The tenant file's health, as `GET /api/{t}/admin/status` shows it.

@@ -23,23 +23,17 @@ const X_KEYWARD_KEY: HeaderName = HeaderName::from_static("x-keyward-key");
 const X_KEYWARD_PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-permissions");
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        super::resource("/api/{tenant}/apiKeys/verify")
-            .route(web::post().to(verify))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        super::resource("/auth/{tenant}")
-            .route(web::get().to(forward_auth))
-            .route(web::head().to(forward_auth))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        super::resource("/api/{tenant}/apiKeys/current")
-            .route(web::get().to(current))
-            .route(web::delete().to(revoke_current))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+    cfg.service(super::resource("/api/{tenant}/apiKeys/verify").route(web::post().to(verify)))
+        .service(
+            super::resource("/auth/{tenant}")
+                .route(web::get().to(forward_auth))
+                .route(web::head().to(forward_auth)),
+        )
+        .service(
+            super::resource("/api/{tenant}/apiKeys/current")
+                .route(web::get().to(current))
+                .route(web::delete().to(revoke_current)),
+        );
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -150,14 +144,19 @@ pub(crate) async fn forward_auth(
         Verdict::Invalid(Refusal::InsufficientPermissions) => Err(ApiError::Forbidden(
             "the key lacks a required permission".into(),
         )),
-        Verdict::Invalid(r) => Err(ApiError::Unauthorized {
-            detail: format!("invalid API key ({})", r.code()),
-            sent: if presented.is_empty() {
-                Credential::None
-            } else {
-                Credential::ApiKey
-            },
-        }),
+        Verdict::Invalid(r) => Err(invalid_key(presented, r)),
+    }
+}
+
+/// 401 for a missing or invalid `X-API-Key`, saying which.
+fn invalid_key(presented: &str, refusal: Refusal) -> ApiError {
+    ApiError::Unauthorized {
+        detail: format!("invalid API key ({})", refusal.code()),
+        sent: if presented.is_empty() {
+            Credential::None
+        } else {
+            Credential::ApiKey
+        },
     }
 }
 
@@ -174,14 +173,7 @@ fn calling_key(
         .unwrap_or_default();
     match check(state, tenant, presented, &[]) {
         Verdict::Valid(e) => Ok(e),
-        Verdict::Invalid(r) => Err(ApiError::Unauthorized {
-            detail: format!("invalid API key ({})", r.code()),
-            sent: if presented.is_empty() {
-                Credential::None
-            } else {
-                Credential::ApiKey
-            },
-        }),
+        Verdict::Invalid(r) => Err(invalid_key(presented, r)),
     }
 }
 
