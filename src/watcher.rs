@@ -53,7 +53,12 @@ pub fn load_all(store: &Store) -> std::io::Result<()> {
     let chunk = tenants.len().div_ceil(workers).max(1);
     std::thread::scope(|s| {
         for part in tenants.chunks(chunk) {
-            s.spawn(move || part.iter().for_each(|t| reload(store, t)));
+            s.spawn(move || {
+                for t in part {
+                    store.remove_stale_temp_files(t);
+                    reload(store, t);
+                }
+            });
         }
     });
     Ok(())

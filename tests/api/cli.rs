@@ -14,7 +14,7 @@ fn keyward() -> Command {
     Command::new(env!("CARGO_BIN_EXE_keyward"))
 }
 
-fn tenants_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub fn tenants_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (tenant, text) in files {
         let t = dir.path().join("tenants").join(tenant);
@@ -145,14 +145,14 @@ fn every_command_explains_itself() {
 }
 
 /// A real `keyward serve` process with JSON logs, in `dir`.
-struct Server {
-    child: Child,
-    port: u16,
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
     lines: std::sync::mpsc::Receiver<String>,
     log: Vec<String>,
 }
 
-fn serve(dir: &Path) -> Server {
+pub fn serve(dir: &Path) -> Server {
     let mut child = keyward()
         .current_dir(dir)
         .env("KEYWARD_LISTEN", "127.0.0.1:0")
@@ -199,7 +199,7 @@ impl Server {
         panic!("no log line with {needle:?}; got {:#?}", self.log);
     }
 
-    fn signal(&self, sig: rustix::process::Signal) {
+    pub fn signal(&self, sig: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, sig).unwrap();
     }
