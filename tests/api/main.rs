@@ -11,6 +11,7 @@ mod jwt;
 mod lifecycle;
 mod openapi;
 mod ops;
+mod props;
 mod reload;
 mod store;
 mod verify;
