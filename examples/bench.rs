@@ -79,6 +79,8 @@ fn start(bin: &str, dir: &Path) -> (Server, Duration) {
         .current_dir(dir)
         .env("KEYWARD_LISTEN", format!("127.0.0.1:{port}"))
         .env("KEYWARD_AUTH__HS256_SECRET", SECRET)
+        // The 10,000-key tenant of the write benchmark is over the default API limit.
+        .env("KEYWARD_MAX_KEYS_PER_TENANT", "1000000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

@@ -183,7 +183,7 @@ pub fn new_key(args: &NewKeyArgs) -> anyhow::Result<ExitCode> {
             if file.find(&entry.name).is_some() {
                 return Err(anyhow::anyhow!("a key named {} already exists", entry.name));
             }
-            Ok(Change::Create(entry))
+            Ok(Change::Create(entry.clone()))
         })?;
         println!(
             "appended to {}",

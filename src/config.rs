@@ -16,6 +16,9 @@ pub struct Settings {
     pub read_only: bool,
     pub rescan_interval_seconds: u64,
     pub max_body_bytes: usize,
+    /// Creates through the API stop at this many keys in one tenant (ops may add more by
+    /// editing the file).
+    pub max_keys_per_tenant: usize,
     pub log_format: LogFormat,
     pub cors_allowed_origins: Vec<String>,
     pub state_dir: PathBuf,
@@ -52,6 +55,7 @@ impl Default for Settings {
             read_only: false,
             rescan_interval_seconds: 60,
             max_body_bytes: 65536,
+            max_keys_per_tenant: 10_000,
             log_format: LogFormat::Text,
             cors_allowed_origins: Vec::new(),
             state_dir: "state".into(),

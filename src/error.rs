@@ -55,6 +55,10 @@ pub enum ApiError {
     KeyNotFound,
     #[error("an API key with this name already exists")]
     KeyExists,
+    #[error("the tenant already has {0} keys, the most this server allows; delete one first")]
+    KeyLimit(usize),
+    #[error("security.yml kept changing on disk during the write; try again")]
+    TenantBusy,
     #[error("the tenant's security.yml is invalid; fix the file first: {0}")]
     TenantFileInvalid(FileProblem),
     #[error("this tenant's keys are read-only here")]
@@ -84,6 +88,8 @@ impl ApiError {
             Self::TenantNotFound => "tenant_not_found",
             Self::KeyNotFound => "key_not_found",
             Self::KeyExists => "key_exists",
+            Self::KeyLimit(_) => "key_limit_reached",
+            Self::TenantBusy => "tenant_busy",
             Self::TenantFileInvalid(_) => "tenant_file_invalid",
             Self::TenantReadOnly => "tenant_read_only",
             Self::PreconditionFailed => "precondition_failed",
@@ -144,9 +150,11 @@ impl ResponseError for ApiError {
                 StatusCode::FORBIDDEN
             }
             Self::TenantNotFound | Self::KeyNotFound | Self::NotFound => StatusCode::NOT_FOUND,
-            Self::KeyExists | Self::TenantFileInvalid(_) | Self::TenantReadOnly => {
-                StatusCode::CONFLICT
-            }
+            Self::KeyExists
+            | Self::KeyLimit(_)
+            | Self::TenantFileInvalid(_)
+            | Self::TenantReadOnly => StatusCode::CONFLICT,
+            Self::TenantBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -179,6 +187,9 @@ impl ResponseError for ApiError {
         };
         let mut res = HttpResponse::build(status);
         res.content_type("application/problem+json");
+        if let Self::TenantBusy = self {
+            res.insert_header((header::RETRY_AFTER, "1"));
+        }
         if let Some(challenge) = self.challenge() {
             res.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
@@ -210,6 +221,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(p) => Self::TenantFileInvalid(p),
             StoreError::ReadOnly => Self::TenantReadOnly,
             StoreError::TenantNotFound => Self::TenantNotFound,
+            StoreError::Busy => Self::TenantBusy,
             other => Self::Internal(other.into()),
         }
     }

@@ -101,7 +101,7 @@ pub(crate) async fn get(
         .json(ApiKeyView::from(key)))
 }
 
-#[utoipa::path(post, path = "/api/{tenant}/admin/apiKeys", tag = "admin", params(("tenant" = String, Path, description = "Tenant id")), request_body = CreateApiKey, responses((status = 201, description = "Created; the token is shown this once. `Location`, `ETag`, `Cache-Control: no-store`", body = ApiKeyWithToken), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
+#[utoipa::path(post, path = "/api/{tenant}/admin/apiKeys", tag = "admin", params(("tenant" = String, Path, description = "Tenant id")), request_body = CreateApiKey, responses((status = 201, description = "Created; the token is shown this once. `Location`, `ETag`, `Cache-Control: no-store`", body = ApiKeyWithToken), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key = %body.0.name))]
 pub(crate) async fn create(
     admin: Admin<WriteKeys>,
@@ -137,11 +137,15 @@ pub(crate) async fn create(
         expires_at,
         previous_hashes: Vec::new(),
     };
+    let max_keys = state.settings.max_keys_per_tenant;
     let committed = write(&state, &principal, move |file| {
         if file.find(&entry.name).is_some() {
             return Err(ApiError::KeyExists);
         }
-        Ok(Change::Create(entry))
+        if file.keys.len() >= max_keys {
+            return Err(ApiError::KeyLimit(max_keys));
+        }
+        Ok(Change::Create(entry.clone()))
     })
     .await?;
     let entry = committed.entry.ok_or_else(missing_entry)?;
@@ -157,7 +161,7 @@ pub(crate) async fn create(
         .json(ApiKeyWithToken::new(ApiKeyView::new(&entry, None), &token)))
 }
 
-#[utoipa::path(put, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), request_body = UpdateApiKey, responses((status = 200, description = "Updated; `ETag` header", body = ApiKeyView), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 412, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
+#[utoipa::path(put, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), request_body = UpdateApiKey, responses((status = 200, description = "Updated; `ETag` header", body = ApiKeyView), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 412, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
 pub(crate) async fn update(
     admin: Admin<WriteKeys>,
@@ -193,11 +197,11 @@ pub(crate) async fn update(
         let now = OffsetDateTime::now_utc();
         let mut next = current.clone();
         next.enabled = body.enabled;
-        if let Some(p) = permissions {
-            next.permissions = p;
+        if let Some(p) = &permissions {
+            next.permissions = p.clone();
         }
-        if let Some(d) = description {
-            next.description = d;
+        if let Some(d) = &description {
+            next.description = d.clone();
         }
         if let Some(t) = expires_at {
             next.expires_at = t;
@@ -217,7 +221,7 @@ pub(crate) async fn update(
 
 /// A new token for the key; the old one keeps working for `gracePeriodSeconds` (default 0),
 /// never beyond the key's own expiry.
-#[utoipa::path(post, path = "/api/{tenant}/admin/apiKeys/{name}/rotate", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), request_body(content = Option<RotateApiKey>, description = "Optional"), responses((status = 200, description = "A new token, shown this once", body = ApiKeyWithToken), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 412, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
+#[utoipa::path(post, path = "/api/{tenant}/admin/apiKeys/{name}/rotate", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), request_body(content = Option<RotateApiKey>, description = "Optional"), responses((status = 200, description = "A new token, shown this once", body = ApiKeyWithToken), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 412, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
 pub(crate) async fn rotate(
     admin: Admin<WriteKeys>,
@@ -271,7 +275,7 @@ pub(crate) async fn rotate(
         )))
 }
 
-#[utoipa::path(delete, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), responses((status = 204, description = "Deleted: the key stops working at once"), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 412, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
+#[utoipa::path(delete, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), responses((status = 204, description = "Deleted: the key stops working at once"), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 412, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
 #[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
 pub(crate) async fn delete(
     admin: Admin<WriteKeys>,
@@ -286,7 +290,7 @@ pub(crate) async fn delete(
     let caller = principal.clone();
     write(&state, &principal, move |file| {
         entry_to_change(file, &name, if_match.as_deref(), &caller)?;
-        Ok(Change::Delete(name))
+        Ok(Change::Delete(name.clone()))
     })
     .await?;
     tracing::info!("key deleted");
@@ -300,7 +304,7 @@ pub(crate) async fn write<F>(
     decide: F,
 ) -> Result<Committed, ApiError>
 where
-    F: FnOnce(&SecurityFile) -> Result<Change, ApiError> + Send + 'static,
+    F: FnMut(&SecurityFile) -> Result<Change, ApiError> + Send + 'static,
 {
     let state = state.clone().into_inner();
     let tenant = principal.tenant.clone();

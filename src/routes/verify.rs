@@ -193,7 +193,7 @@ pub(crate) async fn current(
 }
 
 /// The calling key revokes itself: its entry is removed from the file.
-#[utoipa::path(delete, path = "/api/{tenant}/apiKeys/current", tag = "verify", params(("tenant" = String, Path, description = "Tenant id")), responses((status = 204, description = "Revoked"), (status = 401, body = ProblemDetails), (status = 409, body = ProblemDetails)), security(("apiKey" = [])))]
+#[utoipa::path(delete, path = "/api/{tenant}/apiKeys/current", tag = "verify", params(("tenant" = String, Path, description = "Tenant id")), responses((status = 204, description = "Revoked"), (status = 401, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("apiKey" = [])))]
 pub(crate) async fn revoke_current(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -212,7 +212,7 @@ pub(crate) async fn revoke_current(
         // Remove it only if it is still the same key (not renamed/rotated under us).
         match file.find(&name) {
             Some((_, e)) if e.hash == hash || e.previous_hashes.iter().any(|p| p.hash == hash) => {
-                Ok(Change::Delete(name))
+                Ok(Change::Delete(name.clone()))
             }
             _ => Err(ApiError::KeyNotFound),
         }

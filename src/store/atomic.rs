@@ -11,7 +11,15 @@ const NEW_FILE_MODE: u32 = 0o644;
 /// Writes `text` to a temp file beside `path` (created 0600), fsyncs it, gives it the old
 /// file's permissions, renames it over `path` and fsyncs the directory. A crash at any
 /// point leaves the old file or the new one, never a torn one.
-pub fn replace_file(path: &Path, text: &str) -> io::Result<()> {
+///
+/// `still_current` runs just before the rename; when it says no (someone outside keyward,
+/// such as `git checkout`, replaced the file meanwhile) nothing is renamed and the result
+/// is `Ok(false)`.
+pub fn replace_file(
+    path: &Path,
+    text: &str,
+    still_current: impl FnOnce() -> io::Result<bool>,
+) -> io::Result<bool> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("file has no parent directory"))?;
@@ -28,8 +36,43 @@ pub fn replace_file(path: &Path, text: &str) -> io::Result<()> {
     tmp.as_file()
         .set_permissions(Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;
+    if !still_current()? {
+        return Ok(false);
+    }
     tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
+    File::open(dir)?.sync_all()?;
+    Ok(true)
+}
+
+/// What identifies one version of a file on disk: a rename-save or `git checkout` makes a
+/// new inode, an in-place write changes the size or the modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
+
+    /// The stamp of the file at `path` now; `None` when there is none.
+    pub fn at(path: &Path) -> io::Result<Option<Self>> {
+        match fs::symlink_metadata(path) {
+            Ok(m) => Ok(Some(Self::of(&m))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// An exclusive `flock` on a directory, released on drop.

@@ -48,6 +48,8 @@ pub enum StoreError {
     Edit(#[from] yaml_edit::EditError),
     #[error("the edited file would not mean the intended change; nothing was written")]
     EditMismatch,
+    #[error("security.yml kept changing on disk while keyward was writing it")]
+    Busy,
     #[error("i/o on the tenant's files failed")]
     Io(#[from] io::Error),
 }
@@ -60,8 +62,14 @@ pub enum Snapshot {
         text: String,
         digest: [u8; 32],
         symlink: bool,
+        /// The version read (`None`: there was no file), to tell if it is replaced later.
+        stamp: Option<atomic::Stamp>,
     },
 }
+
+/// How often a write starts again because the file was replaced from outside keyward while
+/// it was being written, before it gives up with `StoreError::Busy`.
+const WRITE_ATTEMPTS: usize = 5;
 
 pub struct Store {
     dir: PathBuf,
@@ -148,23 +156,31 @@ impl Store {
         }
         let path = dir.join(FILE_NAME);
         let symlink = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-        let text = match read_limited(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                return Err(StoreError::Invalid(FileProblem {
-                    line: None,
-                    column: None,
-                    message: e.to_string(),
-                }));
+        // A stamp taken before and after the read tells a read that raced an in-place write.
+        let (text, stamp) = loop {
+            let before = atomic::Stamp::at(&path)?;
+            let text = match read_limited(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(StoreError::Invalid(FileProblem {
+                        line: None,
+                        column: None,
+                        message: e.to_string(),
+                    }));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if atomic::Stamp::at(&path)? == before {
+                break (text, before);
             }
-            Err(e) => return Err(e.into()),
         };
         let digest = Sha256::digest(text.as_bytes()).into();
         Ok(Snapshot::Read {
             text,
             digest,
             symlink,
+            stamp,
         })
     }
 
@@ -185,6 +201,7 @@ impl Store {
             text,
             digest,
             symlink,
+            ..
         } = snapshot
         else {
             return Ok(if self.index.remove(tenant) {
@@ -209,20 +226,31 @@ impl Store {
         }
     }
 
-    /// Like `snapshot`, but an empty file modified a moment ago is taken for an in-place
-    /// write caught between its truncate and its write (editors, `echo >`, `git checkout`)
-    /// and read again shortly; one that stays empty is taken as it is.
+    /// Like `snapshot`, but a file caught in the middle of an outside write is read again
+    /// shortly: an empty file modified a moment ago (between the truncate and the write of
+    /// an editor, `echo >` or `git checkout`), or a missing one in a directory changed a
+    /// moment ago (between `git checkout`'s unlink and its create). One that stays so is
+    /// taken as it is.
     fn settled_snapshot(&self, tenant: &TenantId) -> Result<Snapshot, StoreError> {
         const SETTLE: Duration = Duration::from_millis(50);
         const FRESH: Duration = Duration::from_secs(1);
-        let path = self.tenant_dir(tenant).join(FILE_NAME);
+        let dir = self.tenant_dir(tenant);
+        let path = dir.join(FILE_NAME);
+        let fresh = |p: &Path| {
+            fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < FRESH))
+        };
         for _ in 0..10 {
             let snapshot = self.snapshot(tenant)?;
-            let fresh_and_empty = matches!(&snapshot, Snapshot::Read { text, .. } if text.is_empty())
-                && fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < FRESH));
-            if !fresh_and_empty {
+            let unsettled = match &snapshot {
+                Snapshot::Read {
+                    text, stamp: None, ..
+                } if text.is_empty() => fresh(&dir),
+                Snapshot::Read { text, .. } if text.is_empty() => fresh(&path),
+                _ => false,
+            };
+            if !unsettled {
                 return Ok(snapshot);
             }
             std::thread::sleep(SETTLE);
@@ -232,11 +260,15 @@ impl Store {
 
     /// Applies one change decided by `decide` against the current file on disk.
     ///
+    /// `decide` may run more than once: when the file is replaced from outside keyward
+    /// (`git checkout`, an editor) during the write, nothing is renamed and the write starts
+    /// again from the new file, so the outside edit is kept.
+    ///
     /// Blocking: call it from a blocking thread.
-    pub fn write<E, F>(&self, tenant: &TenantId, decide: F) -> Result<Committed, E>
+    pub fn write<E, F>(&self, tenant: &TenantId, mut decide: F) -> Result<Committed, E>
     where
         E: From<StoreError>,
-        F: FnOnce(&SecurityFile) -> Result<Change, E>,
+        F: FnMut(&SecurityFile) -> Result<Change, E>,
     {
         if self.read_only {
             return Err(StoreError::ReadOnly.into());
@@ -252,24 +284,32 @@ impl Store {
                 StoreError::Io(e)
             }
         })?;
-        let (text, symlink) = match self.snapshot(tenant)? {
-            Snapshot::Gone => return Err(StoreError::TenantNotFound.into()),
-            Snapshot::Read { text, symlink, .. } => (text, symlink),
-        };
-        if symlink {
-            return Err(StoreError::ReadOnly.into());
+        let path = dir.join(FILE_NAME);
+        for _ in 0..WRITE_ATTEMPTS {
+            let (text, stamp) = match self.settled_snapshot(tenant)? {
+                Snapshot::Gone => return Err(StoreError::TenantNotFound.into()),
+                Snapshot::Read { symlink: true, .. } => return Err(StoreError::ReadOnly.into()),
+                Snapshot::Read { text, stamp, .. } => (text, stamp),
+            };
+            let current = SecurityFile::parse(&text).map_err(StoreError::Invalid)?;
+            let change = decide(&current)?;
+            let (new_text, expected, touched) = apply(&text, &current, change)?;
+            check_meaning(&text, &new_text, &expected)?;
+            let replaced =
+                atomic::replace_file(&path, &new_text, || Ok(atomic::Stamp::at(&path)? == stamp))
+                    .map_err(StoreError::Io)?;
+            if !replaced {
+                tracing::info!(%tenant, "security.yml changed on disk during a write; starting again");
+                continue;
+            }
+            let digest = Sha256::digest(new_text.as_bytes()).into();
+            let keys = TenantKeys::build(&expected, self.index.keys(tenant).as_deref());
+            self.index.replace(tenant, keys, digest, false);
+            return Ok(Committed {
+                entry: touched.and_then(|name| expected.find(&name).map(|(_, e)| e.clone())),
+            });
         }
-        let current = SecurityFile::parse(&text).map_err(StoreError::Invalid)?;
-        let change = decide(&current)?;
-        let (new_text, expected, touched) = apply(&text, &current, change)?;
-        check_meaning(&text, &new_text, &expected)?;
-        atomic::replace_file(&dir.join(FILE_NAME), &new_text).map_err(StoreError::Io)?;
-        let digest = Sha256::digest(new_text.as_bytes()).into();
-        let keys = TenantKeys::build(&expected, self.index.keys(tenant).as_deref());
-        self.index.replace(tenant, keys, digest, false);
-        Ok(Committed {
-            entry: touched.and_then(|name| expected.find(&name).map(|(_, e)| e.clone())),
-        })
+        Err(StoreError::Busy.into())
     }
 }
 

@@ -334,3 +334,37 @@ async fn two_servers_sharing_one_directory_lose_no_write() {
     let file = keyward::store::SecurityFile::parse(&first.read_file("acme")).unwrap();
     assert_eq!(file.keys.len(), 102);
 }
+
+#[tokio::test]
+async fn creates_stop_at_the_per_tenant_key_limit_and_nothing_is_written() {
+    let app = spawn_app_with(|s| s.max_keys_per_tenant = 3).await;
+    // acme starts with two keys.
+    assert_eq!(
+        app.create_key("acme", json!({"name": "third"}))
+            .await
+            .status(),
+        201
+    );
+    let before = app.read_file("acme");
+
+    let res = app.create_key("acme", json!({"name": "fourth"})).await;
+    let body = assert_problem(res, 409, "key_limit_reached").await;
+    assert!(body["detail"].as_str().unwrap().contains('3'), "{body}");
+    assert_eq!(app.read_file("acme"), before);
+
+    // Updates and deletes are not limited; a delete makes room again.
+    let res = app
+        .client
+        .delete(format!("{}/third", app.keys_url("acme")))
+        .bearer_auth(writer("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        app.create_key("acme", json!({"name": "fourth"}))
+            .await
+            .status(),
+        201
+    );
+}

@@ -181,6 +181,14 @@ pub fn serve(dir: &Path) -> Server {
     server
 }
 
+impl Drop for Server {
+    /// A test that fails or ends early leaves no process behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     /// Waits for a JSON log line whose message contains `needle`.
     fn wait_for(&mut self, needle: &str) -> Value {
@@ -244,7 +252,7 @@ async fn a_served_process_logs_json_without_secrets_rescans_on_sighup_and_stops_
         while let Ok(line) = server.lines.recv_timeout(Duration::from_millis(200)) {
             server.log.push(line);
         }
-        (status, server.log)
+        (status, std::mem::take(&mut server.log))
     })
     .await
     .unwrap();

@@ -4,6 +4,7 @@ mod admin_keys;
 mod auth;
 mod bad_input;
 mod cli;
+mod concurrency;
 mod crash;
 mod helpers;
 mod jwks_url;
