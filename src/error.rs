@@ -61,6 +61,8 @@ pub enum ApiError {
     TenantBusy,
     #[error("the tenant's security.yml is invalid; fix the file first: {0}")]
     TenantFileInvalid(FileProblem),
+    #[error("keyward cannot edit this security.yml surgically ({0}); edit it by hand")]
+    TenantFileUnsupported(String),
     #[error("this tenant's keys are read-only here")]
     TenantReadOnly,
     #[error("the key changed since the ETag given in If-Match")]
@@ -92,6 +94,7 @@ impl ApiError {
             Self::TenantBusy => "tenant_busy",
             Self::TenantFileInvalid(_) => "tenant_file_invalid",
             Self::TenantReadOnly => "tenant_read_only",
+            Self::TenantFileUnsupported(_) => "tenant_file_unsupported",
             Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -153,6 +156,7 @@ impl ResponseError for ApiError {
             Self::KeyExists
             | Self::KeyLimit(_)
             | Self::TenantFileInvalid(_)
+            | Self::TenantFileUnsupported(_)
             | Self::TenantReadOnly => StatusCode::CONFLICT,
             Self::TenantBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -222,6 +226,7 @@ impl From<StoreError> for ApiError {
             StoreError::ReadOnly => Self::TenantReadOnly,
             StoreError::TenantNotFound => Self::TenantNotFound,
             StoreError::Busy => Self::TenantBusy,
+            StoreError::Edit(e) => Self::TenantFileUnsupported(e.to_string()),
             other => Self::Internal(other.into()),
         }
     }

@@ -84,7 +84,12 @@ pub fn append_item(text: &str, item: &Node) -> Result<String, EditError> {
                     let rendered = format!(", {}", render_flow(item));
                     Ok(splice(text, last.end..last.end, &rendered))
                 }
-                // `[ ]` with inner spaces: keep flow style, put the item inside.
+                // `[ ]` with inner spaces or comments: keep flow style, put the item
+                // inside: before `]` on one line, else right after `[` (an item at the
+                // start of the `]` line would be under-indented).
+                None if text[open..close].contains('\n') => {
+                    Ok(splice(text, open + 1..open + 1, &render_flow(item)))
+                }
                 None => Ok(splice(text, close..close, &render_flow(item))),
             }
         }
@@ -409,9 +414,16 @@ impl<'a> Doc<'a> {
             }
             let next = self.skip(i);
             let item = if flow {
+                // Just past the `}`: the end event's span can run on over a comment.
+                let (_, close, close_end) = self.events[next - 1];
+                let end = if self.text.as_bytes().get(close) == Some(&b'}') {
+                    close + 1
+                } else {
+                    close_end
+                };
                 Item {
                     start: self.events[i].1,
-                    end: self.events[next - 1].2,
+                    end,
                     mark: self.events[i].1,
                 }
             } else {

@@ -103,7 +103,19 @@ fn render_file(
                     format!("{{name: {n}, hash: \"{h}\", enabled: {en}, permissions: [{p}]}}")
                 })
                 .collect();
-            s.push_str(&format!("apiKeys: [{}]\n", items.join(", ")));
+            if comments && !items.is_empty() {
+                // One item a line, each with a comment after it (and after its comma).
+                s.push_str("apiKeys: [ # flow list\n");
+                for (i, item) in items.iter().enumerate() {
+                    let comma = if i + 1 < items.len() { "," } else { "" };
+                    s.push_str(&format!("  {item}{comma} # entry {i}\n"));
+                }
+                // (`]` at column 0 is common too, but the editor's parser refuses it once
+                // the list is empty; keyward then answers 409 tenant_file_unsupported.)
+                s.push_str("  ] # end of list\n");
+            } else {
+                s.push_str(&format!("apiKeys: [{}]\n", items.join(", ")));
+            }
         }
         Style::Block | Style::Compact => {
             let (dash, key) = if matches!(style, Style::Block) {
@@ -139,8 +151,12 @@ fn render_file(
     s
 }
 
+/// The comments, each from its `#` to the end of its line (a flow item may be added before
+/// a comment on the `[` line; the generated data has no `#` elsewhere).
 fn comment_lines(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| l.contains('#')).collect()
+    text.lines()
+        .filter_map(|l| l.find('#').map(|i| &l[i..]))
+        .collect()
 }
 
 fn others(text: &str) -> serde_yaml::Value {

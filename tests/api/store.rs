@@ -98,3 +98,63 @@ async fn an_empty_flow_list_becomes_a_block_list_and_comes_back() {
     assert_eq!(res.status(), 204);
     assert_eq!(app.read_file("globex"), empty);
 }
+
+#[tokio::test]
+async fn comments_after_flow_items_survive_create_update_and_delete() {
+    // Found by a saved fuzz input: the end of a flow item ran on over its line's comment,
+    // so a create answered 500 and an update dropped the comment.
+    let app = spawn_app().await;
+    let h = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+    let flow = format!("apiKeys: [ # open\n  {{name: a, hash: {h}}} # the only one\n] # close\n");
+    std::fs::write(app.file("globex"), &flow).unwrap();
+
+    app.new_key("globex", "b", &[]).await;
+    let res = app
+        .client
+        .put(app.keys_url("globex") + "/a")
+        .bearer_auth(writer("globex"))
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let after = app.read_file("globex");
+    for comment in ["# open\n", "# the only one\n", "# close\n"] {
+        assert!(after.contains(comment), "{comment:?} lost:\n{after}");
+    }
+
+    for name in ["b", "a"] {
+        let res = app
+            .client
+            .delete(app.keys_url("globex") + "/" + name)
+            .bearer_auth(writer("globex"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+    let after = app.read_file("globex");
+    assert!(
+        after.contains("# open") && after.contains("# close"),
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn a_valid_file_the_editor_cannot_edit_is_409_unsupported_and_left_as_it_is() {
+    let app = spawn_app().await;
+    for text in [
+        // The loader takes these; the surgical editor will not touch them.
+        "apiKeys: [\n]\n",
+        "base: &keys []\napiKeys: *keys\n",
+    ] {
+        std::fs::write(app.file("globex"), text).unwrap();
+        let res = app.create_key("globex", json!({"name": "b"})).await;
+        let body = assert_problem(res, 409, "tenant_file_unsupported").await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("by hand"),
+            "{body}"
+        );
+        assert_eq!(app.read_file("globex"), text);
+    }
+}
