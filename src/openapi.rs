@@ -4,7 +4,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{FieldError, ProblemDetails};
-use crate::routes::admin_keys::{CreateApiKey, RotateApiKey, UpdateApiKey};
+use crate::routes::admin_keys::{
+    CreateApiKey, DescriptionText, PermissionText, RotateApiKey, UpdateApiKey,
+};
 use crate::routes::ops::TenantStatusView;
 use crate::routes::verify::{VerifyRequest, VerifyResponse};
 use crate::routes::views::{ApiKeyView, ApiKeyWithToken};
@@ -44,9 +46,11 @@ use crate::routes::{admin_keys, ops, verify};
         VerifyResponse,
         TenantStatusView,
         ProblemDetails,
-        FieldError
+        FieldError,
+        PermissionText,
+        DescriptionText
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ProblemContentType),
     tags(
         (name = "admin", description = "Tenant admins manage keys (JWT bearer or an admin API key)"),
         (name = "verify", description = "Gateways check keys: the hot path"),
@@ -81,6 +85,62 @@ impl Modify for SecuritySchemes {
             ))),
         );
     }
+}
+
+/// Every error is sent as `application/problem+json`; the annotations only name the body.
+struct ProblemContentType;
+
+impl Modify for ProblemContentType {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let utoipa::openapi::RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if !status.starts_with(['4', '5']) {
+                        continue;
+                    }
+                    if let Some(content) = response.content.shift_remove("application/json") {
+                        response
+                            .content
+                            .insert("application/problem+json".to_owned(), content);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The methods each documented path answers, for the `Allow` header of a 405.
+pub fn allowed_methods() -> &'static std::collections::HashMap<String, String> {
+    static ALLOWED: std::sync::LazyLock<std::collections::HashMap<String, String>> =
+        std::sync::LazyLock::new(|| {
+            document()
+                .paths
+                .paths
+                .iter()
+                .map(|(path, item)| {
+                    let methods: Vec<&str> = [
+                        ("GET", item.get.is_some()),
+                        ("POST", item.post.is_some()),
+                        ("PUT", item.put.is_some()),
+                        ("DELETE", item.delete.is_some()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(m, on)| on.then_some(m))
+                    .collect();
+                    (path.clone(), methods.join(", "))
+                })
+                .collect()
+        });
+    &ALLOWED
 }
 
 pub fn document() -> utoipa::openapi::OpenApi {

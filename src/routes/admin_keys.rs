@@ -36,10 +36,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateApiKey {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     name: String,
+    /// Default true.
     enabled: Option<bool>,
+    #[schema(value_type = Option<Vec<PermissionText>>, max_items = 100)]
     permissions: Option<Vec<String>>,
+    #[schema(value_type = Option<DescriptionText>)]
     description: Option<String>,
+    /// RFC 3339, in the future.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
@@ -47,14 +53,16 @@ pub struct CreateApiKey {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateApiKey {
     enabled: bool,
+    /// Absent: unchanged.
+    #[schema(value_type = Option<Vec<PermissionText>>, max_items = 100)]
     permissions: Option<Vec<String>>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<DescriptionText>)]
     description: Option<Option<String>>,
     /// RFC 3339, in the future. Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
 }
 
@@ -62,12 +70,59 @@ pub struct UpdateApiKey {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RotateApiKey {
     /// 0 to 2592000: how long the old token keeps working. Default 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(maximum = 2592000)]
     grace_period_seconds: u64,
 }
 
+/// A permission in a request body: 1 to 256 printable ASCII characters, no whitespace.
+pub struct PermissionText;
+
+impl utoipa::PartialSchema for PermissionText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(r"^[!-~]{1,256}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PermissionText {}
+
+/// A description: at most 1024 characters, no control characters but tab and newline.
+pub struct DescriptionText;
+
+impl utoipa::PartialSchema for DescriptionText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .max_length(Some(Description::MAX_CHARS))
+            .pattern(Some(
+                r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F\uFEFF\uFFFE\uFFFF]*$",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DescriptionText {}
+
 /// Longest grace period a rotation may give the old token: 30 days.
 const MAX_GRACE_SECONDS: u64 = 2_592_000;
+
+/// A non-negative whole number, also when written `30.0` (JSON Schema counts that as an
+/// integer too).
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(n) = n.as_u64() {
+        return Ok(n);
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
+        _ => Err(serde::de::Error::custom(format!(
+            "expected a whole number of seconds, not {n}"
+        ))),
+    }
+}
 
 /// Tells an explicit `null` (Some(None)) from an absent field (None).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {

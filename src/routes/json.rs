@@ -47,7 +47,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
                 return Ok(OptionalJsonBody(None));
             }
             check_content_type(&req)?;
-            parse(&bytes).map(|v| OptionalJsonBody(Some(v)))
+            // `null` is no body, as an empty one is.
+            parse::<Option<T>>(&bytes).map(OptionalJsonBody)
         })
     }
 }

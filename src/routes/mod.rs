@@ -9,12 +9,21 @@ pub mod views;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use actix_web::{HttpResponse, Resource, web};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, web};
 
 use crate::error::ApiError;
 
-pub(crate) async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// 405 with the `Allow` header RFC 9110 asks for, taken from the OpenAPI document.
+pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut res = ApiError::MethodNotAllowed.error_response();
+    let allow = req
+        .match_pattern()
+        .and_then(|p| crate::openapi::allowed_methods().get(&p));
+    if let Some(value) = allow.and_then(|a| HeaderValue::from_str(a).ok()) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
 }
 
 pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -137,5 +137,7 @@ async fn unknown_routes_and_methods_are_problems_too() {
         .send()
         .await
         .unwrap();
+    let allow = res.headers()["allow"].to_str().unwrap().to_owned();
+    assert_eq!(allow, "GET, POST", "RFC 9110 wants the allowed methods");
     assert_problem(res, 405, "method_not_allowed").await;
 }

@@ -294,3 +294,22 @@ async fn api_key_principals_are_held_to_scope_and_tenant() {
         .unwrap();
     assert_problem(res, 401, "invalid_token").await;
 }
+
+#[tokio::test]
+async fn rotate_takes_a_null_body_and_whole_numbers_written_as_floats() {
+    let app = spawn_app().await;
+    app.new_key("acme", "svc", &[]).await;
+
+    // `null` is no body (the body is optional).
+    assert_eq!(rotate(&app, "svc", Some(Value::Null)).await.status(), 200);
+    // JSON Schema counts 30.0 as an integer; so does keyward.
+    let res = rotate(&app, "svc", Some(json!({"gracePeriodSeconds": 30.0}))).await;
+    assert_eq!(res.status(), 200);
+    assert!(app.read_file("acme").contains("previousHashes:"));
+
+    let before = app.read_file("acme");
+    let res = rotate(&app, "svc", Some(json!({"gracePeriodSeconds": 2.5}))).await;
+    let body = assert_problem(res, 400, "invalid_request").await;
+    assert_eq!(body["errors"][0]["field"], "gracePeriodSeconds");
+    assert_eq!(app.read_file("acme"), before);
+}
