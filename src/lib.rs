@@ -5,6 +5,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod metrics;
 pub mod openapi;

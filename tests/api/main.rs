@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod crash;
+mod fuzz_regressions;
 mod helpers;
 mod jwks_url;
 mod jwt;
