@@ -118,6 +118,11 @@ impl TenantKeys {
         }
     }
 
+    /// The key whose current hash is `hash`.
+    pub fn by_hash(&self, hash: &KeyHash) -> Option<&IndexedKey> {
+        self.by_hash.get(hash).map(|&i| &self.keys[i as usize])
+    }
+
     pub fn get(&self, name: &KeyName) -> Option<&IndexedKey> {
         self.keys
             .binary_search_by(|k| k.entry.name.cmp(name))
@@ -198,6 +203,24 @@ impl Slot {
                 loaded_at: None,
                 checked_at: OffsetDateTime::now_utc(),
             }),
+        }
+    }
+}
+
+/// A key that has the same hash as a key of another tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedHash {
+    pub hash: KeyHash,
+    pub tenant: TenantId,
+    pub name: KeyName,
+}
+
+impl SharedHash {
+    fn new(hash: KeyHash, tenant: &TenantId, name: &KeyName) -> Self {
+        Self {
+            hash,
+            tenant: tenant.clone(),
+            name: name.clone(),
         }
     }
 }
@@ -311,6 +334,73 @@ impl Index {
         self.tenants.store(Arc::new(next));
     }
 
+    /// Keys of other tenants whose hash is one of `hashes` (keys of `tenant`): legal, since
+    /// a key is only ever checked against one tenant, but usually a copy-paste mistake ops
+    /// want to hear of. Costs at most one lookup per key in the index.
+    pub fn sharing(&self, tenant: &TenantId, hashes: &[KeyHash]) -> Vec<SharedHash> {
+        let mut out = Vec::new();
+        if hashes.is_empty() {
+            return out;
+        }
+        let wanted: std::collections::HashSet<&KeyHash> = hashes.iter().collect();
+        for (other, slot) in self.tenants.load().iter() {
+            if other == tenant {
+                continue;
+            }
+            let theirs = slot.keys.load();
+            // Walk the smaller side, look up in the larger.
+            if theirs.len() < wanted.len() {
+                for k in theirs.iter().filter(|k| wanted.contains(&k.entry.hash)) {
+                    out.push(SharedHash::new(k.entry.hash, other, &k.entry.name));
+                }
+            } else {
+                for hash in &wanted {
+                    if let Some(k) = theirs.by_hash(hash) {
+                        out.push(SharedHash::new(**hash, other, &k.entry.name));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every hash held by keys of more than one tenant, in one pass over the index (for the
+    /// start-up check). Memory: 16 bytes per key, for the length of the call.
+    pub fn shared_hashes(&self) -> Vec<Vec<SharedHash>> {
+        let map = self.tenants.load();
+        let slots: Vec<(&TenantId, arc_swap::Guard<Arc<TenantKeys>>)> =
+            map.iter().map(|(t, s)| (t, s.keys.load())).collect();
+        let mut all: Vec<(u64, u32, u32)> = Vec::new();
+        for (ti, (_, keys)) in slots.iter().enumerate() {
+            for (ki, k) in keys.iter().enumerate() {
+                all.push((k.entry.hash.prefix_u64(), ti as u32, ki as u32));
+            }
+        }
+        all.sort_unstable();
+        let key = |&(_, t, k): &(u64, u32, u32)| &slots[t as usize].1.keys[k as usize].entry;
+        let mut groups = Vec::new();
+        for run in all.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+            // Equal 64-bit prefixes: group by the whole hash.
+            let mut rest: Vec<&(u64, u32, u32)> = run.iter().collect();
+            while let Some(first) = rest.pop() {
+                let hash = key(first).hash;
+                let (same, other): (Vec<_>, Vec<_>) =
+                    rest.into_iter().partition(|e| key(e).hash == hash);
+                rest = other;
+                let mut group: Vec<SharedHash> = std::iter::once(first)
+                    .chain(same)
+                    .map(|e| SharedHash::new(hash, slots[e.1 as usize].0, &key(e).name))
+                    .collect();
+                group.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+                group.dedup_by(|a, b| a.tenant == b.tenant);
+                if group.len() > 1 {
+                    groups.push(group);
+                }
+            }
+        }
+        groups
+    }
+
     fn slot_or_insert(&self, tenant: &TenantId) -> Arc<Slot> {
         if let Some(slot) = self.tenants.load().get(tenant) {
             return slot.clone();
@@ -325,5 +415,54 @@ impl Index {
         next.insert(tenant.clone(), slot.clone());
         self.tenants.store(Arc::new(next));
         slot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(index: &Index, tenant: &str, keys: &[(&str, char)]) {
+        let mut text = String::from("apiKeys:\n");
+        for (name, digit) in keys {
+            let hash: String = std::iter::repeat_n(*digit, 64).collect();
+            text.push_str(&format!("  - name: {name}\n    hash: {hash}\n"));
+        }
+        let file = SecurityFile::parse(&text).unwrap();
+        let tenant = TenantId::parse(tenant).unwrap();
+        index.replace(&tenant, TenantKeys::build(&file, None), [0; 32], false);
+    }
+
+    fn names(group: &[SharedHash]) -> Vec<String> {
+        group
+            .iter()
+            .map(|s| format!("{}/{}", s.tenant, s.name))
+            .collect()
+    }
+
+    #[test]
+    fn hashes_shared_across_tenants_are_found_in_one_pass_and_per_tenant() {
+        let index = Index::new();
+        load(&index, "acme", &[("a1", '1'), ("a2", '2')]);
+        load(&index, "globex", &[("g1", '1'), ("g3", '3')]);
+        load(&index, "initech", &[("i3", '3'), ("i4", '4'), ("i1", '1')]);
+
+        let mut groups: Vec<Vec<String>> = index.shared_hashes().iter().map(|g| names(g)).collect();
+        groups.sort();
+        assert_eq!(
+            groups,
+            [
+                vec!["acme/a1", "globex/g1", "initech/i1"],
+                vec!["globex/g3", "initech/i3"],
+            ]
+        );
+
+        let acme = TenantId::parse("acme").unwrap();
+        let two = KeyHash::parse(&"2".repeat(64)).unwrap();
+        assert!(index.sharing(&acme, &[two]).is_empty());
+        let one = KeyHash::parse(&"1".repeat(64)).unwrap();
+        let mut shared = names(&index.sharing(&acme, &[one]));
+        shared.sort();
+        assert_eq!(shared, ["globex/g1", "initech/i1"]);
     }
 }

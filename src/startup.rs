@@ -62,6 +62,7 @@ pub struct Application {
     /// Printed once at start-up in dev mode: a ready admin JWT.
     dev_token: Option<String>,
     state: web::Data<AppState>,
+    watch: watcher::PendingWatch,
 }
 
 impl Application {
@@ -100,6 +101,8 @@ impl Application {
             settings.read_only,
             index.clone(),
         ));
+        // Watch first: a change made while the tenants load is then never missed.
+        let watch = watcher::watch(&store).context("cannot watch the tenants directory")?;
         watcher::load_all(&store).context("initial load of the tenants directory failed")?;
         check_state_dir(&settings)?;
         usage::restore(&index, &settings.state_dir);
@@ -122,6 +125,7 @@ impl Application {
             server,
             dev_token,
             state,
+            watch,
         })
     }
 
@@ -141,8 +145,7 @@ impl Application {
     /// Serves until SIGTERM/SIGINT; meanwhile watches the tenants directory.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let rescan = Duration::from_secs(self.state.settings.rescan_interval_seconds.max(1));
-        let watch = watcher::spawn(self.state.store.clone(), rescan)
-            .map_err(|e| std::io::Error::other(format!("cannot watch tenants: {e:#}")))?;
+        let watch = self.watch.run(self.state.store.clone(), rescan);
         let flusher = tokio::spawn(flush_usage_periodically(self.state.clone()));
         let res = self.server.await;
         drop(watch);

@@ -51,26 +51,96 @@ pub fn load_all(store: &Store) -> std::io::Result<()> {
     // Parsing is CPU work: spread the tenants over the cores (start-up, full rescans).
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = tenants.len().div_ceil(workers).max(1);
-    std::thread::scope(|s| {
-        for part in tenants.chunks(chunk) {
-            s.spawn(move || {
-                for t in part {
-                    store.remove_stale_temp_files(t);
-                    reload(store, t);
-                }
-            });
-        }
+    let loaded = std::thread::scope(|s| {
+        let parts: Vec<_> = tenants
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut loaded = Vec::new();
+                    for t in part {
+                        store.remove_stale_temp_files(t);
+                        if let Some(added) = reload_quietly(store, t) {
+                            loaded.push((t, added));
+                        }
+                    }
+                    loaded
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_default())
+            .collect::<Vec<_>>()
     });
+    if loaded.len() <= SHARED_CHECK_PER_TENANT {
+        // A pair of tenants loaded together is reported once.
+        let mut done: HashSet<&TenantId> = HashSet::new();
+        for (tenant, added) in loaded {
+            warn_shared(store, tenant, &added, &done);
+            done.insert(tenant);
+        }
+    } else {
+        // Start-up or a large `git pull`: one pass over the whole index, off this thread.
+        let index = store.index().clone();
+        std::thread::spawn(move || warn_all_shared(&index));
+    }
     Ok(())
 }
 
+/// Up to this many tenants loaded at once are checked one by one for hashes shared with
+/// other tenants; more are checked in one pass over the whole index.
+const SHARED_CHECK_PER_TENANT: usize = 64;
+
+/// Warns about keys of `tenant` that have the same hash as a key of another tenant. Names
+/// only: a hash is never logged.
+fn warn_shared(
+    store: &Store,
+    tenant: &TenantId,
+    added: &[crate::domain::KeyHash],
+    reported: &HashSet<&TenantId>,
+) {
+    let mut shared = store.index().sharing(tenant, added);
+    shared.retain(|s| !reported.contains(&s.tenant));
+    shared.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    for s in shared {
+        let Some(key) = store
+            .index()
+            .keys(tenant)
+            .and_then(|k| k.by_hash(&s.hash).map(|k| k.entry.name.clone()))
+        else {
+            continue;
+        };
+        tracing::warn!(%tenant, %key, other_tenant = %s.tenant, other_key = %s.name,
+            "a key has the same hash as a key of another tenant (legal, but usually a copy-paste mistake)");
+    }
+}
+
+fn warn_all_shared(index: &crate::index::Index) {
+    for group in index.shared_hashes() {
+        let keys: Vec<String> = group
+            .iter()
+            .map(|s| format!("{}/{}", s.tenant, s.name))
+            .collect();
+        tracing::warn!(keys = %keys.join(", "),
+            "keys of different tenants have the same hash (legal, but usually a copy-paste mistake)");
+    }
+}
+
 fn reload(store: &Store, tenant: &TenantId) {
+    if let Some(added) = reload_quietly(store, tenant) {
+        warn_shared(store, tenant, &added, &HashSet::new());
+    }
+}
+
+/// Reloads and logs the outcome; for a loaded tenant, returns the hashes it did not have.
+fn reload_quietly(store: &Store, tenant: &TenantId) -> Option<Vec<crate::domain::KeyHash>> {
     match store.reload(tenant) {
         Ok(ReloadOutcome::Unchanged) => {}
-        Ok(ReloadOutcome::Loaded) => {
+        Ok(ReloadOutcome::Loaded { added }) => {
             let keys = store.index().keys(tenant).map_or(0, |k| k.len());
             metrics::reload(tenant, "loaded");
             tracing::info!(%tenant, keys, "tenant loaded");
+            return Some(added);
         }
         Ok(ReloadOutcome::Invalid) => {
             metrics::reload(tenant, "invalid");
@@ -88,6 +158,7 @@ fn reload(store: &Store, tenant: &TenantId) {
             tracing::error!(%tenant, error = %e, "cannot reload tenant");
         }
     }
+    None
 }
 
 fn warn_once(name: &str) {
@@ -102,17 +173,32 @@ fn warn_once(name: &str) {
 }
 
 /// Starts watching `store`'s directory; reloads run on blocking threads.
-pub fn spawn(store: Arc<Store>, rescan_every: Duration) -> notify::Result<WatchGuard> {
+/// A watch set up before the initial load, so no change made during the load is missed;
+/// its events wait in the channel until `run` starts handling them.
+pub struct PendingWatch {
+    watcher: RecommendedWatcher,
+    rx: UnboundedReceiver<Signal>,
+}
+
+pub fn watch(store: &Store) -> notify::Result<PendingWatch> {
     let (tx, rx) = unbounded_channel();
     let base = store.dir().to_path_buf();
     let canonical = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
     let mut watcher = notify::recommended_watcher(event_handler(tx, base, canonical.clone()))?;
     watcher.watch(&canonical, RecursiveMode::Recursive)?;
-    let task = tokio::spawn(reload_loop(store, rx, rescan_every));
-    Ok(WatchGuard {
-        _watcher: watcher,
-        task,
-    })
+    Ok(PendingWatch { watcher, rx })
+}
+
+impl PendingWatch {
+    /// Starts reloading on events (those queued since `watch` first) and every
+    /// `rescan_every`. Needs a Tokio runtime.
+    pub fn run(self, store: Arc<Store>, rescan_every: Duration) -> WatchGuard {
+        let task = tokio::spawn(reload_loop(store, self.rx, rescan_every));
+        WatchGuard {
+            _watcher: self.watcher,
+            task,
+        }
+    }
 }
 
 fn event_handler(

@@ -33,6 +33,13 @@ impl KeyHash {
         Ok(Self(out))
     }
 
+    /// The first 8 bytes, for sorting many hashes cheaply.
+    pub fn prefix_u64(&self) -> u64 {
+        let mut b = [0; 8];
+        b.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(b)
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 pub use file::{FileProblem, MAX_FILE_BYTES, SecurityFile};
 
-use crate::domain::{KeyEntry, KeyName, TenantId};
+use crate::domain::{KeyEntry, KeyHash, KeyName, TenantId};
 use crate::index::{Index, TenantKeys};
 
 pub const FILE_NAME: &str = "security.yml";
@@ -215,9 +215,16 @@ impl Store {
         }
         match SecurityFile::parse(&text) {
             Ok(file) => {
-                let keys = TenantKeys::build(&file, self.index.keys(tenant).as_deref());
+                let before = self.index.keys(tenant);
+                let added = file
+                    .keys
+                    .iter()
+                    .map(|k| k.hash)
+                    .filter(|h| before.as_ref().is_none_or(|b| b.by_hash(h).is_none()))
+                    .collect();
+                let keys = TenantKeys::build(&file, before.as_deref());
                 self.index.replace(tenant, keys, digest, symlink);
-                Ok(ReloadOutcome::Loaded)
+                Ok(ReloadOutcome::Loaded { added })
             }
             Err(problem) => {
                 self.index.mark_invalid(tenant, Some(digest), problem);
@@ -314,10 +321,13 @@ impl Store {
 }
 
 /// What a reload did, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadOutcome {
     Unchanged,
-    Loaded,
+    /// `added`: the hashes the previous version did not have.
+    Loaded {
+        added: Vec<KeyHash>,
+    },
     Invalid,
     Removed,
 }

@@ -273,3 +273,53 @@ async fn a_served_process_logs_json_without_secrets_rescans_on_sighup_and_stops_
         "last uses are flushed at shutdown: {saved}"
     );
 }
+
+#[test]
+fn keys_sharing_a_hash_across_tenants_are_warned_about_by_name_never_by_hash() {
+    let hash = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    let globex = format!("apiKeys:\n  - name: copied\n    hash: {hash}\n");
+    let dir = tenants_with(&[("acme", ACME_FILE), ("globex", &globex)]);
+    let mut server = serve(dir.path());
+
+    // Logged during the initial load, before `serve` saw "keyward listening".
+    let warning: Value = server
+        .log
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("same hash")
+        })
+        .expect("a warning at start-up");
+    let fields = &warning;
+    let pair = [
+        (fields["tenant"].as_str(), fields["key"].as_str()),
+        (
+            fields["other_tenant"].as_str(),
+            fields["other_key"].as_str(),
+        ),
+    ];
+    assert!(
+        pair.contains(&(Some("acme"), Some("ci-deploy")))
+            && pair.contains(&(Some("globex"), Some("copied"))),
+        "{warning}"
+    );
+
+    // A tenant that appears later is checked on its reload.
+    let initech = dir.path().join("tenants/initech");
+    std::fs::create_dir(&initech).unwrap();
+    std::fs::write(
+        initech.join("security.yml"),
+        format!("apiKeys:\n  - name: again\n    hash: {hash}\n"),
+    )
+    .unwrap();
+    let warning = server.wait_for("same hash as a key of another tenant");
+    assert_eq!(warning["tenant"], "initech", "{warning}");
+    assert_eq!(warning["key"], "again");
+    assert!(
+        !server.log.join("\n").contains("1111111111"),
+        "no hash in the log"
+    );
+}
