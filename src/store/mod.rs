@@ -378,7 +378,18 @@ fn check_meaning(old: &str, new: &str, expected: &SecurityFile) -> Result<(), St
         tracing::error!(problem = %p, "surgical edit produced an unparsable file");
         StoreError::EditMismatch
     })?;
-    if &parsed != expected || other_top_level(old) != other_top_level(new) {
+    if &parsed != expected {
+        return Err(StoreError::EditMismatch);
+    }
+    // A comparison that cannot be made is not a pass.
+    let Some(others) = other_top_level(old) else {
+        return Err(yaml_edit::EditError::Unsupported(
+            "its other top-level values cannot be read as plain YAML values (an alias bomb?)"
+                .into(),
+        )
+        .into());
+    };
+    if other_top_level(new) != Some(others) {
         return Err(StoreError::EditMismatch);
     }
     Ok(())

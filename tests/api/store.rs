@@ -158,3 +158,19 @@ async fn a_valid_file_the_editor_cannot_edit_is_409_unsupported_and_left_as_it_i
         assert_eq!(app.read_file("globex"), text);
     }
 }
+
+#[tokio::test]
+async fn an_alias_bomb_beside_the_keys_is_never_expanded_and_the_file_never_written() {
+    let app = spawn_app().await;
+    let bomb = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/loader/alias-bomb.yml"),
+    )
+    .unwrap();
+    std::fs::write(app.file("globex"), &bomb).unwrap();
+
+    let res = app.create_key("globex", json!({"name": "b"})).await;
+
+    assert_problem(res, 409, "tenant_file_unsupported").await;
+    assert_eq!(app.read_file("globex"), bomb);
+}
