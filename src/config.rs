@@ -87,7 +87,7 @@ impl AuthSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration: {0}")]
+    #[error("cannot read configuration")]
     Source(#[from] config::ConfigError),
     #[error("invalid `listen` address {0:?}: expected host:port, e.g. 127.0.0.1:8080")]
     Listen(String),

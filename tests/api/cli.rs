@@ -323,3 +323,27 @@ fn keys_sharing_a_hash_across_tenants_are_warned_about_by_name_never_by_hash() {
         "no hash in the log"
     );
 }
+
+#[test]
+fn a_bad_configuration_stops_start_up_with_exit_code_2_and_one_clear_line() {
+    let dir = tenants_with(&[("acme", ACME_FILE)]);
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/keyward.yml"),
+        "listen: 127.0.0.1:0\nmax_body_byte: 1\n",
+    )
+    .unwrap();
+    let out = keyward().current_dir(dir.path()).output().unwrap();
+
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.matches("unknown field `max_body_byte`").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with("keyward: cannot read configuration: "),
+        "{stderr}"
+    );
+}
