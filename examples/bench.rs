@@ -77,6 +77,8 @@ fn start(bin: &str, dir: &Path) -> (Server, Duration) {
     let started = Instant::now();
     let child = Command::new(bin)
         .current_dir(dir)
+        // keyward refuses unknown KEYWARD_* settings: KEYWARD_BIN is the driver's own.
+        .env_remove("KEYWARD_BIN")
         .env("KEYWARD_LISTEN", format!("127.0.0.1:{port}"))
         .env("KEYWARD_AUTH__HS256_SECRET", SECRET)
         // The 10,000-key tenant of the write benchmark is over the default API limit.
