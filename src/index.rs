@@ -4,7 +4,7 @@
 //! reload or write builds a tenant's new `TenantKeys` aside and swaps it in; only adding or
 //! removing a tenant copies the (small) tenant map.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-use crate::domain::{KeyEntry, KeyHash, KeyName, TenantId};
+use crate::domain::{KeyEntry, KeyHash, KeyName, Permissions, TenantId};
 use crate::store::{FileProblem, SecurityFile};
 
 /// One tenant's keys: sorted by name (for the admin API, binary search) and by hash (for
@@ -89,16 +89,28 @@ impl TenantKeys {
     /// keeps its name its last use. (A use recorded on the old index while this one is
     /// being built can be lost: lastUsedAt is to the second, not an audit log.)
     pub fn build(file: &SecurityFile, previous: Option<&TenantKeys>) -> Self {
+        // Keys with equal permissions share one list: most keys of a tenant hold one of a
+        // few sets, and the lists are a fifth of the index's memory otherwise.
+        let mut sets: HashSet<Permissions> = HashSet::new();
         let mut keys: Vec<IndexedKey> = file
             .keys
             .iter()
-            .map(|entry| IndexedKey {
-                last_used: AtomicI64::new(
-                    previous
-                        .and_then(|p| p.get(&entry.name))
-                        .map_or(0, |k| k.last_used.load(Ordering::Relaxed)),
-                ),
-                entry: Arc::new(entry.clone()),
+            .map(|entry| {
+                let mut entry = entry.clone();
+                match sets.get(&entry.permissions) {
+                    Some(shared) => entry.permissions = shared.clone(),
+                    None => {
+                        sets.insert(entry.permissions.clone());
+                    }
+                }
+                IndexedKey {
+                    last_used: AtomicI64::new(
+                        previous
+                            .and_then(|p| p.get(&entry.name))
+                            .map_or(0, |k| k.last_used.load(Ordering::Relaxed)),
+                    ),
+                    entry: Arc::new(entry),
+                }
             })
             .collect();
         keys.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
@@ -364,40 +376,49 @@ impl Index {
         out
     }
 
-    /// Every hash held by keys of more than one tenant, in one pass over the index (for the
-    /// start-up check). Memory: 16 bytes per key, for the length of the call.
+    /// Every hash held by keys of more than one tenant (for the start-up check). Memory: 8
+    /// bytes per key for the length of the call, so that start-up's peak stays low.
     pub fn shared_hashes(&self) -> Vec<Vec<SharedHash>> {
         let map = self.tenants.load();
         let slots: Vec<(&TenantId, arc_swap::Guard<Arc<TenantKeys>>)> =
             map.iter().map(|(t, s)| (t, s.keys.load())).collect();
-        let mut all: Vec<(u64, u32, u32)> = Vec::new();
-        for (ti, (_, keys)) in slots.iter().enumerate() {
-            for (ki, k) in keys.iter().enumerate() {
-                all.push((k.entry.hash.prefix_u64(), ti as u32, ki as u32));
-            }
+        // First pass: the 64-bit prefixes of every hash, sorted; a repeated prefix is a
+        // candidate (a real shared hash, or, very rarely, two hashes that begin alike).
+        let total = slots.iter().map(|(_, keys)| keys.len()).sum();
+        let mut prefixes: Vec<u64> = Vec::with_capacity(total);
+        for (_, keys) in &slots {
+            prefixes.extend(keys.iter().map(|k| k.entry.hash.prefix_u64()));
         }
-        all.sort_unstable();
-        let key = |&(_, t, k): &(u64, u32, u32)| &slots[t as usize].1.keys[k as usize].entry;
-        let mut groups = Vec::new();
-        for run in all.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
-            // Equal 64-bit prefixes: group by the whole hash.
-            let mut rest: Vec<&(u64, u32, u32)> = run.iter().collect();
-            while let Some(first) = rest.pop() {
-                let hash = key(first).hash;
-                let (same, other): (Vec<_>, Vec<_>) =
-                    rest.into_iter().partition(|e| key(e).hash == hash);
-                rest = other;
-                let mut group: Vec<SharedHash> = std::iter::once(first)
-                    .chain(same)
-                    .map(|e| SharedHash::new(hash, slots[e.1 as usize].0, &key(e).name))
-                    .collect();
-                group.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-                group.dedup_by(|a, b| a.tenant == b.tenant);
-                if group.len() > 1 {
-                    groups.push(group);
+        prefixes.sort_unstable();
+        let candidates: HashSet<u64> = prefixes
+            .chunk_by(|a, b| a == b)
+            .filter(|run| run.len() > 1)
+            .map(|run| run[0])
+            .collect();
+        drop(prefixes);
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        // Second pass: the keys with a candidate prefix, grouped by their whole hash.
+        let mut by_hash: HashMap<KeyHash, Vec<SharedHash>> = HashMap::new();
+        for (tenant, keys) in &slots {
+            for k in keys.iter() {
+                let hash = k.entry.hash;
+                if candidates.contains(&hash.prefix_u64()) {
+                    let group = by_hash.entry(hash).or_default();
+                    group.push(SharedHash::new(hash, tenant, &k.entry.name));
                 }
             }
         }
+        let mut groups: Vec<Vec<SharedHash>> = by_hash
+            .into_values()
+            .filter_map(|mut group| {
+                group.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+                group.dedup_by(|a, b| a.tenant == b.tenant);
+                (group.len() > 1).then_some(group)
+            })
+            .collect();
+        groups.sort_by(|a, b| a[0].tenant.cmp(&b[0].tenant));
         groups
     }
 
@@ -423,9 +444,16 @@ mod tests {
     use super::*;
 
     fn load(index: &Index, tenant: &str, keys: &[(&str, char)]) {
+        let keys: Vec<(&str, String)> = keys
+            .iter()
+            .map(|(name, digit)| (*name, std::iter::repeat_n(*digit, 64).collect()))
+            .collect();
+        load_hashes(index, tenant, &keys);
+    }
+
+    fn load_hashes(index: &Index, tenant: &str, keys: &[(&str, String)]) {
         let mut text = String::from("apiKeys:\n");
-        for (name, digit) in keys {
-            let hash: String = std::iter::repeat_n(*digit, 64).collect();
+        for (name, hash) in keys {
             text.push_str(&format!("  - name: {name}\n    hash: {hash}\n"));
         }
         let file = SecurityFile::parse(&text).unwrap();
@@ -464,5 +492,16 @@ mod tests {
         let mut shared = names(&index.sharing(&acme, &[one]));
         shared.sort();
         assert_eq!(shared, ["globex/g1", "initech/i1"]);
+    }
+
+    #[test]
+    fn hashes_that_only_begin_alike_are_not_shared() {
+        let index = Index::new();
+        let alike = |tail: char| format!("{}{}", "ab".repeat(8), tail.to_string().repeat(48));
+        load_hashes(&index, "acme", &[("a", alike('1'))]);
+        load_hashes(&index, "globex", &[("g", alike('2')), ("h", alike('1'))]);
+
+        let groups: Vec<Vec<String>> = index.shared_hashes().iter().map(|g| names(g)).collect();
+        assert_eq!(groups, [vec!["acme/a", "globex/h"]]);
     }
 }

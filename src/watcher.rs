@@ -51,28 +51,39 @@ pub fn load_all(store: &Store) -> std::io::Result<()> {
     // Parsing is CPU work: spread the tenants over the cores (start-up, full rescans).
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = tenants.len().div_ceil(workers).max(1);
-    let loaded = std::thread::scope(|s| {
+    let (count, loaded) = std::thread::scope(|s| {
         let parts: Vec<_> = tenants
             .chunks(chunk)
             .map(|part| {
                 s.spawn(move || {
                     let mut loaded = Vec::new();
+                    let mut count = 0;
                     for t in part {
                         store.remove_stale_temp_files(t);
                         if let Some(added) = reload_quietly(store, t) {
-                            loaded.push((t, added));
+                            count += 1;
+                            // Past the per-tenant limit the whole index is checked at once:
+                            // holding every added hash until then would only cost memory.
+                            if count <= SHARED_CHECK_PER_TENANT {
+                                loaded.push((t, added));
+                            } else {
+                                loaded = Vec::new();
+                            }
                         }
                     }
-                    loaded
+                    (count, loaded)
                 })
             })
             .collect();
-        parts
-            .into_iter()
-            .flat_map(|p| p.join().unwrap_or_default())
-            .collect::<Vec<_>>()
+        let mut count = 0;
+        let mut loaded = Vec::new();
+        for (n, part) in parts.into_iter().filter_map(|p| p.join().ok()) {
+            count += n;
+            loaded.extend(part);
+        }
+        (count, loaded)
     });
-    if loaded.len() <= SHARED_CHECK_PER_TENANT {
+    if count <= SHARED_CHECK_PER_TENANT {
         // A pair of tenants loaded together is reported once.
         let mut done: HashSet<&TenantId> = HashSet::new();
         for (tenant, added) in loaded {

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -71,9 +72,12 @@ impl fmt::Debug for Permission {
 }
 
 /// The permissions of one key: at most 100, no duplicates, in the order given.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Shared, not copied, when cloned: the index gives every key of a tenant with the same set
+/// one allocation (a million keys usually hold a handful of distinct sets).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Vec<Permission>", into = "Vec<Permission>")]
-pub struct Permissions(Box<[Permission]>);
+pub struct Permissions(Arc<[Permission]>);
 
 impl Permissions {
     pub const MAX: usize = 100;
@@ -90,7 +94,7 @@ impl Permissions {
                 return Err(DomainError::new(format!("duplicate permission {p:?}")));
             }
         }
-        Ok(Self(list.into_boxed_slice()))
+        Ok(Self(list.into()))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Permission> {
@@ -125,7 +129,7 @@ impl TryFrom<Vec<Permission>> for Permissions {
 
 impl From<Permissions> for Vec<Permission> {
     fn from(p: Permissions) -> Self {
-        p.0.into_vec()
+        p.0.to_vec()
     }
 }
 
