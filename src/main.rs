@@ -27,6 +27,11 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // No transparent huge pages: a 2 MB page is zeroed whole at its first touch and stays
+    // resident whole, so with them the initial load of a large key set costs about 10% more
+    // CPU and 40 MB more memory (BENCHMARKS.md). The verify path touches a few cache lines.
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let explicit = args.config.is_some();
     let path = args
         .config
