@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::index::{Index, TenantKeys};
 use crate::routes::{self, json::BodyLimit};
 use crate::store::Store;
+use crate::telemetry::RequestSpan;
 use crate::{usage, watcher};
 
 /// Everything the handlers share.
@@ -276,7 +277,7 @@ pub fn create_app(
             crate::metrics::record_request,
         ))
         .wrap(cors)
-        .wrap(TracingLogger::default())
+        .wrap(TracingLogger::<RequestSpan>::new())
         .app_data(state)
         .app_data(limit)
         // The router tries resources in order: the hot path goes first.
