@@ -1,13 +1,16 @@
 //! Prometheus metrics: requests by route and status with latency, verify outcomes by code,
 //! reloads and reload errors by tenant, keys per tenant.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
-use metrics::Counter;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::TenantId;
@@ -44,15 +47,53 @@ pub async fn record_request(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_owned();
+    let route = req.match_pattern();
+    let method = method_label(req.method());
     let res = next.call(req).await?;
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
-        .record(start.elapsed().as_secs_f64());
+    let (count, latency) = request_handles(route, method, res.status().as_u16());
+    count.increment(1);
+    latency.record(start.elapsed().as_secs_f64());
     Ok(res)
+}
+
+/// The standard methods by name and any other as `other`: a client may send any token as a
+/// method, and must not mint a time series per request.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("other")
+}
+
+type RequestKey = (Option<String>, &'static str, u16);
+
+/// The counter and histogram of one route, method and status, registered once per worker
+/// thread: the lookup in the recorder hashes every label, on every request otherwise. The
+/// labels are bounded (routes are patterns, methods are `method_label`'s), so is the map.
+fn request_handles(
+    route: Option<String>,
+    method: &'static str,
+    status: u16,
+) -> (Counter, Histogram) {
+    thread_local! {
+        static HANDLES: RefCell<HashMap<RequestKey, (Counter, Histogram)>> =
+            RefCell::new(HashMap::new());
+    }
+    HANDLES.with_borrow_mut(|handles| {
+        handles
+            .entry((route, method, status))
+            .or_insert_with_key(|(route, method, status)| {
+                let route = route.clone().unwrap_or_else(|| "unmatched".into());
+                (
+                    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => *method, "status" => status.to_string()),
+                    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => *method),
+                )
+            })
+            .clone()
+    })
 }
 
 /// Verify outcomes; the counters are registered once so the hot path does no lookup.

@@ -68,6 +68,30 @@ async fn metrics_count_requests_verify_outcomes_reloads_and_keys() {
 }
 
 #[tokio::test]
+async fn a_made_up_method_is_counted_as_other_and_mints_no_series() {
+    let app = spawn_app().await;
+    let before = metrics(&app).await;
+    for i in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        let res = app
+            .client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405);
+    }
+
+    let after = metrics(&app).await;
+    let other = r#"http_requests_total{route="/healthz",method="other",status="405"}"#;
+    assert!(
+        sample(&after, other) - sample(&before, other) >= 3.0,
+        "{after}"
+    );
+    assert!(!after.contains("BREW"), "{after}");
+}
+
+#[tokio::test]
 async fn cors_lets_configured_dashboards_in_and_exposes_the_etag() {
     let app =
         spawn_app_with(|s| s.cors_allowed_origins = vec!["https://dash.example".into()]).await;
