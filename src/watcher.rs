@@ -48,6 +48,7 @@ pub fn load_all(store: &Store) -> std::io::Result<()> {
         }
     }
     store.index().add_tenants(&tenants);
+    let started = std::time::Instant::now();
     // Parsing is CPU work: spread the tenants over the cores (start-up, full rescans).
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = tenants.len().div_ceil(workers).max(1);
@@ -87,11 +88,26 @@ pub fn load_all(store: &Store) -> std::io::Result<()> {
         // A pair of tenants loaded together is reported once.
         let mut done: HashSet<&TenantId> = HashSet::new();
         for (tenant, added) in loaded {
+            log_loaded(store, tenant);
             warn_shared(store, tenant, &added, &done);
             done.insert(tenant);
         }
     } else {
-        // Start-up or a large `git pull`: one pass over the whole index, off this thread.
+        // Start-up or a large `git pull`: one line rather than one per tenant, and one pass
+        // over the whole index for shared hashes, off this thread.
+        let keys: usize = tenants
+            .iter()
+            .filter_map(|t| store.index().keys(t))
+            .map(|k| k.len())
+            .sum();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(
+            loaded = count,
+            tenants = tenants.len(),
+            keys,
+            elapsed_ms,
+            "tenants loaded"
+        );
         let index = store.index().clone();
         std::thread::spawn(move || warn_all_shared(&index));
     }
@@ -139,18 +155,23 @@ fn warn_all_shared(index: &crate::index::Index) {
 
 fn reload(store: &Store, tenant: &TenantId) {
     if let Some(added) = reload_quietly(store, tenant) {
+        log_loaded(store, tenant);
         warn_shared(store, tenant, &added, &HashSet::new());
     }
 }
 
-/// Reloads and logs the outcome; for a loaded tenant, returns the hashes it did not have.
+fn log_loaded(store: &Store, tenant: &TenantId) {
+    let keys = store.index().keys(tenant).map_or(0, |k| k.len());
+    tracing::info!(%tenant, keys, "tenant loaded");
+}
+
+/// Reloads and logs a failure; for a loaded tenant (which the caller logs), returns the
+/// hashes it did not have.
 fn reload_quietly(store: &Store, tenant: &TenantId) -> Option<Vec<crate::domain::KeyHash>> {
     match store.reload(tenant) {
         Ok(ReloadOutcome::Unchanged) => {}
         Ok(ReloadOutcome::Loaded { added }) => {
-            let keys = store.index().keys(tenant).map_or(0, |k| k.len());
             metrics::reload(tenant, "loaded");
-            tracing::info!(%tenant, keys, "tenant loaded");
             return Some(added);
         }
         Ok(ReloadOutcome::Invalid) => {

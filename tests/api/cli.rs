@@ -347,3 +347,50 @@ fn a_bad_configuration_stops_start_up_with_exit_code_2_and_one_clear_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_large_start_up_load_is_logged_in_one_line_a_small_one_per_tenant() {
+    let files: Vec<(String, String)> = (0..70)
+        .map(|i| {
+            let hash = format!("sha256:{i:064x}");
+            (
+                format!("t{i:02}"),
+                format!("apiKeys:\n  - name: k\n    hash: {hash}\n"),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(t, f)| (t.as_str(), f.as_str()))
+        .collect();
+    let large = serve(tenants_with(&files).path());
+    let small = serve(tenants_with(&files[..2]).path());
+
+    let messages = |server: &Server| -> Vec<Value> {
+        server
+            .log
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| {
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("tenant"))
+            })
+            .collect()
+    };
+    let large = messages(&large);
+    assert_eq!(large.len(), 1, "{large:?}");
+    assert_eq!(large[0]["message"], "tenants loaded");
+    assert_eq!(
+        (&large[0]["loaded"], &large[0]["tenants"], &large[0]["keys"]),
+        (&json!(70), &json!(70), &json!(70))
+    );
+    let small = messages(&small);
+    let mut tenants: Vec<&str> = small
+        .iter()
+        .filter(|v| v["message"] == "tenant loaded")
+        .filter_map(|v| v["tenant"].as_str())
+        .collect();
+    tenants.sort();
+    assert_eq!(tenants, ["t00", "t01"], "{small:?}");
+}
