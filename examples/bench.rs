@@ -18,6 +18,10 @@ use serde_json::json;
 const SECRET: &str = "bench-secret-bench-secret-bench-secret!!";
 
 fn main() {
+    if let Some(port) = std::env::args().skip_while(|a| a != "--bare-actix").nth(1) {
+        bare_actix(port.parse().expect("--bare-actix PORT"));
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let bin = std::env::var("KEYWARD_BIN").unwrap_or_else(|_| "target/release/keyward".into());
     // Servers run in temp dirs: the binary's path must not be relative.
@@ -83,7 +87,8 @@ fn start(bin: &str, dir: &Path) -> (Server, Duration) {
         .env("KEYWARD_AUTH__HS256_SECRET", SECRET)
         // The 10,000-key tenant of the write benchmark is over the default API limit.
         .env("KEYWARD_MAX_KEYS_PER_TENANT", "1000000")
-        .env("RUST_LOG", "warn")
+        // The shipped default log level (info): what users run.
+        .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .spawn()
         .expect("the keyward binary runs (build it with cargo build --release)");
@@ -169,6 +174,69 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+// ---------- the baseline: a bare actix-web server ----------
+
+/// `bench --bare-actix PORT`: the smallest actix-web app answering keyward's two shapes of
+/// request, a GET with a constant and a JSON POST by reading its body, so that the cost of
+/// a POST with a body can be told apart from keyward's own.
+fn bare_actix(port: u16) {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+
+    #[derive(serde::Deserialize)]
+    struct Verify {
+        key: String,
+        #[serde(default)]
+        permissions: Vec<String>,
+    }
+
+    async fn healthz() -> HttpResponse {
+        HttpResponse::Ok().json(json!({"status": "ok"}))
+    }
+
+    async fn verify(_tenant: web::Path<String>, body: web::Json<Verify>) -> HttpResponse {
+        HttpResponse::Ok().json(json!({
+            "valid": !body.key.is_empty(),
+            "name": "gateway",
+            "permissions": body.permissions,
+            "expiresAt": null,
+        }))
+    }
+
+    actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(|| {
+            App::new()
+                .route("/healthz", web::get().to(healthz))
+                .route("/api/{tenant}/apiKeys/verify", web::post().to(verify))
+        })
+        .bind(("127.0.0.1", port))
+        .expect("the bare server binds")
+        .run()
+        .await
+        .expect("the bare server runs");
+    });
+}
+
+fn start_bare() -> Server {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--bare-actix", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the driver runs itself");
+    let server = Server { child, port };
+    let client = reqwest::blocking::Client::new();
+    let started = Instant::now();
+    while client.get(server.url("/healthz")).send().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "bare server never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server
+}
+
 // ---------- 1, 2: throughput with wrk ----------
 
 struct Wrk {
@@ -243,9 +311,18 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
     let secs = if quick { 2 } else { 5 };
     let rounds = if quick { 1 } else { 3 };
     let header = format!("X-API-Key: {token}");
+    let bare = start_bare();
     let (mut health, mut fwd, mut json) = (Vec::new(), Vec::new(), Vec::new());
-    // Alternated in one run, so the machine's noise hits all three alike.
+    let (mut bare_health, mut bare_json) = (Vec::new(), Vec::new());
+    // Alternated in one run, so the machine's noise hits all five alike.
     for _ in 0..rounds {
+        bare_health.push(wrk(&bare.url("/healthz"), secs, None, None));
+        bare_json.push(wrk(
+            &bare.url("/api/bench/apiKeys/verify"),
+            secs,
+            None,
+            Some(&script),
+        ));
         health.push(wrk(&server.url("/healthz"), secs, None, None));
         fwd.push(wrk(
             &server.url("/auth/bench?permission=orders:read"),
@@ -285,6 +362,22 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
         .unwrap();
         writeln!(out, "| {label}: non-2xx responses | {non2xx} | 0 |").unwrap();
     }
+    // The baseline: what actix-web itself gives up between a bare GET and a JSON POST.
+    let (bh, bj) = (mean(&bare_health, |w| w.rps), mean(&bare_json, |w| w.rps));
+    writeln!(
+        out,
+        "| bare actix-web app, JSON POST: req/s (its GET /healthz req/s) | {bj:.0} ({bh:.0}) — ratio **{:.2}** | — |",
+        bj / bh
+    )
+    .unwrap();
+    let j = mean(&json, |w| w.rps);
+    writeln!(
+        out,
+        "| keyward vs the bare app: /healthz, JSON verify vs JSON POST | ratio **{:.2}**, **{:.2}** | — |",
+        h / bh,
+        j / bj
+    )
+    .unwrap();
     eprintln!("throughput done");
 }
 
