@@ -40,12 +40,12 @@ pub struct CreateApiKey {
     name: String,
     /// Default true.
     enabled: Option<bool>,
-    #[schema(value_type = Option<Vec<PermissionText>>, max_items = 100)]
+    #[schema(value_type = Option<std::collections::BTreeSet<PermissionText>>, max_items = 100)]
     permissions: Option<Vec<String>>,
     #[schema(value_type = Option<DescriptionText>)]
     description: Option<String>,
     /// RFC 3339, in the future.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, example = "2099-01-01T00:00:00Z")]
     expires_at: Option<String>,
 }
 
@@ -54,7 +54,7 @@ pub struct CreateApiKey {
 pub struct UpdateApiKey {
     enabled: bool,
     /// Absent: unchanged.
-    #[schema(value_type = Option<Vec<PermissionText>>, max_items = 100)]
+    #[schema(value_type = Option<std::collections::BTreeSet<PermissionText>>, max_items = 100)]
     permissions: Option<Vec<String>>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
@@ -62,7 +62,7 @@ pub struct UpdateApiKey {
     description: Option<Option<String>>,
     /// RFC 3339, in the future. Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2099-01-01T00:00:00Z")]
     expires_at: Option<Option<String>>,
 }
 
