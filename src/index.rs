@@ -418,7 +418,8 @@ impl Index {
                 (group.len() > 1).then_some(group)
             })
             .collect();
-        groups.sort_by(|a, b| a[0].tenant.cmp(&b[0].tenant));
+        // The same order on every start: by the first key's tenant, then its name.
+        groups.sort_by(|a, b| (&a[0].tenant, &a[0].name).cmp(&(&b[0].tenant, &b[0].name)));
         groups
     }
 

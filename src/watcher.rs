@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -52,37 +53,36 @@ pub fn load_all(store: &Store) -> std::io::Result<()> {
     // Parsing is CPU work: spread the tenants over the cores (start-up, full rescans).
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = tenants.len().div_ceil(workers).max(1);
+    let counted = AtomicUsize::new(0);
     let (count, loaded) = std::thread::scope(|s| {
         let parts: Vec<_> = tenants
             .chunks(chunk)
             .map(|part| {
+                let counted = &counted;
                 s.spawn(move || {
                     let mut loaded = Vec::new();
-                    let mut count = 0;
                     for t in part {
                         store.remove_stale_temp_files(t);
                         if let Some(added) = reload_quietly(store, t) {
-                            count += 1;
-                            // Past the per-tenant limit the whole index is checked at once:
-                            // holding every added hash until then would only cost memory.
-                            if count <= SHARED_CHECK_PER_TENANT {
+                            // Past the per-tenant limit (over all workers) the whole index is
+                            // checked at once: holding every added hash would only cost memory.
+                            if counted.fetch_add(1, Ordering::Relaxed) < SHARED_CHECK_PER_TENANT {
                                 loaded.push((t, added));
                             } else {
                                 loaded = Vec::new();
                             }
                         }
                     }
-                    (count, loaded)
+                    loaded
                 })
             })
             .collect();
-        let mut count = 0;
-        let mut loaded = Vec::new();
-        for (n, part) in parts.into_iter().filter_map(|p| p.join().ok()) {
-            count += n;
-            loaded.extend(part);
-        }
-        (count, loaded)
+        let loaded: Vec<_> = parts
+            .into_iter()
+            .filter_map(|p| p.join().ok())
+            .flatten()
+            .collect();
+        (counted.load(Ordering::Relaxed), loaded)
     });
     if count <= SHARED_CHECK_PER_TENANT {
         // A pair of tenants loaded together is reported once.
@@ -93,8 +93,8 @@ pub fn load_all(store: &Store) -> std::io::Result<()> {
             done.insert(tenant);
         }
     } else {
-        // Start-up or a large `git pull`: one line rather than one per tenant, and one pass
-        // over the whole index for shared hashes, off this thread.
+        // Start-up, SIGHUP or a rescan that found many changes: one line rather than one per
+        // tenant, and one pass over the whole index for shared hashes, off this thread.
         let keys: usize = tenants
             .iter()
             .filter_map(|t| store.index().keys(t))
