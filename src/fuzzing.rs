@@ -8,9 +8,11 @@ use std::sync::OnceLock;
 
 use crate::auth::JwtVerifier;
 use crate::config::AuthSettings;
-use crate::domain::{KeyHash, PresentedKey, TokenPrefix};
-use crate::store::SecurityFile;
+use crate::domain::{
+    KeyEntry, KeyHash, KeyName, Permission, Permissions, PresentedKey, TokenPrefix,
+};
 use crate::store::yaml_edit::{self, Node};
+use crate::store::{SecurityFile, render};
 
 /// The loader never panics, and what it accepts it accepts again, the same way.
 pub fn loader(data: &[u8]) {
@@ -53,19 +55,20 @@ pub fn editor(data: &[u8]) {
     }
 }
 
+/// An entry as the store writes it: through the same renderer.
 fn item(name: &str) -> Node {
-    Node::Map(vec![
-        ("name".into(), Node::Str(name.into())),
-        (
-            "hash".into(),
-            Node::Str(format!("sha256:{}", "ab".repeat(32))),
-        ),
-        ("enabled".into(), Node::Bool(true)),
-        (
-            "permissions".into(),
-            Node::Seq(vec![Node::Str("orders:read".into())]),
-        ),
-    ])
+    let permission = Permission::parse("orders:read").expect("a valid permission");
+    render::entry_node(&KeyEntry {
+        name: KeyName::parse(name).expect("a valid name"),
+        hash: KeyHash::parse(&"ab".repeat(32)).expect("a valid hash"),
+        enabled: true,
+        permissions: Permissions::new(vec![permission]).expect("valid permissions"),
+        description: None,
+        created_at: None,
+        created_by: None,
+        expires_at: None,
+        previous_hashes: Vec::new(),
+    })
 }
 
 /// A presented key never panics the parser, and one it accepts is looked up by the SHA-256

@@ -128,13 +128,15 @@ fn warn_shared(
 ) {
     let mut shared = store.index().sharing(tenant, added);
     shared.retain(|s| !reported.contains(&s.tenant));
+    if shared.is_empty() {
+        return;
+    }
     shared.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    let Some(keys) = store.index().keys(tenant) else {
+        return;
+    };
     for s in shared {
-        let Some(key) = store
-            .index()
-            .keys(tenant)
-            .and_then(|k| k.by_hash(&s.hash).map(|k| k.entry.name.clone()))
-        else {
+        let Some(key) = keys.by_hash(&s.hash).map(|k| &k.entry.name) else {
             continue;
         };
         tracing::warn!(%tenant, %key, other_tenant = %s.tenant, other_key = %s.name,
