@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use keyward::domain::Verdict;
 use keyward::domain::{KeyHash, PresentedKey, Token, TokenPrefix};
-use keyward::index::{TenantKeys, Verdict};
+use keyward::index::TenantKeys;
 use keyward::store::SecurityFile;
 use time::OffsetDateTime;
 

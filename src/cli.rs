@@ -11,8 +11,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::domain::{
     KeyEntry, KeyHash, KeyName, Permission, Permissions, TenantId, Token, TokenPrefix,
 };
-use crate::index::Index;
-use crate::store::{Change, FILE_NAME, SecurityFile, Store, render, yaml_edit};
+use crate::lint;
+use crate::store::{Change, FILE_NAME, SecurityFile, Store, render};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,7 +82,7 @@ pub struct NewKeyArgs {
 
 /// `keyward check`: one line `file:line:col: message` per problem.
 pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::new(args.tenants.clone(), true, Default::default());
+    let store = Store::new(args.tenants.clone(), true);
     let (tenants, bad) = store.list_tenants()?;
     let mut problems = 0;
     for name in bad {
@@ -91,7 +91,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             args.tenants.join(name).display()
         );
     }
-    let mut seen: std::collections::HashMap<KeyHash, String> = Default::default();
+    let mut valid: Vec<(TenantId, Box<SecurityFile>)> = Vec::new();
     for tenant in tenants {
         let path = store.tenant_dir(&tenant).join(FILE_NAME);
         let text = match std::fs::read_to_string(&path) {
@@ -104,23 +104,27 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             }
         };
         match SecurityFile::parse(&text) {
-            Ok(file) => {
-                for key in &file.keys {
-                    if let Some(other) = seen.insert(key.hash, tenant.to_string()) {
-                        eprintln!(
-                            "{}: warning: key {:?} has the same hash as a key of tenant {other}",
-                            path.display(),
-                            key.name.as_str()
-                        );
-                    }
-                }
-            }
+            Ok(file) => valid.push((tenant, Box::new(file))),
             Err(p) => {
                 let line = p.line.unwrap_or(1);
                 let col = p.column.unwrap_or(1);
                 println!("{}:{line}:{col}: {}", path.display(), p.message);
                 problems += 1;
             }
+        }
+    }
+    for group in lint::shared_hashes(&valid) {
+        let [first, others @ ..] = group.as_slice() else {
+            continue;
+        };
+        for other in others {
+            eprintln!(
+                "{}: warning: key {:?} has the same hash as key {:?} of tenant {}",
+                store.tenant_dir(&other.tenant).join(FILE_NAME).display(),
+                other.name.as_str(),
+                first.name.as_str(),
+                first.tenant
+            );
         }
     }
     Ok(if problems == 0 {
@@ -174,11 +178,7 @@ pub fn new_key(args: &NewKeyArgs) -> anyhow::Result<ExitCode> {
     println!("token (shown once, store it now): {}", token.expose());
     if args.write {
         let tenant = TenantId::parse(args.tenant.as_deref().unwrap_or_default())?;
-        let store = Store::new(
-            args.tenants.clone(),
-            false,
-            std::sync::Arc::new(Index::new()),
-        );
+        let store = Store::new(args.tenants.clone(), false);
         store.write(&tenant, |file| -> anyhow::Result<Change> {
             if file.find(&entry.name).is_some() {
                 return Err(anyhow::anyhow!("a key named {} already exists", entry.name));
@@ -190,8 +190,7 @@ pub fn new_key(args: &NewKeyArgs) -> anyhow::Result<ExitCode> {
             store.tenant_dir(&tenant).join(FILE_NAME).display()
         );
     } else {
-        let yaml = yaml_edit::append_item("", &render::entry_node(&entry))?;
-        print!("{yaml}");
+        print!("{}", render::entry_yaml(&entry));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,23 +5,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::store::{FileProblem, StoreError};
-
-/// A problem with one field of a request body.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl ToString) -> Self {
-        Self {
-            field: field.into(),
-            message: message.to_string(),
-        }
-    }
-}
+pub use crate::domain::FieldError;
+use crate::domain::FileProblem;
+use crate::keys;
+use crate::store::StoreError;
 
 /// Which credential a 401 is about, for the `WWW-Authenticate` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +203,22 @@ impl ApiError {
             _ => return None,
         };
         HeaderValue::from_str(&value).ok()
+    }
+}
+
+impl From<keys::Error> for ApiError {
+    fn from(e: keys::Error) -> Self {
+        match e {
+            keys::Error::Validation(errors) => Self::Validation(errors),
+            keys::Error::Forbidden(why) => Self::Forbidden(why.into()),
+            keys::Error::TenantNotFound => Self::TenantNotFound,
+            keys::Error::KeyNotFound => Self::KeyNotFound,
+            keys::Error::KeyExists => Self::KeyExists,
+            keys::Error::KeyLimit(n) => Self::KeyLimit(n),
+            keys::Error::PreconditionFailed => Self::PreconditionFailed,
+            keys::Error::Store(e) => e.into(),
+            keys::Error::Task(e) => Self::Internal(e.into()),
+        }
     }
 }
 

@@ -39,7 +39,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&path, explicit)?;
     telemetry::init(settings.log_format, std::io::stdout);
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(settings)?;
+        let app = Application::build(settings).await?;
         if let Some(token) = app.dev_token() {
             print_dev_banner(app.port(), token);
         }

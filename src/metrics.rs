@@ -1,59 +1,190 @@
-//! Prometheus metrics: requests by route and status with latency, verify outcomes by code,
-//! reloads and reload errors by tenant, keys per tenant.
+//! Prometheus metrics, one registry per application: requests by route and status with
+//! latency, verify outcomes by code, reloads and reload errors by tenant, keys per tenant.
+//!
+//! Every metric is a fixed set of atomics (a histogram is its buckets), so memory does not
+//! grow with traffic whether or not anyone scrapes. Keys per tenant are read from the index
+//! when `/metrics` is rendered, not pushed into the registry.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::middleware::Next;
-use metrics::{Counter, Histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-use crate::domain::TenantId;
-use crate::index::Refusal;
+use crate::domain::{Refusal, TenantId};
+use crate::index::Index;
 
-const LATENCY_BUCKETS: &[f64] = &[
+/// Request latency buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 13] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
-/// The process-wide recorder, installed on first use (the tests start many servers in one
-/// process; they share it).
-pub fn handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("http_request_duration_seconds".into()),
-                LATENCY_BUCKETS,
-            )
-            .expect("static buckets are valid")
-            .build_recorder();
-        let handle = recorder.handle();
-        if metrics::set_global_recorder(recorder).is_err() {
-            tracing::warn!("a metrics recorder was already installed");
-        }
-        handle
-    })
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: &'static str,
+    status: u16,
 }
 
-/// Middleware: one count and one latency sample per request, labelled by route pattern (never
-/// by the raw path, which would carry tenant ids and key names without bound).
-pub async fn record_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let start = Instant::now();
-    let route = req.match_pattern();
-    let method = method_label(req.method());
-    let res = next.call(req).await?;
-    let (count, latency) = request_handles(route, method, res.status().as_u16());
-    count.increment(1);
-    latency.record(start.elapsed().as_secs_f64());
-    Ok(res)
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    tenant: String,
+    outcome: &'static str,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    index: Arc<Index>,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    /// `valid`, then each refusal in `Refusal::ALL` order: resolved once, so the hot path
+    /// does no lookup.
+    verify: [Counter; 1 + Refusal::ALL.len()],
+    reloads: Family<ReloadLabels, Counter>,
+    reload_errors: Family<TenantLabels, Counter>,
+}
+
+impl Metrics {
+    /// A registry of its own; `index` is read for the keys-per-tenant gauge at each render.
+    pub fn new(index: Arc<Index>) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route pattern, method and status",
+            requests.clone(),
+        );
+        let latency: LatencyFamily =
+            Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS));
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route pattern and method",
+            latency.clone(),
+        );
+        let outcomes = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "keyward_verify",
+            "Key verifications by outcome",
+            outcomes.clone(),
+        );
+        let verify = std::array::from_fn(|i| {
+            let code = match i {
+                0 => "valid",
+                i => Refusal::ALL[i - 1].code(),
+            };
+            outcomes.get_or_create(&CodeLabels { code }).clone()
+        });
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "keyward_reloads",
+            "Tenant file reloads by outcome",
+            reloads.clone(),
+        );
+        let reload_errors = Family::<TenantLabels, Counter>::default();
+        registry.register(
+            "keyward_reload_errors",
+            "Tenant file reloads that failed or found an invalid file",
+            reload_errors.clone(),
+        );
+        Self {
+            registry,
+            index,
+            requests,
+            latency,
+            verify,
+            reloads,
+            reload_errors,
+        }
+    }
+
+    /// One verification's outcome: `None` for a valid key.
+    pub fn verify_outcome(&self, refusal: Option<Refusal>) {
+        let i = match refusal {
+            None => 0,
+            Some(r) => 1 + Refusal::ALL.iter().position(|x| *x == r).unwrap_or(0),
+        };
+        self.verify[i].inc();
+    }
+
+    pub fn reload(&self, tenant: &TenantId, outcome: &'static str) {
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                tenant: tenant.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn reload_error(&self, tenant: &TenantId) {
+        self.reload_errors
+            .get_or_create(&TenantLabels {
+                tenant: tenant.to_string(),
+            })
+            .inc();
+    }
+
+    /// One HTTP request: its route pattern (None: no route matched), method and status.
+    pub fn request(&self, route: Option<String>, method: &Method, status: u16, took: Duration) {
+        let route = route.unwrap_or_else(|| "unmatched".into());
+        let method = method_label(method);
+        let seconds = took.as_secs_f64();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+                method,
+            })
+            .observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+    }
+
+    /// The text exposition of every metric, keys per tenant read from the index now.
+    pub fn render(&self) -> String {
+        let keys = Family::<TenantLabels, Gauge>::default();
+        for (tenant, tenant_keys) in self.index.all() {
+            keys.get_or_create(&TenantLabels {
+                tenant: tenant.to_string(),
+            })
+            .set(tenant_keys.len() as i64);
+        }
+        let mut gauges = Registry::default();
+        gauges.register("keyward_keys", "Keys served per tenant", keys);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &gauges))
+            .and_then(|()| encode_eof(&mut out));
+        out
+    }
 }
 
 /// The standard methods by name and any other as `other`: a client may send any token as a
@@ -66,71 +197,4 @@ fn method_label(method: &Method) -> &'static str {
         .into_iter()
         .find(|m| *m == method.as_str())
         .unwrap_or("other")
-}
-
-type RequestKey = (Option<String>, &'static str, u16);
-
-/// The counter and histogram of one route, method and status, registered once per worker
-/// thread: the lookup in the recorder hashes every label, on every request otherwise. The
-/// labels are bounded (routes are patterns, methods are `method_label`'s), so is the map.
-fn request_handles(
-    route: Option<String>,
-    method: &'static str,
-    status: u16,
-) -> (Counter, Histogram) {
-    thread_local! {
-        static HANDLES: RefCell<HashMap<RequestKey, (Counter, Histogram)>> =
-            RefCell::new(HashMap::new());
-    }
-    HANDLES.with_borrow_mut(|handles| {
-        handles
-            .entry((route, method, status))
-            .or_insert_with_key(|(route, method, status)| {
-                let route = route.clone().unwrap_or_else(|| "unmatched".into());
-                (
-                    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => *method, "status" => status.to_string()),
-                    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => *method),
-                )
-            })
-            .clone()
-    })
-}
-
-/// Verify outcomes; the counters are registered once so the hot path does no lookup.
-pub fn verify_outcome(outcome: Option<Refusal>) {
-    static COUNTERS: OnceLock<[Counter; 6]> = OnceLock::new();
-    let counters = COUNTERS.get_or_init(|| {
-        handle();
-        [
-            "valid",
-            "not_found",
-            "disabled",
-            "expired",
-            "insufficient_permissions",
-            "malformed",
-        ]
-        .map(|code| metrics::counter!("keyward_verify_total", "code" => code))
-    });
-    let i = match outcome {
-        None => 0,
-        Some(Refusal::NotFound) => 1,
-        Some(Refusal::Disabled) => 2,
-        Some(Refusal::Expired) => 3,
-        Some(Refusal::InsufficientPermissions) => 4,
-        Some(Refusal::Malformed) => 5,
-    };
-    counters[i].increment(1);
-}
-
-pub fn reload(tenant: &TenantId, outcome: &'static str) {
-    metrics::counter!("keyward_reloads_total", "tenant" => tenant.to_string(), "outcome" => outcome)
-        .increment(1);
-}
-
-pub fn reload_error(tenant: &TenantId) {
-    metrics::counter!("keyward_reload_errors_total", "tenant" => tenant.to_string()).increment(1);
-}
-
-pub fn keys(tenant: &TenantId, count: usize) {
-    metrics::gauge!("keyward_keys", "tenant" => tenant.to_string()).set(count as f64);
 }

@@ -1,60 +1,43 @@
-//! Building and running the server: `Application::build` binds its own listener (port 0 in
-//! tests) and loads every tenant before it serves.
+//! Wiring: `Application::build` makes every part, binds its own listener (port 0 in tests)
+//! and starts serving; `run_until_stopped` loads every tenant, then reports ready. Nothing
+//! else in the crate imports this module.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, web};
 use anyhow::Context;
 use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::JwtVerifier;
 use crate::auth::jwks::JwksSource;
-use crate::auth::jwt;
+use crate::auth::{Authenticator, JwtVerifier, jwt};
+use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::{KeyName, TenantId, TokenPrefix};
-use crate::error::ApiError;
-use crate::index::{Index, TenantKeys};
-use crate::routes::{self, json::BodyLimit};
+use crate::domain::TokenPrefix;
+use crate::index::Index;
+use crate::keys::{self, Verifier};
+use crate::metrics::Metrics;
+use crate::routes::json::BodyLimit;
+use crate::routes::ops::Readiness;
+use crate::routes::{self, admin_keys, docs, ops, status, verify};
 use crate::store::Store;
-use crate::telemetry::RequestSpan;
 use crate::{usage, watcher};
 
-/// Everything the handlers share.
-pub struct AppState {
-    pub settings: Settings,
-    pub store: Arc<Store>,
-    pub index: Arc<Index>,
-    pub jwt: JwtVerifier,
-    /// Set when `auth.jwks_url` is configured.
-    pub jwks: Option<JwksSource>,
-    pub prefix: TokenPrefix,
-    pub ready: AtomicBool,
-}
-
-impl AppState {
-    /// When a key was last verified successfully, from the index.
-    pub fn last_used(&self, tenant: &TenantId, name: &KeyName) -> Option<time::OffsetDateTime> {
-        self.index.keys(tenant)?.get(name)?.last_used()
-    }
-
-    /// A tenant's keys from the index, loading it first if it appeared since the last scan.
-    pub async fn tenant_keys(&self, tenant: &TenantId) -> Result<Arc<TenantKeys>, ApiError> {
-        if let Some(keys) = self.index.keys(tenant) {
-            return Ok(keys);
-        }
-        let store = self.store.clone();
-        let t = tenant.clone();
-        web::block(move || store.reload(&t))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::from)?;
-        self.index.keys(tenant).ok_or(ApiError::TenantNotFound)
-    }
+/// What the handlers get, each part registered on its own so a handler names only what it
+/// uses.
+#[derive(Clone)]
+pub struct AppData {
+    pub service: web::Data<keys::Service>,
+    pub verifier: web::Data<Verifier>,
+    pub auth: web::Data<Authenticator>,
+    pub metrics: web::Data<Metrics>,
+    pub readiness: web::Data<Readiness>,
+    pub body_limit: BodyLimit,
+    pub cors_allowed_origins: Vec<String>,
 }
 
 pub struct Application {
@@ -62,12 +45,21 @@ pub struct Application {
     server: Server,
     /// Printed once at start-up in dev mode: a ready admin JWT.
     dev_token: Option<String>,
-    state: web::Data<AppState>,
+    data: AppData,
+    index: Arc<Index>,
     watch: watcher::PendingWatch,
+    rescan_every: Duration,
+    state_dir: PathBuf,
 }
 
 impl Application {
-    pub fn build(mut settings: Settings) -> anyhow::Result<Self> {
+    /// Builds the server on the system clock.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// Builds the server; `clock` is what every expiry and grace period is measured by.
+    pub async fn build_with_clock(mut settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let addr = settings.listen_addr()?;
         let dev_token = dev_mode(&mut settings, addr.ip().is_loopback())?;
         let jwt = JwtVerifier::from_settings(&settings.auth).context("cannot load JWT keys")?;
@@ -75,7 +67,8 @@ impl Application {
             Some(url) => {
                 let source = JwksSource::new(url.clone())?;
                 let set = source
-                    .fetch_blocking()
+                    .fetch()
+                    .await
                     .with_context(|| format!("cannot fetch the JWKS from {url}"))?;
                 jwt.set_jwks(set)
                     .context("the JWKS at auth.jwks_url is not usable")?;
@@ -95,38 +88,54 @@ impl Application {
             "tenants_dir {} is not a directory",
             settings.tenants_dir.display()
         );
-
-        let index = Arc::new(Index::new());
-        let store = Arc::new(Store::new(
-            settings.tenants_dir.clone(),
-            settings.read_only,
-            index.clone(),
-        ));
-        // Watch first: a change made while the tenants load is then never missed.
-        let watch = watcher::watch(&store).context("cannot watch the tenants directory")?;
-        watcher::load_all(&store).context("initial load of the tenants directory failed")?;
         check_state_dir(&settings)?;
-        usage::restore(&index, &settings.state_dir);
+
+        let store = Arc::new(Store::new(settings.tenants_dir.clone(), settings.read_only));
+        store
+            .list_tenants()
+            .context("cannot list the tenants directory")?;
+        let index = Arc::new(Index::new());
+        let metrics = Arc::new(Metrics::new(index.clone()));
+        let service = Arc::new(keys::Service::new(
+            store,
+            index.clone(),
+            metrics.clone(),
+            clock.clone(),
+            prefix.clone(),
+            settings.max_keys_per_tenant,
+        ));
+        let verifier = Verifier::new(index.clone(), prefix, clock, metrics.clone());
+        let auth = Authenticator::new(jwt, jwks, verifier.clone(), service.clone());
+        // Watch first: a change made while the tenants load is then never missed.
+        let watch =
+            watcher::watch(&settings.tenants_dir).context("cannot watch the tenants directory")?;
 
         let listener =
             TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState {
-            settings,
-            store,
-            index,
-            jwt,
-            jwks,
-            prefix,
-            ready: AtomicBool::new(true),
-        });
-        let server = run(listener, state.clone())?;
+        let data = AppData {
+            service: web::Data::from(service),
+            verifier: web::Data::new(verifier),
+            auth: web::Data::new(auth),
+            metrics: web::Data::from(metrics),
+            readiness: web::Data::new(Readiness::default()),
+            body_limit: BodyLimit(settings.max_body_bytes),
+            cors_allowed_origins: settings.cors_allowed_origins.clone(),
+        };
+        let app_data = data.clone();
+        let server = actix_web::HttpServer::new(move || create_app(app_data.clone()))
+            .listen(listener)?
+            .shutdown_timeout(30)
+            .run();
         Ok(Self {
             port,
             server,
             dev_token,
-            state,
+            data,
+            index,
             watch,
+            rescan_every: Duration::from_secs(settings.rescan_interval_seconds.max(1)),
+            state_dir: settings.state_dir,
         })
     }
 
@@ -135,7 +144,7 @@ impl Application {
     }
 
     /// Stops the server gracefully (in-flight requests finish), like SIGTERM does.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+    pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
@@ -143,49 +152,45 @@ impl Application {
         self.dev_token.as_deref()
     }
 
-    /// Serves until SIGTERM/SIGINT; meanwhile watches the tenants directory.
+    /// Loads every tenant while already answering `/healthz` (and `/readyz` with 503), then
+    /// watches the tenants directory and reports ready; serves until SIGTERM/SIGINT.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let rescan = Duration::from_secs(self.state.settings.rescan_interval_seconds.max(1));
-        let watch = self.watch.run(self.state.store.clone(), rescan);
-        let flusher = tokio::spawn(flush_usage_periodically(self.state.clone()));
+        let handle = self.server.handle();
+        let service = self.data.service.clone().into_inner();
+        let readiness = self.data.readiness.clone();
+        let (index, state_dir) = (self.index.clone(), self.state_dir.clone());
+        let (watch, rescan_every) = (self.watch, self.rescan_every);
+        let starting = tokio::spawn(async move {
+            let loader = service.clone();
+            let loaded = tokio::task::spawn_blocking(move || loader.load_all()).await;
+            if let Err(e) = loaded.map_err(anyhow::Error::from).and_then(|r| Ok(r?)) {
+                tracing::error!(error = %e, "initial load of the tenants directory failed");
+                handle.stop(false).await;
+                return None;
+            }
+            usage::restore(&index, &state_dir);
+            let watching = watch.run(service, rescan_every);
+            let flusher = usage::flush_periodically(index, state_dir);
+            readiness.set(true);
+            tracing::info!("keyward ready: every tenant is loaded");
+            Some((watching, flusher))
+        });
         let res = self.server.await;
-        drop(watch);
-        flusher.abort();
-        self.state.ready.store(false, Ordering::Release);
+        self.data.readiness.set(false);
+        if let Ok(Some((watching, flusher))) = starting.await {
+            drop(watching);
+            flusher.abort();
+        }
         // In-flight requests are done: record their last uses before exiting.
-        let state = self.state.clone();
-        let flushed =
-            tokio::task::spawn_blocking(move || flush_usage(&state, &mut String::new())).await;
+        let (index, dir) = (self.index, self.state_dir);
+        let flushed = tokio::task::spawn_blocking(move || {
+            usage::flush_logged(&index, &dir, String::new());
+        })
+        .await;
         if let Err(e) = flushed {
             tracing::error!(error = %e, "final lastUsedAt flush failed");
         }
         res
-    }
-}
-
-async fn flush_usage_periodically(state: web::Data<AppState>) {
-    let mut last = String::new();
-    let mut tick = tokio::time::interval(usage::FLUSH_EVERY);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let s = state.clone();
-        match tokio::task::spawn_blocking(move || {
-            flush_usage(&s, &mut last);
-            last
-        })
-        .await
-        {
-            Ok(written) => last = written,
-            Err(_) => return,
-        }
-    }
-}
-
-fn flush_usage(state: &AppState, last: &mut String) {
-    match usage::flush(&state.index, &state.settings.state_dir, last) {
-        Ok(written) => *last = written,
-        Err(e) => tracing::error!(error = %e, "cannot write lastUsedAt to the state directory"),
     }
 }
 
@@ -228,14 +233,6 @@ fn dev_mode(settings: &mut Settings, loopback: bool) -> anyhow::Result<Option<St
     Ok(Some(token))
 }
 
-fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
-    let server = actix_web::HttpServer::new(move || create_app(state.clone()))
-        .listen(listener)?
-        .shutdown_timeout(30)
-        .run();
-    Ok(server)
-}
-
 /// Browser dashboards on the configured origins may call the API; nothing else may.
 fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
@@ -258,8 +255,13 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
 }
 
 /// The one place the `App` is put together, for the server and the tests alike.
+///
+/// Verification and the probes go first (the router tries resources in order) and without a
+/// request span: a gateway's check logs nothing, and at the default level a span for each
+/// one cost a quarter of forward-auth's throughput (BENCHMARKS.md). Everything else runs
+/// inside a scope that gives each request a span with a request id.
 pub fn create_app(
-    state: web::Data<AppState>,
+    data: AppData,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -269,20 +271,24 @@ pub fn create_app(
         InitError = (),
     >,
 > {
-    let limit = BodyLimit(state.settings.max_body_bytes);
-    crate::metrics::handle();
-    let cors = cors(&state.settings.cors_allowed_origins);
     App::new()
-        .wrap(actix_web::middleware::from_fn(
-            crate::metrics::record_request,
-        ))
-        .wrap(cors)
-        .wrap(TracingLogger::<RequestSpan>::new())
-        .app_data(state)
-        .app_data(limit)
-        // The router tries resources in order: the hot path goes first.
-        .configure(routes::verify::configure)
-        .configure(routes::ops::configure)
-        .configure(routes::admin_keys::configure)
-        .default_service(web::to(routes::not_found))
+        .wrap(actix_web::middleware::from_fn(routes::record_metrics))
+        .wrap(cors(&data.cors_allowed_origins))
+        .app_data(data.service)
+        .app_data(data.verifier)
+        .app_data(data.auth)
+        .app_data(data.metrics)
+        .app_data(data.readiness)
+        .app_data(data.body_limit)
+        .configure(verify::configure_hot)
+        .configure(ops::configure_hot)
+        .service(
+            web::scope("")
+                .wrap(TracingLogger::default())
+                .configure(admin_keys::configure)
+                .configure(status::configure)
+                .configure(verify::configure)
+                .configure(docs::configure)
+                .default_service(web::to(routes::not_found)),
+        )
 }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{KeyName, TenantId};
@@ -18,10 +19,7 @@ type Snapshot = BTreeMap<String, BTreeMap<String, i64>>;
 
 fn snapshot(index: &Index) -> Snapshot {
     let mut out = Snapshot::new();
-    for tenant in index.tenants() {
-        let Some(keys) = index.keys(&tenant) else {
-            continue;
-        };
+    for (tenant, keys) in index.all() {
         let used: BTreeMap<String, i64> = keys
             .iter()
             .filter_map(|k| Some((k.entry.name.to_string(), k.last_used()?.unix_timestamp())))
@@ -31,6 +29,35 @@ fn snapshot(index: &Index) -> Snapshot {
         }
     }
     out
+}
+
+/// Flushes every `FLUSH_EVERY` until the returned task is aborted; then call `flush` once
+/// more for the uses since.
+pub fn flush_periodically(index: Arc<Index>, dir: PathBuf) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = String::new();
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let (index, dir) = (index.clone(), dir.clone());
+            match tokio::task::spawn_blocking(move || flush_logged(&index, &dir, last)).await {
+                Ok(written) => last = written,
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+/// `flush`, with a failure logged (and `previous` kept); returns what is on disk now.
+pub fn flush_logged(index: &Index, dir: &Path, previous: String) -> String {
+    match flush(index, dir, &previous) {
+        Ok(written) => written,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot write lastUsedAt to the state directory");
+            previous
+        }
+    }
 }
 
 /// Writes the current last-use times if they changed since `previous`; returns what it wrote.

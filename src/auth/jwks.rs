@@ -28,21 +28,9 @@ impl JwksSource {
         })
     }
 
-    /// The first fetch, at start-up, on a thread of its own: start-up runs inside the async
-    /// runtime, where a blocking client may not run.
-    pub fn fetch_blocking(&self) -> anyhow::Result<JwkSet> {
-        let url = self.url.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let client = reqwest::Client::builder().timeout(TIMEOUT).build()?;
-                fetch(&client, &url).await
-            })
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("the JWKS fetch thread panicked"))?
+    /// The first fetch, at start-up.
+    pub async fn fetch(&self) -> anyhow::Result<JwkSet> {
+        fetch(&self.client, &self.url).await
     }
 
     /// Refetches the key set into `verifier` unless one was fetched less than 30 s ago.

@@ -1,18 +1,28 @@
 //! Validated values: once one exists it is valid, so handlers never re-check.
 
 mod entry;
+mod field_error;
 mod key_hash;
 mod key_name;
 mod permission;
 mod tenant_id;
 mod token;
+mod verdict;
 
 pub use entry::{Description, KeyEntry, PreviousHash, Subject};
+pub use field_error::{FieldError, FieldErrors};
 pub use key_hash::KeyHash;
 pub use key_name::KeyName;
 pub use permission::{Permission, Permissions};
 pub use tenant_id::TenantId;
 pub use token::{PresentedKey, Token, TokenPrefix};
+pub use verdict::{Refusal, Verdict};
+// The meaning of a security.yml file; parsed by the store.
+pub use crate::store::{FileProblem, SecurityFile};
+
+/// Orders the versions of one tenant's keys: the store takes one under the tenant's lock
+/// for each version it loads or writes, and the index never goes back to an older one.
+pub type Generation = u64;
 
 /// Why a value was refused; the message is safe to show to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,36 +1,87 @@
-//! `/api/{tenant}/admin/apiKeys`: tenant admins manage keys.
+//! `/api/{tenantId}/admin/apiKeys`: tenant admins manage keys. Each handler turns the
+//! request into a command for the keys service and the result into a view.
 
 use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_MATCH, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::OpenApi;
 
 use super::json::{JsonBody, OptionalJsonBody};
-use super::views::{ApiKeyView, ApiKeyWithToken, etag, if_match_accepts};
-use crate::auth::{Admin, Principal, ReadKeys, WriteKeys};
-use crate::domain::{Description, KeyEntry, KeyName, Permission, Permissions, PreviousHash, Token};
-use crate::error::{ApiError, FieldError, ProblemDetails};
-use crate::startup::AppState;
-use crate::store::{Change, Committed, SecurityFile};
+use super::views::{ApiKeyView, ApiKeyWithToken};
+use super::{AdminErrors, BodyErrors, Endpoint, WriteErrors};
+use crate::auth::{Admin, ReadKeys, WriteKeys};
+use crate::domain::{Description, FieldError, FieldErrors, KeyName, Permission, Permissions};
+use crate::error::{ApiError, ProblemDetails};
+use crate::keys::{self, CreateKey, IfMatch, KeyChanges, Patch, Rotation, Target};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource("/api/{tenant}/admin/apiKeys")
+        Endpoint::new("/api/{tenantId}/admin/apiKeys")
             .name("api_keys")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
+            .get(list)
+            .post(create)
+            .finish(),
     )
     .service(
-        super::resource("/api/{tenant}/admin/apiKeys/{name}")
+        Endpoint::new("/api/{tenantId}/admin/apiKeys/{keyName}")
             .name("api_key")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
+            .get(get)
+            .put(update)
+            .delete(delete)
+            .finish(),
     )
     .service(
-        super::resource("/api/{tenant}/admin/apiKeys/{name}/rotate").route(web::post().to(rotate)),
+        Endpoint::new("/api/{tenantId}/admin/apiKeys/{keyName}/rotate")
+            .post(rotate)
+            .finish(),
     );
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(list, create, get, update, delete, rotate),
+    components(schemas(
+        ApiKeyView,
+        ApiKeyWithToken,
+        CreateApiKey,
+        UpdateApiKey,
+        RotateApiKey,
+        PermissionText,
+        DescriptionText,
+        ProblemDetails,
+        FieldError
+    ))
+)]
+pub struct Api;
+
+/// The path of a single key.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// Tenant id
+    #[serde(rename = "tenantId")]
+    #[param(rename = "tenantId")]
+    #[allow(dead_code)]
+    tenant_id: String,
+    /// Key name
+    #[serde(rename = "keyName")]
+    #[param(rename = "keyName")]
+    key_name: String,
+}
+
+impl KeyPath {
+    /// The key a change is about; a name that could never exist is simply not found.
+    fn target(&self, req: &HttpRequest) -> Result<Target, ApiError> {
+        Ok(Target {
+            name: KeyName::parse(&self.key_name).map_err(|_| ApiError::KeyNotFound)?,
+            if_match: req
+                .headers()
+                .get(IF_MATCH)
+                .map(|v| IfMatch::parse(v.as_bytes())),
+        })
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -49,6 +100,33 @@ pub struct CreateApiKey {
     expires_at: Option<String>,
 }
 
+impl TryFrom<CreateApiKey> for CreateKey {
+    type Error = ApiError;
+
+    fn try_from(body: CreateApiKey) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        let name = errors.check("name", KeyName::parse(&body.name));
+        let permissions = permissions(body.permissions.unwrap_or_default(), &mut errors);
+        let description = body
+            .description
+            .map(|d| errors.check("description", Description::parse(&d)));
+        let expires_at = body
+            .expires_at
+            .map(|t| errors.check("expiresAt", timestamp(&t)));
+        errors
+            .finish(|| {
+                Some(CreateKey {
+                    name: name?,
+                    enabled: body.enabled.unwrap_or(true),
+                    permissions: permissions?,
+                    description: description.map_or(Some(None), |d| d.map(Some))?,
+                    expires_at: expires_at.map_or(Some(None), |t| t.map(Some))?,
+                })
+            })
+            .map_err(ApiError::Validation)
+    }
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateApiKey {
@@ -57,13 +135,37 @@ pub struct UpdateApiKey {
     #[schema(value_type = Option<std::collections::BTreeSet<PermissionText>>, max_items = 100)]
     permissions: Option<Vec<String>>,
     /// Absent: unchanged; `null`: cleared.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     #[schema(value_type = Option<DescriptionText>)]
-    description: Option<Option<String>>,
+    description: Patch<String>,
     /// RFC 3339, in the future. Absent: unchanged; `null`: cleared.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime, example = "2099-01-01T00:00:00Z")]
-    expires_at: Option<Option<String>>,
+    expires_at: Patch<String>,
+}
+
+impl TryFrom<UpdateApiKey> for KeyChanges {
+    type Error = ApiError;
+
+    fn try_from(body: UpdateApiKey) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        let permissions = body.permissions.map(|p| permissions(p, &mut errors));
+        let description = errors.check(
+            "description",
+            body.description.try_map(|d| Description::parse(&d)),
+        );
+        let expires_at = errors.check("expiresAt", body.expires_at.try_map(|t| timestamp(&t)));
+        errors
+            .finish(|| {
+                Some(KeyChanges {
+                    enabled: body.enabled,
+                    permissions: permissions.map_or(Some(None), |p| p.map(Some))?,
+                    description: description?,
+                    expires_at: expires_at?,
+                })
+            })
+            .map_err(ApiError::Validation)
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -73,6 +175,22 @@ pub struct RotateApiKey {
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(maximum = 2592000)]
     grace_period_seconds: u64,
+}
+
+impl TryFrom<Option<RotateApiKey>> for Rotation {
+    type Error = ApiError;
+
+    fn try_from(body: Option<RotateApiKey>) -> Result<Self, ApiError> {
+        let seconds = body.map_or(0, |b| b.grace_period_seconds);
+        let grace = std::time::Duration::from_secs(seconds);
+        if grace > Rotation::MAX_GRACE {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "gracePeriodSeconds",
+                format!("must be between 0 and {}", Rotation::MAX_GRACE.as_secs()),
+            )]));
+        }
+        Ok(Rotation { grace })
+    }
 }
 
 /// A permission in a request body: 1 to 256 printable ASCII characters, no whitespace.
@@ -106,9 +224,6 @@ impl utoipa::PartialSchema for DescriptionText {
 
 impl utoipa::ToSchema for DescriptionText {}
 
-/// Longest grace period a rotation may give the old token: 30 days.
-const MAX_GRACE_SECONDS: u64 = 2_592_000;
-
 /// A non-negative whole number, also when written `30.0` (JSON Schema counts that as an
 /// integer too).
 fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -124,344 +239,206 @@ fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
-/// Tells an explicit `null` (Some(None)) from an absent field (None).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
+/// Each permission checked, then the list as a whole.
+fn permissions(raw: Vec<String>, errors: &mut FieldErrors) -> Option<Permissions> {
+    let list: Vec<Option<Permission>> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, p)| errors.check(format!("permissions[{i}]"), Permission::parse(p)))
+        .collect();
+    let list: Vec<Permission> = list.into_iter().collect::<Option<_>>()?;
+    errors.check("permissions", Permissions::new(list))
 }
 
-#[utoipa::path(get, path = "/api/{tenant}/admin/apiKeys", tag = "admin", params(("tenant" = String, Path, description = "Tenant id")), responses((status = 200, description = "Every key of the tenant, sorted by name", body = [ApiKeyView]), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = [])))]
-#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant))]
+fn timestamp(raw: &str) -> Result<OffsetDateTime, &'static str> {
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .map(|t| t.to_offset(time::UtcOffset::UTC))
+        .map_err(|_| "must be an RFC 3339 date-time, e.g. 2027-01-01T00:00:00Z")
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/{tenantId}/admin/apiKeys",
+    tag = "admin",
+    params(("tenantId" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "Every key of the tenant, sorted by name", body = [ApiKeyView]),
+        AdminErrors,
+    ),
+    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+)]
+#[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant))]
 pub(crate) async fn list(
     admin: Admin<ReadKeys>,
-    state: web::Data<AppState>,
+    service: web::Data<keys::Service>,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = state.tenant_keys(&admin.principal.tenant).await?;
+    let keys = service.keys(&admin.actor.tenant).await?;
     let views: Vec<ApiKeyView> = keys.iter().map(ApiKeyView::from).collect();
     Ok(HttpResponse::Ok().json(views))
 }
 
-#[utoipa::path(get, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name")), responses((status = 200, description = "The key; `ETag` header", body = ApiKeyView), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = [])))]
-#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
+#[utoipa::path(
+    get,
+    path = "/api/{tenantId}/admin/apiKeys/{keyName}",
+    tag = "admin",
+    params(KeyPath),
+    responses(
+        (status = 200, description = "The key; `ETag` header", body = ApiKeyView),
+        AdminErrors,
+    ),
+    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+)]
+#[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn get(
     admin: Admin<ReadKeys>,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    service: web::Data<keys::Service>,
+    path: web::Path<KeyPath>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let name = key_name(&path.1)?;
-    tracing::Span::current().record("key", name.as_str());
-    let keys = state.tenant_keys(&admin.principal.tenant).await?;
-    let key = keys.get(&name).ok_or(ApiError::KeyNotFound)?;
+    let target = path.target(&req)?;
+    let key = service.key(&admin.actor.tenant, &target.name).await?;
     Ok(HttpResponse::Ok()
-        .insert_header((ETAG, etag(&key.entry)))
-        .json(ApiKeyView::from(key)))
+        .insert_header((ETAG, keys::etag(&key.entry)))
+        .json(ApiKeyView::from(&key)))
 }
 
-#[utoipa::path(post, path = "/api/{tenant}/admin/apiKeys", tag = "admin", params(("tenant" = String, Path, description = "Tenant id")), request_body = CreateApiKey, responses((status = 201, description = "Created; the token is shown this once. `Location`, `ETag`, `Cache-Control: no-store`", body = ApiKeyWithToken), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
-#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key = %body.0.name))]
+#[utoipa::path(
+    post,
+    path = "/api/{tenantId}/admin/apiKeys",
+    tag = "admin",
+    params(("tenantId" = String, Path, description = "Tenant id")),
+    request_body = CreateApiKey,
+    responses(
+        (
+            status = 201,
+            description = "Created; the token is shown this once. `Location`, `ETag`, `Cache-Control: no-store`",
+            body = ApiKeyWithToken
+        ),
+        AdminErrors,
+        BodyErrors,
+        WriteErrors,
+    ),
+    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+)]
+#[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %body.0.name))]
 pub(crate) async fn create(
     admin: Admin<WriteKeys>,
-    state: web::Data<AppState>,
+    service: web::Data<keys::Service>,
     req: HttpRequest,
     body: JsonBody<CreateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = admin.principal;
-    let body = body.0;
-    let mut errors = Vec::new();
-    let name = KeyName::parse(&body.name)
-        .map_err(|e| errors.push(FieldError::new("name", e)))
-        .ok();
-    let permissions = parse_permissions(body.permissions, &mut errors);
-    let description = parse_description(body.description, &mut errors);
-    let expires_at = parse_expiry(body.expires_at, &mut errors);
-    let (Some(name), Some(permissions), Some(description), Some(expires_at)) =
-        (name, permissions, description, expires_at)
-    else {
-        return Err(ApiError::Validation(errors));
-    };
-    principal.check_can_grant(&permissions)?;
-
-    let token = Token::generate(&state.prefix);
-    let entry = KeyEntry {
-        name: name.clone(),
-        hash: token.hash(),
-        enabled: body.enabled.unwrap_or(true),
-        permissions,
-        description,
-        created_at: Some(now_seconds()),
-        created_by: principal.subject.clone(),
-        expires_at,
-        previous_hashes: Vec::new(),
-    };
-    let max_keys = state.settings.max_keys_per_tenant;
-    let committed = write(&state, &principal, move |file| {
-        if file.find(&entry.name).is_some() {
-            return Err(ApiError::KeyExists);
-        }
-        if file.keys.len() >= max_keys {
-            return Err(ApiError::KeyLimit(max_keys));
-        }
-        Ok(Change::Create(entry.clone()))
-    })
-    .await?;
-    let entry = committed.entry.ok_or_else(missing_entry)?;
-    tracing::info!("key created");
+    let issued = service.create(&admin.actor, body.0.try_into()?).await?;
+    let entry = &issued.key.entry;
     let location = req
-        .url_for("api_key", [principal.tenant.as_str(), name.as_str()])
+        .url_for(
+            "api_key",
+            [admin.actor.tenant.as_str(), entry.name.as_str()],
+        )
         .map(|u| u.path().to_owned())
         .unwrap_or_default();
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, "no-store"))
-        .insert_header((ETAG, etag(&entry)))
-        .json(ApiKeyWithToken::new(ApiKeyView::new(&entry, None), &token)))
+        .insert_header((ETAG, keys::etag(entry)))
+        .json(ApiKeyWithToken::from(&issued)))
 }
 
-#[utoipa::path(put, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), request_body = UpdateApiKey, responses((status = 200, description = "Updated; `ETag` header", body = ApiKeyView), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 412, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
-#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
+#[utoipa::path(
+    put,
+    path = "/api/{tenantId}/admin/apiKeys/{keyName}",
+    tag = "admin",
+    params(
+        KeyPath,
+        ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw"),
+    ),
+    request_body = UpdateApiKey,
+    responses(
+        (status = 200, description = "Updated; `ETag` header", body = ApiKeyView),
+        (status = 412, description = "The key changed since the ETag given", body = ProblemDetails),
+        AdminErrors,
+        BodyErrors,
+        WriteErrors,
+    ),
+    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+)]
+#[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn update(
     admin: Admin<WriteKeys>,
-    state: web::Data<AppState>,
+    service: web::Data<keys::Service>,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<KeyPath>,
     body: JsonBody<UpdateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = admin.principal;
-    let name = key_name(&path.1)?;
-    tracing::Span::current().record("key", name.as_str());
-    let body = body.0;
-    let mut errors = Vec::new();
-    let permissions = body
-        .permissions
-        .map(|p| parse_permissions(Some(p), &mut errors));
-    let description = body.description.map(|d| parse_description(d, &mut errors));
-    let expires_at = body.expires_at.map(|t| parse_expiry(t, &mut errors));
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    // Each is: None = leave as is, Some(v) = set to v (v validated above).
-    let permissions = permissions.flatten();
-    let description = description.map(Option::unwrap_or_default);
-    let expires_at = expires_at.map(Option::unwrap_or_default);
-    if let Some(p) = &permissions {
-        principal.check_can_grant(p)?;
-    }
-    let if_match = if_match(&req);
-    let caller = principal.clone();
-    let committed = write(&state, &principal, move |file| {
-        let current = entry_to_change(file, &name, if_match.as_deref(), &caller)?;
-        let now = OffsetDateTime::now_utc();
-        let mut next = current.clone();
-        next.enabled = body.enabled;
-        if let Some(p) = &permissions {
-            next.permissions = p.clone();
-        }
-        if let Some(d) = &description {
-            next.description = d.clone();
-        }
-        if let Some(t) = expires_at {
-            next.expires_at = t;
-        }
-        // Grace periods that are over have no reason to stay in the file.
-        next.previous_hashes.retain(|p| p.expires_at > now);
-        Ok(Change::Replace(next))
-    })
-    .await?;
-    let entry = committed.entry.ok_or_else(missing_entry)?;
-    tracing::info!("key updated");
-    let last_used = state.last_used(&principal.tenant, &entry.name);
+    let target = path.target(&req)?;
+    let key = service
+        .update(&admin.actor, target, body.0.try_into()?)
+        .await?;
     Ok(HttpResponse::Ok()
-        .insert_header((ETAG, etag(&entry)))
-        .json(ApiKeyView::new(&entry, last_used)))
+        .insert_header((ETAG, keys::etag(&key.entry)))
+        .json(ApiKeyView::from(&key)))
 }
 
 /// A new token for the key; the old one keeps working for `gracePeriodSeconds` (default 0),
 /// never beyond the key's own expiry.
-#[utoipa::path(post, path = "/api/{tenant}/admin/apiKeys/{name}/rotate", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), request_body(content = Option<RotateApiKey>, description = "Optional"), responses((status = 200, description = "A new token, shown this once", body = ApiKeyWithToken), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 400, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails), (status = 422, body = ProblemDetails), (status = 412, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
-#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
+#[utoipa::path(
+    post,
+    path = "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
+    tag = "admin",
+    params(
+        KeyPath,
+        ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw"),
+    ),
+    request_body(content = Option<RotateApiKey>, description = "Optional"),
+    responses(
+        (status = 200, description = "A new token, shown this once", body = ApiKeyWithToken),
+        (status = 412, description = "The key changed since the ETag given", body = ProblemDetails),
+        AdminErrors,
+        BodyErrors,
+        WriteErrors,
+    ),
+    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+)]
+#[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn rotate(
     admin: Admin<WriteKeys>,
-    state: web::Data<AppState>,
+    service: web::Data<keys::Service>,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<KeyPath>,
     body: OptionalJsonBody<RotateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = admin.principal;
-    let name = key_name(&path.1)?;
-    tracing::Span::current().record("key", name.as_str());
-    let grace = body.0.map_or(0, |b| b.grace_period_seconds);
-    if grace > MAX_GRACE_SECONDS {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "gracePeriodSeconds",
-            format!("must be between 0 and {MAX_GRACE_SECONDS}"),
-        )]));
-    }
-    let token = Token::generate(&state.prefix);
-    let new_hash = token.hash();
-    let if_match = if_match(&req);
-    let caller = principal.clone();
-    let committed = write(&state, &principal, move |file| {
-        let current = entry_to_change(file, &name, if_match.as_deref(), &caller)?;
-        let now = OffsetDateTime::now_utc();
-        let mut next = current.clone();
-        next.previous_hashes.retain(|p| p.expires_at > now);
-        let mut until = now_seconds() + time::Duration::seconds(grace as i64);
-        if let Some(expiry) = current.expires_at {
-            until = until.min(expiry);
-        }
-        if grace > 0 && until > now {
-            next.previous_hashes.push(PreviousHash {
-                hash: current.hash,
-                expires_at: until,
-            });
-        }
-        next.hash = new_hash;
-        Ok(Change::Replace(next))
-    })
-    .await?;
-    let entry = committed.entry.ok_or_else(missing_entry)?;
-    tracing::info!(grace_seconds = grace, "key rotated");
-    let last_used = state.last_used(&principal.tenant, &entry.name);
+    let target = path.target(&req)?;
+    let issued = service
+        .rotate(&admin.actor, target, body.0.try_into()?)
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
-        .insert_header((ETAG, etag(&entry)))
-        .json(ApiKeyWithToken::new(
-            ApiKeyView::new(&entry, last_used),
-            &token,
-        )))
+        .insert_header((ETAG, keys::etag(&issued.key.entry)))
+        .json(ApiKeyWithToken::from(&issued)))
 }
 
-#[utoipa::path(delete, path = "/api/{tenant}/admin/apiKeys/{name}", tag = "admin", params(("tenant" = String, Path, description = "Tenant id"), ("name" = String, Path, description = "Key name"), ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw")), responses((status = 204, description = "Deleted: the key stops working at once"), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails), (status = 404, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 412, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = [])))]
-#[tracing::instrument(skip_all, fields(tenant = %admin.principal.tenant, key))]
+#[utoipa::path(
+    delete,
+    path = "/api/{tenantId}/admin/apiKeys/{keyName}",
+    tag = "admin",
+    params(
+        KeyPath,
+        ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw"),
+    ),
+    responses(
+        (status = 204, description = "Deleted: the key stops working at once"),
+        (status = 412, description = "The key changed since the ETag given", body = ProblemDetails),
+        AdminErrors,
+        WriteErrors,
+    ),
+    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+)]
+#[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn delete(
     admin: Admin<WriteKeys>,
-    state: web::Data<AppState>,
+    service: web::Data<keys::Service>,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<KeyPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = admin.principal;
-    let name = key_name(&path.1)?;
-    tracing::Span::current().record("key", name.as_str());
-    let if_match = if_match(&req);
-    let caller = principal.clone();
-    write(&state, &principal, move |file| {
-        entry_to_change(file, &name, if_match.as_deref(), &caller)?;
-        Ok(Change::Delete(name.clone()))
-    })
-    .await?;
-    tracing::info!("key deleted");
+    service.delete(&admin.actor, path.target(&req)?).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Runs a store write on a blocking thread, inside the request's span.
-pub(crate) async fn write<F>(
-    state: &web::Data<AppState>,
-    principal: &Principal,
-    decide: F,
-) -> Result<Committed, ApiError>
-where
-    F: FnMut(&SecurityFile) -> Result<Change, ApiError> + Send + 'static,
-{
-    let state = state.clone().into_inner();
-    let tenant = principal.tenant.clone();
-    let span = tracing::Span::current();
-    web::block(move || span.in_scope(|| state.store.write(&tenant, decide)))
-        .await
-        .map_err(ApiError::internal)?
-}
-
-fn key_name(raw: &str) -> Result<KeyName, ApiError> {
-    // A name that could never exist is simply not found.
-    KeyName::parse(raw).map_err(|_| ApiError::KeyNotFound)
-}
-
-fn if_match(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(IF_MATCH)
-        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
-}
-
-/// The entry an update, rotation or deletion is about, as it is on disk now: it must exist,
-/// match `If-Match` when one was sent, and not hold more than an API-key caller holds.
-fn entry_to_change<'a>(
-    file: &'a SecurityFile,
-    name: &KeyName,
-    if_match: Option<&str>,
-    caller: &Principal,
-) -> Result<&'a KeyEntry, ApiError> {
-    let (_, current) = file.find(name).ok_or(ApiError::KeyNotFound)?;
-    if let Some(h) = if_match
-        && !if_match_accepts(h, &etag(current))
-    {
-        return Err(ApiError::PreconditionFailed);
-    }
-    caller.check_can_grant(&current.permissions)?;
-    Ok(current)
-}
-
-fn missing_entry() -> ApiError {
-    ApiError::internal(anyhow::anyhow!("written entry missing from the new file"))
-}
-
-pub(crate) fn now_seconds() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(0).unwrap_or(now)
-}
-
-fn parse_permissions(
-    raw: Option<Vec<String>>,
-    errors: &mut Vec<FieldError>,
-) -> Option<Permissions> {
-    let mut list = Vec::new();
-    let mut ok = true;
-    for (i, p) in raw.unwrap_or_default().iter().enumerate() {
-        match Permission::parse(p) {
-            Ok(p) => list.push(p),
-            Err(e) => {
-                ok = false;
-                errors.push(FieldError::new(format!("permissions[{i}]"), e));
-            }
-        }
-    }
-    if !ok {
-        return None;
-    }
-    Permissions::new(list)
-        .map_err(|e| errors.push(FieldError::new("permissions", e)))
-        .ok()
-}
-
-fn parse_description(
-    raw: Option<String>,
-    errors: &mut Vec<FieldError>,
-) -> Option<Option<Description>> {
-    match raw {
-        None => Some(None),
-        Some(d) => Description::parse(&d)
-            .map(Some)
-            .map_err(|e| errors.push(FieldError::new("description", e)))
-            .ok(),
-    }
-}
-
-fn parse_expiry(
-    raw: Option<String>,
-    errors: &mut Vec<FieldError>,
-) -> Option<Option<OffsetDateTime>> {
-    let Some(raw) = raw else {
-        return Some(None);
-    };
-    match OffsetDateTime::parse(&raw, &Rfc3339) {
-        Ok(t) if t > OffsetDateTime::now_utc() => Some(Some(t.to_offset(time::UtcOffset::UTC))),
-        Ok(_) => {
-            errors.push(FieldError::new("expiresAt", "must be in the future"));
-            None
-        }
-        Err(_) => {
-            errors.push(FieldError::new(
-                "expiresAt",
-                "must be an RFC 3339 date-time, e.g. 2027-01-01T00:00:00Z",
-            ));
-            None
-        }
-    }
 }

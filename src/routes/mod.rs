@@ -1,53 +1,176 @@
-//! HTTP routes; each module mounts its own resources with `configure`.
+//! HTTP routes. Each module mounts its own resources with `configure` and declares its part
+//! of the OpenAPI document (`Api`); `docs` puts the parts together.
 
 pub mod admin_keys;
+pub mod docs;
 pub mod json;
 pub mod ops;
+pub mod status;
 pub mod verify;
 pub mod views;
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
-
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, web};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, Handler, HttpResponse, Resource, Responder, ResponseError, web};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ProblemDetails};
+use crate::metrics::Metrics;
 
-/// 405 with the `Allow` header RFC 9110 asks for, taken from the OpenAPI document.
-pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let mut res = ApiError::MethodNotAllowed.error_response();
-    let allow = req
-        .match_pattern()
-        .and_then(|p| crate::openapi::allowed_methods().get(&p));
-    if let Some(value) = allow.and_then(|a| HeaderValue::from_str(a).ok()) {
-        res.headers_mut().insert(header::ALLOW, value);
+/// One path and the methods it answers. Every other method gets a 405 problem whose
+/// `Allow` header names exactly the methods mounted here (RFC 9110).
+pub(crate) struct Endpoint {
+    resource: Resource,
+    allow: Vec<&'static str>,
+}
+
+impl Endpoint {
+    pub fn new(path: &str) -> Self {
+        Self {
+            resource: web::resource(path),
+            allow: Vec::new(),
+        }
     }
-    res
+
+    /// Names the resource, for `url_for`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.resource = self.resource.name(name);
+        self
+    }
+
+    pub fn get<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route("GET", web::get(), handler)
+    }
+
+    pub fn head<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route("HEAD", web::head(), handler)
+    }
+
+    pub fn post<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route("POST", web::post(), handler)
+    }
+
+    pub fn put<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route("PUT", web::put(), handler)
+    }
+
+    pub fn delete<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route("DELETE", web::delete(), handler)
+    }
+
+    fn route<F, Args>(mut self, method: &'static str, route: actix_web::Route, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.allow.push(method);
+        self.resource = self.resource.route(route.to(handler));
+        self
+    }
+
+    /// The resource, answering 405 to any method not mounted.
+    pub fn finish(self) -> Resource {
+        let allow = HeaderValue::from_str(&self.allow.join(", ")).ok();
+        self.resource.default_service(web::to(move || {
+            let mut res = ApiError::MethodNotAllowed.error_response();
+            if let Some(allow) = allow.clone() {
+                res.headers_mut().insert(header::ALLOW, allow);
+            }
+            async move { res }
+        }))
+    }
 }
 
 pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-static MOUNTED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-
-/// Every resource is made here, so the OpenAPI test can check each one is documented and
-/// every unsupported method gets a 405 problem.
-pub(crate) fn resource(path: &'static str) -> Resource {
-    MOUNTED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(path);
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// Middleware: one count and one latency sample per request, labelled by route pattern
+/// (never by the raw path, which would carry tenant ids and key names without bound).
+pub(crate) async fn record_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = std::time::Instant::now();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let method = req.method().clone();
+    let res = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = res.request().match_pattern();
+        metrics.request(route, &method, res.status().as_u16(), start.elapsed());
+    }
+    Ok(res)
 }
 
-/// The paths of every resource mounted so far (by any `App` built in this process).
-pub fn mounted() -> Vec<&'static str> {
-    MOUNTED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .copied()
-        .collect()
+/// The errors every admin route can answer, declared once for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum AdminErrors {
+    /// No credential, or an invalid one.
+    #[response(status = 401)]
+    Unauthorized(ProblemDetails),
+    /// The credential does not allow this tenant or lacks the scope.
+    #[response(status = 403)]
+    Forbidden(ProblemDetails),
+    /// No such tenant (or key).
+    #[response(status = 404)]
+    NotFound(ProblemDetails),
+}
+
+/// The further errors of every admin write.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum WriteErrors {
+    /// The tenant's file is invalid, read-only or cannot be edited; the key exists; the
+    /// tenant is full.
+    #[response(status = 409)]
+    Conflict(ProblemDetails),
+    /// `security.yml` kept changing on disk during the write; try again.
+    #[response(status = 503)]
+    Busy(ProblemDetails),
+}
+
+/// The errors of a request with a JSON body.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum BodyErrors {
+    /// The body is not JSON of the expected shape.
+    #[response(status = 400)]
+    BadRequest(ProblemDetails),
+    /// The body is larger than `max_body_bytes`.
+    #[response(status = 413)]
+    TooLarge(ProblemDetails),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    NotJson(ProblemDetails),
+    /// A value breaks a rule (name, permission, expiry, ...).
+    #[response(status = 422)]
+    Invalid(ProblemDetails),
 }

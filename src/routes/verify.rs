@@ -2,39 +2,57 @@
 //! in-memory index with no file I/O and no lock.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
-use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, ETAG, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use utoipa::OpenApi;
 
-use super::admin_keys::write;
+use super::Endpoint;
 use super::json::JsonBody;
-use super::views::{ApiKeyView, etag};
-use crate::auth::{API_KEY_HEADER, Principal};
-use crate::domain::{KeyEntry, PresentedKey, TenantId};
+use super::views::ApiKeyView;
+use crate::auth::API_KEY_HEADER;
+use crate::domain::{KeyEntry, Refusal, Subject, TenantId, Verdict};
 use crate::error::{ApiError, Credential, ProblemDetails};
-use crate::index::{Refusal, Verdict};
-use crate::startup::AppState;
-use crate::store::{Change, render};
+use crate::keys::{self, Actor, Verifier};
+use crate::store::render;
 
 const X_KEYWARD_TENANT: HeaderName = HeaderName::from_static("x-keyward-tenant");
 const X_KEYWARD_KEY: HeaderName = HeaderName::from_static("x-keyward-key");
 const X_KEYWARD_PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-permissions");
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/api/{tenant}/apiKeys/verify").route(web::post().to(verify)))
-        .service(
-            super::resource("/auth/{tenant}")
-                .route(web::get().to(forward_auth))
-                .route(web::head().to(forward_auth)),
-        )
-        .service(
-            super::resource("/api/{tenant}/apiKeys/current")
-                .route(web::get().to(current))
-                .route(web::delete().to(revoke_current)),
-        );
+/// The gateways' routes: many, alike, and silent (no request span, see `startup`).
+pub fn configure_hot(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        Endpoint::new("/api/{tenantId}/apiKeys/verify")
+            .post(verify)
+            .finish(),
+    )
+    .service(
+        Endpoint::new("/auth/{tenantId}")
+            .get(forward_auth)
+            .head(forward_auth)
+            .finish(),
+    );
 }
+
+/// A key about itself: looked up like a verification, but logged like an admin request.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        Endpoint::new("/api/{tenantId}/apiKeys/current")
+            .get(current)
+            .delete(revoke_current)
+            .finish(),
+    );
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(verify, forward_auth, current, revoke_current),
+    components(schemas(VerifyRequest, VerifyResponse))
+)]
+pub struct Api;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -64,34 +82,27 @@ pub enum VerifyResponse {
     },
 }
 
-/// Checks a presented key against one tenant's index.
-pub fn check(state: &AppState, tenant: &str, presented: &str, required: &[&str]) -> Verdict {
-    let verdict = match PresentedKey::parse(presented, &state.prefix) {
-        Err(_) => Verdict::Invalid(Refusal::Malformed),
-        Ok(key) => {
-            let now = OffsetDateTime::now_utc();
-            state.index.with_keys(tenant, |keys| match keys {
-                Some(keys) => keys.verify(key.hash(), required, now),
-                None => Verdict::Invalid(Refusal::NotFound),
-            })
-        }
-    };
-    crate::metrics::verify_outcome(match &verdict {
-        Verdict::Valid(_) => None,
-        Verdict::Invalid(r) => Some(*r),
-    });
-    verdict
-}
-
-#[utoipa::path(post, path = "/api/{tenant}/apiKeys/verify", tag = "verify", params(("tenant" = String, Path, description = "Tenant id")), request_body = VerifyRequest, responses((status = 200, description = "The verdict", body = VerifyResponse), (status = 400, body = ProblemDetails), (status = 413, body = ProblemDetails), (status = 415, body = ProblemDetails)))]
+#[utoipa::path(
+    post,
+    path = "/api/{tenantId}/apiKeys/verify",
+    tag = "verify",
+    params(("tenantId" = String, Path, description = "Tenant id")),
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The verdict", body = VerifyResponse),
+        (status = 400, description = "The body is not JSON of the expected shape", body = ProblemDetails),
+        (status = 413, description = "The body is too large", body = ProblemDetails),
+        (status = 415, description = "The body is not JSON", body = ProblemDetails),
+    )
+)]
 pub(crate) async fn verify(
-    state: web::Data<AppState>,
+    verifier: web::Data<Verifier>,
     path: web::Path<String>,
     body: JsonBody<VerifyRequest>,
 ) -> HttpResponse {
     let body = body.0;
     let required: Vec<&str> = body.permissions.iter().map(String::as_str).collect();
-    let res = match check(&state, &path, &body.key, &required) {
+    let res = match verifier.check(&path, &body.key, &required) {
         Verdict::Valid(e) => VerifyResponse::Valid {
             valid: true,
             name: e.name.to_string(),
@@ -109,9 +120,26 @@ pub(crate) async fn verify(
 }
 
 /// For nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz: 204 or 401/403.
-#[utoipa::path(get, path = "/auth/{tenant}", tag = "verify", params(("tenant" = String, Path, description = "Tenant id"), ("permission" = Option<Vec<String>>, Query, description = "Required permission (repeatable)")), responses((status = 204, description = "Valid; `X-Keyward-Tenant`, `X-Keyward-Key`, `X-Keyward-Permissions` headers"), (status = 401, body = ProblemDetails), (status = 403, body = ProblemDetails)), security(("apiKey" = [])))]
+#[utoipa::path(
+    get,
+    path = "/auth/{tenantId}",
+    tag = "verify",
+    params(
+        ("tenantId" = String, Path, description = "Tenant id"),
+        ("permission" = Option<Vec<String>>, Query, description = "Required permission (repeatable)"),
+    ),
+    responses(
+        (
+            status = 204,
+            description = "Valid; `X-Keyward-Tenant`, `X-Keyward-Key`, `X-Keyward-Permissions` headers"
+        ),
+        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (status = 403, description = "The key lacks a required permission", body = ProblemDetails),
+    ),
+    security(("apiKey" = []))
+)]
 pub(crate) async fn forward_auth(
-    state: web::Data<AppState>,
+    verifier: web::Data<Verifier>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -126,7 +154,7 @@ pub(crate) async fn forward_auth(
         .map(|(_, v)| v)
         .collect();
     let required: Vec<&str> = required.iter().map(|p| p.as_ref()).collect();
-    match check(&state, &path, presented, &required) {
+    match verifier.check(&path, presented, &required) {
         Verdict::Valid(e) => {
             let mut res = HttpResponse::NoContent();
             if let Ok(v) = HeaderValue::from_str(&path) {
@@ -162,62 +190,74 @@ fn invalid_key(presented: &str, refusal: Refusal) -> ApiError {
 
 /// The calling key itself, from `X-API-Key`.
 fn calling_key(
-    state: &AppState,
+    verifier: &Verifier,
     req: &HttpRequest,
     tenant: &str,
-) -> Result<std::sync::Arc<KeyEntry>, ApiError> {
+) -> Result<Arc<KeyEntry>, ApiError> {
     let presented = req
         .headers()
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    match check(state, tenant, presented, &[]) {
+    match verifier.check(tenant, presented, &[]) {
         Verdict::Valid(e) => Ok(e),
         Verdict::Invalid(r) => Err(invalid_key(presented, r)),
     }
 }
 
-#[utoipa::path(get, path = "/api/{tenant}/apiKeys/current", tag = "verify", params(("tenant" = String, Path, description = "Tenant id")), responses((status = 200, description = "The calling key", body = ApiKeyView), (status = 401, body = ProblemDetails)), security(("apiKey" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/{tenantId}/apiKeys/current",
+    tag = "verify",
+    params(("tenantId" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The calling key", body = ApiKeyView),
+        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+    ),
+    security(("apiKey" = []))
+)]
 pub(crate) async fn current(
-    state: web::Data<AppState>,
+    verifier: web::Data<Verifier>,
+    service: web::Data<keys::Service>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = calling_key(&state, &req, &path)?;
-    let last_used = TenantId::parse(&path)
-        .ok()
-        .and_then(|t| state.last_used(&t, &entry.name));
+    let entry = calling_key(&verifier, &req, &path)?;
+    let tenant = TenantId::parse(&path).map_err(|_| ApiError::TenantNotFound)?;
+    let key = service.key(&tenant, &entry.name).await?;
     Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::ETAG, etag(&entry)))
-        .json(ApiKeyView::new(&entry, last_used)))
+        .insert_header((ETAG, keys::etag(&entry)))
+        .json(ApiKeyView::new(&entry, key.last_used)))
 }
 
 /// The calling key revokes itself: its entry is removed from the file.
-#[utoipa::path(delete, path = "/api/{tenant}/apiKeys/current", tag = "verify", params(("tenant" = String, Path, description = "Tenant id")), responses((status = 204, description = "Revoked"), (status = 401, body = ProblemDetails), (status = 409, body = ProblemDetails), (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails)), security(("apiKey" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/{tenantId}/apiKeys/current",
+    tag = "verify",
+    params(("tenantId" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (status = 409, description = "The tenant's file cannot be written", body = ProblemDetails),
+        (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails),
+    ),
+    security(("apiKey" = []))
+)]
 pub(crate) async fn revoke_current(
-    state: web::Data<AppState>,
+    verifier: web::Data<Verifier>,
+    service: web::Data<keys::Service>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = calling_key(&state, &req, &path)?;
-    let tenant = TenantId::parse(&path).map_err(|_| ApiError::TenantNotFound)?;
-    let principal = Principal {
-        tenant,
-        subject: None,
-        key_permissions: None,
+    let entry = calling_key(&verifier, &req, &path)?;
+    let actor = Actor {
+        tenant: TenantId::parse(&path).map_err(|_| ApiError::TenantNotFound)?,
+        subject: Subject::parse(&format!("apikey:{}", entry.name)).ok(),
+        key_permissions: Some(entry.permissions.clone()),
     };
-    let hash = entry.hash;
-    let name = entry.name.clone();
-    write(&state, &principal, move |file| {
-        // Remove it only if it is still the same key (not renamed/rotated under us).
-        match file.find(&name) {
-            Some((_, e)) if e.hash == hash || e.previous_hashes.iter().any(|p| p.hash == hash) => {
-                Ok(Change::Delete(name.clone()))
-            }
-            _ => Err(ApiError::KeyNotFound),
-        }
-    })
-    .await?;
-    tracing::info!(key = %entry.name, "key revoked itself");
+    service
+        .revoke(&actor, entry.name.clone(), entry.hash)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,12 +1,11 @@
 //! What responses show of a key: never its hash, and a token only once, on purpose.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-
 use time::OffsetDateTime;
 
-use crate::domain::{KeyEntry, Token};
+use crate::domain::KeyEntry;
 use crate::index::IndexedKey;
+use crate::keys::{Issued, KeyState};
 use crate::store::render;
 
 /// A key as the admin API shows it. It has no field that could hold a hash or token.
@@ -45,6 +44,12 @@ impl From<&IndexedKey> for ApiKeyView {
     }
 }
 
+impl From<&KeyState> for ApiKeyView {
+    fn from(k: &KeyState) -> Self {
+        Self::new(&k.entry, k.last_used)
+    }
+}
+
 /// The create and rotate responses: the key, plus its token this one time.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ApiKeyWithToken {
@@ -54,28 +59,11 @@ pub struct ApiKeyWithToken {
     pub token: String,
 }
 
-impl ApiKeyWithToken {
-    pub fn new(key: ApiKeyView, token: &Token) -> Self {
+impl From<&Issued> for ApiKeyWithToken {
+    fn from(issued: &Issued) -> Self {
         Self {
-            key,
-            token: token.expose().to_owned(),
+            key: ApiKeyView::from(&issued.key),
+            token: issued.token.expose().to_owned(),
         }
     }
-}
-
-/// A strong ETag: a digest of the entry exactly as keyward would store it.
-pub fn etag(entry: &KeyEntry) -> String {
-    let rendered = format!("{:?}", render::entry_node(entry));
-    let digest = Sha256::digest(rendered.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
-}
-
-/// Does an `If-Match` header value accept the entry's current ETag? (RFC 9110 strong
-/// comparison: a weak tag never matches.)
-pub fn if_match_accepts(header: &str, current: &str) -> bool {
-    header
-        .split(',')
-        .map(str::trim)
-        .any(|candidate| candidate == "*" || candidate == current)
 }

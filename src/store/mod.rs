@@ -3,8 +3,10 @@
 //! A write: per-tenant mutex + `flock` on the tenant directory, read the current file,
 //! decide the change against what is really on disk, edit the text surgically, re-parse
 //! it and check it means exactly the intended change, write a temp file, fsync, rename,
-//! fsync the directory, then update the index — all before the lock is released, so the
-//! index never goes back to an older version.
+//! fsync the directory. A load reads and parses the file. Both return the version they
+//! produced with a generation taken under the tenant's lock; the store publishes nothing
+//! (the keys service does), and keeps each tenant file's health: its digest, its problem,
+//! whether it is read-only.
 
 mod atomic;
 mod file;
@@ -16,15 +18,16 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 pub use file::{FileProblem, MAX_FILE_BYTES, SecurityFile};
 
-use crate::domain::{KeyEntry, KeyHash, KeyName, TenantId};
-use crate::index::{Index, TenantKeys};
+use crate::domain::{Generation, KeyEntry, KeyName, TenantId};
 
 pub const FILE_NAME: &str = "security.yml";
 
@@ -74,8 +77,11 @@ const WRITE_ATTEMPTS: usize = 5;
 pub struct Store {
     dir: PathBuf,
     read_only: bool,
-    index: Arc<Index>,
     locks: Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
+    health: Mutex<HashMap<TenantId, FileHealth>>,
+    /// Taken under a tenant's lock for every version loaded or written, so versions of one
+    /// tenant are ordered as the lock ordered them.
+    generation: AtomicU64,
     /// The meaning of each file keyward last wrote, by content digest, so the next write
     /// to an unchanged file does not parse it again (two of a write's five parses).
     parsed: Mutex<HashMap<TenantId, Arc<Parsed>>>,
@@ -84,20 +90,62 @@ pub struct Store {
 /// A file's text as already parsed: its keys and its other top-level values.
 struct Parsed {
     digest: [u8; 32],
-    file: SecurityFile,
+    file: Arc<SecurityFile>,
     others: serde_yaml::Mapping,
+}
+
+/// One valid version of a tenant's file, as the store read or wrote it.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub file: Arc<SecurityFile>,
+    pub generation: Generation,
+}
+
+/// What a load found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// The content is what was loaded last (a write of keyward's own, or a touch).
+    Unchanged,
+    Valid(Version),
+    /// The file is invalid: the tenant keeps the keys of its last valid version.
+    Invalid(FileProblem),
+    /// The tenant directory is gone.
+    Gone {
+        generation: Generation,
+    },
+}
+
+/// A write that reached the disk.
+#[derive(Debug)]
+pub struct Written {
+    pub version: Version,
+    /// The created or replaced entry as stored (None for a delete).
+    pub entry: Option<KeyEntry>,
+}
+
+/// The health of a tenant's file, as the status endpoint and the logs tell it.
+#[derive(Debug, Clone)]
+pub struct FileHealth {
+    /// SHA-256 of the content last seen (valid or not): unchanged content is not re-parsed.
+    digest: Option<[u8; 32]>,
+    pub problem: Option<FileProblem>,
+    /// The file is a symlink (a ConfigMap mount): keyward does not write it.
+    pub read_only: bool,
+    pub loaded_at: Option<OffsetDateTime>,
+    pub checked_at: OffsetDateTime,
 }
 
 /// At most this many tenants' parsed files are kept (the ones written last).
 const PARSED_CACHE: usize = 64;
 
 impl Store {
-    pub fn new(dir: PathBuf, read_only: bool, index: Arc<Index>) -> Self {
+    pub fn new(dir: PathBuf, read_only: bool) -> Self {
         Self {
             dir,
             read_only,
-            index,
             locks: Mutex::default(),
+            health: Mutex::default(),
+            generation: AtomicU64::new(1),
             parsed: Mutex::default(),
         }
     }
@@ -106,8 +154,47 @@ impl Store {
         &self.dir
     }
 
-    pub fn index(&self) -> &Arc<Index> {
-        &self.index
+    /// The health of a tenant's file as last loaded or written; None before the first load.
+    pub fn health(&self, tenant: &TenantId) -> Option<FileHealth> {
+        self.health.lock().get(tenant).cloned()
+    }
+
+    /// Every write is refused (`read_only: true`).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn next_generation(&self) -> Generation {
+        self.generation.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn record_valid(&self, tenant: &TenantId, digest: [u8; 32], read_only: bool) {
+        let now = OffsetDateTime::now_utc();
+        self.health.lock().insert(
+            tenant.clone(),
+            FileHealth {
+                digest: Some(digest),
+                problem: None,
+                read_only,
+                loaded_at: Some(now),
+                checked_at: now,
+            },
+        );
+    }
+
+    fn record_invalid(&self, tenant: &TenantId, digest: Option<[u8; 32]>, problem: &FileProblem) {
+        let now = OffsetDateTime::now_utc();
+        let mut health = self.health.lock();
+        let h = health.entry(tenant.clone()).or_insert(FileHealth {
+            digest: None,
+            problem: None,
+            read_only: false,
+            loaded_at: None,
+            checked_at: now,
+        });
+        h.digest = digest;
+        h.problem = Some(problem.clone());
+        h.checked_at = now;
     }
 
     pub fn tenant_dir(&self, tenant: &TenantId) -> PathBuf {
@@ -198,16 +285,17 @@ impl Store {
         })
     }
 
-    /// Re-reads one tenant into the index (watcher, rescan, start-up). Unchanged content is
-    /// not re-parsed; an invalid file keeps the last good keys and records the problem.
-    pub fn reload(&self, tenant: &TenantId) -> Result<ReloadOutcome, StoreError> {
+    /// Reads one tenant's file (watcher, rescan, start-up). Content already loaded is not
+    /// parsed again; an invalid file is recorded in the tenant's health.
+    pub fn load(&self, tenant: &TenantId) -> Result<Loaded, StoreError> {
         let lock = self.tenant_lock(tenant);
         let _guard = lock.lock();
+        let generation = self.next_generation();
         let snapshot = match self.settled_snapshot(tenant) {
             Ok(s) => s,
             Err(StoreError::Invalid(problem)) => {
-                self.index.mark_invalid(tenant, None, problem);
-                return Ok(ReloadOutcome::Invalid);
+                self.record_invalid(tenant, None, &problem);
+                return Ok(Loaded::Invalid(problem));
             }
             Err(e) => return Err(e),
         };
@@ -218,31 +306,24 @@ impl Store {
             ..
         } = snapshot
         else {
-            return Ok(if self.index.remove(tenant) {
-                ReloadOutcome::Removed
-            } else {
-                ReloadOutcome::Unchanged
-            });
+            self.health.lock().remove(tenant);
+            self.parsed.lock().remove(tenant);
+            return Ok(Loaded::Gone { generation });
         };
-        if self.index.digest(tenant) == Some(digest) {
-            return Ok(ReloadOutcome::Unchanged);
+        if self.health.lock().get(tenant).and_then(|h| h.digest) == Some(digest) {
+            return Ok(Loaded::Unchanged);
         }
         match SecurityFile::parse(&text) {
             Ok(file) => {
-                let before = self.index.keys(tenant);
-                let added = file
-                    .keys
-                    .iter()
-                    .map(|k| k.hash)
-                    .filter(|h| before.as_ref().is_none_or(|b| b.by_hash(h).is_none()))
-                    .collect();
-                let keys = TenantKeys::build(&file, before.as_deref());
-                self.index.replace(tenant, keys, digest, symlink);
-                Ok(ReloadOutcome::Loaded { added })
+                self.record_valid(tenant, digest, symlink);
+                Ok(Loaded::Valid(Version {
+                    file: Arc::new(file),
+                    generation,
+                }))
             }
             Err(problem) => {
-                self.index.mark_invalid(tenant, Some(digest), problem);
-                Ok(ReloadOutcome::Invalid)
+                self.record_invalid(tenant, Some(digest), &problem);
+                Ok(Loaded::Invalid(problem))
             }
         }
     }
@@ -286,7 +367,7 @@ impl Store {
     /// again from the new file, so the outside edit is kept.
     ///
     /// Blocking: call it from a blocking thread.
-    pub fn write<E, F>(&self, tenant: &TenantId, mut decide: F) -> Result<Committed, E>
+    pub fn write<E, F>(&self, tenant: &TenantId, mut decide: F) -> Result<Written, E>
     where
         E: From<StoreError>,
         F: FnMut(&SecurityFile) -> Result<Change, E>,
@@ -322,7 +403,7 @@ impl Store {
                 Some(p) if p.digest == digest => p,
                 _ => Arc::new(Parsed {
                     digest,
-                    file: SecurityFile::parse(&text).map_err(StoreError::Invalid)?,
+                    file: Arc::new(SecurityFile::parse(&text).map_err(StoreError::Invalid)?),
                     // A comparison that cannot be made is not a pass.
                     others: other_top_level(&text).ok_or_else(|| {
                         StoreError::Edit(yaml_edit::EditError::Unsupported(
@@ -344,9 +425,9 @@ impl Store {
                 continue;
             }
             let digest = Sha256::digest(new_text.as_bytes()).into();
-            let keys = TenantKeys::build(&expected, self.index.keys(tenant).as_deref());
-            self.index.replace(tenant, keys, digest, false);
+            self.record_valid(tenant, digest, false);
             let entry = touched.and_then(|name| expected.find(&name).map(|(_, e)| e.clone()));
+            let file = Arc::new(expected);
             let mut cache = self.parsed.lock();
             if cache.len() >= PARSED_CACHE && !cache.contains_key(tenant) {
                 cache.clear();
@@ -355,33 +436,18 @@ impl Store {
                 tenant.clone(),
                 Arc::new(Parsed {
                     digest,
-                    file: expected,
+                    file: file.clone(),
                     others,
                 }),
             );
-            return Ok(Committed { entry });
+            let generation = self.next_generation();
+            return Ok(Written {
+                version: Version { file, generation },
+                entry,
+            });
         }
         Err(StoreError::Busy.into())
     }
-}
-
-/// What a reload did, for logs and metrics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReloadOutcome {
-    Unchanged,
-    /// `added`: the hashes the previous version did not have.
-    Loaded {
-        added: Vec<KeyHash>,
-    },
-    Invalid,
-    Removed,
-}
-
-/// A write that reached the disk and the index.
-#[derive(Debug)]
-pub struct Committed {
-    /// The created or replaced entry as stored (None for a delete).
-    pub entry: Option<KeyEntry>,
 }
 
 /// Makes the surgical edit; returns the new text, the model it must parse to, and the

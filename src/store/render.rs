@@ -51,3 +51,9 @@ pub fn timestamp(t: OffsetDateTime) -> String {
         .format(&Rfc3339)
         .unwrap_or_default()
 }
+
+/// The entry as the YAML lines keyward writes for it (a one-item `apiKeys` list).
+pub fn entry_yaml(e: &KeyEntry) -> String {
+    // Appending to an empty document cannot fail: there is nothing to locate.
+    super::yaml_edit::append_item("", &entry_node(e)).unwrap_or_default()
+}

@@ -303,9 +303,9 @@ async fn two_servers_sharing_one_directory_lose_no_write() {
     let dir = first.dir.path().to_owned();
     let mut s = settings_for(&dir);
     s.listen = "127.0.0.1:0".into();
-    let second = keyward::startup::Application::build(s).unwrap();
-    let second_url = format!("http://127.0.0.1:{}/api/acme/admin/apiKeys", second.port());
-    tokio::spawn(second.run_until_stopped());
+    let second = keyward::startup::Application::build(s).await.unwrap();
+    let (second, _, _) = serve(second).await;
+    let second_url = format!("{second}/api/acme/admin/apiKeys");
 
     let tasks: Vec<_> = (0..100)
         .map(|i| {

@@ -178,6 +178,7 @@ pub fn serve(dir: &Path) -> Server {
     };
     let listening = server.wait_for("keyward listening");
     server.port = listening["port"].as_u64().unwrap() as u16;
+    server.wait_for("keyward ready");
     server
 }
 
@@ -281,7 +282,7 @@ fn keys_sharing_a_hash_across_tenants_are_warned_about_by_name_never_by_hash() {
     let dir = tenants_with(&[("acme", ACME_FILE), ("globex", &globex)]);
     let mut server = serve(dir.path());
 
-    // Logged during the initial load, before `serve` saw "keyward listening".
+    // Logged during the initial load, before `serve` saw "keyward ready".
     let warning: Value = server
         .log
         .iter()

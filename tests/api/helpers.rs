@@ -64,17 +64,44 @@ pub async fn spawn_app_on(dir: TempDir, configure: impl FnOnce(&mut Settings)) -
     LazyLock::force(&TRACING);
     let mut settings = settings_for(dir.path());
     configure(&mut settings);
-    let app = Application::build(settings).expect("the app builds");
-    let port = app.port();
-    let handle = app.handle();
-    let stopped = tokio::spawn(app.run_until_stopped());
+    let app = Application::build(settings).await.expect("the app builds");
+    let (address, handle, stopped) = serve(app).await;
     TestApp {
         handle,
         stopped,
-        address: format!("http://127.0.0.1:{port}"),
+        address,
         dir,
         client: reqwest::Client::new(),
     }
+}
+
+/// Runs a built application until `/readyz` says every tenant is loaded; returns its
+/// address, its handle and its run task.
+pub async fn serve(
+    app: Application,
+) -> (
+    String,
+    actix_web::dev::ServerHandle,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let stopped = tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let ready = format!("{address}/readyz");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let res = client.get(&ready).send().await;
+        if res.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{address} never became ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    (address, handle, stopped)
 }
 
 pub fn settings_for(dir: &Path) -> Settings {

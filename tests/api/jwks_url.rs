@@ -111,6 +111,7 @@ async fn an_unreachable_jwks_url_is_a_clear_startup_error() {
     let mut s = settings_for(dir.path());
     s.auth.jwks_url = Some("http://127.0.0.1:9/jwks.json".into());
     let err = keyward::startup::Application::build(s)
+        .await
         .err()
         .expect("refused");
     assert!(

@@ -133,6 +133,7 @@ async fn a_non_loopback_address_without_key_material_refuses_to_start() {
     s.auth.hs256_secret = None;
     s.listen = "0.0.0.0:0".into();
     let err = keyward::startup::Application::build(s)
+        .await
         .err()
         .expect("refuses");
     assert!(
@@ -147,10 +148,10 @@ async fn dev_mode_on_loopback_makes_a_working_admin_token() {
     std::fs::create_dir_all(dir.path().join("tenants/acme")).unwrap();
     let mut s = settings_for(dir.path());
     s.auth.hs256_secret = None;
-    let app = keyward::startup::Application::build(s).unwrap();
+    let app = keyward::startup::Application::build(s).await.unwrap();
     let token = app.dev_token().expect("dev mode prints a token").to_owned();
-    let url = format!("http://127.0.0.1:{}/api/acme/admin/apiKeys", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (address, _, _) = serve(app).await;
+    let url = format!("{address}/api/acme/admin/apiKeys");
 
     let res = reqwest::Client::new()
         .post(&url)
@@ -169,11 +170,11 @@ async fn a_short_secret_or_a_missing_jwks_file_is_a_startup_error() {
     std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
     let mut s = settings_for(dir.path());
     s.auth.hs256_secret = Some("short".to_owned().into());
-    assert!(keyward::startup::Application::build(s).is_err());
+    assert!(keyward::startup::Application::build(s).await.is_err());
     let mut s = settings_for(dir.path());
     s.auth.jwks_file = Some(dir.path().join("missing.json"));
-    assert!(keyward::startup::Application::build(s).is_err());
+    assert!(keyward::startup::Application::build(s).await.is_err());
     let mut s = settings_for(dir.path());
     s.tenants_dir = dir.path().join("no-such-dir");
-    assert!(keyward::startup::Application::build(s).is_err());
+    assert!(keyward::startup::Application::build(s).await.is_err());
 }

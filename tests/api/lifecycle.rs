@@ -193,6 +193,7 @@ async fn a_state_dir_inside_the_tenants_tree_is_refused_at_start() {
     let mut s = settings_for(dir.path());
     s.state_dir = dir.path().join("tenants/.state");
     let err = keyward::startup::Application::build(s)
+        .await
         .err()
         .expect("refused");
     assert!(format!("{err:#}").contains("state_dir"), "{err:#}");

@@ -1,47 +1,29 @@
 //! The OpenAPI document: valid OpenAPI 3.1 by a real validator, and complete.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::helpers::*;
 
-/// A Python with `openapi-spec-validator` importable: the machine's, or one installed from
-/// PyPI into cargo's temp dir on first use.
-fn validator_pythonpath() -> Option<PathBuf> {
-    let probe = |path: Option<&PathBuf>| {
-        let mut cmd = Command::new("python3");
-        cmd.args(["-c", "import openapi_spec_validator"]);
-        if let Some(p) = path {
-            cmd.env("PYTHONPATH", p);
-        }
-        cmd.status().is_ok_and(|s| s.success())
-    };
-    if probe(None) {
-        return None;
-    }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("openapi-validator");
-    if !probe(Some(&dir)) {
-        let ok = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg("--target")
-            .arg(&dir)
-            .arg("openapi-spec-validator")
-            .status()
-            .expect("python3 runs");
-        assert!(
-            ok.success(),
-            "could not install openapi-spec-validator from PyPI"
+/// Is the reference validator (`openapi-spec-validator`, which `.ci/run` installs)
+/// importable? Nothing is installed from the network at test time: locally, without it,
+/// the validation is skipped with a message; in CI its absence is a failure.
+fn validator_available() -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "CI must install openapi-spec-validator (see .ci/run)"
+    );
+    if !found {
+        eprintln!(
+            "SKIPPED: OpenAPI validation: `python3 -m pip install openapi-spec-validator` to run it"
         );
     }
-    Some(dir)
+    found
 }
 
 #[tokio::test]
@@ -58,35 +40,60 @@ async fn the_openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
 
-    let file = app.dir.path().join("openapi.json");
-    std::fs::write(&file, &text).unwrap();
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-c",
-        "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))",
-    ])
-    .arg(&file);
-    if let Some(path) = validator_pythonpath() {
-        cmd.env("PYTHONPATH", path);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let paths = doc["paths"].as_object().unwrap();
-    for route in keyward::routes::mounted() {
+    if validator_available() {
+        let file = app.dir.path().join("openapi.json");
+        std::fs::write(&file, &text).unwrap();
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
         assert!(
-            paths.contains_key(route),
-            "{route} is mounted but not documented"
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    // The router and the document agree: on every documented path, a method it does not
+    // document is a 405 whose `Allow` names exactly the documented methods.
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        let mut documented: Vec<String> = ["get", "post", "put", "delete"]
+            .into_iter()
+            .filter(|m| item.get(*m).is_some())
+            .map(str::to_uppercase)
+            .collect();
+        let url = app.url(
+            &path
+                .replace("{tenantId}", "acme")
+                .replace("{keyName}", "ci-deploy"),
+        );
+        let res = app
+            .client
+            .request(reqwest::Method::PATCH, &url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "PATCH {path}");
+        let allow = res.headers()["allow"].to_str().unwrap();
+        // HEAD goes with GET (RFC 9110); the document names GET alone.
+        let mut allowed: Vec<String> = allow
+            .split(", ")
+            .filter(|m| *m != "HEAD")
+            .map(str::to_owned)
+            .collect();
+        allowed.sort();
+        documented.sort();
+        assert_eq!(allowed, documented, "{path}: mounted vs documented");
     }
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["apiKey"]["name"], "X-API-Key");
-    let create = &doc["paths"]["/api/{tenant}/admin/apiKeys"]["post"];
+    let create = &doc["paths"]["/api/{tenantId}/admin/apiKeys"]["post"];
     assert!(create["responses"]["201"].is_object() && create["responses"]["422"].is_object());
     assert!(doc["components"]["schemas"]["ApiKeyView"]["properties"]["hash"].is_null());
 }

@@ -51,7 +51,7 @@ async fn metrics_count_requests_verify_outcomes_reloads_and_keys() {
         (r#"keyward_verify_total{code="valid"}"#, 1.0),
         (r#"keyward_verify_total{code="malformed"}"#, 1.0),
         (
-            r#"http_requests_total{route="/api/{tenant}/admin/apiKeys",method="POST",status="201"}"#,
+            r#"http_requests_total{route="/api/{tenantId}/admin/apiKeys",method="POST",status="201"}"#,
             1.0,
         ),
         (r#"keyward_reload_errors_total{tenant="globex"}"#, 1.0),

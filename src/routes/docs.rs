@@ -1,16 +1,16 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, put together from each routes module's part, and the two
+//! routes that serve it: `/openapi.json` and the `/docs` page.
 
+use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{FieldError, ProblemDetails};
-use crate::routes::admin_keys::{
-    CreateApiKey, DescriptionText, PermissionText, RotateApiKey, UpdateApiKey,
-};
-use crate::routes::ops::TenantStatusView;
-use crate::routes::verify::{VerifyRequest, VerifyResponse};
-use crate::routes::views::{ApiKeyView, ApiKeyWithToken};
-use crate::routes::{admin_keys, ops, verify};
+use super::{Endpoint, admin_keys, ops, status, verify};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(Endpoint::new("/openapi.json").get(openapi_json).finish())
+        .service(Endpoint::new("/docs").get(docs).finish());
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,39 +18,7 @@ use crate::routes::{admin_keys, ops, verify};
         title = "keyward",
         description = "A file-backed, per-tenant API key server. Errors are `application/problem+json` (RFC 9457)."
     ),
-    paths(
-        admin_keys::list,
-        admin_keys::create,
-        admin_keys::get,
-        admin_keys::update,
-        admin_keys::delete,
-        admin_keys::rotate,
-        ops::status,
-        verify::verify,
-        verify::forward_auth,
-        verify::current,
-        verify::revoke_current,
-        ops::healthz,
-        ops::readyz,
-        ops::metrics,
-        ops::openapi_json,
-        ops::docs,
-    ),
-    components(schemas(
-        ApiKeyView,
-        ApiKeyWithToken,
-        CreateApiKey,
-        UpdateApiKey,
-        RotateApiKey,
-        VerifyRequest,
-        VerifyResponse,
-        TenantStatusView,
-        ProblemDetails,
-        FieldError,
-        PermissionText,
-        DescriptionText
-    )),
-    modifiers(&SecuritySchemes, &ProblemContentType),
+    paths(openapi_json, docs),
     tags(
         (name = "admin", description = "Tenant admins manage keys (JWT bearer or an admin API key)"),
         (name = "verify", description = "Gateways check keys: the hot path"),
@@ -58,6 +26,47 @@ use crate::routes::{admin_keys, ops, verify};
     )
 )]
 struct ApiDoc;
+
+/// The whole document: every routes module's part, then the shared modifiers.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    for part in [
+        admin_keys::Api::openapi(),
+        status::Api::openapi(),
+        verify::Api::openapi(),
+        ops::Api::openapi(),
+    ] {
+        doc.merge(part);
+    }
+    SecuritySchemes.modify(&mut doc);
+    ProblemContentType.modify(&mut doc);
+    doc
+}
+
+/// The OpenAPI 3.1 document of every endpoint, generated from the code.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "ops",
+    responses((status = 200, description = "OpenAPI 3.1 document"))
+)]
+pub(crate) async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+/// Interactive API docs (Redoc, loaded by the browser; nothing to build).
+#[utoipa::path(get, path = "/docs", tag = "ops", responses((status = 200, description = "HTML page")))]
+pub(crate) async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(DOCS_PAGE)
+}
+
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>keyward API</title></head>
+<body><redoc spec-url="/openapi.json"></redoc>
+<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script>
+</body></html>"#;
 
 struct SecuritySchemes;
 
@@ -116,33 +125,4 @@ impl Modify for ProblemContentType {
             }
         }
     }
-}
-
-/// The methods each documented path answers, for the `Allow` header of a 405.
-pub fn allowed_methods() -> &'static std::collections::HashMap<String, String> {
-    static ALLOWED: std::sync::LazyLock<std::collections::HashMap<String, String>> =
-        std::sync::LazyLock::new(|| {
-            document()
-                .paths
-                .paths
-                .iter()
-                .map(|(path, item)| {
-                    let methods: Vec<&str> = [
-                        ("GET", item.get.is_some()),
-                        ("POST", item.post.is_some()),
-                        ("PUT", item.put.is_some()),
-                        ("DELETE", item.delete.is_some()),
-                    ]
-                    .into_iter()
-                    .filter_map(|(m, on)| on.then_some(m))
-                    .collect();
-                    (path.clone(), methods.join(", "))
-                })
-                .collect()
-        });
-    &ALLOWED
-}
-
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
 }

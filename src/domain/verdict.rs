@@ -1,0 +1,40 @@
+use std::sync::Arc;
+
+use super::KeyEntry;
+
+/// The answer to "is this key valid here, and may it do this?".
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Valid(Arc<KeyEntry>),
+    Invalid(Refusal),
+}
+
+/// Why a presented key was refused; `code()` is what the verify API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    NotFound,
+    Disabled,
+    Expired,
+    InsufficientPermissions,
+    Malformed,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 5] = [
+        Self::NotFound,
+        Self::Disabled,
+        Self::Expired,
+        Self::InsufficientPermissions,
+        Self::Malformed,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Disabled => "disabled",
+            Self::Expired => "expired",
+            Self::InsufficientPermissions => "insufficient_permissions",
+            Self::Malformed => "malformed",
+        }
+    }
+}

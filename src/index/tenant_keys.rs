@@ -1,0 +1,155 @@
+//! One tenant's keys, built from a valid file: what every verification reads.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use time::OffsetDateTime;
+
+use crate::domain::{KeyEntry, KeyHash, KeyName, Permissions, Refusal, SecurityFile, Verdict};
+
+/// One tenant's keys: sorted by name (for the admin API, binary search) and by hash (for
+/// verification). Compact on purpose: a million keys must fit in a few hundred MB.
+#[derive(Default, Debug)]
+pub struct TenantKeys {
+    keys: Vec<IndexedKey>,
+    by_hash: HashMap<KeyHash, u32>,
+    /// Old hashes kept for a rotation's grace period (few): index and end of grace.
+    previous: HashMap<KeyHash, (u32, OffsetDateTime)>,
+}
+
+/// A key as the index holds it: the entry, and when it was last used.
+#[derive(Debug)]
+pub struct IndexedKey {
+    pub entry: Arc<KeyEntry>,
+    /// Unix seconds of the last successful verification (0: never).
+    last_used: AtomicI64,
+}
+
+impl IndexedKey {
+    pub fn last_used(&self) -> Option<OffsetDateTime> {
+        match self.last_used.load(Ordering::Relaxed) {
+            0 => None,
+            t => OffsetDateTime::from_unix_timestamp(t).ok(),
+        }
+    }
+
+    /// Records a use at most once per second per key: a load, and a store only when the
+    /// second changed, so the hot path does not fight over the cache line.
+    fn touch(&self, now: OffsetDateTime) {
+        let now = now.unix_timestamp();
+        if self.last_used.load(Ordering::Relaxed) < now {
+            self.last_used.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Restores a last use read back from the state directory.
+    pub fn restore_last_used(&self, unix: i64) {
+        self.last_used.fetch_max(unix, Ordering::Relaxed);
+    }
+}
+
+impl TenantKeys {
+    /// Builds a tenant's keys; `previous` (the tenant's current index) hands each key that
+    /// keeps its name its last use. (A use recorded on the old index while this one is
+    /// being built can be lost: lastUsedAt is to the second, not an audit log.)
+    pub fn build(file: &SecurityFile, previous: Option<&TenantKeys>) -> Self {
+        // Keys with equal permissions share one list: most keys of a tenant hold one of a
+        // few sets, and the lists are a fifth of the index's memory otherwise.
+        let mut sets: HashSet<Permissions> = HashSet::new();
+        let mut keys: Vec<IndexedKey> = file
+            .keys
+            .iter()
+            .map(|entry| {
+                let mut entry = entry.clone();
+                match sets.get(&entry.permissions) {
+                    Some(shared) => entry.permissions = shared.clone(),
+                    None => {
+                        sets.insert(entry.permissions.clone());
+                    }
+                }
+                IndexedKey {
+                    last_used: AtomicI64::new(
+                        previous
+                            .and_then(|p| p.get(&entry.name))
+                            .map_or(0, |k| k.last_used.load(Ordering::Relaxed)),
+                    ),
+                    entry: Arc::new(entry),
+                }
+            })
+            .collect();
+        keys.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
+        let mut by_hash = HashMap::with_capacity(keys.len());
+        let mut previous_hashes = HashMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            let i = i as u32;
+            by_hash.insert(key.entry.hash, i);
+            for p in &key.entry.previous_hashes {
+                previous_hashes.insert(p.hash, (i, p.expires_at));
+            }
+        }
+        Self {
+            keys,
+            by_hash,
+            previous: previous_hashes,
+        }
+    }
+
+    /// The key whose current hash is `hash`.
+    pub fn by_hash(&self, hash: &KeyHash) -> Option<&IndexedKey> {
+        self.by_hash.get(hash).map(|&i| &self.keys[i as usize])
+    }
+
+    pub fn get(&self, name: &KeyName) -> Option<&IndexedKey> {
+        self.keys
+            .binary_search_by(|k| k.entry.name.cmp(name))
+            .ok()
+            .map(|i| &self.keys[i])
+    }
+
+    /// Every key, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &IndexedKey> {
+        self.keys.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The hashes of `file` that these keys do not hold (a reload's new keys).
+    pub fn added_by(&self, file: &SecurityFile) -> Vec<KeyHash> {
+        file.keys
+            .iter()
+            .map(|k| k.hash)
+            .filter(|h| self.by_hash(h).is_none())
+            .collect()
+    }
+
+    /// Checks a presented key's hash, then that it may do every one of `required`.
+    pub fn verify(&self, hash: &KeyHash, required: &[&str], now: OffsetDateTime) -> Verdict {
+        let (i, grace_until) = match self.by_hash.get(hash) {
+            Some(&i) => (i, None),
+            None => match self.previous.get(hash) {
+                Some(&(i, until)) => (i, Some(until)),
+                None => return Verdict::Invalid(Refusal::NotFound),
+            },
+        };
+        let key = &self.keys[i as usize];
+        let entry = &key.entry;
+        if grace_until.is_some_and(|t| t <= now) || entry.is_expired(now) {
+            return Verdict::Invalid(Refusal::Expired);
+        }
+        if !entry.enabled {
+            return Verdict::Invalid(Refusal::Disabled);
+        }
+        if !required.iter().all(|r| entry.permissions.grants(r)) {
+            return Verdict::Invalid(Refusal::InsufficientPermissions);
+        }
+        key.touch(now);
+        Verdict::Valid(entry.clone())
+    }
+}

@@ -1,0 +1,549 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use time::OffsetDateTime;
+use tracing::Span;
+
+use super::command::{Actor, CreateKey, KeyChanges, Rotation, Target};
+use super::{Error, etag};
+use crate::clock::Clock;
+use crate::domain::{
+    FieldError, KeyEntry, KeyHash, KeyName, Permissions, PreviousHash, SecurityFile, TenantId,
+    Token, TokenPrefix,
+};
+use crate::index::{Index, TenantKeys};
+use crate::lint;
+use crate::metrics::Metrics;
+use crate::store::{Change, FileProblem, Loaded, Store, Version};
+
+/// A key as stored, with when it was last used.
+#[derive(Debug, Clone)]
+pub struct KeyState {
+    pub entry: Arc<KeyEntry>,
+    pub last_used: Option<OffsetDateTime>,
+}
+
+/// A key and its new token: shown once, never stored.
+#[derive(Debug)]
+pub struct Issued {
+    pub key: KeyState,
+    pub token: Token,
+}
+
+/// What the status endpoint says about one tenant's file.
+#[derive(Debug, Clone)]
+pub struct TenantStatus {
+    pub keys: usize,
+    pub problem: Option<FileProblem>,
+    pub read_only: bool,
+    pub loaded_at: Option<OffsetDateTime>,
+    pub checked_at: OffsetDateTime,
+}
+
+/// A create, update or rotation whose entry is not in the file it wrote: a bug, never input.
+const MISSING_ENTRY: Error = Error::Store(crate::store::StoreError::EditMismatch);
+
+/// Up to this many tenants loaded at once are checked one by one for hashes shared with
+/// other tenants; more are checked in one pass over the whole index.
+const SHARED_CHECK_PER_TENANT: usize = 64;
+
+pub struct Service {
+    store: Arc<Store>,
+    index: Arc<Index>,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    prefix: TokenPrefix,
+    max_keys: usize,
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<Store>,
+        index: Arc<Index>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+        prefix: TokenPrefix,
+        max_keys: usize,
+    ) -> Self {
+        Self {
+            store,
+            index,
+            metrics,
+            clock,
+            prefix,
+            max_keys,
+        }
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn tenant_exists(&self, tenant: &TenantId) -> bool {
+        self.store.tenant_exists(tenant)
+    }
+
+    // ---- reads -------------------------------------------------------------------------
+
+    /// A tenant's keys, loading the tenant first if it appeared since the last scan.
+    pub async fn keys(&self, tenant: &TenantId) -> Result<Arc<TenantKeys>, Error> {
+        if let Some(keys) = self.index.keys(tenant) {
+            return Ok(keys);
+        }
+        let (store, index, t) = (self.store.clone(), self.index.clone(), tenant.clone());
+        blocking(move || Ok(load_into(&store, &index, &t)?)).await?;
+        self.index.keys(tenant).ok_or(Error::TenantNotFound)
+    }
+
+    pub async fn key(&self, tenant: &TenantId, name: &KeyName) -> Result<KeyState, Error> {
+        let keys = self.keys(tenant).await?;
+        let key = keys.get(name).ok_or(Error::KeyNotFound)?;
+        Ok(KeyState {
+            entry: key.entry.clone(),
+            last_used: key.last_used(),
+        })
+    }
+
+    pub async fn status(&self, tenant: &TenantId) -> Result<TenantStatus, Error> {
+        let keys = self.keys(tenant).await?;
+        let health = self.store.health(tenant).ok_or(Error::TenantNotFound)?;
+        Ok(TenantStatus {
+            keys: keys.len(),
+            problem: health.problem,
+            read_only: health.read_only || self.store.is_read_only(),
+            loaded_at: health.loaded_at,
+            checked_at: health.checked_at,
+        })
+    }
+
+    // ---- the write flow ----------------------------------------------------------------
+
+    pub async fn create(&self, actor: &Actor, cmd: CreateKey) -> Result<Issued, Error> {
+        self.check_expiry(cmd.expires_at)?;
+        check_can_grant(actor, &cmd.permissions)?;
+        let token = Token::generate(&self.prefix);
+        let entry = KeyEntry {
+            name: cmd.name,
+            hash: token.hash(),
+            enabled: cmd.enabled,
+            permissions: cmd.permissions,
+            description: cmd.description,
+            created_at: Some(self.clock.now_seconds()),
+            created_by: actor.subject.clone(),
+            expires_at: cmd.expires_at,
+            previous_hashes: Vec::new(),
+        };
+        let max_keys = self.max_keys;
+        let entry = self
+            .write(actor, move |file| {
+                if file.find(&entry.name).is_some() {
+                    return Err(Error::KeyExists);
+                }
+                if file.keys.len() >= max_keys {
+                    return Err(Error::KeyLimit(max_keys));
+                }
+                Ok(Change::Create(entry.clone()))
+            })
+            .await?
+            .ok_or(MISSING_ENTRY)?;
+        tracing::info!(actor = actor.name(), key = %entry.name, "key created");
+        Ok(Issued {
+            key: self.state_of(actor, entry),
+            token,
+        })
+    }
+
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        target: Target,
+        changes: KeyChanges,
+    ) -> Result<KeyState, Error> {
+        if let crate::keys::Patch::Set(t) = changes.expires_at {
+            self.check_expiry(Some(t))?;
+        }
+        if let Some(p) = &changes.permissions {
+            check_can_grant(actor, p)?;
+        }
+        let (caller, clock) = (actor.clone(), self.clock.clone());
+        let entry = self
+            .write(actor, move |file| {
+                let mut next = entry_to_change(file, &target, &caller)?.clone();
+                next.enabled = changes.enabled;
+                if let Some(p) = &changes.permissions {
+                    next.permissions = p.clone();
+                }
+                changes.description.clone().apply(&mut next.description);
+                changes.expires_at.clone().apply(&mut next.expires_at);
+                // Grace periods that are over have no reason to stay in the file.
+                let now = clock.now();
+                next.previous_hashes.retain(|p| p.expires_at > now);
+                Ok(Change::Replace(next))
+            })
+            .await?
+            .ok_or(MISSING_ENTRY)?;
+        tracing::info!(actor = actor.name(), key = %entry.name, "key updated");
+        Ok(self.state_of(actor, entry))
+    }
+
+    /// A new token for the key; the old one keeps working for the grace period, never
+    /// beyond the key's own expiry.
+    pub async fn rotate(
+        &self,
+        actor: &Actor,
+        target: Target,
+        rotation: Rotation,
+    ) -> Result<Issued, Error> {
+        let grace = rotation.grace;
+        let token = Token::generate(&self.prefix);
+        let hash = token.hash();
+        let (caller, clock) = (actor.clone(), self.clock.clone());
+        let entry = self
+            .write(actor, move |file| {
+                let mut next = entry_to_change(file, &target, &caller)?.clone();
+                let now = clock.now();
+                next.previous_hashes.retain(|p| p.expires_at > now);
+                let mut until = clock.now_seconds() + grace;
+                if let Some(expiry) = next.expires_at {
+                    until = until.min(expiry);
+                }
+                if !grace.is_zero() && until > now {
+                    next.previous_hashes.push(PreviousHash {
+                        hash: next.hash,
+                        expires_at: until,
+                    });
+                }
+                next.hash = hash;
+                Ok(Change::Replace(next))
+            })
+            .await?
+            .ok_or(MISSING_ENTRY)?;
+        tracing::info!(actor = actor.name(), key = %entry.name, grace_seconds = grace.as_secs(), "key rotated");
+        Ok(Issued {
+            key: self.state_of(actor, entry),
+            token,
+        })
+    }
+
+    pub async fn delete(&self, actor: &Actor, target: Target) -> Result<(), Error> {
+        let name = target.name.clone();
+        let caller = actor.clone();
+        self.write(actor, move |file| {
+            entry_to_change(file, &target, &caller)?;
+            Ok(Change::Delete(target.name.clone()))
+        })
+        .await?;
+        tracing::info!(actor = actor.name(), key = %name, "key deleted");
+        Ok(())
+    }
+
+    /// The calling key revokes itself: its entry is removed from the file, if it is still
+    /// the key that was presented (not renamed or rotated meanwhile).
+    pub async fn revoke(&self, actor: &Actor, name: KeyName, hash: KeyHash) -> Result<(), Error> {
+        let key = name.clone();
+        self.write(actor, move |file| match file.find(&name) {
+            Some((_, e)) if e.hash == hash || e.previous_hashes.iter().any(|p| p.hash == hash) => {
+                Ok(Change::Delete(name.clone()))
+            }
+            _ => Err(Error::KeyNotFound),
+        })
+        .await?;
+        tracing::info!(actor = actor.name(), key = %key, "key revoked itself");
+        Ok(())
+    }
+
+    fn check_expiry(&self, expires_at: Option<OffsetDateTime>) -> Result<(), Error> {
+        match expires_at {
+            Some(t) if t <= self.clock.now() => Err(Error::Validation(vec![FieldError::new(
+                "expiresAt",
+                "must be in the future",
+            )])),
+            _ => Ok(()),
+        }
+    }
+
+    fn state_of(&self, actor: &Actor, entry: KeyEntry) -> KeyState {
+        let last_used = self
+            .index
+            .keys(&actor.tenant)
+            .and_then(|keys| keys.get(&entry.name)?.last_used());
+        KeyState {
+            entry: Arc::new(entry),
+            last_used,
+        }
+    }
+
+    /// Runs one store write on a blocking thread, inside the request's span, and publishes
+    /// the new version before the caller is answered (read-your-writes). Returns the
+    /// created or replaced entry (None for a delete).
+    async fn write<F>(&self, actor: &Actor, decide: F) -> Result<Option<KeyEntry>, Error>
+    where
+        F: FnMut(&SecurityFile) -> Result<Change, Error> + Send + 'static,
+    {
+        let (store, index) = (self.store.clone(), self.index.clone());
+        let tenant = actor.tenant.clone();
+        let written = blocking(move || {
+            let written = store.write(&tenant, decide)?;
+            publish(&index, &tenant, &written.version);
+            Ok(written)
+        })
+        .await?;
+        Ok(written.entry)
+    }
+
+    // ---- the reload flow ---------------------------------------------------------------
+
+    /// Re-reads one tenant (a file event), logs what happened and counts it.
+    /// Blocking: call it from a blocking thread.
+    pub fn reload(&self, tenant: &TenantId) {
+        if let Some(added) = self.reload_quietly(tenant) {
+            self.log_loaded(tenant);
+            self.warn_shared(tenant, &added, &HashSet::new());
+        }
+    }
+
+    /// Loads every tenant (start-up, SIGHUP, rescans) and forgets tenants whose directory
+    /// is gone. Blocking: call it from a blocking thread.
+    pub fn load_all(&self) -> std::io::Result<()> {
+        let (tenants, bad) = self.store.list_tenants()?;
+        for name in bad {
+            warn_once(&name);
+        }
+        let present: HashSet<&TenantId> = tenants.iter().collect();
+        for tenant in self.index.tenants() {
+            if !present.contains(&tenant) {
+                self.reload(&tenant);
+            }
+        }
+        self.index.add_tenants(&tenants);
+        let started = std::time::Instant::now();
+        // Parsing is CPU work: spread the tenants over the cores (start-up, full rescans).
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = tenants.len().div_ceil(workers).max(1);
+        let counted = AtomicUsize::new(0);
+        let loaded: Vec<(&TenantId, Vec<KeyHash>)> = std::thread::scope(|s| {
+            let parts: Vec<_> = tenants
+                .chunks(chunk)
+                .map(|part| {
+                    let counted = &counted;
+                    s.spawn(move || {
+                        let mut loaded = Vec::new();
+                        for t in part {
+                            self.store.remove_stale_temp_files(t);
+                            if let Some(added) = self.reload_quietly(t) {
+                                // Past the per-tenant limit (over all workers) the whole
+                                // index is checked at once: holding every added hash would
+                                // only cost memory.
+                                if counted.fetch_add(1, Ordering::Relaxed) < SHARED_CHECK_PER_TENANT
+                                {
+                                    loaded.push((t, added));
+                                } else {
+                                    loaded = Vec::new();
+                                }
+                            }
+                        }
+                        loaded
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .filter_map(|p| p.join().ok())
+                .flatten()
+                .collect()
+        });
+        let count = counted.load(Ordering::Relaxed);
+        if count <= SHARED_CHECK_PER_TENANT {
+            // A pair of tenants loaded together is reported once.
+            let mut done: HashSet<&TenantId> = HashSet::new();
+            for (tenant, added) in loaded {
+                self.log_loaded(tenant);
+                self.warn_shared(tenant, &added, &done);
+                done.insert(tenant);
+            }
+        } else {
+            // Start-up, SIGHUP or a rescan that found many changes: one line rather than one
+            // per tenant, and one pass over the whole index for shared hashes, off this thread.
+            let keys: usize = tenants
+                .iter()
+                .filter_map(|t| self.index.keys(t))
+                .map(|k| k.len())
+                .sum();
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            tracing::info!(
+                loaded = count,
+                tenants = tenants.len(),
+                keys,
+                elapsed_ms,
+                "tenants loaded"
+            );
+            let index = self.index.clone();
+            std::thread::spawn(move || warn_all_shared(&index));
+        }
+        Ok(())
+    }
+
+    /// Reloads and logs a failure; for a loaded tenant (which the caller logs), returns the
+    /// hashes it did not have.
+    fn reload_quietly(&self, tenant: &TenantId) -> Option<Vec<KeyHash>> {
+        match load_into(&self.store, &self.index, tenant) {
+            Ok(Reloaded::Unchanged) => {}
+            Ok(Reloaded::Loaded { added }) => {
+                self.metrics.reload(tenant, "loaded");
+                return Some(added);
+            }
+            Ok(Reloaded::Invalid(problem)) => {
+                self.metrics.reload(tenant, "invalid");
+                self.metrics.reload_error(tenant);
+                tracing::warn!(%tenant, %problem, "security.yml is invalid; keeping the last valid keys");
+            }
+            Ok(Reloaded::Removed) => {
+                self.metrics.reload(tenant, "removed");
+                tracing::info!(%tenant, "tenant removed");
+            }
+            Err(e) => {
+                self.metrics.reload_error(tenant);
+                tracing::error!(%tenant, error = %e, "cannot reload tenant");
+            }
+        }
+        None
+    }
+
+    fn log_loaded(&self, tenant: &TenantId) {
+        let keys = self.index.keys(tenant).map_or(0, |k| k.len());
+        tracing::info!(%tenant, keys, "tenant loaded");
+    }
+
+    /// Warns about keys of `tenant` that have the same hash as a key of another tenant.
+    /// Names only: a hash is never logged.
+    fn warn_shared(&self, tenant: &TenantId, added: &[KeyHash], reported: &HashSet<&TenantId>) {
+        if added.is_empty() {
+            return;
+        }
+        let all = self.index.all();
+        let Some(keys) = self.index.keys(tenant) else {
+            return;
+        };
+        for s in lint::sharing(&all, tenant, added) {
+            if reported.contains(&s.tenant) {
+                continue;
+            }
+            let Some(key) = keys.by_hash(&s.hash).map(|k| &k.entry.name) else {
+                continue;
+            };
+            tracing::warn!(%tenant, %key, other_tenant = %s.tenant, other_key = %s.name,
+                "a key has the same hash as a key of another tenant (legal, but usually a copy-paste mistake)");
+        }
+    }
+}
+
+/// What one reload did to the index.
+enum Reloaded {
+    Unchanged,
+    /// `added`: the hashes the previous version did not have.
+    Loaded {
+        added: Vec<KeyHash>,
+    },
+    Invalid(FileProblem),
+    Removed,
+}
+
+/// Loads a tenant from the store and publishes what it found.
+fn load_into(
+    store: &Store,
+    index: &Index,
+    tenant: &TenantId,
+) -> Result<Reloaded, crate::store::StoreError> {
+    Ok(match store.load(tenant)? {
+        Loaded::Unchanged => Reloaded::Unchanged,
+        Loaded::Valid(version) => {
+            let added = match index.keys(tenant) {
+                Some(before) => before.added_by(&version.file),
+                None => version.file.keys.iter().map(|k| k.hash).collect(),
+            };
+            publish(index, tenant, &version);
+            Reloaded::Loaded { added }
+        }
+        Loaded::Invalid(problem) => Reloaded::Invalid(problem),
+        Loaded::Gone { generation } => {
+            if index.remove(tenant, generation) {
+                Reloaded::Removed
+            } else {
+                Reloaded::Unchanged
+            }
+        }
+    })
+}
+
+/// Builds a version's keys (carrying each key's last use over) and serves them, unless the
+/// index already holds a newer version.
+fn publish(index: &Index, tenant: &TenantId, version: &Version) {
+    let keys = TenantKeys::build(&version.file, index.keys(tenant).as_deref());
+    index.publish(tenant, keys, version.generation);
+}
+
+fn warn_all_shared(index: &Index) {
+    for group in lint::shared_hashes(&index.all()) {
+        let keys: Vec<String> = group
+            .iter()
+            .map(|s| format!("{}/{}", s.tenant, s.name))
+            .collect();
+        tracing::warn!(keys = %keys.join(", "),
+            "keys of different tenants have the same hash (legal, but usually a copy-paste mistake)");
+    }
+}
+
+fn warn_once(name: &str) {
+    static WARNED: std::sync::OnceLock<std::sync::Mutex<HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let mut warned = WARNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if warned.insert(name.to_owned()) {
+        tracing::warn!(directory = %name, "ignoring a directory whose name is not a valid tenant id");
+    }
+}
+
+/// Runs blocking work on Tokio's blocking pool, inside the current span.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let span = Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(Error::Task)?
+}
+
+/// The entry an update, rotation or deletion is about, as it is on disk now: it must exist,
+/// match `If-Match` when one was sent, and not hold more than an API-key caller holds.
+fn entry_to_change<'a>(
+    file: &'a SecurityFile,
+    target: &Target,
+    caller: &Actor,
+) -> Result<&'a KeyEntry, Error> {
+    let (_, current) = file.find(&target.name).ok_or(Error::KeyNotFound)?;
+    if let Some(m) = &target.if_match
+        && !m.accepts(&etag(current))
+    {
+        return Err(Error::PreconditionFailed);
+    }
+    check_can_grant(caller, &current.permissions)?;
+    Ok(current)
+}
+
+/// An API key can never hand out (or take control of a key holding) a permission it does
+/// not hold itself.
+fn check_can_grant(actor: &Actor, wanted: &Permissions) -> Result<(), Error> {
+    match &actor.key_permissions {
+        Some(held) if !held.covers_all(wanted) => Err(Error::Forbidden(
+            "an API key cannot grant a permission it does not hold",
+        )),
+        _ => Ok(()),
+    }
+}
