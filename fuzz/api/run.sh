@@ -72,7 +72,7 @@ api_key = "$API_KEY"
 
 # Most requests go to the tenant the credentials are for; the rest of the path is fuzzed.
 [parameters]
-"path.tenant" = "acme"
+"path.tenantId" = "acme"
 
 # Schema-valid requests may still be refused for reasons JSON Schema cannot say: a stale
 # If-Match (412) and expiresAt in the past (422). Everything else must be accepted.
@@ -85,9 +85,9 @@ max-examples = $MAX_EXAMPLES
 # Updates go to a key that exists: with made-up names nearly every generated update was a
 # 404, and the update path went unfuzzed.
 [[operations]]
-include-path = "/api/{tenant}/admin/apiKeys/{name}"
+include-path = "/api/{tenantId}/admin/apiKeys/{keyName}"
 include-method = "PUT"
-parameters = { "path.name" = "fuzzed" }
+parameters = { "path.keyName" = "fuzzed" }
 TOML
 
 status=0
