@@ -525,3 +525,101 @@ fn read_limited(path: &Path) -> io::Result<String> {
     String::from_utf8(bytes)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file is not valid UTF-8"))
 }
+
+/// The store's safety nets, which no HTTP request can reach: they guard against a bug in the
+/// editor and against a file that never stops changing.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::KeyHash;
+
+    const FILE: &str = "\
+apiKeys:
+  - name: a   # kept
+    hash: sha256:1111111111111111111111111111111111111111111111111111111111111111
+  - name: b
+    hash: sha256:2222222222222222222222222222222222222222222222222222222222222222
+users: [alice]
+";
+
+    fn entry(name: &str, digit: char) -> KeyEntry {
+        KeyEntry {
+            name: KeyName::parse(name).unwrap(),
+            hash: KeyHash::parse(&digit.to_string().repeat(64)).unwrap(),
+            enabled: true,
+            permissions: Default::default(),
+            description: None,
+            created_at: None,
+            created_by: None,
+            expires_at: None,
+            previous_hashes: Vec::new(),
+        }
+    }
+
+    fn store_with(text: &str) -> (tempfile::TempDir, Store, TenantId) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("acme")).unwrap();
+        fs::write(dir.path().join("acme").join(FILE_NAME), text).unwrap();
+        let store = Store::new(dir.path().to_path_buf(), false);
+        (dir, store, TenantId::parse("acme").unwrap())
+    }
+
+    #[test]
+    fn an_edit_that_changes_more_than_intended_is_refused() {
+        let current = SecurityFile::parse(FILE).unwrap();
+        let others = other_top_level(FILE).unwrap();
+        let (edited, expected, _) = apply(FILE, &current, Change::Create(entry("c", '3'))).unwrap();
+        assert!(check_meaning(&edited, &expected, &others).is_ok());
+
+        // The same edit, had the editor also touched another key or another top-level value.
+        let other_key = edited.replace("name: b", "name: bb");
+        let other_value = edited.replace("[alice]", "[alice, mallory]");
+        for wrong in [other_key, other_value] {
+            assert!(matches!(
+                check_meaning(&wrong, &expected, &others),
+                Err(StoreError::EditMismatch)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_file_that_keeps_changing_during_a_write_gives_busy_and_keeps_the_outside_edit() {
+        let (dir, store, acme) = store_with(FILE);
+        let path = dir.path().join("acme").join(FILE_NAME);
+        let mut round = 0;
+
+        let result = store.write(&acme, |_| -> Result<Change, StoreError> {
+            // Someone outside keyward replaces the file while keyward decides and writes.
+            round += 1;
+            fs::write(&path, format!("{FILE}# outside edit {round}\n")).unwrap();
+            Ok(Change::Create(entry("c", '3')))
+        });
+
+        assert!(matches!(result, Err(StoreError::Busy)), "{result:?}");
+        assert_eq!(round, WRITE_ATTEMPTS);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            text.ends_with(&format!("# outside edit {WRITE_ATTEMPTS}\n")),
+            "{text}"
+        );
+        assert!(!text.contains("name: c"));
+    }
+
+    #[test]
+    fn versions_are_ordered_by_the_tenant_lock() {
+        let (_dir, store, acme) = store_with(FILE);
+        let Loaded::Valid(first) = store.load(&acme).unwrap() else {
+            panic!("the file loads");
+        };
+        let written = store
+            .write(&acme, |_| -> Result<Change, StoreError> {
+                Ok(Change::Delete(KeyName::parse("b").unwrap()))
+            })
+            .unwrap();
+        assert!(written.version.generation > first.generation);
+        assert!(
+            matches!(store.load(&acme).unwrap(), Loaded::Unchanged),
+            "keyward's own write is not parsed again"
+        );
+    }
+}
