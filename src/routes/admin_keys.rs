@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 
 use super::json::{JsonBody, OptionalJsonBody};
 use super::views::{ApiKeyView, ApiKeyWithToken};
-use super::{AdminErrors, BodyErrors, Endpoint, WriteErrors};
+use super::{AdminErrors, BodyErrors, Endpoint, PreconditionErrors, WriteErrors};
 use crate::auth::{Admin, ReadKeys, WriteKeys};
 use crate::domain::{Description, FieldError, FieldErrors, KeyName, Permission, Permissions};
 use crate::error::{ApiError, ProblemDetails};
@@ -69,6 +69,16 @@ pub struct KeyPath {
     #[serde(rename = "keyName")]
     #[param(rename = "keyName")]
     key_name: String,
+}
+
+/// `If-Match` on a change: the ETag of the entry the caller last saw.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IfMatchHeader {
+    /// ETag of the entry you last saw
+    #[param(rename = "If-Match")]
+    if_match: Option<String>,
 }
 
 impl KeyPath {
@@ -347,17 +357,14 @@ pub(crate) async fn create(
     put,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
     tag = "admin",
-    params(
-        KeyPath,
-        ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw"),
-    ),
+    params(KeyPath, IfMatchHeader),
     request_body = UpdateApiKey,
     responses(
         (status = 200, description = "Updated; `ETag` header", body = ApiKeyView),
-        (status = 412, description = "The key changed since the ETag given", body = ProblemDetails),
         AdminErrors,
         BodyErrors,
         WriteErrors,
+        PreconditionErrors,
     ),
     security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
 )]
@@ -384,17 +391,14 @@ pub(crate) async fn update(
     post,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
     tag = "admin",
-    params(
-        KeyPath,
-        ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw"),
-    ),
+    params(KeyPath, IfMatchHeader),
     request_body(content = Option<RotateApiKey>, description = "Optional"),
     responses(
         (status = 200, description = "A new token, shown this once", body = ApiKeyWithToken),
-        (status = 412, description = "The key changed since the ETag given", body = ProblemDetails),
         AdminErrors,
         BodyErrors,
         WriteErrors,
+        PreconditionErrors,
     ),
     security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
 )]
@@ -420,15 +424,12 @@ pub(crate) async fn rotate(
     delete,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
     tag = "admin",
-    params(
-        KeyPath,
-        ("If-Match" = Option<String>, Header, description = "ETag of the entry you last saw"),
-    ),
+    params(KeyPath, IfMatchHeader),
     responses(
         (status = 204, description = "Deleted: the key stops working at once"),
-        (status = 412, description = "The key changed since the ETag given", body = ProblemDetails),
         AdminErrors,
         WriteErrors,
+        PreconditionErrors,
     ),
     security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
 )]

@@ -174,3 +174,12 @@ pub(crate) enum BodyErrors {
     #[response(status = 422)]
     Invalid(ProblemDetails),
 }
+
+/// The answer to a change whose `If-Match` no longer matches.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum PreconditionErrors {
+    /// The key changed since the ETag given in `If-Match`.
+    #[response(status = 412)]
+    Changed(ProblemDetails),
+}
