@@ -13,10 +13,12 @@ use crate::store::StoreError;
 /// Which credential a 401 is about, for the `WWW-Authenticate` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
-    /// Nothing was sent.
+    /// Nothing was sent to the admin API (which takes either).
     None,
     Bearer,
     ApiKey,
+    /// No `X-API-Key` was sent to a route that takes nothing else.
+    ApiKeyMissing,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +198,7 @@ impl ApiError {
                 Credential::None => r#"Bearer realm="keyward""#.to_owned(),
                 Credential::Bearer => r#"Bearer realm="keyward", error="invalid_token""#.to_owned(),
                 Credential::ApiKey => r#"ApiKey realm="keyward", error="invalid_key""#.to_owned(),
+                Credential::ApiKeyMissing => r#"ApiKey realm="keyward""#.to_owned(),
             },
             Self::InsufficientScope(scope) => {
                 format!(r#"Bearer realm="keyward", error="insufficient_scope", scope="{scope}""#)

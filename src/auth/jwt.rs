@@ -45,8 +45,11 @@ pub enum JwtError {
     Malformed,
     #[error("algorithm {0} is not accepted")]
     Algorithm(String),
-    #[error("unknown key id {0:?}")]
+    /// The `kid` as `shown_kid` shows it: short and escaped, never the raw input.
+    #[error("unknown key id \"{0}\"")]
     UnknownKid(String),
+    #[error("the token's header names critical extensions keyward does not support")]
+    Critical,
     #[error("no key to check this token with")]
     NoKey,
     #[error("bad signature")]
@@ -153,6 +156,7 @@ impl JwtVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
+        refuse_critical_extensions(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
                 JwtError::Algorithm("from the header".into())
@@ -195,6 +199,10 @@ impl JwtVerifier {
     }
 
     fn claims(&self, map: Map<String, Value>) -> Result<Claims, JwtError> {
+        // RFC 7519 makes `iss` one string; a list would let a token name several issuers.
+        if self.base.iss.is_some() && !map.get("iss").is_some_and(Value::is_string) {
+            return Err(JwtError::ClaimType("iss".into()));
+        }
         let mut scopes = BTreeSet::new();
         for name in ["scope", "scp"] {
             match map.get(name) {
@@ -228,6 +236,36 @@ impl JwtVerifier {
     }
 }
 
+/// RFC 7515 §4.1.11: a token whose header lists `crit` extensions must be refused unless
+/// every one is understood; keyward understands none.
+fn refuse_critical_extensions(token: &str) -> Result<(), JwtError> {
+    use base64::Engine;
+    let encoded = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| JwtError::Malformed)?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)?;
+    if header.contains_key("crit") {
+        return Err(JwtError::Critical);
+    }
+    Ok(())
+}
+
+/// A `kid` as logs and responses may show it: at most 32 characters, escaped.
+fn shown_kid(kid: &str) -> String {
+    const MAX_CHARS: usize = 32;
+    let mut shown: String = kid
+        .chars()
+        .take(MAX_CHARS)
+        .flat_map(char::escape_default)
+        .collect();
+    if kid.chars().count() > MAX_CHARS {
+        shown.push_str("...");
+    }
+    shown
+}
+
 fn grant<'a>(names: impl IntoIterator<Item = &'a str>) -> TenantGrant {
     let set: BTreeSet<String> = names.into_iter().map(str::to_owned).collect();
     if set.contains("*") {
@@ -247,7 +285,7 @@ fn select_key<'a>(
         Some(kid) => keys
             .iter()
             .find(|k| k.kid.as_deref() == Some(kid))
-            .ok_or_else(|| JwtError::UnknownKid(kid.to_owned()))?,
+            .ok_or_else(|| JwtError::UnknownKid(shown_kid(kid)))?,
         None => {
             let mut matching = keys.iter().filter(|k| k.alg == alg);
             match (matching.next(), matching.next()) {

@@ -21,7 +21,7 @@ pub use jwt::{Claims, JwtVerifier, TenantGrant};
 use self::jwks::JwksSource;
 use crate::domain::{Subject, TenantId, Verdict};
 use crate::error::{ApiError, Credential};
-use crate::keys::{self, Actor};
+use crate::keys::{self, Actor, KeyLimits};
 
 pub const READ_SCOPE: &str = "tenant.apiKey:read";
 pub const WRITE_SCOPE: &str = "tenant.apiKey:write";
@@ -102,7 +102,7 @@ impl Authenticator {
             Actor {
                 tenant,
                 subject: claims.subject.as_deref().and_then(Subject::lossy),
-                key_permissions: None,
+                key: None,
             }
         } else if let Some(key) = headers.get(API_KEY_HEADER) {
             self.api_key_actor::<P>(raw_tenant, key.to_str().unwrap_or_default())?
@@ -139,7 +139,10 @@ impl Authenticator {
         Ok(Actor {
             tenant,
             subject: Subject::parse(&format!("apikey:{}", entry.name)).ok(),
-            key_permissions: Some(perms.clone()),
+            key: Some(KeyLimits {
+                permissions: perms.clone(),
+                expires_at: entry.expires_at,
+            }),
         })
     }
 }

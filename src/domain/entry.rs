@@ -78,7 +78,7 @@ impl Description {
             .any(|c| forbidden_char(c) && c != '\n' && c != '\t')
         {
             return Err(DomainError::new(
-                "a description may not contain control characters",
+                "a description may not contain control characters or bidirectional overrides",
             ));
         }
         Ok(Self(s.into()))
@@ -89,9 +89,15 @@ impl Description {
     }
 }
 
-/// Characters YAML cannot carry in a file (and nobody means to put in a label).
+/// Characters YAML cannot carry in a file (and nobody means to put in a label), and the
+/// bidirectional overrides and isolates, which make text read differently from what it is
+/// in a review of the file (Trojan Source, CVE-2021-42574).
 fn forbidden_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 impl TryFrom<String> for Description {
@@ -124,7 +130,7 @@ impl Subject {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         if s.is_empty() || s.chars().count() > Self::MAX_CHARS || s.chars().any(forbidden_char) {
             return Err(DomainError::new(
-                "createdBy is 1 to 256 characters without control characters",
+                "createdBy is 1 to 256 characters without control characters or bidirectional overrides",
             ));
         }
         Ok(Self(s.into()))

@@ -55,14 +55,38 @@ pub struct Actor {
     pub tenant: TenantId,
     /// What `createdBy` and the logs record: the JWT `sub`, or `apikey:<name>`.
     pub subject: Option<Subject>,
-    /// Set when the caller is an API key: it may never grant more than it holds.
-    pub key_permissions: Option<Permissions>,
+    /// Set when the caller is an API key: what it holds bounds what it may hand out.
+    pub key: Option<KeyLimits>,
+}
+
+/// What an API key acting as an admin holds: it can never give more of either.
+#[derive(Debug, Clone)]
+pub struct KeyLimits {
+    pub permissions: Permissions,
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl Actor {
     /// The name the logs give the actor (never a secret).
     pub fn name(&self) -> &str {
         self.subject.as_ref().map_or("unknown", |s| s.as_str())
+    }
+
+    /// No escalation: an API key cannot hand out (or take control of a key holding) a
+    /// permission it does not hold itself.
+    pub fn may_grant(&self, wanted: &Permissions) -> bool {
+        self.key
+            .as_ref()
+            .is_none_or(|k| k.permissions.covers_all(wanted))
+    }
+
+    /// Lifetime is a privilege too: an API key that expires cannot leave a key (its own
+    /// included) living longer than itself, or forever.
+    pub fn may_give_lifetime(&self, expires_at: Option<OffsetDateTime>) -> bool {
+        match self.key.as_ref().and_then(|k| k.expires_at) {
+            None => true,
+            Some(own) => expires_at.is_some_and(|t| t <= own),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ mod etag;
 mod service;
 mod verifier;
 
-pub use command::{Actor, CreateKey, IfMatch, KeyChanges, Patch, Rotation, Target};
+pub use command::{Actor, CreateKey, IfMatch, KeyChanges, KeyLimits, Patch, Rotation, Target};
 pub use etag::etag;
 pub use service::{Issued, KeyState, Service, TenantStatus};
 pub use verifier::Verifier;

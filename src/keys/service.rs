@@ -126,6 +126,7 @@ impl Service {
     pub async fn create(&self, actor: &Actor, cmd: CreateKey) -> Result<Issued, Error> {
         self.check_expiry(cmd.expires_at)?;
         check_can_grant(actor, &cmd.permissions)?;
+        check_lifetime(actor, cmd.expires_at)?;
         let token = Token::generate(&self.prefix);
         let entry = KeyEntry {
             name: cmd.name,
@@ -180,6 +181,7 @@ impl Service {
                 }
                 changes.description.clone().apply(&mut next.description);
                 changes.expires_at.clone().apply(&mut next.expires_at);
+                check_lifetime(&caller, next.expires_at)?;
                 // Grace periods that are over have no reason to stay in the file.
                 let now = clock.now();
                 next.previous_hashes.retain(|p| p.expires_at > now);
@@ -206,6 +208,8 @@ impl Service {
         let entry = self
             .write(actor, move |file| {
                 let mut next = entry_to_change(file, &target, &caller)?.clone();
+                // A new token is a new lifetime for whoever holds it.
+                check_lifetime(&caller, next.expires_at)?;
                 let now = clock.now();
                 next.previous_hashes.retain(|p| p.expires_at > now);
                 let mut until = clock.now_seconds() + grace;
@@ -242,15 +246,22 @@ impl Service {
         Ok(())
     }
 
-    /// The calling key revokes itself: its entry is removed from the file, if it is still
-    /// the key that was presented (not renamed or rotated meanwhile).
+    /// The calling key revokes itself: with its current token, its entry is removed from
+    /// the file; with a previous token still in its grace period, only that previous hash
+    /// is (an old token cannot kill its replacement). `hash` is the presented token's.
     pub async fn revoke(&self, actor: &Actor, name: KeyName, hash: KeyHash) -> Result<(), Error> {
         let key = name.clone();
-        self.write(actor, move |file| match file.find(&name) {
-            Some((_, e)) if e.hash == hash || e.previous_hashes.iter().any(|p| p.hash == hash) => {
-                Ok(Change::Delete(name.clone()))
+        self.write(actor, move |file| {
+            let (_, entry) = file.find(&name).ok_or(Error::KeyNotFound)?;
+            if entry.hash == hash {
+                return Ok(Change::Delete(name.clone()));
             }
-            _ => Err(Error::KeyNotFound),
+            if !entry.previous_hashes.iter().any(|p| p.hash == hash) {
+                return Err(Error::KeyNotFound);
+            }
+            let mut next = entry.clone();
+            next.previous_hashes.retain(|p| p.hash != hash);
+            Ok(Change::Replace(next))
         })
         .await?;
         tracing::info!(actor = actor.name(), key = %key, "key revoked itself");
@@ -537,13 +548,22 @@ fn entry_to_change<'a>(
     Ok(current)
 }
 
-/// An API key can never hand out (or take control of a key holding) a permission it does
-/// not hold itself.
 fn check_can_grant(actor: &Actor, wanted: &Permissions) -> Result<(), Error> {
-    match &actor.key_permissions {
-        Some(held) if !held.covers_all(wanted) => Err(Error::Forbidden(
+    if actor.may_grant(wanted) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
             "an API key cannot grant a permission it does not hold",
-        )),
-        _ => Ok(()),
+        ))
+    }
+}
+
+fn check_lifetime(actor: &Actor, expires_at: Option<OffsetDateTime>) -> Result<(), Error> {
+    if actor.may_give_lifetime(expires_at) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "an API key that expires cannot give a key a later expiry than its own, or none",
+        ))
     }
 }

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::domain::{PresentedKey, Refusal, TokenPrefix, Verdict};
+use crate::domain::{KeyHash, PresentedKey, Refusal, TokenPrefix, Verdict};
 use crate::index::Index;
 use crate::metrics::Metrics;
 
@@ -38,6 +38,13 @@ impl Verifier {
             Verdict::Invalid(r) => Some(*r),
         });
         verdict
+    }
+
+    /// The hash a well-formed presented key is looked up by.
+    pub fn hash_of(&self, presented: &str) -> Option<KeyHash> {
+        PresentedKey::parse(presented, &self.prefix)
+            .ok()
+            .map(|k| *k.hash())
     }
 
     /// Checks a presented key without counting it (an API key acting as an admin).

@@ -226,7 +226,7 @@ impl utoipa::PartialSchema for DescriptionText {
             .schema_type(utoipa::openapi::Type::String)
             .max_length(Some(Description::MAX_CHARS))
             .pattern(Some(
-                r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F\uFEFF\uFFFE\uFFFF]*$",
+                r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069\uFEFF\uFFFE\uFFFF]*$",
             ))
             .into()
     }

@@ -107,7 +107,7 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Ok(value);
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
@@ -121,5 +121,9 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             detail,
             errors: vec![FieldError::new(field, message)],
         }
-    })
+    })?;
+    // Exactly one JSON value: `{"name":"a"}{"permissions":["*"]}` is not the first object.
+    de.end()
+        .map_err(|_| ApiError::invalid_request("the body must be exactly one JSON value"))?;
+    Ok(value)
 }

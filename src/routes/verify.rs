@@ -15,7 +15,7 @@ use super::views::ApiKeyView;
 use crate::auth::API_KEY_HEADER;
 use crate::domain::{KeyEntry, Refusal, Subject, TenantId, Verdict};
 use crate::error::{ApiError, Credential, ProblemDetails};
-use crate::keys::{self, Actor, Verifier};
+use crate::keys::{self, Actor, KeyLimits, Verifier};
 use crate::store::render;
 
 const X_KEYWARD_TENANT: HeaderName = HeaderName::from_static("x-keyward-tenant");
@@ -133,6 +133,7 @@ pub(crate) async fn verify(
             status = 204,
             description = "Valid; `X-Keyward-Tenant`, `X-Keyward-Key`, `X-Keyward-Permissions` headers"
         ),
+        (status = 400, description = "A query parameter other than `permission`", body = ProblemDetails),
         (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
         (status = 403, description = "The key lacks a required permission", body = ProblemDetails),
     ),
@@ -149,10 +150,17 @@ pub(crate) async fn forward_auth(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     // Borrowed where no percent-decoding is needed: this runs on every gateway request.
-    let required: Vec<Cow<'_, str>> = form_urlencoded::parse(req.query_string().as_bytes())
-        .filter(|(k, _)| k == "permission")
-        .map(|(_, v)| v)
-        .collect();
+    // Any other parameter fails closed: a misspelt `?permissions=` must never mean "any
+    // valid key".
+    let mut required: Vec<Cow<'_, str>> = Vec::new();
+    for (name, value) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        if name != "permission" {
+            return Err(ApiError::invalid_request(
+                "the only query parameter is `permission` (repeatable)",
+            ));
+        }
+        required.push(value);
+    }
     let required: Vec<&str> = required.iter().map(|p| p.as_ref()).collect();
     match verifier.check(&path, presented, &required) {
         Verdict::Valid(e) => {
@@ -176,12 +184,13 @@ pub(crate) async fn forward_auth(
     }
 }
 
-/// 401 for a missing or invalid `X-API-Key`, saying which.
+/// 401 for a missing or invalid `X-API-Key`, saying which; the challenge is `ApiKey` for
+/// both, since nothing else is accepted here.
 fn invalid_key(presented: &str, refusal: Refusal) -> ApiError {
     ApiError::Unauthorized {
         detail: format!("invalid API key ({})", refusal.code()),
         sent: if presented.is_empty() {
-            Credential::None
+            Credential::ApiKeyMissing
         } else {
             Credential::ApiKey
         },
@@ -251,13 +260,22 @@ pub(crate) async fn revoke_current(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let entry = calling_key(&verifier, &req, &path)?;
+    let presented = req
+        .headers()
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|k| verifier.hash_of(k))
+        .ok_or(ApiError::KeyNotFound)?;
     let actor = Actor {
         tenant: TenantId::parse(&path).map_err(|_| ApiError::TenantNotFound)?,
         subject: Subject::parse(&format!("apikey:{}", entry.name)).ok(),
-        key_permissions: Some(entry.permissions.clone()),
+        key: Some(KeyLimits {
+            permissions: entry.permissions.clone(),
+            expires_at: entry.expires_at,
+        }),
     };
     service
-        .revoke(&actor, entry.name.clone(), entry.hash)
+        .revoke(&actor, entry.name.clone(), presented)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,293 @@
+//! The boundaries an outside attacker probed: each test failed on the first release.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn in_days(days: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    t.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// An admin API key for acme that expires in `days`.
+async fn expiring_admin_key(app: &TestApp, days: i64) -> String {
+    let res = app
+        .create_key(
+            "acme",
+            json!({
+                "name": "temp-admin",
+                "permissions": [WRITE, "orders:read"],
+                "expiresAt": in_days(days),
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_expiring_api_key_can_neither_extend_itself_nor_create_longer_lived_keys() {
+    let app = spawn_app().await;
+    let key = expiring_admin_key(&app, 7).await;
+    let own = app.keys_url("acme") + "/temp-admin";
+    let before = app.read_file("acme");
+
+    let attempts = [
+        app.client
+            .put(&own)
+            .json(&json!({"enabled": true, "expiresAt": null})),
+        app.client
+            .put(&own)
+            .json(&json!({"enabled": true, "expiresAt": in_days(30)})),
+        app.client
+            .post(app.keys_url("acme"))
+            .json(&json!({"name": "forever", "permissions": ["orders:read"]})),
+        app.client.post(app.keys_url("acme")).json(
+            &json!({"name": "longer", "permissions": ["orders:read"], "expiresAt": in_days(30)}),
+        ),
+        // A new token for a key that never expires is a lifetime the caller does not have.
+        app.client.post(app.keys_url("acme") + "/reporting/rotate"),
+    ];
+    for req in attempts {
+        let res = req.header("X-API-Key", &key).send().await.unwrap();
+        assert_problem(res, 403, "insufficient_scope").await;
+    }
+    assert_eq!(app.read_file("acme"), before, "nothing was written");
+
+    let shorter = app
+        .client
+        .post(app.keys_url("acme"))
+        .header("X-API-Key", &key)
+        .json(&json!({"name": "short", "permissions": ["orders:read"], "expiresAt": in_days(3)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        shorter.status(),
+        201,
+        "a shorter life is the caller's to give"
+    );
+}
+
+#[tokio::test]
+async fn a_previous_token_in_its_grace_period_revokes_only_itself() {
+    let app = spawn_app().await;
+    let old = app.new_key("acme", "svc", &["orders:read"]).await;
+    let rotated = app
+        .client
+        .post(app.keys_url("acme") + "/svc/rotate")
+        .bearer_auth(writer("acme"))
+        .json(&json!({"gracePeriodSeconds": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let new = rotated.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let res = app
+        .client
+        .delete(app.url("/api/acme/apiKeys/current"))
+        .header("X-API-Key", &old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+
+    let verify = |key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/acme/apiKeys/verify"))
+                .json(&json!({ "key": key }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(verify(new).await["valid"], true, "the replacement lives on");
+    assert_eq!(verify(old).await["valid"], false, "the old token is gone");
+    assert!(app.read_file("acme").contains("name: svc"));
+}
+
+#[tokio::test]
+async fn forward_auth_refuses_any_query_parameter_but_permission() {
+    let app = spawn_app().await;
+    let key = app.new_key("acme", "gw", &["orders:read"]).await;
+    let auth = |query: &str| {
+        app.client
+            .get(app.url(&format!("/auth/acme{query}")))
+            .header("X-API-Key", &key)
+            .send()
+    };
+
+    // The typo that meant "any valid key".
+    assert_problem(
+        auth("?permissions=orders:write").await.unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_problem(
+        auth("?permission=orders:read&tenant=globex").await.unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(auth("?permission=orders:read").await.unwrap().status(), 204);
+    assert_eq!(auth("").await.unwrap().status(), 204);
+}
+
+#[tokio::test]
+async fn forward_auth_challenges_a_missing_key_as_it_does_a_bad_one() {
+    let app = spawn_app().await;
+    let missing = app.client.get(app.url("/auth/acme")).send().await.unwrap();
+    let challenge = missing.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(challenge, r#"ApiKey realm="keyward""#);
+    assert_problem(missing, 401, "invalid_token").await;
+}
+
+#[tokio::test]
+async fn a_body_is_exactly_one_json_value() {
+    let app = spawn_app().await;
+    let before = app.read_file("acme");
+
+    let res = app
+        .client
+        .post(app.keys_url("acme"))
+        .bearer_auth(writer("acme"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"name":"a"}{"name":"b","permissions":["*"]}"#)
+        .send()
+        .await
+        .unwrap();
+
+    assert_problem(res, 400, "invalid_request").await;
+    assert_eq!(app.read_file("acme"), before);
+}
+
+#[tokio::test]
+async fn descriptions_and_created_by_refuse_bidirectional_overrides() {
+    let app = spawn_app().await;
+    for text in ["ok \u{202E}txt.exe", "isolate \u{2066}x\u{2069}"] {
+        let res = app
+            .create_key("acme", json!({"name": "trojan", "description": text}))
+            .await;
+        assert_problem(res, 422, "validation_failed").await;
+    }
+
+    // A `sub` is the identity provider's: keyward stores it without the overrides.
+    let sneaky = jwt(json!({
+        "sub": "mallory\u{202E}nimda", "exp": now() + 600, "scope": WRITE, "tenant_id": "acme"
+    }));
+    let res = app
+        .client
+        .post(app.keys_url("acme"))
+        .bearer_auth(sneaky)
+        .json(&json!({"name": "by-mallory"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["createdBy"],
+        "mallorynimda"
+    );
+    assert!(!app.read_file("acme").contains('\u{202E}'));
+}
+
+fn unsigned_token(header: Value, claims: Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    };
+    format!("{}.{}.c2ln", b64(&header), b64(&claims))
+}
+
+#[tokio::test]
+async fn a_jwt_with_critical_extensions_is_refused() {
+    let app = spawn_app().await;
+    let claims = json!({"sub": "a", "exp": now() + 600, "scope": WRITE, "tenant_id": "acme"});
+    let token = {
+        // Signed for real with the test secret: only `crit` is wrong.
+        let header =
+            json!({"alg": "HS256", "typ": "JWT", "crit": ["exp-policy"], "exp-policy": "strict"});
+        let signing_input = unsigned_token(header, claims.clone());
+        let signing_input = signing_input.rsplit_once('.').unwrap().0.to_owned();
+        let sig = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{signing_input}.{sig}")
+    };
+
+    let res = app.get("/api/acme/admin/apiKeys", &token).await;
+    let body = assert_problem(res, 401, "invalid_token").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("critical"),
+        "{body}"
+    );
+    // The same claims without `crit` pass.
+    let plain = jwt(claims);
+    assert_eq!(
+        app.get("/api/acme/admin/apiKeys", &plain).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_issuer_given_as_a_list_is_refused_when_an_issuer_is_configured() {
+    let app = spawn_app_with(|s| s.auth.issuer = Some("https://idp.example".into())).await;
+    let claims = |iss: Value| {
+        jwt(json!({"sub": "a", "exp": now() + 600, "scope": READ, "tenant_id": "acme", "iss": iss}))
+    };
+
+    let listed = claims(json!(["https://idp.example", "https://evil.example"]));
+    assert_problem(
+        app.get("/api/acme/admin/apiKeys", &listed).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    let single = claims(json!("https://idp.example"));
+    assert_eq!(
+        app.get("/api/acme/admin/apiKeys", &single).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_kid_is_never_echoed_in_full() {
+    let app = spawn_app().await;
+    let kid = format!("{}<script>{}", "k".repeat(500), "\u{7}".repeat(5));
+    let token = unsigned_token(
+        json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+        json!({"sub": "a", "exp": now() + 600}),
+    );
+
+    let res = app.get("/api/acme/admin/apiKeys", &token).await;
+
+    let body = assert_problem(res, 401, "invalid_token").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.len() < 120, "{detail}");
+    assert!(
+        !detail.contains("<script>") && !detail.contains('\u{7}'),
+        "{detail}"
+    );
+}
