@@ -22,6 +22,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub cors_allowed_origins: Vec<String>,
     pub state_dir: PathBuf,
+    /// When set, `/metrics` needs `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<SecretString>,
+    /// Headers, then the body, must each arrive within this many seconds (408 otherwise).
+    pub request_timeout_seconds: u64,
     pub auth: AuthSettings,
 }
 
@@ -59,6 +63,8 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             cors_allowed_origins: Vec::new(),
             state_dir: "state".into(),
+            metrics_token: None,
+            request_timeout_seconds: 10,
             auth: AuthSettings::default(),
         }
     }
@@ -95,6 +101,10 @@ pub enum ConfigError {
     TokenPrefix(String),
     #[error("`max_body_bytes` must be at least 1024")]
     MaxBody,
+    #[error("`request_timeout_seconds` must be between 1 and 300")]
+    RequestTimeout,
+    #[error("`metrics_token` must be at least 16 characters")]
+    MetricsToken,
     #[error(
         "invalid entry {0:?} in `cors_allowed_origins`: expected an origin like https://dash.example.com"
     )]
@@ -131,12 +141,26 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::MaxBody);
         }
+        if !(1..=300).contains(&self.request_timeout_seconds) {
+            return Err(ConfigError::RequestTimeout);
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| secrecy::ExposeSecret::expose_secret(t).len() < 16)
+        {
+            return Err(ConfigError::MetricsToken);
+        }
         for origin in &self.cors_allowed_origins {
             if !is_origin(origin) {
                 return Err(ConfigError::CorsOrigin(origin.clone()));
             }
         }
         Ok(())
+    }
+
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.request_timeout_seconds)
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {

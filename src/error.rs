@@ -60,6 +60,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    #[error("the request did not arrive within {0} seconds")]
+    RequestTimeout(u64),
     #[error("no such resource")]
     NotFound,
     #[error("method not allowed")]
@@ -87,6 +89,7 @@ impl ApiError {
             Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -151,6 +154,7 @@ impl ResponseError for ApiError {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -182,6 +186,10 @@ impl ResponseError for ApiError {
         res.content_type("application/problem+json");
         if let Self::TenantBusy = self {
             res.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let Self::RequestTimeout(_) = self {
+            // What is left of a slow body is not read: the connection goes.
+            res.force_close();
         }
         if let Some(challenge) = self.challenge() {
             res.insert_header((header::WWW_AUTHENTICATE, challenge));

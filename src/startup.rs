@@ -21,8 +21,8 @@ use crate::domain::TokenPrefix;
 use crate::index::Index;
 use crate::keys::{self, Verifier};
 use crate::metrics::Metrics;
-use crate::routes::json::BodyLimit;
-use crate::routes::ops::Readiness;
+use crate::routes::json::BodyLimits;
+use crate::routes::ops::{MetricsAccess, Readiness};
 use crate::routes::{self, admin_keys, docs, ops, status, verify};
 use crate::store::Store;
 use crate::{usage, watcher};
@@ -36,7 +36,8 @@ pub struct AppData {
     pub auth: web::Data<Authenticator>,
     pub metrics: web::Data<Metrics>,
     pub readiness: web::Data<Readiness>,
-    pub body_limit: BodyLimit,
+    pub body_limits: BodyLimits,
+    pub metrics_access: web::Data<MetricsAccess>,
     pub cors_allowed_origins: Vec<String>,
 }
 
@@ -119,11 +120,19 @@ impl Application {
             auth: web::Data::new(auth),
             metrics: web::Data::from(metrics),
             readiness: web::Data::new(Readiness::default()),
-            body_limit: BodyLimit(settings.max_body_bytes),
+            body_limits: BodyLimits {
+                max_bytes: settings.max_body_bytes,
+                timeout: settings.request_timeout(),
+            },
+            metrics_access: web::Data::new(MetricsAccess(settings.metrics_token.clone())),
             cors_allowed_origins: settings.cors_allowed_origins.clone(),
         };
         let app_data = data.clone();
+        if settings.metrics_token.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "/metrics names every tenant and is open to anyone who reaches {addr}: set metrics_token");
+        }
         let server = actix_web::HttpServer::new(move || create_app(app_data.clone()))
+            .client_request_timeout(settings.request_timeout())
             .listen(listener)?
             .shutdown_timeout(30)
             .run();
@@ -279,7 +288,8 @@ pub fn create_app(
         .app_data(data.auth)
         .app_data(data.metrics)
         .app_data(data.readiness)
-        .app_data(data.body_limit)
+        .app_data(data.body_limits)
+        .app_data(data.metrics_access)
         .configure(verify::configure_hot)
         .configure(ops::configure_hot)
         .service(

@@ -54,7 +54,8 @@ pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())
 }
 
-/// Interactive API docs (Redoc, loaded by the browser; nothing to build).
+/// Interactive API docs: Redoc, loaded by the browser from a CDN at a pinned version, and
+/// only if its bytes match the integrity hash (the npm package's own file, hashed).
 #[utoipa::path(get, path = "/docs", tag = "ops", responses((status = 200, description = "HTML page")))]
 pub(crate) async fn docs() -> HttpResponse {
     HttpResponse::Ok()
@@ -65,7 +66,9 @@ pub(crate) async fn docs() -> HttpResponse {
 const DOCS_PAGE: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>keyward API</title></head>
 <body><redoc spec-url="/openapi.json"></redoc>
-<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script>
+<script src="https://cdn.jsdelivr.net/npm/redoc@2.5.4/bundles/redoc.standalone.js"
+  integrity="sha384-w447zOpYfw/1Tv/5AK9NfHTlQIqE3RVR6KY62jCyy9zNDgO64cMwGGP1Fj0zJVf5"
+  crossorigin="anonymous"></script>
 </body></html>"#;
 
 struct SecuritySchemes;
@@ -82,6 +85,17 @@ impl Modify for SecuritySchemes {
                     .description(Some(
                         "OAuth2 access token (JWT) with scope tenant.apiKey:read or :write and \
                          the tenant in the tenant claim",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metricsToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`metrics_token` from the configuration, when it is set",
                     ))
                     .build(),
             ),

@@ -9,9 +9,13 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
 
-/// The largest request body accepted (from `max_body_bytes`).
+/// What a request body must keep to: at most `max_bytes` (`max_body_bytes`), all of it
+/// within `timeout` (`request_timeout_seconds`).
 #[derive(Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: std::time::Duration,
+}
 
 /// A JSON body deserialized into `T` (whose fields deny unknown names).
 pub struct JsonBody<T>(pub T);
@@ -73,11 +77,13 @@ fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> LocalBoxFuture<'static, Result<web::Bytes, ApiError>> {
-    let limit = req
-        .app_data::<BodyLimit>()
-        .copied()
-        .unwrap_or(BodyLimit(65536))
-        .0;
+    let BodyLimits {
+        max_bytes: limit,
+        timeout,
+    } = req.app_data::<BodyLimits>().copied().unwrap_or(BodyLimits {
+        max_bytes: 65536,
+        timeout: std::time::Duration::from_secs(10),
+    });
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -88,16 +94,22 @@ fn read_body(
         if declared.is_some_and(|n| n > limit) {
             return Err(ApiError::PayloadTooLarge(limit));
         }
-        let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-        while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::invalid_request(format!("cannot read body: {e}")))?;
-            if buf.len() + chunk.len() > limit {
-                return Err(ApiError::PayloadTooLarge(limit));
+        let read = async {
+            let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::invalid_request(format!("cannot read body: {e}")))?;
+                if buf.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                buf.extend_from_slice(&chunk);
             }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf.freeze())
+            Ok(buf.freeze())
+        };
+        // A body sent a byte every few seconds must not hold a connection forever.
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout(timeout.as_secs()))?
     })
 }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 use utoipa::OpenApi;
 
 use super::Endpoint;
+use crate::error::{ApiError, Credential, ProblemDetails};
 use crate::metrics::Metrics;
 
 /// The probes and the scrape: many, alike, and silent (no request span, see `startup`).
@@ -58,14 +59,56 @@ pub(crate) async fn readyz(ready: web::Data<Readiness>) -> HttpResponse {
     }
 }
 
+/// Who may read `/metrics` (which names every tenant): anyone, or with `metrics_token` set,
+/// only a scraper sending it as a bearer token.
+pub struct MetricsAccess(pub Option<secrecy::SecretString>);
+
+impl MetricsAccess {
+    fn allows(&self, req: &HttpRequest) -> bool {
+        let Some(token) = &self.0 else {
+            return true;
+        };
+        let sent = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let expected = secrecy::ExposeSecret::expose_secret(token);
+        // Compared in constant time: the comparison must not tell how much was right.
+        subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), expected.as_bytes()).into()
+    }
+}
+
 /// Prometheus text format (OpenMetrics when the scraper asks for it).
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "ops",
-    responses((status = 200, description = "Prometheus metrics, text format"))
+    responses(
+        (status = 200, description = "Prometheus metrics, text format"),
+        (status = 401, description = "`metrics_token` is set and was not sent", body = ProblemDetails),
+    ),
+    security((), ("metricsToken" = []))
 )]
-pub(crate) async fn metrics(metrics: web::Data<Metrics>, req: HttpRequest) -> HttpResponse {
+pub(crate) async fn metrics(
+    metrics: web::Data<Metrics>,
+    access: web::Data<MetricsAccess>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if !access.allows(&req) {
+        return Err(ApiError::Unauthorized {
+            detail: "send the metrics token as `Authorization: Bearer <metrics_token>`".into(),
+            sent: if req
+                .headers()
+                .contains_key(actix_web::http::header::AUTHORIZATION)
+            {
+                Credential::Bearer
+            } else {
+                Credential::None
+            },
+        });
+    }
     let openmetrics = req
         .headers()
         .get(ACCEPT)
@@ -76,7 +119,7 @@ pub(crate) async fn metrics(metrics: web::Data<Metrics>, req: HttpRequest) -> Ht
     } else {
         "text/plain; version=0.0.4; charset=utf-8"
     };
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type(content_type)
-        .body(metrics.render())
+        .body(metrics.render()))
 }

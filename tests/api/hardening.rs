@@ -291,3 +291,100 @@ async fn an_unknown_kid_is_never_echoed_in_full() {
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn metrics_need_the_metrics_token_when_one_is_set() {
+    let token = "scraper-token-0123456789";
+    let app = spawn_app_with(|s| s.metrics_token = Some(token.to_owned().into())).await;
+    let metrics = |bearer: Option<&str>| {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send()
+    };
+
+    assert_problem(metrics(None).await.unwrap(), 401, "invalid_token").await;
+    assert_problem(
+        metrics(Some("scraper-token-0123456780")).await.unwrap(),
+        401,
+        "invalid_token",
+    )
+    .await;
+    let ok = metrics(Some(token)).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.text()
+            .await
+            .unwrap()
+            .contains("keyward_keys{tenant=\"acme\"}")
+    );
+}
+
+#[tokio::test]
+async fn the_docs_page_loads_redoc_only_at_a_pinned_version_with_an_integrity_hash() {
+    let app = spawn_app().await;
+    let page = app
+        .client
+        .get(app.url("/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert!(!page.contains("latest"), "{page}");
+    for script in page.split("<script").skip(1) {
+        let tag = script.split('>').next().unwrap();
+        assert!(tag.contains("redoc@2.5.4/"), "pinned: {tag}");
+        assert!(tag.contains(r#"integrity="sha384-"#), "integrity: {tag}");
+        assert!(tag.contains(r#"crossorigin="anonymous""#), "{tag}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_sent_a_byte_at_a_time_is_cut_off_with_a_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.request_timeout_seconds = 1).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(
+        b"POST /api/acme/apiKeys/verify HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = async {
+        // Keep trickling until the server gives up on us.
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if conn.write_all(b" ").await.is_err() {
+                break;
+            }
+            let mut buf = [0u8; 4096];
+            match tokio::time::timeout(std::time::Duration::from_millis(10), conn.read(&mut buf))
+                .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("the server closed the connection");
+
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 408"), "{text}");
+    assert!(
+        text.contains("content-type: application/problem+json"),
+        "{text}"
+    );
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
