@@ -60,8 +60,10 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
-    #[error("the request did not arrive within {0} seconds")]
-    RequestTimeout(u64),
+    #[error("the request did not arrive in time")]
+    RequestTimeout,
+    #[error("the request's headers are too large")]
+    HeadersTooLarge,
     #[error("no such resource")]
     NotFound,
     #[error("method not allowed")]
@@ -89,7 +91,8 @@ impl ApiError {
             Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::RequestTimeout(_) => "request_timeout",
+            Self::RequestTimeout => "request_timeout",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -154,18 +157,39 @@ impl ResponseError for ApiError {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
         if let Self::Internal(e) = self {
             // The whole cause chain goes to the log; the client gets nothing it could use.
             tracing::error!(error.cause_chain = ?e, "request failed");
         }
+        let (status, body) = self.problem();
+        let mut res = HttpResponse::build(status);
+        res.content_type("application/problem+json");
+        if let Self::TenantBusy = self {
+            res.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let Self::RequestTimeout = self {
+            // What is left of a slow body is not read: the connection goes.
+            res.force_close();
+        }
+        if let Some(challenge) = self.challenge() {
+            res.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        res.body(body)
+    }
+}
+
+impl ApiError {
+    /// The status and the RFC 9457 body of this error.
+    pub fn problem(&self) -> (StatusCode, String) {
+        let status = self.status_code();
         let errors = match self {
             Self::InvalidRequest { errors, .. } | Self::Validation(errors)
                 if !errors.is_empty() =>
@@ -182,23 +206,9 @@ impl ResponseError for ApiError {
             code: self.code(),
             errors,
         };
-        let mut res = HttpResponse::build(status);
-        res.content_type("application/problem+json");
-        if let Self::TenantBusy = self {
-            res.insert_header((header::RETRY_AFTER, "1"));
-        }
-        if let Self::RequestTimeout(_) = self {
-            // What is left of a slow body is not read: the connection goes.
-            res.force_close();
-        }
-        if let Some(challenge) = self.challenge() {
-            res.insert_header((header::WWW_AUTHENTICATE, challenge));
-        }
-        res.body(serde_json::to_string(&body).unwrap_or_default())
+        (status, serde_json::to_string(&body).unwrap_or_default())
     }
-}
 
-impl ApiError {
     /// RFC 6750 challenges for 401 and for a missing scope.
     fn challenge(&self) -> Option<HeaderValue> {
         let value = match self {

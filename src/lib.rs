@@ -17,6 +17,7 @@ pub mod keys;
 pub mod lint;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

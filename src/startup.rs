@@ -25,7 +25,7 @@ use crate::routes::json::BodyLimits;
 use crate::routes::ops::{MetricsAccess, Readiness};
 use crate::routes::{self, admin_keys, docs, ops, status, verify};
 use crate::store::Store;
-use crate::{usage, watcher};
+use crate::{server, usage, watcher};
 
 /// What the handlers get, each part registered on its own so a handler names only what it
 /// uses.
@@ -127,15 +127,10 @@ impl Application {
             metrics_access: web::Data::new(MetricsAccess(settings.metrics_token.clone())),
             cors_allowed_origins: settings.cors_allowed_origins.clone(),
         };
-        let app_data = data.clone();
         if settings.metrics_token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "/metrics names every tenant and is open to anyone who reaches {addr}: set metrics_token");
         }
-        let server = actix_web::HttpServer::new(move || create_app(app_data.clone()))
-            .client_request_timeout(settings.request_timeout())
-            .listen(listener)?
-            .shutdown_timeout(30)
-            .run();
+        let server = server::serve(listener, data.clone(), settings.request_timeout())?;
         Ok(Self {
             port,
             server,

@@ -109,7 +109,7 @@ fn read_body(
         // A body sent a byte every few seconds must not hold a connection forever.
         tokio::time::timeout(timeout, read)
             .await
-            .map_err(|_| ApiError::RequestTimeout(timeout.as_secs()))?
+            .map_err(|_| ApiError::RequestTimeout)?
     })
 }
 
