@@ -1,11 +1,72 @@
-//! Finding the top-level `apiKeys` list and the byte range of each of its items from a real
-//! YAML parser's spans.
+//! Finding things in the text from a real YAML parser's spans: the top-level `apiKeys`
+//! list and the byte range of each of its items (for the editor), and the position of a
+//! value by its path (for error messages that point at the offending value).
 
 use std::iter;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use super::{DASH_WIDTH, EditError, Indent, line_end, line_start};
+
+/// One step of a path from the top of the document: a key of a mapping, or an index
+/// (0-based) into a list. `[Key("apiKeys"), Index(2), Key("hash")]` is `apiKeys[2].hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// A 1-based line and column; columns count characters, as serde_yaml's do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A scalar item of a list, and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListScalar {
+    pub value: String,
+    pub pos: Pos,
+}
+
+/// Where the value at `path` starts: the first character of a scalar (its quote, if it is
+/// quoted), the `[` or `{` of a flow collection, the first key or `-` of a block one.
+/// None when the text does not parse or holds nothing at `path`.
+pub fn value_position(text: &str, path: &[Step<'_>]) -> Option<Pos> {
+    let doc = Doc::parse(text).ok()?;
+    let node = doc.node_at(path)?;
+    Some(doc.pos(doc.events[node].start))
+}
+
+/// Where `key` appears for the second time in the mapping at `path`.
+pub fn repeated_key_position(text: &str, path: &[Step<'_>], key: &str) -> Option<Pos> {
+    let doc = Doc::parse(text).ok()?;
+    let map = doc.node_at(path)?;
+    let second = doc.keys(map)?.filter(|&k| doc.is_key(k, key)).nth(1)?;
+    Some(doc.pos(doc.events[second].start))
+}
+
+/// The scalar items of the list at `path`, in order (items that are not scalars are left
+/// out). None when there is no list at `path`.
+pub fn list_scalars(text: &str, path: &[Step<'_>]) -> Option<Vec<ListScalar>> {
+    let doc = Doc::parse(text).ok()?;
+    let list = doc.node_at(path)?;
+    if !matches!(doc.events[list].event, Event::SequenceStart(..)) {
+        return None;
+    }
+    let scalars = doc
+        .children(list)
+        .filter_map(|i| match &doc.events[i].event {
+            Event::Scalar(value, ..) => Some(ListScalar {
+                value: value.to_string(),
+                pos: doc.pos(doc.events[i].start),
+            }),
+            _ => None,
+        })
+        .collect();
+    Some(scalars)
+}
 
 /// One item's byte range: whole lines for block items, `{...}` for flow items.
 #[derive(Debug, Clone, Copy)]
@@ -100,10 +161,16 @@ impl<'a> Doc<'a> {
         Ok(doc)
     }
 
-    /// The 0-based column of `byte`, counted in characters, for indentation.
-    fn column(&self, byte: usize) -> usize {
+    fn pos(&self, byte: usize) -> Pos {
         let before = &self.text[..byte];
-        before.rsplit('\n').next().unwrap_or("").chars().count()
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        Pos { line, column }
+    }
+
+    /// The 0-based column of `byte`, for indentation.
+    fn column(&self, byte: usize) -> usize {
+        self.pos(byte).column - 1
     }
 
     /// Index of the event after node `i` (a scalar, alias, or a whole collection).
@@ -143,6 +210,32 @@ impl<'a> Doc<'a> {
 
     fn is_key(&self, i: usize, key: &str) -> bool {
         matches!(&self.events[i].event, Event::Scalar(k, _, _, _) if k == key)
+    }
+
+    /// The first event of the node at `path`, following keys and list indices from the
+    /// document's top node (whatever its style: this only reads).
+    fn node_at(&self, path: &[Step<'_>]) -> Option<usize> {
+        let mut node = self.events.iter().position(|s| {
+            matches!(
+                s.event,
+                Event::MappingStart(..)
+                    | Event::SequenceStart(..)
+                    | Event::Scalar(..)
+                    | Event::Alias(_)
+            )
+        })?;
+        for step in path {
+            node = match *step {
+                Step::Key(key) => self.skip(self.keys(node)?.find(|&k| self.is_key(k, key))?),
+                Step::Index(n) => {
+                    if !matches!(self.events[node].event, Event::SequenceStart(..)) {
+                        return None;
+                    }
+                    self.children(node).nth(n)?
+                }
+            };
+        }
+        Some(node)
     }
 
     /// Index of the top-level mapping's `MappingStart`, or None for an empty document.
@@ -348,5 +441,64 @@ mod tests {
             append_item("a: [\n", &item("n")),
             Err(EditError::Syntax { .. })
         ));
+    }
+
+    const ENTRY: [Step<'static>; 2] = [Step::Key("apiKeys"), Step::Index(1)];
+
+    fn at(line: usize, column: usize) -> Option<Pos> {
+        Some(Pos { line, column })
+    }
+
+    #[test]
+    fn a_value_is_found_by_its_path_in_block_and_flow_style() {
+        let block = "# c\napiKeys:\n  - name: a\n  - name: b\n    hash: \"x y\"\n    permissions:\n      - p\n";
+        let field = |f| [ENTRY[0], ENTRY[1], Step::Key(f)];
+        assert_eq!(value_position(block, &field("name")), at(4, 11));
+        assert_eq!(value_position(block, &field("hash")), at(5, 11));
+        assert_eq!(value_position(block, &ENTRY), at(4, 5));
+        assert_eq!(value_position(block, &field("description")), None);
+        let perms = [ENTRY[0], ENTRY[1], Step::Key("permissions"), Step::Index(0)];
+        assert_eq!(value_position(block, &perms), at(7, 9));
+
+        let flow = "apiKeys: [{name: a}, {name: b, hash: 'x'}]\n";
+        assert_eq!(value_position(flow, &field("hash")), at(1, 38));
+        assert_eq!(value_position(flow, &ENTRY), at(1, 22));
+    }
+
+    #[test]
+    fn a_repeated_key_is_found_at_its_second_use() {
+        let text = "apiKeys:\n  - name: a\n  - name: b\n    hash: h\n    name: c\n";
+        assert_eq!(repeated_key_position(text, &ENTRY, "name"), at(5, 5));
+        assert_eq!(repeated_key_position(text, &ENTRY, "hash"), None);
+        let top = "apiKeys: []\nusers: []\napiKeys: []\n";
+        assert_eq!(repeated_key_position(top, &[], "apiKeys"), at(3, 1));
+    }
+
+    #[test]
+    fn list_scalars_come_with_their_positions() {
+        let text = "apiKeys:\n  - name: a\n  - name: b\n    permissions: [x, \"y\", {z: 1}]\n";
+        let path = [ENTRY[0], ENTRY[1], Step::Key("permissions")];
+        let found = list_scalars(text, &path).unwrap();
+        let found: Vec<(&str, Pos)> = found.iter().map(|s| (s.value.as_str(), s.pos)).collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "x",
+                    Pos {
+                        line: 4,
+                        column: 19
+                    }
+                ),
+                (
+                    "y",
+                    Pos {
+                        line: 4,
+                        column: 22
+                    }
+                )
+            ]
+        );
+        assert_eq!(list_scalars(text, &ENTRY), None);
     }
 }

@@ -14,6 +14,8 @@ use std::ops::Range;
 
 use locate::{ApiKeys, Brackets, Doc};
 
+pub use locate::{ListScalar, Pos, Step, list_scalars, repeated_key_position, value_position};
+
 /// A value to render into YAML.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
