@@ -42,7 +42,7 @@ fn check_passes_valid_files_and_points_at_each_problem() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
-        lines[0].contains("tenants/bad/security.yml:2:5: apiKeys[0]"),
+        lines[0].contains("tenants/bad/security.yml:3:11: apiKeys[0]"),
         "{stdout}"
     );
     assert!(lines[1].contains("tenants/worse/security.yml:"), "{stdout}");

@@ -18,7 +18,7 @@ async fn an_invalid_file_refuses_writes_and_is_left_as_it_is() {
     let body = assert_problem(res, 409, "tenant_file_invalid").await;
     let detail = body["detail"].as_str().unwrap();
     assert!(
-        detail.contains("2:5: apiKeys[0]") && detail.contains("hash"),
+        detail.contains("3:11: apiKeys[0]") && detail.contains("hash"),
         "{detail}"
     );
     assert_eq!(app.read_file("globex"), broken);
