@@ -42,7 +42,7 @@ fn check_passes_valid_files_and_points_at_each_problem() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
-        lines[0].contains("tenants/bad/security.yml:2:5: apiKeys[0]"),
+        lines[0].contains("tenants/bad/security.yml:3:11: apiKeys[0]"),
         "{stdout}"
     );
     assert!(lines[1].contains("tenants/worse/security.yml:"), "{stdout}");
@@ -394,4 +394,80 @@ fn a_large_start_up_load_is_logged_in_one_line_a_small_one_per_tenant() {
         .collect();
     tenants.sort();
     assert_eq!(tenants, ["t00", "t01"], "{small:?}");
+}
+
+/// `keyward check` on `files`: its exit code and everything it printed (stdout, stderr).
+fn check(files: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tenants_with(files);
+    let out = keyward()
+        .args(["check", "--tenants"])
+        .arg(dir.path().join("tenants"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap();
+    (out.status.code(), printed)
+}
+
+/// The problem `check` printed for `tenant`: what follows `<tenant>/security.yml:`.
+fn problem_of<'a>(printed: &'a str, tenant: &str) -> &'a str {
+    let file = format!("tenants/{tenant}/security.yml:");
+    printed
+        .lines()
+        .find_map(|l| l.split_once(&file).map(|(_, problem)| problem))
+        .unwrap_or_else(|| panic!("no problem for {tenant}:\n{printed}"))
+}
+
+#[test]
+fn check_points_at_a_line_that_is_not_yaml_and_never_prints_it() {
+    let text = "apiKeys:\n  - name: a\n    hash: sha256:1111111111111111111111111111111111111111111111111111111111111111\nDB_PASSWORD=hunter2-secret\nusers: []\n";
+
+    let (code, printed) = check(&[("acme", text)]);
+
+    assert_eq!(code, Some(1), "{printed}");
+    assert_eq!(problem_of(&printed, "acme"), "4:1: not valid YAML");
+    assert!(!printed.contains("hunter2-secret"), "{printed}");
+}
+
+#[test]
+fn check_points_at_a_bad_hash_value_and_never_prints_it() {
+    let text =
+        "# keys\napiKeys:\n  - name: a\n    enabled: true\n    hash: \"not-a-hash-secret-xyz\"\n";
+
+    let (code, printed) = check(&[("acme", text)]);
+
+    assert_eq!(code, Some(1), "{printed}");
+    let problem = problem_of(&printed, "acme");
+    assert!(
+        problem.starts_with("5:11: apiKeys[0].hash: invalid hash"),
+        "{printed}"
+    );
+    assert!(!printed.contains("secret-xyz"), "{printed}");
+}
+
+#[test]
+fn check_points_at_a_repeated_field_a_repeated_name_and_a_repeated_hash() {
+    let h1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    let h2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    let field = format!("apiKeys:\n  - name: a\n    hash: {h1}\n    name: secret-field\n");
+    let name = format!(
+        "apiKeys:\n  - name: secret-name\n    hash: {h1}\n  # again\n  - name: secret-name\n    hash: {h2}\n"
+    );
+    let hash = format!("apiKeys:\n  - name: a\n    hash: {h1}\n  - name: b\n    hash: {h1}\n");
+
+    let (code, printed) = check(&[("field", &field), ("name", &name), ("hash", &hash)]);
+
+    assert_eq!(code, Some(1), "{printed}");
+    assert_eq!(
+        problem_of(&printed, "field"),
+        "4:5: apiKeys[0].name: duplicate field"
+    );
+    assert_eq!(
+        problem_of(&printed, "name"),
+        "5:11: apiKeys[1].name: duplicate key name (first used by apiKeys[0])"
+    );
+    assert_eq!(
+        problem_of(&printed, "hash"),
+        "5:11: apiKeys[1].hash: duplicate hash (also used by apiKeys[0])"
+    );
+    assert!(!printed.contains("secret"), "{printed}");
 }

@@ -18,7 +18,7 @@ async fn an_invalid_file_refuses_writes_and_is_left_as_it_is() {
     let body = assert_problem(res, 409, "tenant_file_invalid").await;
     let detail = body["detail"].as_str().unwrap();
     assert!(
-        detail.contains("2:5: apiKeys[0]") && detail.contains("hash"),
+        detail.contains("3:11: apiKeys[0]") && detail.contains("hash"),
         "{detail}"
     );
     assert_eq!(app.read_file("globex"), broken);
@@ -173,4 +173,25 @@ async fn an_alias_bomb_beside_the_keys_is_never_expanded_and_the_file_never_writ
 
     assert_problem(res, 409, "tenant_file_unsupported").await;
     assert_eq!(app.read_file("globex"), bomb);
+}
+
+#[tokio::test]
+async fn an_invalid_files_problem_names_the_position_and_kind_never_the_content() {
+    let app = spawn_app().await;
+    let broken = "apiKeys:\n  - name: a\n    hash: sha256:3333333333333333333333333333333333333333333333333333333333333333\n    DB_PASSWORD: hunter2-secret\n";
+    std::fs::write(app.file("globex"), broken).unwrap();
+
+    let res = app.create_key("globex", json!({"name": "b"})).await;
+
+    let body = assert_problem(res, 409, "tenant_file_invalid").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("4:5: apiKeys[0]: unknown field in a key entry"),
+        "{detail}"
+    );
+    let all = body.to_string();
+    assert!(
+        !all.contains("DB_PASSWORD") && !all.contains("hunter2"),
+        "{all}"
+    );
 }

@@ -1,0 +1,504 @@
+//! Finding things in the text from a real YAML parser's spans: the top-level `apiKeys`
+//! list and the byte range of each of its items (for the editor), and the position of a
+//! value by its path (for error messages that point at the offending value).
+
+use std::iter;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+use super::{DASH_WIDTH, EditError, Indent, line_end, line_start};
+
+/// One step of a path from the top of the document: a key of a mapping, or an index
+/// (0-based) into a list. `[Key("apiKeys"), Index(2), Key("hash")]` is `apiKeys[2].hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// A 1-based line and column; columns count characters, as serde_yaml's do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A scalar item of a list, and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListScalar {
+    pub value: String,
+    pub pos: Pos,
+}
+
+/// Where the value at `path` starts: the first character of a scalar (its quote, if it is
+/// quoted), the `[` or `{` of a flow collection, the first key or `-` of a block one.
+/// None when the text does not parse or holds nothing at `path`.
+pub fn value_position(text: &str, path: &[Step<'_>]) -> Option<Pos> {
+    let doc = Doc::parse(text).ok()?;
+    let node = doc.node_at(path)?;
+    Some(doc.pos(doc.events[node].start))
+}
+
+/// Where `key` appears for the second time in the mapping at `path`.
+pub fn repeated_key_position(text: &str, path: &[Step<'_>], key: &str) -> Option<Pos> {
+    let doc = Doc::parse(text).ok()?;
+    let map = doc.node_at(path)?;
+    let second = doc.keys(map)?.filter(|&k| doc.is_key(k, key)).nth(1)?;
+    Some(doc.pos(doc.events[second].start))
+}
+
+/// The scalar items of the list at `path`, in order (items that are not scalars are left
+/// out). None when there is no list at `path`.
+pub fn list_scalars(text: &str, path: &[Step<'_>]) -> Option<Vec<ListScalar>> {
+    let doc = Doc::parse(text).ok()?;
+    let list = doc.node_at(path)?;
+    if !matches!(doc.events[list].event, Event::SequenceStart(..)) {
+        return None;
+    }
+    let scalars = doc
+        .children(list)
+        .filter_map(|i| match &doc.events[i].event {
+            Event::Scalar(value, ..) => Some(ListScalar {
+                value: value.to_string(),
+                pos: doc.pos(doc.events[i].start),
+            }),
+            _ => None,
+        })
+        .collect();
+    Some(scalars)
+}
+
+/// One item's byte range: whole lines for block items, `{...}` for flow items.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Item {
+    pub start: usize,
+    pub end: usize,
+    /// The `-` of a block item, the `{` of a flow item.
+    pub mark: usize,
+}
+
+/// Byte offsets of the `[` and `]` of a flow list.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Brackets {
+    pub open: usize,
+    pub close: usize,
+}
+
+/// What the top-level `apiKeys` holds, and where.
+pub(super) enum ApiKeys {
+    /// No `apiKeys` key: a new one goes at `insert_at` (end of the top-level mapping).
+    Missing {
+        insert_at: usize,
+    },
+    /// `apiKeys:` with an empty (None) or explicit (`~`, `null`) null value.
+    Null {
+        value: Option<std::ops::Range<usize>>,
+        key_line_end: usize,
+    },
+    Block {
+        items: Vec<Item>,
+        indent: Indent,
+    },
+    Flow {
+        items: Vec<Item>,
+        brackets: Brackets,
+    },
+}
+
+/// A parser event and the bytes it spans.
+struct Spanned<'a> {
+    event: Event<'a>,
+    start: usize,
+    end: usize,
+}
+
+/// Events with byte spans.
+pub(super) struct Doc<'a> {
+    text: &'a str,
+    events: Vec<Spanned<'a>>,
+    /// Byte offset just after the `:` that follows the `apiKeys` key, when there is one.
+    pub api_keys_colon: Option<usize>,
+}
+
+impl<'a> Doc<'a> {
+    pub fn parse(text: &'a str) -> Result<Self, EditError> {
+        // Spans count characters; edits need bytes.
+        let mut char_to_byte: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+        char_to_byte.push(text.len());
+        let byte = |i: usize| char_to_byte.get(i).copied().unwrap_or(text.len());
+        let mut events = Vec::new();
+        let mut parser = Parser::new_from_str(text);
+        while let Some(next) = parser.next_event() {
+            let (event, span): (Event<'a>, Span) = next.map_err(|e| EditError::Syntax {
+                line: e.marker().line(),
+                column: e.marker().col() + 1,
+                message: e.info().to_owned(),
+            })?;
+            let done = matches!(event, Event::StreamEnd);
+            events.push(Spanned {
+                event,
+                start: byte(span.start.index()),
+                end: byte(span.end.index()),
+            });
+            if done {
+                break;
+            }
+        }
+        let mut doc = Doc {
+            text,
+            events,
+            api_keys_colon: None,
+        };
+        doc.api_keys_colon = doc.find_api_keys_key().ok().flatten().and_then(|i| {
+            let after = doc.events[i].end;
+            let rest = &text[after..];
+            let colon = rest.find(':')?;
+            rest[..colon]
+                .chars()
+                .all(|c| c == ' ' || c == '\t')
+                .then_some(after + colon + 1)
+        });
+        Ok(doc)
+    }
+
+    fn pos(&self, byte: usize) -> Pos {
+        let before = &self.text[..byte];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        Pos { line, column }
+    }
+
+    /// The 0-based column of `byte`, for indentation.
+    fn column(&self, byte: usize) -> usize {
+        self.pos(byte).column - 1
+    }
+
+    /// Index of the event after node `i` (a scalar, alias, or a whole collection).
+    fn skip(&self, i: usize) -> usize {
+        let mut depth = 0usize;
+        let mut j = i;
+        while j < self.events.len() {
+            match self.events[j].event {
+                Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
+                Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            j += 1;
+            if depth == 0 {
+                break;
+            }
+        }
+        j
+    }
+
+    /// The first event of each node directly inside the collection that starts at `open`.
+    fn children(&self, open: usize) -> impl Iterator<Item = usize> + '_ {
+        let close = self.skip(open) - 1;
+        iter::successors(Some(open + 1), |&i| Some(self.skip(i))).take_while(move |&i| i < close)
+    }
+
+    /// The keys of the mapping that starts at `open` (each key's value starts at
+    /// `skip(key)`); None if it is no mapping.
+    fn keys(&self, open: usize) -> Option<impl Iterator<Item = usize> + '_> {
+        if !matches!(self.events[open].event, Event::MappingStart(..)) {
+            return None;
+        }
+        let close = self.skip(open) - 1;
+        let keys = iter::successors(Some(open + 1), |&key| Some(self.skip(self.skip(key))));
+        Some(keys.take_while(move |&key| key < close))
+    }
+
+    fn is_key(&self, i: usize, key: &str) -> bool {
+        matches!(&self.events[i].event, Event::Scalar(k, _, _, _) if k == key)
+    }
+
+    /// The first event of the node at `path`, following keys and list indices from the
+    /// document's top node (whatever its style: this only reads).
+    fn node_at(&self, path: &[Step<'_>]) -> Option<usize> {
+        let mut node = self.events.iter().position(|s| {
+            matches!(
+                s.event,
+                Event::MappingStart(..)
+                    | Event::SequenceStart(..)
+                    | Event::Scalar(..)
+                    | Event::Alias(_)
+            )
+        })?;
+        for step in path {
+            node = match *step {
+                Step::Key(key) => self.skip(self.keys(node)?.find(|&k| self.is_key(k, key))?),
+                Step::Index(n) => {
+                    if !matches!(self.events[node].event, Event::SequenceStart(..)) {
+                        return None;
+                    }
+                    self.children(node).nth(n)?
+                }
+            };
+        }
+        Some(node)
+    }
+
+    /// Index of the top-level mapping's `MappingStart`, or None for an empty document.
+    /// Refuses what keyward will not edit.
+    fn top_mapping(&self) -> Result<Option<usize>, EditError> {
+        let mut docs = 0;
+        let mut top = None;
+        let mut i = 0;
+        while i < self.events.len() {
+            match &self.events[i].event {
+                Event::DocumentStart(_) => {
+                    docs += 1;
+                    if docs > 1 {
+                        return Err(unsupported("more than one YAML document"));
+                    }
+                    i += 1;
+                }
+                Event::MappingStart(anchor, _) if top.is_none() => {
+                    if *anchor != 0 || self.is_flow(i) {
+                        return Err(unsupported("the top level must be a plain block mapping"));
+                    }
+                    top = Some(i);
+                    i = self.skip(i);
+                }
+                Event::Scalar(v, ScalarStyle::Plain, 0, None)
+                    if top.is_none() && (v.is_empty() || v == "~" || v == "null") =>
+                {
+                    i += 1;
+                }
+                Event::SequenceStart(..)
+                | Event::MappingStart(..)
+                | Event::Scalar(..)
+                | Event::Alias(_) => return Err(unsupported("the top level must be a mapping")),
+                _ => i += 1,
+            }
+        }
+        Ok(top)
+    }
+
+    /// Index of the `apiKeys` key scalar in the top-level mapping.
+    fn find_api_keys_key(&self) -> Result<Option<usize>, EditError> {
+        let Some(top) = self.top_mapping()? else {
+            return Ok(None);
+        };
+        let key = self
+            .keys(top)
+            .and_then(|mut keys| keys.find(|&k| self.is_key(k, "apiKeys")));
+        Ok(key)
+    }
+
+    /// A flow collection spans its brackets; a block one starts with an empty span.
+    fn is_flow(&self, i: usize) -> bool {
+        self.events[i].end > self.events[i].start
+    }
+
+    pub fn api_keys(&self) -> Result<ApiKeys, EditError> {
+        let Some(key) = self.find_api_keys_key()? else {
+            return Ok(ApiKeys::Missing {
+                insert_at: self.document_end(),
+            });
+        };
+        let v = key + 1;
+        let Spanned { event, start, end } = &self.events[v];
+        match event {
+            Event::Scalar(value, ScalarStyle::Plain, 0, None)
+                if value.is_empty() || value == "~" || value == "null" =>
+            {
+                let key_line_end = line_end(self.text, self.events[key].end);
+                let value = (end > start).then_some(*start..*end);
+                Ok(ApiKeys::Null {
+                    value,
+                    key_line_end,
+                })
+            }
+            Event::SequenceStart(anchor, _) => {
+                if *anchor != 0 {
+                    return Err(unsupported("apiKeys has an anchor"));
+                }
+                let items = self.items(v)?;
+                if self.is_flow(v) {
+                    let close = self.events[self.skip(v) - 1].start;
+                    Ok(ApiKeys::Flow {
+                        items,
+                        brackets: Brackets {
+                            open: *start,
+                            close,
+                        },
+                    })
+                } else {
+                    let first = items
+                        .first()
+                        .ok_or_else(|| unsupported("empty block sequence"))?;
+                    let dash = self.column(first.mark);
+                    let key = self.first_key_column(v).unwrap_or(dash + DASH_WIDTH);
+                    Ok(ApiKeys::Block {
+                        items,
+                        indent: Indent {
+                            dash,
+                            key: key.max(dash + DASH_WIDTH),
+                        },
+                    })
+                }
+            }
+            _ => Err(unsupported("apiKeys is not a list")),
+        }
+    }
+
+    /// The 0-based column of the first key of the first item of the list at `seq`.
+    fn first_key_column(&self, seq: usize) -> Option<usize> {
+        let first_item = self.events.get(seq + 1)?;
+        Some(self.column(first_item.start))
+    }
+
+    /// Where a new top-level key goes: before a final `...`, else at the end of the text.
+    fn document_end(&self) -> usize {
+        let trimmed = self.text.trim_end();
+        if trimmed.ends_with("\n...") || trimmed == "..." {
+            trimmed.len() - 3
+        } else {
+            self.text.len()
+        }
+    }
+
+    /// The items of the sequence starting at event `seq`.
+    fn items(&self, seq: usize) -> Result<Vec<Item>, EditError> {
+        let flow = self.is_flow(seq);
+        let mut items = Vec::new();
+        for i in self.children(seq) {
+            let Event::MappingStart(anchor, _) = &self.events[i].event else {
+                return Err(unsupported("an apiKeys entry is not a mapping"));
+            };
+            if *anchor != 0 {
+                return Err(unsupported("an apiKeys entry has an anchor"));
+            }
+            let next = self.skip(i);
+            let item = if flow {
+                // Just past the `}`: the end event's span can run on over a comment.
+                let close = &self.events[next - 1];
+                let end = if self.text.as_bytes().get(close.start) == Some(&b'}') {
+                    close.start + 1
+                } else {
+                    close.end
+                };
+                Item {
+                    start: self.events[i].start,
+                    end,
+                    mark: self.events[i].start,
+                }
+            } else {
+                // Content ends where the last non-empty span inside the item ends.
+                let last = self.events[i..next]
+                    .iter()
+                    .filter(|s| s.end > s.start)
+                    .map(|s| s.end)
+                    .max()
+                    .unwrap_or(self.events[i].end);
+                let dash = self.dash_before(self.events[i].start)?;
+                Item {
+                    start: line_start(self.text, dash),
+                    end: line_end(self.text, last.saturating_sub(1).max(dash)),
+                    mark: dash,
+                }
+            };
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    /// The `-` that introduces a block item whose content starts at `content`.
+    fn dash_before(&self, content: usize) -> Result<usize, EditError> {
+        let before = &self.text[..content];
+        let trimmed = before.trim_end_matches([' ', '\t', '\n', '\r']);
+        if trimmed.ends_with('-') {
+            Ok(trimmed.len() - 1)
+        } else {
+            Err(unsupported("cannot find the `-` of an apiKeys entry"))
+        }
+    }
+}
+
+fn unsupported(why: &str) -> EditError {
+    EditError::Unsupported(why.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::append_item;
+    use super::super::tests::item;
+    use super::*;
+
+    #[test]
+    fn what_cannot_be_edited_safely_is_refused() {
+        for text in [
+            "a: 1\n---\nb: 2\n",
+            "apiKeys: 5\n",
+            "apiKeys:\n  - just-a-string\n",
+            "apiKeys: &x\n  - name: a\n",
+            "- a\n- b\n",
+        ] {
+            assert!(append_item(text, &item("n")).is_err(), "{text}");
+        }
+        assert!(matches!(
+            append_item("a: [\n", &item("n")),
+            Err(EditError::Syntax { .. })
+        ));
+    }
+
+    const ENTRY: [Step<'static>; 2] = [Step::Key("apiKeys"), Step::Index(1)];
+
+    fn at(line: usize, column: usize) -> Option<Pos> {
+        Some(Pos { line, column })
+    }
+
+    #[test]
+    fn a_value_is_found_by_its_path_in_block_and_flow_style() {
+        let block = "# c\napiKeys:\n  - name: a\n  - name: b\n    hash: \"x y\"\n    permissions:\n      - p\n";
+        let field = |f| [ENTRY[0], ENTRY[1], Step::Key(f)];
+        assert_eq!(value_position(block, &field("name")), at(4, 11));
+        assert_eq!(value_position(block, &field("hash")), at(5, 11));
+        assert_eq!(value_position(block, &ENTRY), at(4, 5));
+        assert_eq!(value_position(block, &field("description")), None);
+        let perms = [ENTRY[0], ENTRY[1], Step::Key("permissions"), Step::Index(0)];
+        assert_eq!(value_position(block, &perms), at(7, 9));
+
+        let flow = "apiKeys: [{name: a}, {name: b, hash: 'x'}]\n";
+        assert_eq!(value_position(flow, &field("hash")), at(1, 38));
+        assert_eq!(value_position(flow, &ENTRY), at(1, 22));
+    }
+
+    #[test]
+    fn a_repeated_key_is_found_at_its_second_use() {
+        let text = "apiKeys:\n  - name: a\n  - name: b\n    hash: h\n    name: c\n";
+        assert_eq!(repeated_key_position(text, &ENTRY, "name"), at(5, 5));
+        assert_eq!(repeated_key_position(text, &ENTRY, "hash"), None);
+        let top = "apiKeys: []\nusers: []\napiKeys: []\n";
+        assert_eq!(repeated_key_position(top, &[], "apiKeys"), at(3, 1));
+    }
+
+    #[test]
+    fn list_scalars_come_with_their_positions() {
+        let text = "apiKeys:\n  - name: a\n  - name: b\n    permissions: [x, \"y\", {z: 1}]\n";
+        let path = [ENTRY[0], ENTRY[1], Step::Key("permissions")];
+        let found = list_scalars(text, &path).unwrap();
+        let found: Vec<(&str, Pos)> = found.iter().map(|s| (s.value.as_str(), s.pos)).collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "x",
+                    Pos {
+                        line: 4,
+                        column: 19
+                    }
+                ),
+                (
+                    "y",
+                    Pos {
+                        line: 4,
+                        column: 22
+                    }
+                )
+            ]
+        );
+        assert_eq!(list_scalars(text, &ENTRY), None);
+    }
+}

@@ -1,0 +1,364 @@
+//! The surgical editor: adds, replaces or removes one item of the top-level `apiKeys`
+//! sequence and leaves every other byte of the text as it was.
+//!
+//! It finds the items with a real YAML parser (spans from `saphyr-parser`, in `locate`),
+//! renders the new item (in `emit`), then edits the text by byte ranges. It never
+//! re-serializes the document, so comments, blank lines, ordering, other top-level keys and
+//! line endings survive. The store re-parses the result and refuses to write anything that
+//! does not mean exactly the intended change.
+
+mod emit;
+mod locate;
+
+use std::ops::Range;
+
+use locate::{ApiKeys, Brackets, Doc};
+
+pub use locate::{ListScalar, Pos, Step, list_scalars, repeated_key_position, value_position};
+
+/// A value to render into YAML.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Str(String),
+    Bool(bool),
+    Seq(Vec<Node>),
+    Map(Vec<(String, Node)>),
+}
+
+/// Why an edit was not made; the text is then left alone.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("there is no apiKeys entry number {0}")]
+    NoSuchItem(usize),
+    #[error("cannot edit this file: {0}")]
+    Unsupported(String),
+}
+
+/// 1-based position of the start of an `apiKeys` item (its `-`, or its `{` in flow style).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemPos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Where a block item's `-` and its keys sit: 0-based columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Indent {
+    dash: usize,
+    key: usize,
+}
+
+/// `- ` before the first key: a key is at least this many columns right of its dash.
+const DASH_WIDTH: usize = 2;
+
+/// How far keyward indents a list it starts below the key that holds it.
+const LIST_INDENT: usize = 2;
+
+impl Indent {
+    /// The items of a list keyward starts under a key at column `key`: `- ` indented by
+    /// `LIST_INDENT`, each key right after its dash.
+    const fn list_under(key: usize) -> Self {
+        let dash = key + LIST_INDENT;
+        Self {
+            dash,
+            key: dash + DASH_WIDTH,
+        }
+    }
+
+    /// A new `apiKeys` list (the key itself is at the top level, column 0).
+    const NEW_API_KEYS: Self = Self::list_under(0);
+}
+
+/// The positions of the `apiKeys` items, in order (empty when there is no list).
+pub fn item_positions(text: &str) -> Result<Vec<ItemPos>, EditError> {
+    let doc = Doc::parse(text)?;
+    let marks: Vec<usize> = match doc.api_keys()? {
+        ApiKeys::Block { items, .. } | ApiKeys::Flow { items, .. } => {
+            items.iter().map(|i| i.mark).collect()
+        }
+        _ => Vec::new(),
+    };
+    // One pass over the text for all items (marks are in order), not one per item.
+    let mut out = Vec::with_capacity(marks.len());
+    let (mut line, mut line_start, mut pos) = (1, 0, 0);
+    for mark in marks {
+        for (i, b) in text.as_bytes()[pos..mark].iter().enumerate() {
+            if *b == b'\n' {
+                line += 1;
+                line_start = pos + i + 1;
+            }
+        }
+        pos = mark;
+        let column = text[line_start..mark].chars().count() + 1;
+        out.push(ItemPos { line, column });
+    }
+    Ok(out)
+}
+
+/// Adds `item` as the last entry of `apiKeys`, creating the list (or the key) if needed.
+pub fn append_item(text: &str, item: &Node) -> Result<String, EditError> {
+    let doc = Doc::parse(text)?;
+    let nl = newline(text);
+    match doc.api_keys()? {
+        ApiKeys::Block { items, indent } => {
+            let last = items.last().ok_or(EditError::NoSuchItem(0))?;
+            let lines = emit::block_item(item, indent, nl);
+            Ok(insert_lines(text, last.end, &lines, nl))
+        }
+        ApiKeys::Flow {
+            items,
+            brackets: Brackets { open, close },
+        } if !items.is_empty() || close > open + 1 => {
+            match items.last() {
+                Some(last) => {
+                    let rendered = format!(", {}", emit::flow(item));
+                    Ok(splice(text, last.end..last.end, &rendered))
+                }
+                // `[ ]` with inner spaces or comments: keep flow style, put the item
+                // inside: before `]` on one line, else right after `[` (an item at the
+                // start of the `]` line would be under-indented).
+                None if text[open..close].contains('\n') => {
+                    Ok(splice(text, open + 1..open + 1, &emit::flow(item)))
+                }
+                None => Ok(splice(text, close..close, &emit::flow(item))),
+            }
+        }
+        // `[]` or a null value: the list becomes a block list under the key.
+        ApiKeys::Flow {
+            brackets: Brackets { open, close },
+            ..
+        } => {
+            let lines = emit::block_item(item, Indent::NEW_API_KEYS, nl);
+            let after_line = line_end(text, close);
+            let removed = remove_value(text, open..close + 1);
+            let cut = text.len() - removed.len();
+            Ok(insert_lines(&removed, after_line - cut, &lines, nl))
+        }
+        ApiKeys::Null {
+            value,
+            key_line_end,
+        } => {
+            let lines = emit::block_item(item, Indent::NEW_API_KEYS, nl);
+            match value {
+                Some(value) => {
+                    let removed = remove_value(text, value);
+                    let cut = text.len() - removed.len();
+                    Ok(insert_lines(&removed, key_line_end - cut, &lines, nl))
+                }
+                None => Ok(insert_lines(text, key_line_end, &lines, nl)),
+            }
+        }
+        ApiKeys::Missing { insert_at } => {
+            let mut block = format!("apiKeys:{nl}");
+            block.push_str(&emit::block_item(item, Indent::NEW_API_KEYS, nl));
+            Ok(insert_lines(text, insert_at, &block, nl))
+        }
+    }
+}
+
+/// Replaces entry number `index` (0-based) of `apiKeys` with `item`, in the same style.
+pub fn replace_item(text: &str, index: usize, item: &Node) -> Result<String, EditError> {
+    let doc = Doc::parse(text)?;
+    let nl = newline(text);
+    match doc.api_keys()? {
+        ApiKeys::Block { items, indent } => {
+            let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
+            let mut lines = emit::block_item(item, indent, nl);
+            if !text[..old.end].ends_with('\n') {
+                // The item was the last line of a file without a final line break.
+                lines.truncate(lines.len() - nl.len());
+            }
+            Ok(splice(text, old.start..old.end, &lines))
+        }
+        ApiKeys::Flow { items, .. } => {
+            let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
+            Ok(splice(text, old.start..old.end, &emit::flow(item)))
+        }
+        _ => Err(EditError::NoSuchItem(index)),
+    }
+}
+
+/// Removes entry number `index` (0-based) of `apiKeys`: its lines, or its `{...}` and comma.
+pub fn remove_item(text: &str, index: usize) -> Result<String, EditError> {
+    let doc = Doc::parse(text)?;
+    match doc.api_keys()? {
+        ApiKeys::Block { items, .. } => {
+            let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
+            let removed = splice(text, old.start..old.end, "");
+            if items.len() > 1 {
+                return Ok(removed);
+            }
+            // The list is now empty: say so explicitly, right after `apiKeys:`.
+            let colon = doc.api_keys_colon.ok_or(EditError::NoSuchItem(index))?;
+            Ok(splice(&removed, colon..colon, " []"))
+        }
+        ApiKeys::Flow { items, .. } => {
+            let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
+            let range = if let Some(next) = items.get(index + 1) {
+                old.start..next.start
+            } else if let Some(prev) = index.checked_sub(1).and_then(|p| items.get(p)) {
+                prev.end..old.end
+            } else {
+                old.start..old.end
+            };
+            Ok(splice(text, range, ""))
+        }
+        _ => Err(EditError::NoSuchItem(index)),
+    }
+}
+
+fn newline(text: &str) -> &'static str {
+    if text.contains("\r\n") { "\r\n" } else { "\n" }
+}
+
+fn line_start(text: &str, at: usize) -> usize {
+    text[..at].rfind('\n').map_or(0, |i| i + 1)
+}
+
+/// Offset just past the line break of the line holding `at` (or the end of the text).
+fn line_end(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text[at..].find('\n').map_or(text.len(), |i| at + i + 1)
+}
+
+fn splice(text: &str, range: Range<usize>, with: &str) -> String {
+    let mut out = String::with_capacity(text.len() + with.len());
+    out.push_str(&text[..range.start]);
+    out.push_str(with);
+    out.push_str(&text[range.end..]);
+    out
+}
+
+/// Inserts whole `lines` at `at` (a line start, or the end of a text without a final
+/// line break, which then gets one first).
+fn insert_lines(text: &str, at: usize, lines: &str, nl: &str) -> String {
+    if at > 0 && !text[..at].ends_with('\n') {
+        return splice(text, at..at, &format!("{nl}{lines}"));
+    }
+    splice(text, at..at, lines)
+}
+
+/// Removes a value (`[]`, `~`, `null`) and the one space before it, keeping the line.
+fn remove_value(text: &str, value: Range<usize>) -> String {
+    let start = if text[..value.start].ends_with(' ') {
+        value.start - 1
+    } else {
+        value.start
+    };
+    splice(text, start..value.end, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn item(name: &str) -> Node {
+        Node::Map(vec![
+            ("name".into(), Node::Str(name.into())),
+            (
+                "hash".into(),
+                Node::Str(format!("sha256:{}", "a".repeat(64))),
+            ),
+            ("enabled".into(), Node::Bool(true)),
+            (
+                "permissions".into(),
+                Node::Seq(vec![Node::Str("orders:read".into()), Node::Str("*".into())]),
+            ),
+        ])
+    }
+
+    fn names(text: &str) -> Vec<String> {
+        let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        v.get("apiKeys")
+            .and_then(|k| k.as_sequence())
+            .map(|s| {
+                s.iter()
+                    .map(|i| i["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    const FILES: &[&str] = &[
+        "# head\napiKeys:\n  # c1\n  - name: a   # tc\n    hash: x\n\n  # c2\n  - name: b\n    description: |\n      # not a comment\n      text\n# tail\nusers:\n  - alice\n",
+        "apiKeys:\n- name: a\n  hash: x\nother: 1\n",
+        "apiKeys:\r\n  - name: a\r\n    hash: x\r\nother: 1\r\n",
+        "apiKeys: [{name: a, hash: x}, {name: b, hash: y}]  # flow\nother: 1\n",
+        "apiKeys: []\n",
+        "# nothing yet\napiKeys: [] # none\nusers: [x]\n",
+        "apiKeys:\nusers: [x]\n",
+        "apiKeys: ~\n",
+        "",
+        "# only a comment\n",
+        "users:\n  - alice\n",
+        "---\napiKeys:\n  - name: a\n    hash: x\n...\n",
+        "apiKeys:\n  - name: a\n    hash: x",
+        "apiKeys:\n    -   name: a\n        hash: x\n",
+    ];
+
+    #[test]
+    fn append_then_remove_restores_every_file_byte_for_byte() {
+        for original in FILES {
+            let before = names(original);
+            let added = append_item(original, &item("new")).unwrap();
+            let mut expected = before.clone();
+            expected.push("new".into());
+            assert_eq!(names(&added), expected, "{original:?} -> {added:?}");
+            let removed = remove_item(&added, before.len()).unwrap();
+            if !original.contains("apiKeys")
+                || original.contains("apiKeys:\n") && before.is_empty()
+                || original.contains('~')
+            {
+                assert_eq!(names(&removed), before, "{removed:?}");
+            } else if !original.ends_with('\n') {
+                // A file without a final line break gets one.
+                assert_eq!(removed, format!("{original}\n"));
+            } else {
+                assert_eq!(&removed, original, "via {added:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn replace_and_remove_touch_only_that_entry() {
+        let text = FILES[0];
+        let replaced = replace_item(text, 0, &item("a")).unwrap();
+        assert!(
+            replaced.starts_with("# head\napiKeys:\n  # c1\n  - name: a\n    hash: sha256:"),
+            "{replaced}"
+        );
+        assert!(replaced.ends_with("\n\n  # c2\n  - name: b\n    description: |\n      # not a comment\n      text\n# tail\nusers:\n  - alice\n"), "{replaced}");
+        let removed = remove_item(text, 1).unwrap();
+        assert_eq!(
+            removed,
+            "# head\napiKeys:\n  # c1\n  - name: a   # tc\n    hash: x\n\n  # c2\n# tail\nusers:\n  - alice\n"
+        );
+        let flow = remove_item(FILES[3], 0).unwrap();
+        assert_eq!(flow, "apiKeys: [{name: b, hash: y}]  # flow\nother: 1\n");
+        let only = remove_item("apiKeys:\n  - name: a\n    hash: x\nz: 1\n", 0).unwrap();
+        assert_eq!(only, "apiKeys: []\nz: 1\n");
+    }
+
+    #[test]
+    fn positions_point_at_each_dash() {
+        let pos = item_positions(FILES[0]).unwrap();
+        assert_eq!(
+            pos,
+            [
+                ItemPos { line: 4, column: 3 },
+                ItemPos { line: 8, column: 3 }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_list_is_indented_two_under_its_key() {
+        assert_eq!(Indent::NEW_API_KEYS, Indent { dash: 2, key: 4 });
+    }
+}
