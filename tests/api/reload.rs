@@ -184,7 +184,8 @@ async fn an_invalid_file_keeps_the_last_good_keys_shows_its_error_and_recovers()
     }
 
     assert_eq!(status["valid"], false, "{status}");
-    assert_eq!(status["error"]["line"], 2, "{status}");
+    // The bad value itself (`hash: nope` is line 3), not the entry's first line.
+    assert_eq!(status["error"]["line"], 3, "{status}");
     assert!(
         status["error"]["message"]
             .as_str()
