@@ -5,6 +5,7 @@ mod field_error;
 mod key_hash;
 mod key_name;
 mod permission;
+mod security_file;
 mod tenant_id;
 mod token;
 mod verdict;
@@ -14,11 +15,10 @@ pub use field_error::{FieldError, FieldErrors};
 pub use key_hash::KeyHash;
 pub use key_name::KeyName;
 pub use permission::{Permission, Permissions};
+pub use security_file::{FileProblem, SecurityFile};
 pub use tenant_id::TenantId;
 pub use token::{PresentedKey, Token, TokenPrefix};
 pub use verdict::{Refusal, Verdict};
-// The meaning of a security.yml file; parsed by the store.
-pub use crate::store::{FileProblem, SecurityFile};
 
 /// Orders the versions of one tenant's keys: the store takes one under the tenant's lock
 /// for each version it loads or writes, and the index never goes back to an older one.

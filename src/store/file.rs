@@ -14,34 +14,13 @@ use std::iter;
 use serde::{Deserialize, Deserializer};
 
 use super::yaml_edit::{self, ListScalar, Pos, Step};
-use crate::domain::{Description, KeyEntry, KeyHash, KeyName, Permission, Permissions, Subject};
+use crate::domain::{
+    Description, FileProblem, KeyEntry, KeyHash, KeyName, Permission, Permissions, SecurityFile,
+    Subject,
+};
 
 /// Files larger than this are refused rather than parsed (10,000 keys take about 3 MB).
 pub const MAX_FILE_BYTES: usize = 32 * 1024 * 1024;
-
-/// The meaning of one tenant's `security.yml`, validated.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SecurityFile {
-    pub keys: Vec<KeyEntry>,
-}
-
-/// Why a file is invalid, with a position when one is known (1-based).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct FileProblem {
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-}
-
-impl fmt::Display for FileProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.column) {
-            (Some(l), Some(c)) => write!(f, "{l}:{c}: {}", self.message),
-            (Some(l), None) => write!(f, "{l}: {}", self.message),
-            _ => f.write_str(&self.message),
-        }
-    }
-}
 
 #[derive(Deserialize)]
 struct RawFile {
@@ -53,6 +32,7 @@ fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<KeyEntry>, D::Er
     Ok(Option::<Vec<KeyEntry>>::deserialize(d)?.unwrap_or_default())
 }
 
+/// The loader: what a file means lives in `domain`, how to read it here.
 impl SecurityFile {
     /// Parses and validates a whole file. Other top-level keys are allowed and ignored.
     pub fn parse(text: &str) -> Result<Self, FileProblem> {
@@ -67,43 +47,39 @@ impl SecurityFile {
         let file = SecurityFile {
             keys: raw.map(|r| r.api_keys).unwrap_or_default(),
         };
-        file.check_unique(text)?;
+        check_unique(&file, text)?;
         Ok(file)
     }
+}
 
-    /// Names and hashes (previous hashes included) are unique within a file.
-    fn check_unique(&self, text: &str) -> Result<(), FileProblem> {
-        let mut names: HashMap<&KeyName, usize> = HashMap::new();
-        let mut hashes: HashMap<&KeyHash, usize> = HashMap::new();
-        for (i, key) in self.keys.iter().enumerate() {
-            if let Some(first) = names.insert(&key.name, i) {
-                let path = FieldPath::entry(i).then(Step::Key("name"));
+/// Names and hashes (previous hashes included) are unique within a file.
+fn check_unique(file: &SecurityFile, text: &str) -> Result<(), FileProblem> {
+    let mut names: HashMap<&KeyName, usize> = HashMap::new();
+    let mut hashes: HashMap<&KeyHash, usize> = HashMap::new();
+    for (i, key) in file.keys.iter().enumerate() {
+        if let Some(first) = names.insert(&key.name, i) {
+            let path = FieldPath::entry(i).then(Step::Key("name"));
+            let at = yaml_edit::value_position(text, &path.0);
+            return Err(problem(&path, Kind::DuplicateName { first }, at));
+        }
+        // None: the key's own hash; Some(j): its previous hash number j.
+        let previous = key.previous_hashes.iter().enumerate();
+        let previous = previous.map(|(j, p)| (Some(j), &p.hash));
+        for (previous, hash) in iter::once((None, &key.hash)).chain(previous) {
+            if let Some(first) = hashes.insert(hash, i) {
+                let holder = match previous {
+                    None => FieldPath::entry(i),
+                    Some(j) => FieldPath::entry(i)
+                        .then(Step::Key("previousHashes"))
+                        .then(Step::Index(j)),
+                };
+                let path = holder.then(Step::Key("hash"));
                 let at = yaml_edit::value_position(text, &path.0);
-                return Err(problem(&path, Kind::DuplicateName { first }, at));
-            }
-            // None: the key's own hash; Some(j): its previous hash number j.
-            let previous = key.previous_hashes.iter().enumerate();
-            let previous = previous.map(|(j, p)| (Some(j), &p.hash));
-            for (previous, hash) in iter::once((None, &key.hash)).chain(previous) {
-                if let Some(first) = hashes.insert(hash, i) {
-                    let holder = match previous {
-                        None => FieldPath::entry(i),
-                        Some(j) => FieldPath::entry(i)
-                            .then(Step::Key("previousHashes"))
-                            .then(Step::Index(j)),
-                    };
-                    let path = holder.then(Step::Key("hash"));
-                    let at = yaml_edit::value_position(text, &path.0);
-                    return Err(problem(&path, Kind::DuplicateHash { first }, at));
-                }
+                return Err(problem(&path, Kind::DuplicateHash { first }, at));
             }
         }
-        Ok(())
     }
-
-    pub fn find(&self, name: &KeyName) -> Option<(usize, &KeyEntry)> {
-        self.keys.iter().enumerate().find(|(_, k)| &k.name == name)
-    }
+    Ok(())
 }
 
 /// What is wrong, in keyward's own words: never anything read from the file.

@@ -25,7 +25,8 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-pub use file::{FileProblem, MAX_FILE_BYTES, SecurityFile};
+pub use crate::domain::{FileProblem, SecurityFile};
+pub use file::MAX_FILE_BYTES;
 
 use crate::domain::{Generation, KeyEntry, KeyName, TenantId};
 
