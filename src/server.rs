@@ -13,23 +13,34 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use actix_http::HttpService;
+use actix_http::body::{BoxBody, MessageBody};
+use actix_http::{HttpService, Request, Response};
 use actix_rt::net::TcpStream;
 use actix_server::Server;
-use actix_service::{ServiceFactoryExt, fn_service, map_config};
+use actix_service::{
+    IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_service, map_config,
+};
 use actix_web::dev::AppConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::ApiError;
-use crate::startup::{AppData, create_app};
 
-/// Serves the application on `listener` until stopped; SIGTERM/SIGINT stop it gracefully
-/// (in-flight requests finish, 30 s at most).
-pub fn serve(
+/// Serves the application `app` makes (one per worker) on `listener` until stopped;
+/// SIGTERM/SIGINT stop it gracefully (in-flight requests finish, 30 s at most).
+pub fn serve<F, I, S, B>(
     listener: TcpListener,
-    data: AppData,
     request_timeout: Duration,
-) -> io::Result<Server> {
+    app: F,
+) -> io::Result<Server>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<Response<BoxBody>> + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    B: MessageBody + 'static,
+{
     let addr = listener.local_addr()?;
     let builder = Server::build().shutdown_timeout(30);
     let shutdown = builder.graceful_shutdown_signal();
@@ -44,9 +55,7 @@ pub fn serve(
                 })
                 .client_request_timeout(request_timeout)
                 .local_addr(addr)
-                .h1(map_config(create_app(data.clone()), |_| {
-                    AppConfig::default()
-                }));
+                .h1(map_config(app(), |_| AppConfig::default()));
             fn_service(|io: TcpStream| {
                 let peer = io.peer_addr().ok();
                 std::future::ready(Ok::<_, actix_http::error::DispatchError>((

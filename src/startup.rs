@@ -130,7 +130,10 @@ impl Application {
         if settings.metrics_token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "/metrics names every tenant and is open to anyone who reaches {addr}: set metrics_token");
         }
-        let server = server::serve(listener, data.clone(), settings.request_timeout())?;
+        let app_data = data.clone();
+        let server = server::serve(listener, settings.request_timeout(), move || {
+            create_app(app_data.clone())
+        })?;
         Ok(Self {
             port,
             server,
