@@ -1,18 +1,19 @@
 //! The command line: `serve` (the default), `check`, `keys new`, `hash`.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::domain::{FileProblem, Subject};
 use crate::domain::{
     KeyEntry, KeyHash, KeyName, Permission, Permissions, TenantId, Token, TokenPrefix,
 };
 use crate::lint;
-use crate::store::{Change, FILE_NAME, SecurityFile, Store, render};
+use crate::store::{Change, FILE_NAME, SecurityFile, Snapshot, Store, StoreError, render};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,6 +51,9 @@ pub struct CheckArgs {
     /// The tenants directory to check.
     #[arg(long, value_name = "DIR", default_value = "tenants")]
     pub tenants: PathBuf,
+    /// Check what is staged in git (for a pre-commit hook), not the work tree.
+    #[arg(long)]
+    pub staged: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,32 +82,54 @@ pub struct NewKeyArgs {
     pub tenants: PathBuf,
     #[arg(long, default_value = "kw")]
     pub prefix: String,
+    /// Who creates the key (`createdBy`); default: the git user (`user.email`, else
+    /// `user.name`) of the tenants directory.
+    #[arg(long, value_name = "WHO")]
+    pub created_by: Option<String>,
 }
 
 /// `keyward check`: one line `file:line:col: message` per problem.
 pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let store = Store::new(args.tenants.clone(), true);
-    let (tenants, bad) = store.list_tenants()?;
-    let mut problems = 0;
-    for name in bad {
+    let listing = store.list_tenants()?;
+    for name in &listing.invalid_names {
         eprintln!(
             "{}: warning: not a valid tenant id, ignored",
             args.tenants.join(name).display()
         );
     }
+    for tenant in &listing.refused_links {
+        eprintln!(
+            "{}: warning: a symlink that leads outside the tenants directory or to another \
+             tenant's directory, ignored",
+            store.tenant_dir(tenant).display()
+        );
+    }
+    let files = if args.staged {
+        staged_files(&args.tenants)?
+    } else {
+        let mut files = Vec::new();
+        for tenant in listing.tenants {
+            // Read as the server reads: within the boundaries, never a file they exclude.
+            let text = match store.snapshot(&tenant) {
+                Ok(Snapshot::Read { text, .. }) => Ok(text),
+                Ok(Snapshot::Gone) => continue,
+                Err(StoreError::Invalid(problem)) => Err(problem),
+                Err(e) => Err(FileProblem {
+                    line: None,
+                    column: None,
+                    message: e.to_string(),
+                }),
+            };
+            files.push((tenant, text));
+        }
+        files
+    };
+    let mut problems = 0;
     let mut valid: Vec<(TenantId, Box<SecurityFile>)> = Vec::new();
-    for tenant in tenants {
+    for (tenant, text) in files {
         let path = store.tenant_dir(&tenant).join(FILE_NAME);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                println!("{}: {e}", path.display());
-                problems += 1;
-                continue;
-            }
-        };
-        match SecurityFile::parse(&text) {
+        match text.and_then(|t| SecurityFile::parse(&t)) {
             Ok(file) => valid.push((tenant, Box::new(file))),
             Err(p) => {
                 let line = p.line.unwrap_or(1);
@@ -132,6 +158,78 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Every `<tenant>/security.yml` staged in git under `tenants`, as staged (what a
+/// pre-commit hook must check, not the work tree).
+fn staged_files(tenants: &Path) -> anyhow::Result<Vec<(TenantId, Result<String, FileProblem>)>> {
+    let git = |args: &[&str]| -> anyhow::Result<Vec<u8>> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(tenants)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .map_err(|e| anyhow::anyhow!("cannot run git: {e}"))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(out.stdout)
+    };
+    let listed = git(&["ls-files", "-z", "--cached", "--full-name", "--", "."])?;
+    let prefix = String::from_utf8(git(&["rev-parse", "--show-prefix"])?)?;
+    let prefix = prefix.trim_end();
+    let mut files = Vec::new();
+    for full in listed.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let full = String::from_utf8_lossy(full);
+        let Some(rest) = full.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some((dir, FILE_NAME)) = rest.split_once('/') else {
+            continue;
+        };
+        let Ok(tenant) = TenantId::parse(dir) else {
+            continue;
+        };
+        let blob = git(&["show", &format!(":{full}")])?;
+        let text = String::from_utf8(blob).map_err(|_| FileProblem {
+            line: None,
+            column: None,
+            message: "the file is not valid UTF-8".into(),
+        });
+        files.push((tenant, text));
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
+}
+
+/// `--created-by`, else the git identity of whoever runs the command, else nobody.
+fn created_by(args: &NewKeyArgs) -> anyhow::Result<Option<Subject>> {
+    if let Some(who) = &args.created_by {
+        return Ok(Some(Subject::parse(who)?));
+    }
+    let dir = if args.tenants.is_dir() {
+        args.tenants.as_path()
+    } else {
+        Path::new(".")
+    };
+    for key in ["user.email", "user.name"] {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["config", key])
+            .output();
+        if let Ok(out) = out
+            && out.status.success()
+            && let Some(who) = Subject::lossy(String::from_utf8_lossy(&out.stdout).trim())
+        {
+            return Ok(Some(who));
+        }
+    }
+    Ok(None)
 }
 
 /// `keyward hash`: stdin (one trailing newline stripped) to `sha256:<hex>`.
@@ -171,7 +269,7 @@ pub fn new_key(args: &NewKeyArgs) -> anyhow::Result<ExitCode> {
         permissions,
         description: None,
         created_at: Some(now.replace_nanosecond(0).unwrap_or(now)),
-        created_by: None,
+        created_by: created_by(args)?,
         expires_at,
         previous_hashes: Vec::new(),
     };

@@ -321,10 +321,20 @@ impl Service {
     /// Loads every tenant (start-up, SIGHUP, rescans) and forgets tenants whose directory
     /// is gone. Blocking: call it from a blocking thread.
     pub fn load_all(&self) -> std::io::Result<()> {
-        let (tenants, bad) = self.store.list_tenants()?;
-        for name in bad {
-            warn_once(&name);
+        let listing = self.store.list_tenants()?;
+        for name in &listing.invalid_names {
+            warn_once(
+                name,
+                "ignoring a directory whose name is not a valid tenant id",
+            );
         }
+        for tenant in &listing.refused_links {
+            warn_once(
+                tenant.as_str(),
+                "ignoring a symlinked tenant directory that leads outside the tenants directory or to another tenant's",
+            );
+        }
+        let tenants = listing.tenants;
         let present: HashSet<&TenantId> = tenants.iter().collect();
         for tenant in self.index.tenants() {
             if !present.contains(&tenant) {
@@ -509,7 +519,7 @@ fn warn_all_shared(index: &Index) {
     }
 }
 
-fn warn_once(name: &str) {
+fn warn_once(name: &str, why: &'static str) {
     static WARNED: std::sync::OnceLock<std::sync::Mutex<HashSet<String>>> =
         std::sync::OnceLock::new();
     let mut warned = WARNED
@@ -517,7 +527,7 @@ fn warn_once(name: &str) {
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     if warned.insert(name.to_owned()) {
-        tracing::warn!(directory = %name, "ignoring a directory whose name is not a valid tenant id");
+        tracing::warn!(directory = %name, "{why}");
     }
 }
 

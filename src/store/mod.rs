@@ -80,6 +80,9 @@ pub struct Store {
     read_only: bool,
     locks: Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
     health: Mutex<HashMap<TenantId, FileHealth>>,
+    /// Symlinked tenant directories as the last listing judged them: served (read-only)
+    /// or refused.
+    links: Mutex<HashMap<TenantId, bool>>,
     /// Taken under a tenant's lock for every version loaded or written, so versions of one
     /// tenant are ordered as the lock ordered them.
     generation: AtomicU64,
@@ -116,6 +119,48 @@ pub enum Loaded {
     },
 }
 
+/// The tenants found in the tenants directory.
+#[derive(Debug, Default)]
+pub struct TenantListing {
+    pub tenants: Vec<TenantId>,
+    /// Directories whose names are not tenant ids.
+    pub invalid_names: Vec<String>,
+    /// Symlinked directories that lead outside the tenants directory or to another
+    /// tenant's directory: never tenants.
+    pub refused_links: Vec<TenantId>,
+}
+
+/// What a tenant's directory is.
+enum TenantDir {
+    Missing,
+    Plain,
+    /// A symlink within a hidden directory of the tenants directory: served, read-only.
+    Linked,
+    /// A symlink across a boundary: not a tenant.
+    Refused,
+}
+
+/// Is `real` (canonical) inside a hidden directory (`..data`) of `base` (canonical)?
+fn inside_hidden_dir(base: &Path, real: &Path) -> bool {
+    let Ok(rest) = real.strip_prefix(base) else {
+        return false;
+    };
+    let mut parts = rest.components();
+    let first = parts.next();
+    let hidden = matches!(first, Some(std::path::Component::Normal(n)) if n.to_string_lossy().starts_with('.'));
+    hidden && parts.next().is_some()
+}
+
+/// Does the symlink at `path` lead to a file inside `dir`'s real path?
+fn link_stays_in(path: &Path, dir: &Path) -> bool {
+    match (fs::canonicalize(path), fs::canonicalize(dir)) {
+        (Ok(real), Ok(dir)) => real.starts_with(dir),
+        // A dangling link: nothing to read, and nothing was read.
+        (Err(e), Ok(_)) if e.kind() == io::ErrorKind::NotFound => true,
+        _ => false,
+    }
+}
+
 /// A write that reached the disk.
 #[derive(Debug)]
 pub struct Written {
@@ -146,6 +191,7 @@ impl Store {
             read_only,
             locks: Mutex::default(),
             health: Mutex::default(),
+            links: Mutex::default(),
             generation: AtomicU64::new(1),
             parsed: Mutex::default(),
         }
@@ -203,27 +249,94 @@ impl Store {
     }
 
     pub fn tenant_exists(&self, tenant: &TenantId) -> bool {
-        self.tenant_dir(tenant).is_dir()
+        matches!(self.resolve(tenant), TenantDir::Plain | TenantDir::Linked)
     }
 
-    /// Tenant ids of every directory under the tenants directory; bad names are skipped
-    /// and returned apart so the caller can warn once.
-    pub fn list_tenants(&self) -> io::Result<(Vec<TenantId>, Vec<String>)> {
-        let mut ok = Vec::new();
-        let mut bad = Vec::new();
+    /// What a tenant's directory is, its boundaries checked (SPEC 1, "Boundaries").
+    fn resolve(&self, tenant: &TenantId) -> TenantDir {
+        let Ok(meta) = fs::symlink_metadata(self.tenant_dir(tenant)) else {
+            return TenantDir::Missing;
+        };
+        if meta.is_dir() {
+            return TenantDir::Plain;
+        }
+        if !meta.file_type().is_symlink() {
+            return TenantDir::Missing;
+        }
+        let known = self.links.lock().get(tenant).copied();
+        // A link that appeared since the last listing is judged with all the others.
+        let served = known.or_else(|| {
+            let _ = self.list_tenants();
+            self.links.lock().get(tenant).copied()
+        });
+        match served {
+            Some(true) => TenantDir::Linked,
+            Some(false) => TenantDir::Refused,
+            None => TenantDir::Missing,
+        }
+    }
+
+    /// Every tenant directory under the tenants directory. Hidden entries (the kubelet's
+    /// `..data`, `..2026_x`) are skipped without a word; names that are not tenant ids and
+    /// symlinks that cross a boundary are returned apart so the caller can warn once.
+    ///
+    /// A symlinked directory is a tenant only when its real path is inside a hidden
+    /// directory of the tenants directory (the layout of a projected volume, `acme ->
+    /// ..data/acme`) and no other tenant resolves to it: one tenant never aliases another,
+    /// and nothing outside the tenants directory is ever read or written.
+    pub fn list_tenants(&self) -> io::Result<TenantListing> {
+        let base = fs::canonicalize(&self.dir)?;
+        let mut listing = TenantListing::default();
+        let mut linked: HashMap<PathBuf, Vec<TenantId>> = HashMap::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
-            if !entry.path().is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            match TenantId::parse(&name) {
-                Ok(t) => ok.push(t),
-                Err(_) => bad.push(name),
+            let kind = entry.file_type()?;
+            let real = if kind.is_symlink() {
+                match fs::canonicalize(entry.path()) {
+                    Ok(real) if real.is_dir() => Some(real),
+                    _ => continue,
+                }
+            } else if kind.is_dir() {
+                None
+            } else {
+                continue;
+            };
+            let Ok(tenant) = TenantId::parse(&name) else {
+                listing.invalid_names.push(name);
+                continue;
+            };
+            match real {
+                None => listing.tenants.push(tenant),
+                Some(real) if inside_hidden_dir(&base, &real) => {
+                    linked.entry(real).or_default().push(tenant);
+                }
+                Some(_) => listing.refused_links.push(tenant),
             }
         }
-        ok.sort();
-        Ok((ok, bad))
+        for (_, tenants) in linked {
+            if let [one] = tenants.as_slice() {
+                listing.tenants.push(one.clone());
+            } else {
+                listing.refused_links.extend(tenants);
+            }
+        }
+        let mut links = self.links.lock();
+        links.clear();
+        for t in &listing.tenants {
+            if fs::symlink_metadata(self.tenant_dir(t)).is_ok_and(|m| m.file_type().is_symlink()) {
+                links.insert(t.clone(), true);
+            }
+        }
+        for t in &listing.refused_links {
+            links.insert(t.clone(), false);
+        }
+        listing.tenants.sort();
+        listing.refused_links.sort();
+        Ok(listing)
     }
 
     /// Removes temp files a killed writer left behind (ours only: `.security.yml.*.tmp`),
@@ -252,12 +365,25 @@ impl Store {
 
     /// Reads the tenant's file as it is now. A missing file is an empty one.
     pub fn snapshot(&self, tenant: &TenantId) -> Result<Snapshot, StoreError> {
+        let linked = match self.resolve(tenant) {
+            TenantDir::Missing | TenantDir::Refused => return Ok(Snapshot::Gone),
+            TenantDir::Plain => false,
+            TenantDir::Linked => true,
+        };
         let dir = self.tenant_dir(tenant);
-        if !dir.is_dir() {
-            return Ok(Snapshot::Gone);
-        }
         let path = dir.join(FILE_NAME);
         let symlink = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if symlink && !link_stays_in(&path, &dir) {
+            // Not read at all: the link could lead to any file on the machine.
+            return Err(StoreError::Invalid(FileProblem {
+                line: None,
+                column: None,
+                message: "security.yml is a symlink that leads outside its tenant directory".into(),
+            }));
+        }
+        // A symlinked file (a ConfigMap mount) or directory (a projected volume) is replaced
+        // by its owner: keyward's writes would vanish at the next swap.
+        let symlink = symlink || linked;
         // A stamp taken before and after the read tells a read that raced an in-place write.
         let (text, stamp) = loop {
             let before = atomic::Stamp::at(&path)?;
@@ -420,7 +546,10 @@ impl Store {
             let others = check_meaning(&new_text, &expected, &current.others)?;
             let replaced =
                 atomic::replace_file(&path, &new_text, || Ok(atomic::Stamp::at(&path)? == stamp))
-                    .map_err(StoreError::Io)?;
+                    .map_err(|e| match e.kind() {
+                    io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly,
+                    _ => StoreError::Io(e),
+                })?;
             if !replaced {
                 tracing::info!(%tenant, "security.yml changed on disk during a write; starting again");
                 continue;

@@ -132,7 +132,6 @@ impl<'a> Doc<'a> {
             let (event, span): (Event<'a>, Span) = next.map_err(|e| EditError::Syntax {
                 line: e.marker().line(),
                 column: e.marker().col() + 1,
-                message: e.info().to_owned(),
             })?;
             let done = matches!(event, Event::StreamEnd);
             events.push(Spanned {

@@ -28,12 +28,9 @@ pub enum Node {
 /// Why an edit was not made; the text is then left alone.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
-    #[error("line {line}, column {column}: {message}")]
-    Syntax {
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    /// The parser's own message is not kept: it may quote the file.
+    #[error("line {line}, column {column}: not valid YAML")]
+    Syntax { line: usize, column: usize },
     #[error("there is no apiKeys entry number {0}")]
     NoSuchItem(usize),
     #[error("cannot edit this file: {0}")]
