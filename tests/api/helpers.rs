@@ -1,4 +1,5 @@
-//! `spawn_app()`: a real keyward on a random port over its own temp tenants directory.
+//! `spawn_app()`: a real keyward on a random port over its own temp tenants directory, and
+//! one method per endpoint so test bodies say what they do, not how a request is built.
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -6,8 +7,10 @@ use std::sync::LazyLock;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use keyward::config::Settings;
 use keyward::startup::Application;
+use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use time::OffsetDateTime;
 
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long!";
 pub const READ: &str = "tenant.apiKey:read";
@@ -117,7 +120,7 @@ pub fn settings_for(dir: &Path) -> Settings {
 }
 
 pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// An HS256 JWT signed with the test secret.
@@ -139,6 +142,35 @@ pub fn token(tenant: &str, scope: &str) -> String {
 
 pub fn writer(tenant: &str) -> String {
     token(tenant, WRITE)
+}
+
+/// How a request to the admin API or `current` proves who calls.
+#[derive(Clone, Copy, Debug)]
+pub enum Credential<'a> {
+    /// A JWT allowed to write the request's tenant (what most tests use).
+    Writer,
+    /// A JWT allowed to read the request's tenant.
+    Reader,
+    /// `Authorization: Bearer` with this token; a `&str` or `&String` converts to it.
+    Bearer(&'a str),
+    /// `X-API-Key` with this key.
+    ApiKey(&'a str),
+    /// No credential at all.
+    Anonymous,
+}
+
+pub use Credential::{Anonymous, ApiKey, Bearer, Reader, Writer};
+
+impl<'a> From<&'a str> for Credential<'a> {
+    fn from(token: &'a str) -> Self {
+        Bearer(token)
+    }
+}
+
+impl<'a> From<&'a String> for Credential<'a> {
+    fn from(token: &'a String) -> Self {
+        Bearer(token)
+    }
 }
 
 impl TestApp {
@@ -170,14 +202,55 @@ impl TestApp {
         self.url(&format!("/api/{tenant}/admin/apiKeys"))
     }
 
-    pub async fn create_key(&self, tenant: &str, body: Value) -> reqwest::Response {
-        self.client
-            .post(self.keys_url(tenant))
-            .bearer_auth(writer(tenant))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+    pub fn key_url(&self, tenant: &str, name: &str) -> String {
+        format!("{}/{name}", self.keys_url(tenant))
+    }
+
+    /// A request to `url` on behalf of `who` for `tenant`, with an `If-Match` if given.
+    fn request(
+        &self,
+        method: Method,
+        url: String,
+        tenant: &str,
+        who: Credential<'_>,
+        if_match: Option<&str>,
+    ) -> RequestBuilder {
+        let mut req = self.client.request(method, url);
+        req = match who {
+            Writer => req.bearer_auth(writer(tenant)),
+            Reader => req.bearer_auth(token(tenant, READ)),
+            Bearer(t) => req.bearer_auth(t),
+            ApiKey(k) => req.header("X-API-Key", k),
+            Anonymous => req,
+        };
+        if let Some(etag) = if_match {
+            req = req.header("If-Match", etag);
+        }
+        req
+    }
+
+    /// POST /api/{tenant}/admin/apiKeys as the tenant's writer.
+    pub async fn create_key(&self, tenant: &str, body: Value) -> Response {
+        self.create_key_as(tenant, body, Writer).await
+    }
+
+    pub async fn create_key_as<'a>(
+        &self,
+        tenant: &str,
+        body: Value,
+        who: impl Into<Credential<'a>>,
+    ) -> Response {
+        self.request(
+            Method::POST,
+            self.keys_url(tenant),
+            tenant,
+            who.into(),
+            None,
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
     }
 
     /// Creates a key and returns its one-time token.
@@ -190,32 +263,174 @@ impl TestApp {
         body["token"].as_str().unwrap().to_owned()
     }
 
-    pub async fn get(&self, path: &str, bearer: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(bearer)
+    /// GET /api/{tenant}/admin/apiKeys/{name} as the tenant's reader.
+    pub async fn get_key(&self, tenant: &str, name: &str) -> Response {
+        self.request(
+            Method::GET,
+            self.key_url(tenant, name),
+            tenant,
+            Reader,
+            None,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// GET /api/{tenant}/admin/apiKeys.
+    pub async fn list_keys<'a>(&self, tenant: &str, who: impl Into<Credential<'a>>) -> Response {
+        self.request(Method::GET, self.keys_url(tenant), tenant, who.into(), None)
             .send()
             .await
             .unwrap()
     }
 
+    /// The names `list_keys` answers to the tenant's reader, in its order.
     pub async fn list_names(&self, tenant: &str) -> Vec<String> {
-        let res = self
-            .get(
-                &format!("/api/{tenant}/admin/apiKeys"),
-                &token(tenant, READ),
-            )
-            .await;
+        let res = self.list_keys(tenant, Reader).await;
         assert_eq!(res.status(), 200);
         let body: Vec<Value> = res.json().await.unwrap();
         body.iter()
             .map(|k| k["name"].as_str().unwrap().to_owned())
             .collect()
     }
+
+    /// PUT /api/{tenant}/admin/apiKeys/{name} as the tenant's writer, unconditionally.
+    pub async fn update_key(&self, tenant: &str, name: &str, body: Value) -> Response {
+        self.update_key_as(tenant, name, body, Writer, None).await
+    }
+
+    pub async fn update_key_as<'a>(
+        &self,
+        tenant: &str,
+        name: &str,
+        body: Value,
+        who: impl Into<Credential<'a>>,
+        if_match: Option<&str>,
+    ) -> Response {
+        let url = self.key_url(tenant, name);
+        self.request(Method::PUT, url, tenant, who.into(), if_match)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// DELETE /api/{tenant}/admin/apiKeys/{name} as the tenant's writer, unconditionally.
+    pub async fn delete_key(&self, tenant: &str, name: &str) -> Response {
+        self.delete_key_as(tenant, name, Writer, None).await
+    }
+
+    pub async fn delete_key_as<'a>(
+        &self,
+        tenant: &str,
+        name: &str,
+        who: impl Into<Credential<'a>>,
+        if_match: Option<&str>,
+    ) -> Response {
+        let url = self.key_url(tenant, name);
+        self.request(Method::DELETE, url, tenant, who.into(), if_match)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST /api/{tenant}/admin/apiKeys/{name}/rotate as the tenant's writer,
+    /// unconditionally; `None` sends no body (`Some(Value::Null)` sends `null`).
+    pub async fn rotate_key(&self, tenant: &str, name: &str, body: Option<Value>) -> Response {
+        self.rotate_key_as(tenant, name, body, Writer, None).await
+    }
+
+    pub async fn rotate_key_as<'a>(
+        &self,
+        tenant: &str,
+        name: &str,
+        body: Option<Value>,
+        who: impl Into<Credential<'a>>,
+        if_match: Option<&str>,
+    ) -> Response {
+        let url = format!("{}/rotate", self.key_url(tenant, name));
+        let mut req = self.request(Method::POST, url, tenant, who.into(), if_match);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// GET /api/{tenant}/admin/status as the tenant's reader.
+    pub async fn status(&self, tenant: &str) -> Response {
+        let url = self.url(&format!("/api/{tenant}/admin/status"));
+        self.request(Method::GET, url, tenant, Reader, None)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST /api/{tenant}/apiKeys/verify with `body` (`{"key": ..., "permissions": [...]}`).
+    pub async fn verify(&self, tenant: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(&format!("/api/{tenant}/apiKeys/verify")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The verdict on `body`, which always comes with a 200.
+    pub async fn verdict_for(&self, tenant: &str, body: Value) -> Value {
+        let res = self.verify(tenant, body).await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// The verdict on `key`, with no permission required.
+    pub async fn verdict(&self, tenant: &str, key: &str) -> Value {
+        self.verdict_for(tenant, json!({"key": key})).await
+    }
+
+    /// GET /auth/{tenant}?permission=... (forward-auth), with `X-API-Key` if given.
+    pub async fn forward_auth(
+        &self,
+        tenant: &str,
+        key: Option<&str>,
+        permissions: &[&str],
+    ) -> Response {
+        let query: Vec<String> = permissions
+            .iter()
+            .map(|p| format!("permission={p}"))
+            .collect();
+        let mut url = self.url(&format!("/auth/{tenant}"));
+        if !query.is_empty() {
+            url = format!("{url}?{}", query.join("&"));
+        }
+        let who = key.map_or(Anonymous, ApiKey);
+        self.request(Method::GET, url, tenant, who, None)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET /api/{tenant}/apiKeys/current: the calling key itself.
+    pub async fn current(&self, tenant: &str, key: &str) -> Response {
+        let url = self.url(&format!("/api/{tenant}/apiKeys/current"));
+        self.request(Method::GET, url, tenant, ApiKey(key), None)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// DELETE /api/{tenant}/apiKeys/current: the calling key revokes itself.
+    pub async fn revoke_current(&self, tenant: &str, key: &str) -> Response {
+        let url = self.url(&format!("/api/{tenant}/apiKeys/current"));
+        self.request(Method::DELETE, url, tenant, ApiKey(key), None)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// Asserts an RFC 9457 problem with the given status and stable code; returns the body.
-pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> Value {
+pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status(), status, "status for {code}");
     let ct = res
         .headers()

@@ -81,7 +81,7 @@ async fn rs256_es256_and_eddsa_tokens_from_the_jwks_are_accepted() {
         sign(Algorithm::ES256, Some("ec-1"), &keys.ec),
         sign(Algorithm::EdDSA, Some("ed-1"), &keys.ed),
     ] {
-        let res = app.get("/api/acme/admin/apiKeys", &token).await;
+        let res = app.list_keys("acme", &token).await;
         assert_eq!(res.status(), 200);
     }
 }
@@ -118,7 +118,7 @@ async fn forged_confused_and_unknown_key_tokens_are_401() {
         ),
     ];
     for (why, token) in cases {
-        let res = app.get("/api/acme/admin/apiKeys", &token).await;
+        let res = app.list_keys("acme", &token).await;
         assert_eq!(res.status(), 401, "{why}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["code"], "invalid_token", "{why}");

@@ -22,22 +22,10 @@ fn file_with(keys: &[&str]) -> String {
     text
 }
 
-async fn verify(app: &TestApp, tenant: &str, key: &str) -> Value {
-    let res = app
-        .client
-        .post(app.url(&format!("/api/{tenant}/apiKeys/verify")))
-        .json(&json!({"key": key}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
 /// Polls until `key` is (or is not) valid for `tenant`; panics after 5 s.
 async fn eventually(app: &TestApp, tenant: &str, key: &str, valid: bool) {
     for _ in 0..100 {
-        if verify(app, tenant, key).await["valid"] == valid {
+        if app.verdict(tenant, key).await["valid"] == valid {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -132,7 +120,7 @@ async fn a_new_tenant_directory_is_picked_up_and_a_removed_one_stops_working() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     eventually(&app, "initech", "tps", false).await;
-    assert_eq!(verify(&app, "initech", "tps").await["code"], "not_found");
+    assert_eq!(app.verdict("initech", "tps").await["code"], "not_found");
 }
 
 #[tokio::test]
@@ -171,12 +159,7 @@ async fn an_invalid_file_keeps_the_last_good_keys_shows_its_error_and_recovers()
     .unwrap();
     let mut status = json!(null);
     for _ in 0..100 {
-        status = app
-            .get("/api/globex/admin/status", &token("globex", READ))
-            .await
-            .json()
-            .await
-            .unwrap();
+        status = app.status("globex").await.json().await.unwrap();
         if status["valid"] == false {
             break;
         }
@@ -192,19 +175,14 @@ async fn an_invalid_file_keeps_the_last_good_keys_shows_its_error_and_recovers()
             .contains("hash")
     );
     assert_eq!(
-        verify(&app, "globex", "good").await["valid"],
+        app.verdict("globex", "good").await["valid"],
         true,
         "last good keys stay"
     );
 
     std::fs::write(app.file("globex"), file_with(&["fixed"])).unwrap();
     eventually(&app, "globex", "fixed", true).await;
-    let status: Value = app
-        .get("/api/globex/admin/status", &token("globex", READ))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = app.status("globex").await.json().await.unwrap();
     assert_eq!(status["valid"], true, "{status}");
     assert!(status["error"].is_null());
 }
@@ -268,5 +246,5 @@ async fn verification_never_fails_while_the_file_is_rewritten_in_a_loop() {
 async fn a_key_created_through_the_api_is_valid_at_once() {
     let app = spawn_app().await;
     let token = app.new_key("acme", "instant", &[]).await;
-    assert_eq!(verify(&app, "acme", &token).await["valid"], true);
+    assert_eq!(app.verdict("acme", &token).await["valid"], true);
 }
