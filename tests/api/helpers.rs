@@ -1,8 +1,10 @@
 //! `spawn_app()`: a real keyward on a random port over its own temp tenants directory, and
 //! one method per endpoint so test bodies say what they do, not how a request is built.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::{EncodingKey, Header, encode};
 use keyward::config::Settings;
@@ -92,19 +94,37 @@ pub async fn serve(
     let stopped = tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
     let ready = format!("{address}/readyz");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let _ready = eventually(
+        &format!("{address} ready"),
+        Duration::from_secs(30),
+        || client.get(&ready).send(),
+        |res| res.as_ref().is_ok_and(|r| r.status() == 200),
+    )
+    .await;
+    (address, handle, stopped)
+}
+
+/// Asks `probe` again and again until `done` accepts its answer, which it returns; panics
+/// with the last answer after `within`. For what happens in the background (file events,
+/// start-up): the deadline is generous because latency is not what these tests measure.
+pub async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + within;
     loop {
-        let res = client.get(&ready).send().await;
-        if res.is_ok_and(|r| r.status() == 200) {
-            break;
+        let answer = probe().await;
+        if done(&answer) {
+            return answer;
         }
         assert!(
-            std::time::Instant::now() < deadline,
-            "{address} never became ready"
+            Instant::now() < deadline,
+            "never {what} within {within:?}; last: {answer:?}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (address, handle, stopped)
 }
 
 pub fn settings_for(dir: &Path) -> Settings {
@@ -142,6 +162,22 @@ pub fn token(tenant: &str, scope: &str) -> String {
 
 pub fn writer(tenant: &str) -> String {
     token(tenant, WRITE)
+}
+
+/// `git -C dir args...`, which must succeed; returns its standard output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// How a request to the admin API or `current` proves who calls.
@@ -386,6 +422,17 @@ impl TestApp {
     /// The verdict on `key`, with no permission required.
     pub async fn verdict(&self, tenant: &str, key: &str) -> Value {
         self.verdict_for(tenant, json!({"key": key})).await
+    }
+
+    /// Waits until `key` is (or is not) valid for `tenant`: for changes the watcher applies.
+    pub async fn eventually_valid(&self, tenant: &str, key: &str, valid: bool) -> Value {
+        eventually(
+            &format!("{tenant}/{key} valid={valid}"),
+            Duration::from_secs(5),
+            || self.verdict(tenant, key),
+            |verdict| verdict["valid"] == valid,
+        )
+        .await
     }
 
     /// GET /auth/{tenant}?permission=... (forward-auth), with `X-API-Key` if given.

@@ -7,6 +7,7 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 
+use crate::cli::tenants_with;
 use crate::helpers::*;
 
 struct Keys {
@@ -60,11 +61,9 @@ fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey) -> String {
 }
 
 async fn app_with_jwks(keys: &Keys) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tenants_with(&[("acme", ACME_FILE)]);
     let jwks_path = dir.path().join("jwks.json");
     std::fs::write(&jwks_path, keys.jwks.to_string()).unwrap();
-    std::fs::create_dir_all(dir.path().join("tenants/acme")).unwrap();
-    std::fs::write(dir.path().join("tenants/acme/security.yml"), ACME_FILE).unwrap();
     spawn_app_on(dir, |s| {
         s.auth.jwks_file = Some(jwks_path);
         s.auth.hs256_secret = None;

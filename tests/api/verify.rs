@@ -66,15 +66,7 @@ async fn hand_written_bare_hex_hashes_of_any_string_verify() {
     )
     .unwrap();
     // The watcher picks the hand edit up.
-    let mut res = json!(null);
-    for _ in 0..100 {
-        res = app.verdict("globex", "other").await;
-        if res["valid"] == true {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(res["valid"], true, "{res}");
+    app.eventually_valid("globex", "other", true).await;
     let res = app.verdict("globex", "legacy-secret-123").await;
     assert_eq!(res["code"], "expired");
 }
