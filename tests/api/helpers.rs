@@ -7,12 +7,14 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{EncodingKey, Header, encode};
+use keyward::clock::Clock;
 use keyward::config::Settings;
 use keyward::startup::Application;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long!";
 pub const READ: &str = "tenant.apiKey:read";
@@ -48,6 +50,8 @@ pub struct TestApp {
     pub stopped: tokio::task::JoinHandle<std::io::Result<()>>,
     pub dir: TempDir,
     pub client: reqwest::Client,
+    /// The server's clock: the system clock unless the test brought its own.
+    pub clock: Clock,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -56,20 +60,32 @@ pub async fn spawn_app() -> TestApp {
 
 /// Tenants: `acme` (ACME_FILE) and `globex` (a directory without security.yml).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_clock(Clock::system(), configure).await
+}
+
+/// As `spawn_app_with`, with every expiry and grace period measured by `clock`: a test
+/// moves time with `clock.advance` instead of sleeping.
+pub async fn spawn_app_with_clock(clock: Clock, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let tenants = dir.path().join("tenants");
     std::fs::create_dir_all(tenants.join("acme")).unwrap();
     std::fs::create_dir_all(tenants.join("globex")).unwrap();
     std::fs::write(tenants.join("acme/security.yml"), ACME_FILE).unwrap();
-    spawn_app_on(dir, configure).await
+    start(dir, clock, configure).await
 }
 
 /// Starts a server over an existing temp dir (whose `tenants/` the caller prepared).
 pub async fn spawn_app_on(dir: TempDir, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    start(dir, Clock::system(), configure).await
+}
+
+async fn start(dir: TempDir, clock: Clock, configure: impl FnOnce(&mut Settings)) -> TestApp {
     LazyLock::force(&TRACING);
     let mut settings = settings_for(dir.path());
     configure(&mut settings);
-    let app = Application::build(settings).await.expect("the app builds");
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .expect("the app builds");
     let (address, handle, stopped) = serve(app).await;
     TestApp {
         handle,
@@ -77,6 +93,7 @@ pub async fn spawn_app_on(dir: TempDir, configure: impl FnOnce(&mut Settings)) -
         address,
         dir,
         client: reqwest::Client::new(),
+        clock,
     }
 }
 
@@ -240,6 +257,13 @@ impl TestApp {
 
     pub fn key_url(&self, tenant: &str, name: &str) -> String {
         format!("{}/{name}", self.keys_url(tenant))
+    }
+
+    /// An RFC 3339 timestamp `seconds` from now by the server's clock.
+    pub fn in_seconds(&self, seconds: i64) -> String {
+        (self.clock.now() + time::Duration::seconds(seconds))
+            .format(&Rfc3339)
+            .unwrap()
     }
 
     /// A request to `url` on behalf of `who` for `tenant`, with an `If-Match` if given.

@@ -1,17 +1,17 @@
 //! Expiry, rotation with grace, lastUsedAt across restarts, API keys as admin principals.
+//! Expiry and grace are measured by the server's clock, which these tests move by hand.
 
 use std::time::Duration;
 
+use keyward::clock::Clock;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::helpers::*;
 
-fn in_seconds(s: i64) -> String {
-    (OffsetDateTime::now_utc() + time::Duration::seconds(s))
-        .format(&Rfc3339)
-        .unwrap()
+/// An app whose clock stands still until the test advances it.
+async fn spawn_app_with_manual_clock() -> TestApp {
+    spawn_app_with_clock(Clock::manual(OffsetDateTime::now_utc()), |_| {}).await
 }
 
 async fn token_of(res: reqwest::Response) -> String {
@@ -23,29 +23,40 @@ async fn token_of(res: reqwest::Response) -> String {
 
 #[tokio::test]
 async fn a_key_stops_working_when_its_expiry_passes() {
-    let app = spawn_app().await;
+    // Arrange
+    let app = spawn_app_with_manual_clock().await;
     let res = app
-        .create_key("acme", json!({"name": "short", "expiresAt": in_seconds(2)}))
+        .create_key(
+            "acme",
+            json!({"name": "short", "expiresAt": app.in_seconds(2)}),
+        )
         .await;
     let token = token_of(res).await;
     assert_eq!(app.verdict("acme", &token).await["valid"], true);
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(app.verdict("acme", &token).await["valid"], true);
 
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Act
+    app.clock.advance(Duration::from_secs(2));
 
+    // Assert
     assert_eq!(app.verdict("acme", &token).await["code"], "expired");
 }
 
 #[tokio::test]
 async fn expiry_must_be_in_the_future_on_put_and_null_clears_it() {
-    let app = spawn_app().await;
-    app.create_key("acme", json!({"name": "k", "expiresAt": in_seconds(600)}))
-        .await;
+    let app = spawn_app_with_manual_clock().await;
+    app.create_key(
+        "acme",
+        json!({"name": "k", "expiresAt": app.in_seconds(600)}),
+    )
+    .await;
 
     let res = app
         .update_key(
             "acme",
             "k",
-            json!({"enabled": true, "expiresAt": in_seconds(-5)}),
+            json!({"enabled": true, "expiresAt": app.in_seconds(-5)}),
         )
         .await;
     assert_problem(res, 422, "validation_failed").await;
@@ -76,18 +87,23 @@ async fn rotation_without_grace_stops_the_old_token_at_once() {
 
 #[tokio::test]
 async fn rotation_with_grace_keeps_the_old_token_until_the_grace_ends() {
-    let app = spawn_app().await;
+    // Arrange
+    let app = spawn_app_with_manual_clock().await;
     let old = app.new_key("acme", "svc", &[]).await;
 
+    // Act
     let res = app
         .rotate_key("acme", "svc", Some(json!({"gracePeriodSeconds": 2})))
         .await;
     let new = token_of(res).await;
 
+    // Assert
     assert_eq!(app.verdict("acme", &old).await["valid"], true);
     assert_eq!(app.verdict("acme", &new).await["valid"], true);
     assert!(app.read_file("acme").contains("previousHashes:"));
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(app.verdict("acme", &old).await["valid"], true);
+    app.clock.advance(Duration::from_secs(2));
     assert_eq!(app.verdict("acme", &old).await["code"], "expired");
     assert_eq!(app.verdict("acme", &new).await["valid"], true);
 
@@ -99,7 +115,7 @@ async fn rotation_with_grace_keeps_the_old_token_until_the_grace_ends() {
 #[tokio::test]
 async fn a_grace_period_never_outlives_the_key_and_expiry_is_kept() {
     let app = spawn_app().await;
-    let expiry = in_seconds(60);
+    let expiry = app.in_seconds(60);
     app.create_key("acme", json!({"name": "svc", "expiresAt": expiry}))
         .await;
 
@@ -143,6 +159,7 @@ async fn get_used(app: &TestApp) -> Value {
     app.get_key("acme", "used").await.json().await.unwrap()
 }
 
+// On the system clock on purpose: what is checked is the flush to disk and the restart.
 #[tokio::test]
 async fn last_used_at_is_recorded_and_survives_a_restart() {
     let app = spawn_app().await;
