@@ -37,9 +37,7 @@ async fn create_returns_the_token_once_and_stores_only_its_hash() {
     assert!(file.contains(&hash), "{file}");
     assert!(!file.contains(token));
 
-    let get = app
-        .get("/api/acme/admin/apiKeys/new-key", &token_for_read())
-        .await;
+    let get = app.get_key("acme", "new-key").await;
     assert_eq!(get.status(), 200);
     assert!(get.headers().get("etag").is_some());
     let got: Value = get.json().await.unwrap();
@@ -47,16 +45,12 @@ async fn create_returns_the_token_once_and_stores_only_its_hash() {
     assert_eq!(got["description"], "for tests");
 }
 
-fn token_for_read() -> String {
-    token("acme", READ)
-}
-
 #[tokio::test]
 async fn list_is_sorted_by_name_and_never_shows_hashes() {
     let app = spawn_app().await;
     app.new_key("acme", "aaa-first", &[]).await;
 
-    let res = app.get("/api/acme/admin/apiKeys", &token_for_read()).await;
+    let res = app.list_keys("acme", Reader).await;
 
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
@@ -84,13 +78,7 @@ async fn create_then_delete_gives_back_the_original_file_byte_for_byte() {
     app.new_key("acme", "temp", &["orders:read"]).await;
     assert_ne!(app.read_file("acme"), ACME_FILE);
 
-    let res = app
-        .client
-        .delete(app.keys_url("acme") + "/temp")
-        .bearer_auth(writer("acme"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete_key("acme", "temp").await;
 
     assert_eq!(res.status(), 204);
     assert_eq!(app.read_file("acme"), ACME_FILE);
@@ -119,13 +107,8 @@ async fn update_changes_only_the_given_fields_and_null_clears() {
     .await;
 
     let res = app
-        .client
-        .put(app.keys_url("acme") + "/k")
-        .bearer_auth(writer("acme"))
-        .json(&json!({"enabled": false, "description": null}))
-        .send()
-        .await
-        .unwrap();
+        .update_key("acme", "k", json!({"enabled": false, "description": null}))
+        .await;
 
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("etag").is_some());
@@ -144,13 +127,8 @@ async fn update_changes_only_the_given_fields_and_null_clears() {
 async fn update_needs_enabled() {
     let app = spawn_app().await;
     let res = app
-        .client
-        .put(app.keys_url("acme") + "/ci-deploy")
-        .bearer_auth(writer("acme"))
-        .json(&json!({"permissions": []}))
-        .send()
-        .await
-        .unwrap();
+        .update_key("acme", "ci-deploy", json!({"permissions": []}))
+        .await;
     let body = assert_problem(res, 400, "invalid_request").await;
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("enabled"), "{message}");
@@ -159,46 +137,45 @@ async fn update_needs_enabled() {
 #[tokio::test]
 async fn if_match_with_a_stale_etag_is_refused_and_nothing_is_written() {
     let app = spawn_app().await;
-    let get = app
-        .get("/api/acme/admin/apiKeys/ci-deploy", &token_for_read())
-        .await;
+    let get = app.get_key("acme", "ci-deploy").await;
     let etag = get.headers()["etag"].to_str().unwrap().to_owned();
     // An ops edit in git changes the entry behind the dashboard's back.
     let edited = ACME_FILE.replace("[orders:read, orders:write]", "[orders:read]");
     std::fs::write(app.file("acme"), &edited).unwrap();
 
-    for (method, body) in [("PUT", Some(json!({"enabled": false}))), ("DELETE", None)] {
-        let mut req = app
-            .client
-            .request(method.parse().unwrap(), app.keys_url("acme") + "/ci-deploy")
-            .bearer_auth(writer("acme"))
-            .header("If-Match", &etag);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        assert_problem(res, 412, "precondition_failed").await;
-        assert_eq!(app.read_file("acme"), edited);
-    }
+    let put = app
+        .update_key_as(
+            "acme",
+            "ci-deploy",
+            json!({"enabled": false}),
+            Writer,
+            Some(&etag),
+        )
+        .await;
+    assert_problem(put, 412, "precondition_failed").await;
+    assert_eq!(app.read_file("acme"), edited);
+    let delete = app
+        .delete_key_as("acme", "ci-deploy", Writer, Some(&etag))
+        .await;
+    assert_problem(delete, 412, "precondition_failed").await;
+    assert_eq!(app.read_file("acme"), edited);
 }
 
 #[tokio::test]
 async fn if_match_with_the_current_etag_succeeds() {
     let app = spawn_app().await;
-    let get = app
-        .get("/api/acme/admin/apiKeys/ci-deploy", &token_for_read())
-        .await;
+    let get = app.get_key("acme", "ci-deploy").await;
     let etag = get.headers()["etag"].to_str().unwrap().to_owned();
 
     let res = app
-        .client
-        .put(app.keys_url("acme") + "/ci-deploy")
-        .bearer_auth(writer("acme"))
-        .header("If-Match", &etag)
-        .json(&json!({"enabled": false}))
-        .send()
-        .await
-        .unwrap();
+        .update_key_as(
+            "acme",
+            "ci-deploy",
+            json!({"enabled": false}),
+            Writer,
+            Some(&etag),
+        )
+        .await;
 
     assert_eq!(res.status(), 200);
     assert_ne!(res.headers()["etag"].to_str().unwrap(), etag);
@@ -215,26 +192,13 @@ async fn creating_an_existing_name_is_a_conflict() {
 #[tokio::test]
 async fn missing_keys_are_404_for_get_put_and_delete() {
     let app = spawn_app().await;
+    let res = app.get_key("acme", "nope").await;
+    assert_problem(res, 404, "key_not_found").await;
     let res = app
-        .get("/api/acme/admin/apiKeys/nope", &token_for_read())
+        .update_key("acme", "nope", json!({"enabled": true}))
         .await;
     assert_problem(res, 404, "key_not_found").await;
-    let res = app
-        .client
-        .put(app.keys_url("acme") + "/nope")
-        .bearer_auth(writer("acme"))
-        .json(&json!({"enabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(res, 404, "key_not_found").await;
-    let res = app
-        .client
-        .delete(app.keys_url("acme") + "/nope")
-        .bearer_auth(writer("acme"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete_key("acme", "nope").await;
     assert_problem(res, 404, "key_not_found").await;
 }
 
@@ -353,13 +317,7 @@ async fn creates_stop_at_the_per_tenant_key_limit_and_nothing_is_written() {
     assert_eq!(app.read_file("acme"), before);
 
     // Updates and deletes are not limited; a delete makes room again.
-    let res = app
-        .client
-        .delete(format!("{}/third", app.keys_url("acme")))
-        .bearer_auth(writer("acme"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete_key("acme", "third").await;
     assert_eq!(res.status(), 204);
     assert_eq!(
         app.create_key("acme", json!({"name": "fourth"}))

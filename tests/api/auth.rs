@@ -14,7 +14,7 @@ fn www_authenticate(res: &reqwest::Response) -> String {
 #[tokio::test]
 async fn no_credential_is_401_with_a_bare_bearer_challenge() {
     let app = spawn_app().await;
-    let res = app.client.get(app.keys_url("acme")).send().await.unwrap();
+    let res = app.list_keys("acme", Anonymous).await;
     assert_eq!(www_authenticate(&res), r#"Bearer realm="keyward""#);
     assert_problem(res, 401, "invalid_token").await;
 }
@@ -51,7 +51,7 @@ async fn bad_tokens_are_401_invalid_token() {
         ),
     ];
     for (why, token) in cases {
-        let res = app.get("/api/acme/admin/apiKeys", &token).await;
+        let res = app.list_keys("acme", &token).await;
         assert_eq!(
             www_authenticate(&res),
             r#"Bearer realm="keyward", error="invalid_token""#,
@@ -70,12 +70,10 @@ fn b64(s: &str) -> String {
 async fn a_token_for_another_tenant_is_403_whether_or_not_the_tenant_exists() {
     let app = spawn_app().await;
     let for_globex = token("globex", READ);
-    let res = app.get("/api/acme/admin/apiKeys", &for_globex).await;
+    let res = app.list_keys("acme", &for_globex).await;
     assert_problem(res, 403, "tenant_forbidden").await;
     // A tenant that does not exist answers the same: no probing.
-    let res = app
-        .get("/api/does-not-exist/admin/apiKeys", &for_globex)
-        .await;
+    let res = app.list_keys("does-not-exist", &for_globex).await;
     assert_problem(res, 403, "tenant_forbidden").await;
 }
 
@@ -83,7 +81,7 @@ async fn a_token_for_another_tenant_is_403_whether_or_not_the_tenant_exists() {
 async fn an_allowed_but_missing_tenant_is_404() {
     let app = spawn_app().await;
     let all = jwt(json!({"exp": now() + 60, "scope": READ, "tenant_id": "*"}));
-    let res = app.get("/api/does-not-exist/admin/apiKeys", &all).await;
+    let res = app.list_keys("does-not-exist", &all).await;
     assert_problem(res, 404, "tenant_not_found").await;
     assert!(!app.tenants().join("does-not-exist").exists());
 }
@@ -91,15 +89,9 @@ async fn an_allowed_but_missing_tenant_is_404() {
 #[tokio::test]
 async fn a_missing_scope_is_403_insufficient_scope_naming_the_scope() {
     let app = spawn_app().await;
-    let reader = token("acme", READ);
     let res = app
-        .client
-        .post(app.keys_url("acme"))
-        .bearer_auth(&reader)
-        .json(&json!({"name": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .create_key_as("acme", json!({"name": "x"}), Reader)
+        .await;
     assert_eq!(
         www_authenticate(&res),
         r#"Bearer realm="keyward", error="insufficient_scope", scope="tenant.apiKey:write""#
@@ -107,7 +99,7 @@ async fn a_missing_scope_is_403_insufficient_scope_naming_the_scope() {
     assert_problem(res, 403, "insufficient_scope").await;
 
     let nothing = token("acme", "openid profile");
-    let res = app.get("/api/acme/admin/apiKeys", &nothing).await;
+    let res = app.list_keys("acme", &nothing).await;
     assert_problem(res, 403, "insufficient_scope").await;
     assert_eq!(app.read_file("acme"), ACME_FILE);
 }
@@ -115,10 +107,10 @@ async fn a_missing_scope_is_403_insufficient_scope_naming_the_scope() {
 #[tokio::test]
 async fn write_implies_read_and_scp_and_tenant_arrays_work() {
     let app = spawn_app().await;
-    let res = app.get("/api/acme/admin/apiKeys", &writer("acme")).await;
+    let res = app.list_keys("acme", Writer).await;
     assert_eq!(res.status(), 200);
     let scp = jwt(json!({"exp": now() + 60, "scp": [READ], "tenant_id": ["globex", "acme"]}));
-    let res = app.get("/api/acme/admin/apiKeys", &scp).await;
+    let res = app.list_keys("acme", &scp).await;
     assert_eq!(res.status(), 200);
 }
 
@@ -138,16 +130,13 @@ async fn issuer_and_audience_are_checked_when_configured() {
         jwt(c)
     };
     let good = with(json!({"iss": "https://idp.example", "aud": "keyward"}));
-    assert_eq!(
-        app.get("/api/acme/admin/apiKeys", &good).await.status(),
-        200
-    );
+    assert_eq!(app.list_keys("acme", &good).await.status(), 200);
     for bad in [
         with(json!({"iss": "https://evil.example", "aud": "keyward"})),
         with(json!({"iss": "https://idp.example", "aud": "other"})),
         with(json!({"aud": "keyward"})),
     ] {
-        let res = app.get("/api/acme/admin/apiKeys", &bad).await;
+        let res = app.list_keys("acme", &bad).await;
         assert_problem(res, 401, "invalid_token").await;
     }
 }

@@ -4,8 +4,7 @@
 //! purpose, the file is never torn, and both processes end up serving what the file says.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -27,20 +26,6 @@ struct Ack {
 }
 
 const OPS_ADDED: &str = "  - name: ops-added\n    hash: sha256:3333333333333333333333333333333333333333333333333333333333333333\n";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn model_of(text: &str) -> Model {
     let file = SecurityFile::parse(text).expect("the file is never torn");
@@ -146,34 +131,34 @@ async fn round(bases: [String; 2], round: usize) -> Vec<Ack> {
     acks
 }
 
+/// The names a server lists for acme, in its order.
+async fn names_served(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let listed: Vec<Value> = client
+        .get(format!("{base}/api/acme/admin/apiKeys"))
+        .bearer_auth(token("acme", READ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listed
+        .iter()
+        .map(|k| k["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Waits until a server lists exactly the model's keys.
 async fn serves(base: &str, expected: &Model) {
     let client = reqwest::Client::new();
     let want: Vec<&String> = expected.keys().collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let listed: Vec<Value> = client
-            .get(format!("{base}/api/acme/admin/apiKeys"))
-            .bearer_auth(token("acme", READ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let names: Vec<String> = listed
-            .iter()
-            .map(|k| k["name"].as_str().unwrap().to_owned())
-            .collect();
-        if names.iter().collect::<Vec<_>>() == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{base} serves {names:?}, the file says {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        &format!("{base} serving what the file says, {want:?}"),
+        Duration::from_secs(5),
+        || names_served(&client, base),
+        |names| names.iter().collect::<Vec<_>>() == want,
+    )
+    .await;
 }
 
 /// Reads the file over and over while keyward alone writes it: every read must parse,

@@ -75,10 +75,8 @@ async fn sigkill_during_concurrent_creates_never_loses_an_acknowledged_write_or_
 
 #[tokio::test]
 async fn temp_files_left_by_a_killed_writer_are_removed_once_stale() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tenants_with(&[("acme", ACME_FILE)]);
     let acme = dir.path().join("tenants/acme");
-    std::fs::create_dir_all(&acme).unwrap();
-    std::fs::write(acme.join("security.yml"), ACME_FILE).unwrap();
     let stale = acme.join(".security.yml.AbC123.tmp");
     let fresh = acme.join(".security.yml.XyZ789.tmp");
     let foreign = acme.join("notes.tmp");

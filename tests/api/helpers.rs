@@ -1,13 +1,20 @@
-//! `spawn_app()`: a real keyward on a random port over its own temp tenants directory.
+//! `spawn_app()`: a real keyward on a random port over its own temp tenants directory, and
+//! one method per endpoint so test bodies say what they do, not how a request is built.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::{EncodingKey, Header, encode};
+use keyward::clock::Clock;
 use keyward::config::Settings;
 use keyward::startup::Application;
+use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long!";
 pub const READ: &str = "tenant.apiKey:read";
@@ -43,6 +50,8 @@ pub struct TestApp {
     pub stopped: tokio::task::JoinHandle<std::io::Result<()>>,
     pub dir: TempDir,
     pub client: reqwest::Client,
+    /// The server's clock: the system clock unless the test brought its own.
+    pub clock: Clock,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -51,20 +60,32 @@ pub async fn spawn_app() -> TestApp {
 
 /// Tenants: `acme` (ACME_FILE) and `globex` (a directory without security.yml).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_clock(Clock::system(), configure).await
+}
+
+/// As `spawn_app_with`, with every expiry and grace period measured by `clock`: a test
+/// moves time with `clock.advance` instead of sleeping.
+pub async fn spawn_app_with_clock(clock: Clock, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let tenants = dir.path().join("tenants");
     std::fs::create_dir_all(tenants.join("acme")).unwrap();
     std::fs::create_dir_all(tenants.join("globex")).unwrap();
     std::fs::write(tenants.join("acme/security.yml"), ACME_FILE).unwrap();
-    spawn_app_on(dir, configure).await
+    start(dir, clock, configure).await
 }
 
 /// Starts a server over an existing temp dir (whose `tenants/` the caller prepared).
 pub async fn spawn_app_on(dir: TempDir, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    start(dir, Clock::system(), configure).await
+}
+
+async fn start(dir: TempDir, clock: Clock, configure: impl FnOnce(&mut Settings)) -> TestApp {
     LazyLock::force(&TRACING);
     let mut settings = settings_for(dir.path());
     configure(&mut settings);
-    let app = Application::build(settings).await.expect("the app builds");
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .expect("the app builds");
     let (address, handle, stopped) = serve(app).await;
     TestApp {
         handle,
@@ -72,6 +93,7 @@ pub async fn spawn_app_on(dir: TempDir, configure: impl FnOnce(&mut Settings)) -
         address,
         dir,
         client: reqwest::Client::new(),
+        clock,
     }
 }
 
@@ -89,19 +111,37 @@ pub async fn serve(
     let stopped = tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
     let ready = format!("{address}/readyz");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let _ready = eventually(
+        &format!("{address} ready"),
+        Duration::from_secs(30),
+        || client.get(&ready).send(),
+        |res| res.as_ref().is_ok_and(|r| r.status() == 200),
+    )
+    .await;
+    (address, handle, stopped)
+}
+
+/// Asks `probe` again and again until `done` accepts its answer, which it returns; panics
+/// with the last answer after `within`. For what happens in the background (file events,
+/// start-up): the deadline is generous because latency is not what these tests measure.
+pub async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + within;
     loop {
-        let res = client.get(&ready).send().await;
-        if res.is_ok_and(|r| r.status() == 200) {
-            break;
+        let answer = probe().await;
+        if done(&answer) {
+            return answer;
         }
         assert!(
-            std::time::Instant::now() < deadline,
-            "{address} never became ready"
+            Instant::now() < deadline,
+            "never {what} within {within:?}; last: {answer:?}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (address, handle, stopped)
 }
 
 pub fn settings_for(dir: &Path) -> Settings {
@@ -117,7 +157,7 @@ pub fn settings_for(dir: &Path) -> Settings {
 }
 
 pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// An HS256 JWT signed with the test secret.
@@ -139,6 +179,51 @@ pub fn token(tenant: &str, scope: &str) -> String {
 
 pub fn writer(tenant: &str) -> String {
     token(tenant, WRITE)
+}
+
+/// `git -C dir args...`, which must succeed; returns its standard output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// How a request to the admin API or `current` proves who calls.
+#[derive(Clone, Copy, Debug)]
+pub enum Credential<'a> {
+    /// A JWT allowed to write the request's tenant (what most tests use).
+    Writer,
+    /// A JWT allowed to read the request's tenant.
+    Reader,
+    /// `Authorization: Bearer` with this token; a `&str` or `&String` converts to it.
+    Bearer(&'a str),
+    /// `X-API-Key` with this key.
+    ApiKey(&'a str),
+    /// No credential at all.
+    Anonymous,
+}
+
+pub use Credential::{Anonymous, ApiKey, Bearer, Reader, Writer};
+
+impl<'a> From<&'a str> for Credential<'a> {
+    fn from(token: &'a str) -> Self {
+        Bearer(token)
+    }
+}
+
+impl<'a> From<&'a String> for Credential<'a> {
+    fn from(token: &'a String) -> Self {
+        Bearer(token)
+    }
 }
 
 impl TestApp {
@@ -170,14 +255,62 @@ impl TestApp {
         self.url(&format!("/api/{tenant}/admin/apiKeys"))
     }
 
-    pub async fn create_key(&self, tenant: &str, body: Value) -> reqwest::Response {
-        self.client
-            .post(self.keys_url(tenant))
-            .bearer_auth(writer(tenant))
-            .json(&body)
-            .send()
-            .await
+    pub fn key_url(&self, tenant: &str, name: &str) -> String {
+        format!("{}/{name}", self.keys_url(tenant))
+    }
+
+    /// An RFC 3339 timestamp `seconds` from now by the server's clock.
+    pub fn in_seconds(&self, seconds: i64) -> String {
+        (self.clock.now() + time::Duration::seconds(seconds))
+            .format(&Rfc3339)
             .unwrap()
+    }
+
+    /// A request to `url` on behalf of `who` for `tenant`, with an `If-Match` if given.
+    fn request(
+        &self,
+        method: Method,
+        url: String,
+        tenant: &str,
+        who: Credential<'_>,
+        if_match: Option<&str>,
+    ) -> RequestBuilder {
+        let mut req = self.client.request(method, url);
+        req = match who {
+            Writer => req.bearer_auth(writer(tenant)),
+            Reader => req.bearer_auth(token(tenant, READ)),
+            Bearer(t) => req.bearer_auth(t),
+            ApiKey(k) => req.header("X-API-Key", k),
+            Anonymous => req,
+        };
+        if let Some(etag) = if_match {
+            req = req.header("If-Match", etag);
+        }
+        req
+    }
+
+    /// POST /api/{tenant}/admin/apiKeys as the tenant's writer.
+    pub async fn create_key(&self, tenant: &str, body: Value) -> Response {
+        self.create_key_as(tenant, body, Writer).await
+    }
+
+    pub async fn create_key_as<'a>(
+        &self,
+        tenant: &str,
+        body: Value,
+        who: impl Into<Credential<'a>>,
+    ) -> Response {
+        self.request(
+            Method::POST,
+            self.keys_url(tenant),
+            tenant,
+            who.into(),
+            None,
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
     }
 
     /// Creates a key and returns its one-time token.
@@ -190,32 +323,185 @@ impl TestApp {
         body["token"].as_str().unwrap().to_owned()
     }
 
-    pub async fn get(&self, path: &str, bearer: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(bearer)
+    /// GET /api/{tenant}/admin/apiKeys/{name} as the tenant's reader.
+    pub async fn get_key(&self, tenant: &str, name: &str) -> Response {
+        self.request(
+            Method::GET,
+            self.key_url(tenant, name),
+            tenant,
+            Reader,
+            None,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// GET /api/{tenant}/admin/apiKeys.
+    pub async fn list_keys<'a>(&self, tenant: &str, who: impl Into<Credential<'a>>) -> Response {
+        self.request(Method::GET, self.keys_url(tenant), tenant, who.into(), None)
             .send()
             .await
             .unwrap()
     }
 
+    /// The names `list_keys` answers to the tenant's reader, in its order.
     pub async fn list_names(&self, tenant: &str) -> Vec<String> {
-        let res = self
-            .get(
-                &format!("/api/{tenant}/admin/apiKeys"),
-                &token(tenant, READ),
-            )
-            .await;
+        let res = self.list_keys(tenant, Reader).await;
         assert_eq!(res.status(), 200);
         let body: Vec<Value> = res.json().await.unwrap();
         body.iter()
             .map(|k| k["name"].as_str().unwrap().to_owned())
             .collect()
     }
+
+    /// PUT /api/{tenant}/admin/apiKeys/{name} as the tenant's writer, unconditionally.
+    pub async fn update_key(&self, tenant: &str, name: &str, body: Value) -> Response {
+        self.update_key_as(tenant, name, body, Writer, None).await
+    }
+
+    pub async fn update_key_as<'a>(
+        &self,
+        tenant: &str,
+        name: &str,
+        body: Value,
+        who: impl Into<Credential<'a>>,
+        if_match: Option<&str>,
+    ) -> Response {
+        let url = self.key_url(tenant, name);
+        self.request(Method::PUT, url, tenant, who.into(), if_match)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// DELETE /api/{tenant}/admin/apiKeys/{name} as the tenant's writer, unconditionally.
+    pub async fn delete_key(&self, tenant: &str, name: &str) -> Response {
+        self.delete_key_as(tenant, name, Writer, None).await
+    }
+
+    pub async fn delete_key_as<'a>(
+        &self,
+        tenant: &str,
+        name: &str,
+        who: impl Into<Credential<'a>>,
+        if_match: Option<&str>,
+    ) -> Response {
+        let url = self.key_url(tenant, name);
+        self.request(Method::DELETE, url, tenant, who.into(), if_match)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST /api/{tenant}/admin/apiKeys/{name}/rotate as the tenant's writer,
+    /// unconditionally; `None` sends no body (`Some(Value::Null)` sends `null`).
+    pub async fn rotate_key(&self, tenant: &str, name: &str, body: Option<Value>) -> Response {
+        self.rotate_key_as(tenant, name, body, Writer, None).await
+    }
+
+    pub async fn rotate_key_as<'a>(
+        &self,
+        tenant: &str,
+        name: &str,
+        body: Option<Value>,
+        who: impl Into<Credential<'a>>,
+        if_match: Option<&str>,
+    ) -> Response {
+        let url = format!("{}/rotate", self.key_url(tenant, name));
+        let mut req = self.request(Method::POST, url, tenant, who.into(), if_match);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// GET /api/{tenant}/admin/status as the tenant's reader.
+    pub async fn status(&self, tenant: &str) -> Response {
+        let url = self.url(&format!("/api/{tenant}/admin/status"));
+        self.request(Method::GET, url, tenant, Reader, None)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST /api/{tenant}/apiKeys/verify with `body` (`{"key": ..., "permissions": [...]}`).
+    pub async fn verify(&self, tenant: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(&format!("/api/{tenant}/apiKeys/verify")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The verdict on `body`, which always comes with a 200.
+    pub async fn verdict_for(&self, tenant: &str, body: Value) -> Value {
+        let res = self.verify(tenant, body).await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// The verdict on `key`, with no permission required.
+    pub async fn verdict(&self, tenant: &str, key: &str) -> Value {
+        self.verdict_for(tenant, json!({"key": key})).await
+    }
+
+    /// Waits until `key` is (or is not) valid for `tenant`: for changes the watcher applies.
+    pub async fn eventually_valid(&self, tenant: &str, key: &str, valid: bool) -> Value {
+        eventually(
+            &format!("{tenant}/{key} valid={valid}"),
+            Duration::from_secs(5),
+            || self.verdict(tenant, key),
+            |verdict| verdict["valid"] == valid,
+        )
+        .await
+    }
+
+    /// GET /auth/{tenant}?permission=... (forward-auth), with `X-API-Key` if given.
+    pub async fn forward_auth(
+        &self,
+        tenant: &str,
+        key: Option<&str>,
+        permissions: &[&str],
+    ) -> Response {
+        let query: Vec<String> = permissions
+            .iter()
+            .map(|p| format!("permission={p}"))
+            .collect();
+        let mut url = self.url(&format!("/auth/{tenant}"));
+        if !query.is_empty() {
+            url = format!("{url}?{}", query.join("&"));
+        }
+        let who = key.map_or(Anonymous, ApiKey);
+        self.request(Method::GET, url, tenant, who, None)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET /api/{tenant}/apiKeys/current: the calling key itself.
+    pub async fn current(&self, tenant: &str, key: &str) -> Response {
+        let url = self.url(&format!("/api/{tenant}/apiKeys/current"));
+        self.request(Method::GET, url, tenant, ApiKey(key), None)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// DELETE /api/{tenant}/apiKeys/current: the calling key revokes itself.
+    pub async fn revoke_current(&self, tenant: &str, key: &str) -> Response {
+        let url = self.url(&format!("/api/{tenant}/apiKeys/current"));
+        self.request(Method::DELETE, url, tenant, ApiKey(key), None)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// Asserts an RFC 9457 problem with the given status and stable code; returns the body.
-pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> Value {
+pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status(), status, "status for {code}");
     let ct = res
         .headers()

@@ -77,16 +77,16 @@ async fn an_identity_provider_key_rotation_works_without_a_restart() {
         1,
         "fetched once at start"
     );
-    let list = "/api/acme/admin/apiKeys";
-    assert_eq!(app.get(list, &signed("a", &key_a)).await.status(), 200);
+    let list_as = async |token: String| app.list_keys("acme", &token).await.status();
+    assert_eq!(list_as(signed("a", &key_a)).await, 200);
 
     // Act: the IdP rotates to key B.
     *idp.jwks.lock() = json!({"keys": [jwk_b]});
 
     // Assert: a token with the new kid triggers one refetch and is accepted.
-    assert_eq!(app.get(list, &signed("b", &key_b)).await.status(), 200);
+    assert_eq!(list_as(signed("b", &key_b)).await, 200);
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
-    assert_eq!(app.get(list, &signed("b", &key_b)).await.status(), 200);
+    assert_eq!(list_as(signed("b", &key_b)).await, 200);
     assert_eq!(
         idp.fetches.load(Ordering::SeqCst),
         2,
@@ -95,8 +95,8 @@ async fn an_identity_provider_key_rotation_works_without_a_restart() {
 
     // Another unknown kid within 30 s: no refetch (rate limit), so it is refused.
     *idp.jwks.lock() = json!({"keys": [jwk_c]});
-    assert_eq!(app.get(list, &signed("c", &key_c)).await.status(), 401);
-    assert_eq!(app.get(list, &signed("zzz", &key_c)).await.status(), 401);
+    assert_eq!(list_as(signed("c", &key_c)).await, 401);
+    assert_eq!(list_as(signed("zzz", &key_c)).await, 401);
     assert_eq!(
         idp.fetches.load(Ordering::SeqCst),
         2,

@@ -7,6 +7,7 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 
+use crate::cli::tenants_with;
 use crate::helpers::*;
 
 struct Keys {
@@ -60,11 +61,9 @@ fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey) -> String {
 }
 
 async fn app_with_jwks(keys: &Keys) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tenants_with(&[("acme", ACME_FILE)]);
     let jwks_path = dir.path().join("jwks.json");
     std::fs::write(&jwks_path, keys.jwks.to_string()).unwrap();
-    std::fs::create_dir_all(dir.path().join("tenants/acme")).unwrap();
-    std::fs::write(dir.path().join("tenants/acme/security.yml"), ACME_FILE).unwrap();
     spawn_app_on(dir, |s| {
         s.auth.jwks_file = Some(jwks_path);
         s.auth.hs256_secret = None;
@@ -81,7 +80,7 @@ async fn rs256_es256_and_eddsa_tokens_from_the_jwks_are_accepted() {
         sign(Algorithm::ES256, Some("ec-1"), &keys.ec),
         sign(Algorithm::EdDSA, Some("ed-1"), &keys.ed),
     ] {
-        let res = app.get("/api/acme/admin/apiKeys", &token).await;
+        let res = app.list_keys("acme", &token).await;
         assert_eq!(res.status(), 200);
     }
 }
@@ -118,7 +117,7 @@ async fn forged_confused_and_unknown_key_tokens_are_401() {
         ),
     ];
     for (why, token) in cases {
-        let res = app.get("/api/acme/admin/apiKeys", &token).await;
+        let res = app.list_keys("acme", &token).await;
         assert_eq!(res.status(), 401, "{why}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["code"], "invalid_token", "{why}");

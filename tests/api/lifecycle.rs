@@ -1,78 +1,68 @@
 //! Expiry, rotation with grace, lastUsedAt across restarts, API keys as admin principals.
+//! Expiry and grace are measured by the server's clock, which these tests move by hand.
 
 use std::time::Duration;
 
+use keyward::clock::Clock;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::helpers::*;
 
-async fn verify(app: &TestApp, tenant: &str, key: &str) -> Value {
-    app.client
-        .post(app.url(&format!("/api/{tenant}/apiKeys/verify")))
-        .json(&json!({"key": key}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+/// An app whose clock stands still until the test advances it.
+async fn spawn_app_with_manual_clock() -> TestApp {
+    spawn_app_with_clock(Clock::manual(OffsetDateTime::now_utc()), |_| {}).await
 }
 
-fn in_seconds(s: i64) -> String {
-    (OffsetDateTime::now_utc() + time::Duration::seconds(s))
-        .format(&Rfc3339)
+async fn token_of(res: reqwest::Response) -> String {
+    res.json::<Value>().await.unwrap()["token"]
+        .as_str()
         .unwrap()
-}
-
-async fn rotate(app: &TestApp, name: &str, body: Option<Value>) -> reqwest::Response {
-    let mut req = app
-        .client
-        .post(app.keys_url("acme") + &format!("/{name}/rotate"))
-        .bearer_auth(writer("acme"));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    req.send().await.unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
 async fn a_key_stops_working_when_its_expiry_passes() {
-    let app = spawn_app().await;
+    // Arrange
+    let app = spawn_app_with_manual_clock().await;
     let res = app
-        .create_key("acme", json!({"name": "short", "expiresAt": in_seconds(2)}))
+        .create_key(
+            "acme",
+            json!({"name": "short", "expiresAt": app.in_seconds(2)}),
+        )
         .await;
-    let token = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(verify(&app, "acme", &token).await["valid"], true);
+    let token = token_of(res).await;
+    assert_eq!(app.verdict("acme", &token).await["valid"], true);
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(app.verdict("acme", &token).await["valid"], true);
 
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Act
+    app.clock.advance(Duration::from_secs(2));
 
-    assert_eq!(verify(&app, "acme", &token).await["code"], "expired");
+    // Assert
+    assert_eq!(app.verdict("acme", &token).await["code"], "expired");
 }
 
 #[tokio::test]
 async fn expiry_must_be_in_the_future_on_put_and_null_clears_it() {
-    let app = spawn_app().await;
-    app.create_key("acme", json!({"name": "k", "expiresAt": in_seconds(600)}))
+    let app = spawn_app_with_manual_clock().await;
+    app.create_key(
+        "acme",
+        json!({"name": "k", "expiresAt": app.in_seconds(600)}),
+    )
+    .await;
+
+    let res = app
+        .update_key(
+            "acme",
+            "k",
+            json!({"enabled": true, "expiresAt": app.in_seconds(-5)}),
+        )
         .await;
-    let put = |body: Value| {
-        app.client
-            .put(app.keys_url("acme") + "/k")
-            .bearer_auth(writer("acme"))
-            .json(&body)
-            .send()
-    };
-    let res = put(json!({"enabled": true, "expiresAt": in_seconds(-5)}))
-        .await
-        .unwrap();
     assert_problem(res, 422, "validation_failed").await;
-    let res = put(json!({"enabled": true, "expiresAt": null}))
-        .await
-        .unwrap();
+    let res = app
+        .update_key("acme", "k", json!({"enabled": true, "expiresAt": null}))
+        .await;
     assert_eq!(res.json::<Value>().await.unwrap()["expiresAt"], Value::Null);
 }
 
@@ -81,7 +71,7 @@ async fn rotation_without_grace_stops_the_old_token_at_once() {
     let app = spawn_app().await;
     let old = app.new_key("acme", "svc", &["orders:read"]).await;
 
-    let res = rotate(&app, "svc", None).await;
+    let res = app.rotate_key("acme", "svc", None).await;
 
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
@@ -90,42 +80,48 @@ async fn rotation_without_grace_stops_the_old_token_at_once() {
     let new = body["token"].as_str().unwrap();
     assert_ne!(new, old);
     assert_eq!(body["permissions"], json!(["orders:read"]));
-    assert_eq!(verify(&app, "acme", new).await["valid"], true);
-    assert_eq!(verify(&app, "acme", &old).await["valid"], false);
+    assert_eq!(app.verdict("acme", new).await["valid"], true);
+    assert_eq!(app.verdict("acme", &old).await["valid"], false);
     assert!(!app.read_file("acme").contains("previousHashes"));
 }
 
 #[tokio::test]
 async fn rotation_with_grace_keeps_the_old_token_until_the_grace_ends() {
-    let app = spawn_app().await;
+    // Arrange
+    let app = spawn_app_with_manual_clock().await;
     let old = app.new_key("acme", "svc", &[]).await;
 
-    let res = rotate(&app, "svc", Some(json!({"gracePeriodSeconds": 2}))).await;
-    let new = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // Act
+    let res = app
+        .rotate_key("acme", "svc", Some(json!({"gracePeriodSeconds": 2})))
+        .await;
+    let new = token_of(res).await;
 
-    assert_eq!(verify(&app, "acme", &old).await["valid"], true);
-    assert_eq!(verify(&app, "acme", &new).await["valid"], true);
+    // Assert
+    assert_eq!(app.verdict("acme", &old).await["valid"], true);
+    assert_eq!(app.verdict("acme", &new).await["valid"], true);
     assert!(app.read_file("acme").contains("previousHashes:"));
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    assert_eq!(verify(&app, "acme", &old).await["code"], "expired");
-    assert_eq!(verify(&app, "acme", &new).await["valid"], true);
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(app.verdict("acme", &old).await["valid"], true);
+    app.clock.advance(Duration::from_secs(2));
+    assert_eq!(app.verdict("acme", &old).await["code"], "expired");
+    assert_eq!(app.verdict("acme", &new).await["valid"], true);
 
     // The next write of the entry drops the finished grace period.
-    rotate(&app, "svc", None).await;
+    app.rotate_key("acme", "svc", None).await;
     assert!(!app.read_file("acme").contains("previousHashes"));
 }
 
 #[tokio::test]
 async fn a_grace_period_never_outlives_the_key_and_expiry_is_kept() {
     let app = spawn_app().await;
-    let expiry = in_seconds(60);
+    let expiry = app.in_seconds(60);
     app.create_key("acme", json!({"name": "svc", "expiresAt": expiry}))
         .await;
 
-    let res = rotate(&app, "svc", Some(json!({"gracePeriodSeconds": 86400}))).await;
+    let res = app
+        .rotate_key("acme", "svc", Some(json!({"gracePeriodSeconds": 86400})))
+        .await;
 
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["expiresAt"], expiry.as_str());
@@ -138,44 +134,39 @@ async fn a_grace_period_never_outlives_the_key_and_expiry_is_kept() {
 #[tokio::test]
 async fn bad_rotation_requests_are_refused_and_write_nothing() {
     let app = spawn_app().await;
-    let res = rotate(
-        &app,
-        "ci-deploy",
-        Some(json!({"gracePeriodSeconds": 2592001})),
-    )
-    .await;
+    let res = app
+        .rotate_key(
+            "acme",
+            "ci-deploy",
+            Some(json!({"gracePeriodSeconds": 2592001})),
+        )
+        .await;
     assert_problem(res, 422, "validation_failed").await;
-    let res = rotate(&app, "ci-deploy", Some(json!({"grace": 1}))).await;
+    let res = app
+        .rotate_key("acme", "ci-deploy", Some(json!({"grace": 1})))
+        .await;
     assert_problem(res, 400, "invalid_request").await;
-    let res = rotate(&app, "nope", None).await;
+    let res = app.rotate_key("acme", "nope", None).await;
     assert_problem(res, 404, "key_not_found").await;
     let res = app
-        .client
-        .post(app.keys_url("acme") + "/ci-deploy/rotate")
-        .bearer_auth(writer("acme"))
-        .header("If-Match", "\"stale\"")
-        .send()
-        .await
-        .unwrap();
+        .rotate_key_as("acme", "ci-deploy", None, Writer, Some("\"stale\""))
+        .await;
     assert_problem(res, 412, "precondition_failed").await;
     assert_eq!(app.read_file("acme"), ACME_FILE);
 }
 
 async fn get_used(app: &TestApp) -> Value {
-    app.get("/api/acme/admin/apiKeys/used", &token("acme", READ))
-        .await
-        .json()
-        .await
-        .unwrap()
+    app.get_key("acme", "used").await.json().await.unwrap()
 }
 
+// On the system clock on purpose: what is checked is the flush to disk and the restart.
 #[tokio::test]
 async fn last_used_at_is_recorded_and_survives_a_restart() {
     let app = spawn_app().await;
     let key = app.new_key("acme", "used", &[]).await;
     assert_eq!(get_used(&app).await["lastUsedAt"], Value::Null);
 
-    assert_eq!(verify(&app, "acme", &key).await["valid"], true);
+    assert_eq!(app.verdict("acme", &key).await["valid"], true);
     let used = get_used(&app).await["lastUsedAt"].clone();
     assert!(used.is_string(), "{used}");
 
@@ -205,30 +196,25 @@ async fn admin_key(app: &TestApp, admin_perm: &str) -> String {
         .await
 }
 
-fn with_key(req: reqwest::RequestBuilder, key: &str) -> reqwest::RequestBuilder {
-    req.header("X-API-Key", key)
-}
-
 #[tokio::test]
 async fn an_api_key_with_write_rights_manages_its_tenant_within_its_own_permissions() {
     let app = spawn_app().await;
     let key = admin_key(&app, WRITE).await;
 
-    let res = with_key(app.client.post(app.keys_url("acme")), &key)
-        .json(&json!({"name": "child", "permissions": ["orders:read"]}))
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .create_key_as(
+            "acme",
+            json!({"name": "child", "permissions": ["orders:read"]}),
+            ApiKey(&key),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(
         res.json::<Value>().await.unwrap()["createdBy"],
         "apikey:automation"
     );
 
-    let list = with_key(app.client.get(app.keys_url("acme")), &key)
-        .send()
-        .await
-        .unwrap();
+    let list = app.list_keys("acme", ApiKey(&key)).await;
     assert_eq!(list.status(), 200);
 }
 
@@ -236,27 +222,35 @@ async fn an_api_key_with_write_rights_manages_its_tenant_within_its_own_permissi
 async fn an_api_key_can_never_grant_or_take_over_more_than_it_holds() {
     let app = spawn_app().await;
     let key = admin_key(&app, WRITE).await;
+    let who = ApiKey(&key);
     let before = app.read_file("acme");
 
     let attempts = [
-        with_key(app.client.post(app.keys_url("acme")), &key)
-            .json(&json!({"name": "evil", "permissions": ["orders:write"]})),
-        with_key(app.client.post(app.keys_url("acme")), &key)
-            .json(&json!({"name": "evil", "permissions": ["*"]})),
-        with_key(app.client.put(app.keys_url("acme") + "/automation"), &key)
-            .json(&json!({"enabled": true, "permissions": ["tenant.apiKey:write", "orders:*"]})),
+        app.create_key_as(
+            "acme",
+            json!({"name": "evil", "permissions": ["orders:write"]}),
+            who,
+        )
+        .await,
+        app.create_key_as("acme", json!({"name": "evil", "permissions": ["*"]}), who)
+            .await,
+        app.update_key_as(
+            "acme",
+            "automation",
+            json!({"enabled": true, "permissions": ["tenant.apiKey:write", "orders:*"]}),
+            who,
+            None,
+        )
+        .await,
         // ci-deploy holds orders:write, which the caller lacks.
-        with_key(app.client.put(app.keys_url("acme") + "/ci-deploy"), &key)
-            .json(&json!({"enabled": true})),
-        with_key(
-            app.client.post(app.keys_url("acme") + "/ci-deploy/rotate"),
-            &key,
-        ),
-        with_key(app.client.delete(app.keys_url("acme") + "/ci-deploy"), &key),
+        app.update_key_as("acme", "ci-deploy", json!({"enabled": true}), who, None)
+            .await,
+        app.rotate_key_as("acme", "ci-deploy", None, who, None)
+            .await,
+        app.delete_key_as("acme", "ci-deploy", who, None).await,
     ];
-    for req in attempts {
-        let res = req.send().await.unwrap();
-        assert_eq!(res.status(), 403);
+    for res in attempts {
+        assert_eq!(res.status(), 403, "{}", res.url());
     }
     assert_eq!(app.read_file("acme"), before);
 }
@@ -267,32 +261,18 @@ async fn api_key_principals_are_held_to_scope_and_tenant() {
     let reader = admin_key(&app, READ).await;
     let plain = app.new_key("acme", "plain", &["orders:read"]).await;
 
-    let res = with_key(app.client.get(app.keys_url("acme")), &reader)
-        .send()
-        .await
-        .unwrap();
+    let res = app.list_keys("acme", ApiKey(&reader)).await;
     assert_eq!(res.status(), 200);
-    let res = with_key(app.client.post(app.keys_url("acme")), &reader)
-        .json(&json!({"name": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .create_key_as("acme", json!({"name": "x"}), ApiKey(&reader))
+        .await;
     assert_problem(res, 403, "insufficient_scope").await;
-    let res = with_key(app.client.get(app.keys_url("acme")), &plain)
-        .send()
-        .await
-        .unwrap();
+    let res = app.list_keys("acme", ApiKey(&plain)).await;
     assert_problem(res, 403, "insufficient_scope").await;
     // Another tenant: the key is simply not valid there.
-    let res = with_key(app.client.get(app.keys_url("globex")), &reader)
-        .send()
-        .await
-        .unwrap();
+    let res = app.list_keys("globex", ApiKey(&reader)).await;
     assert_problem(res, 401, "invalid_token").await;
-    let res = with_key(app.client.get(app.keys_url("acme")), "kw_forged")
-        .send()
-        .await
-        .unwrap();
+    let res = app.list_keys("acme", ApiKey("kw_forged")).await;
     assert_problem(res, 401, "invalid_token").await;
 }
 
@@ -302,14 +282,19 @@ async fn rotate_takes_a_null_body_and_whole_numbers_written_as_floats() {
     app.new_key("acme", "svc", &[]).await;
 
     // `null` is no body (the body is optional).
-    assert_eq!(rotate(&app, "svc", Some(Value::Null)).await.status(), 200);
+    let res = app.rotate_key("acme", "svc", Some(Value::Null)).await;
+    assert_eq!(res.status(), 200);
     // JSON Schema counts 30.0 as an integer; so does keyward.
-    let res = rotate(&app, "svc", Some(json!({"gracePeriodSeconds": 30.0}))).await;
+    let res = app
+        .rotate_key("acme", "svc", Some(json!({"gracePeriodSeconds": 30.0})))
+        .await;
     assert_eq!(res.status(), 200);
     assert!(app.read_file("acme").contains("previousHashes:"));
 
     let before = app.read_file("acme");
-    let res = rotate(&app, "svc", Some(json!({"gracePeriodSeconds": 2.5}))).await;
+    let res = app
+        .rotate_key("acme", "svc", Some(json!({"gracePeriodSeconds": 2.5})))
+        .await;
     let body = assert_problem(res, 400, "invalid_request").await;
     assert_eq!(body["errors"][0]["field"], "gracePeriodSeconds");
     assert_eq!(app.read_file("acme"), before);

@@ -2,7 +2,6 @@
 //! Waits are generous polls; latency is measured by the benchmark, not asserted here.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use keyward::domain::KeyHash;
@@ -22,29 +21,6 @@ fn file_with(keys: &[&str]) -> String {
     text
 }
 
-async fn verify(app: &TestApp, tenant: &str, key: &str) -> Value {
-    let res = app
-        .client
-        .post(app.url(&format!("/api/{tenant}/apiKeys/verify")))
-        .json(&json!({"key": key}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
-/// Polls until `key` is (or is not) valid for `tenant`; panics after 5 s.
-async fn eventually(app: &TestApp, tenant: &str, key: &str, valid: bool) {
-    for _ in 0..100 {
-        if verify(app, tenant, key).await["valid"] == valid {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{tenant}/{key} never became valid={valid}");
-}
-
 fn rename_save(path: &Path, text: &str) {
     let tmp = path.with_file_name(".security.yml.swp");
     std::fs::write(&tmp, text).unwrap();
@@ -55,70 +31,56 @@ fn rename_save(path: &Path, text: &str) {
 async fn an_in_place_write_is_picked_up() {
     let app = spawn_app().await;
     std::fs::write(app.file("globex"), file_with(&["alpha"])).unwrap();
-    eventually(&app, "globex", "alpha", true).await;
+    app.eventually_valid("globex", "alpha", true).await;
 }
 
 #[tokio::test]
 async fn an_editor_rename_save_twice_in_a_row_is_picked_up_each_time() {
     let app = spawn_app().await;
     rename_save(&app.file("globex"), &file_with(&["one"]));
-    eventually(&app, "globex", "one", true).await;
+    app.eventually_valid("globex", "one", true).await;
 
     rename_save(&app.file("globex"), &file_with(&["two"]));
 
-    eventually(&app, "globex", "two", true).await;
-    eventually(&app, "globex", "one", false).await;
+    app.eventually_valid("globex", "two", true).await;
+    app.eventually_valid("globex", "one", false).await;
 }
 
 #[tokio::test]
 async fn delete_then_recreate_is_picked_up() {
     let app = spawn_app().await;
     std::fs::write(app.file("globex"), file_with(&["old"])).unwrap();
-    eventually(&app, "globex", "old", true).await;
+    app.eventually_valid("globex", "old", true).await;
 
     std::fs::remove_file(app.file("globex")).unwrap();
-    eventually(&app, "globex", "old", false).await;
+    app.eventually_valid("globex", "old", false).await;
     std::fs::write(app.file("globex"), file_with(&["new"])).unwrap();
 
-    eventually(&app, "globex", "new", true).await;
+    app.eventually_valid("globex", "new", true).await;
 }
 
 #[tokio::test]
 async fn git_checkout_of_another_version_is_picked_up() {
     let app = spawn_app().await;
     let dir = app.tenants();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    git(&["init", "-q"]);
-    git(&["config", "user.email", "ops@example.com"]);
-    git(&["config", "user.name", "ops"]);
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["config", "user.email", "ops@example.com"]);
+    git(&dir, &["config", "user.name", "ops"]);
     std::fs::write(app.file("globex"), file_with(&["version-a"])).unwrap();
-    git(&["add", "-A"]);
-    git(&["commit", "-qm", "A"]);
-    let a = git(&["rev-parse", "HEAD"]).trim().to_owned();
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-qm", "A"]);
+    let a = git(&dir, &["rev-parse", "HEAD"]).trim().to_owned();
     std::fs::write(app.file("globex"), file_with(&["version-b"])).unwrap();
-    git(&["commit", "-qam", "B"]);
-    eventually(&app, "globex", "version-b", true).await;
+    git(&dir, &["commit", "-qam", "B"]);
+    app.eventually_valid("globex", "version-b", true).await;
 
-    git(&["checkout", "-q", &a, "--", "."]);
-    eventually(&app, "globex", "version-a", true).await;
-    eventually(&app, "globex", "version-b", false).await;
+    git(&dir, &["checkout", "-q", &a, "--", "."]);
+    app.eventually_valid("globex", "version-a", true).await;
+    app.eventually_valid("globex", "version-b", false).await;
 
-    git(&["checkout", "-q", "HEAD", "--", "."]);
-    eventually(&app, "globex", "version-b", true).await;
-    eventually(&app, "globex", "version-a", false).await;
+    git(&dir, &["checkout", "-q", "HEAD", "--", "."]);
+    app.eventually_valid("globex", "version-b", true).await;
+    app.eventually_valid("globex", "version-a", false).await;
 }
 
 #[tokio::test]
@@ -127,12 +89,12 @@ async fn a_new_tenant_directory_is_picked_up_and_a_removed_one_stops_working() {
     let dir = app.tenants().join("initech");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("security.yml"), file_with(&["tps"])).unwrap();
-    eventually(&app, "initech", "tps", true).await;
+    app.eventually_valid("initech", "tps", true).await;
 
     std::fs::remove_dir_all(&dir).unwrap();
 
-    eventually(&app, "initech", "tps", false).await;
-    assert_eq!(verify(&app, "initech", "tps").await["code"], "not_found");
+    app.eventually_valid("initech", "tps", false).await;
+    assert_eq!(app.verdict("initech", "tps").await["code"], "not_found");
 }
 
 #[tokio::test]
@@ -144,7 +106,7 @@ async fn a_kubernetes_configmap_data_symlink_swap_is_picked_up() {
     std::fs::write(cm.join("..2026_01_01/security.yml"), file_with(&["first"])).unwrap();
     symlink("..2026_01_01", cm.join("..data")).unwrap();
     symlink("..data/security.yml", cm.join("security.yml")).unwrap();
-    eventually(&app, "cm", "first", true).await;
+    app.eventually_valid("cm", "first", true).await;
 
     // What kubelet does: a new timestamped dir, a temp link, renamed over `..data`.
     std::fs::create_dir_all(cm.join("..2026_01_02")).unwrap();
@@ -152,36 +114,34 @@ async fn a_kubernetes_configmap_data_symlink_swap_is_picked_up() {
     symlink("..2026_01_02", cm.join("..data_tmp")).unwrap();
     std::fs::rename(cm.join("..data_tmp"), cm.join("..data")).unwrap();
 
-    eventually(&app, "cm", "second", true).await;
-    eventually(&app, "cm", "first", false).await;
+    app.eventually_valid("cm", "second", true).await;
+    app.eventually_valid("cm", "first", false).await;
     let res = app.create_key("cm", json!({"name": "x"})).await;
     assert_problem(res, 409, "tenant_read_only").await;
+}
+
+async fn status_of(app: &TestApp, tenant: &str) -> Value {
+    app.status(tenant).await.json().await.unwrap()
 }
 
 #[tokio::test]
 async fn an_invalid_file_keeps_the_last_good_keys_shows_its_error_and_recovers() {
     let app = spawn_app().await;
     std::fs::write(app.file("globex"), file_with(&["good"])).unwrap();
-    eventually(&app, "globex", "good", true).await;
+    app.eventually_valid("globex", "good", true).await;
 
     std::fs::write(
         app.file("globex"),
         "apiKeys:\n  - name: broken\n    hash: nope\n",
     )
     .unwrap();
-    let mut status = json!(null);
-    for _ in 0..100 {
-        status = app
-            .get("/api/globex/admin/status", &token("globex", READ))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if status["valid"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = eventually(
+        "globex's status invalid",
+        Duration::from_secs(5),
+        || status_of(&app, "globex"),
+        |status| status["valid"] == false,
+    )
+    .await;
 
     assert_eq!(status["valid"], false, "{status}");
     // The bad value itself (`hash: nope` is line 3), not the entry's first line.
@@ -193,19 +153,14 @@ async fn an_invalid_file_keeps_the_last_good_keys_shows_its_error_and_recovers()
             .contains("hash")
     );
     assert_eq!(
-        verify(&app, "globex", "good").await["valid"],
+        app.verdict("globex", "good").await["valid"],
         true,
         "last good keys stay"
     );
 
     std::fs::write(app.file("globex"), file_with(&["fixed"])).unwrap();
-    eventually(&app, "globex", "fixed", true).await;
-    let status: Value = app
-        .get("/api/globex/admin/status", &token("globex", READ))
-        .await
-        .json()
-        .await
-        .unwrap();
+    app.eventually_valid("globex", "fixed", true).await;
+    let status = status_of(&app, "globex").await;
     assert_eq!(status["valid"], true, "{status}");
     assert!(status["error"].is_null());
 }
@@ -214,7 +169,7 @@ async fn an_invalid_file_keeps_the_last_good_keys_shows_its_error_and_recovers()
 async fn verification_never_fails_while_the_file_is_rewritten_in_a_loop() {
     let app = spawn_app().await;
     std::fs::write(app.file("globex"), file_with(&["stable"])).unwrap();
-    eventually(&app, "globex", "stable", true).await;
+    app.eventually_valid("globex", "stable", true).await;
 
     let path = app.file("globex");
     let writer = tokio::task::spawn_blocking(move || {
@@ -269,5 +224,5 @@ async fn verification_never_fails_while_the_file_is_rewritten_in_a_loop() {
 async fn a_key_created_through_the_api_is_valid_at_once() {
     let app = spawn_app().await;
     let token = app.new_key("acme", "instant", &[]).await;
-    assert_eq!(verify(&app, "acme", &token).await["valid"], true);
+    assert_eq!(app.verdict("acme", &token).await["valid"], true);
 }
