@@ -80,44 +80,27 @@ async fn a_previous_token_in_its_grace_period_revokes_only_itself() {
     let app = spawn_app().await;
     let old = app.new_key("acme", "svc", &["orders:read"]).await;
     let rotated = app
-        .client
-        .post(app.keys_url("acme") + "/svc/rotate")
-        .bearer_auth(writer("acme"))
-        .json(&json!({"gracePeriodSeconds": 3600}))
-        .send()
-        .await
-        .unwrap();
+        .rotate_key("acme", "svc", Some(json!({"gracePeriodSeconds": 3600})))
+        .await;
     assert_eq!(rotated.status(), 200);
     let new = rotated.json::<Value>().await.unwrap()["token"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    let res = app
-        .client
-        .delete(app.url("/api/acme/apiKeys/current"))
-        .header("X-API-Key", &old)
-        .send()
-        .await
-        .unwrap();
+    let res = app.revoke_current("acme", &old).await;
     assert_eq!(res.status(), 204);
 
-    let verify = |key: String| {
-        let app = &app;
-        async move {
-            app.client
-                .post(app.url("/api/acme/apiKeys/verify"))
-                .json(&json!({ "key": key }))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(verify(new).await["valid"], true, "the replacement lives on");
-    assert_eq!(verify(old).await["valid"], false, "the old token is gone");
+    assert_eq!(
+        app.verdict("acme", &new).await["valid"],
+        true,
+        "the replacement lives on"
+    );
+    assert_eq!(
+        app.verdict("acme", &old).await["valid"],
+        false,
+        "the old token is gone"
+    );
     assert!(app.read_file("acme").contains("name: svc"));
 }
 
@@ -237,7 +220,7 @@ async fn a_jwt_with_critical_extensions_is_refused() {
         format!("{signing_input}.{sig}")
     };
 
-    let res = app.get("/api/acme/admin/apiKeys", &token).await;
+    let res = app.list_keys("acme", &token).await;
     let body = assert_problem(res, 401, "invalid_token").await;
     assert!(
         body["detail"].as_str().unwrap().contains("critical"),
@@ -245,10 +228,7 @@ async fn a_jwt_with_critical_extensions_is_refused() {
     );
     // The same claims without `crit` pass.
     let plain = jwt(claims);
-    assert_eq!(
-        app.get("/api/acme/admin/apiKeys", &plain).await.status(),
-        200
-    );
+    assert_eq!(app.list_keys("acme", &plain).await.status(), 200);
 }
 
 #[tokio::test]
@@ -259,17 +239,9 @@ async fn an_issuer_given_as_a_list_is_refused_when_an_issuer_is_configured() {
     };
 
     let listed = claims(json!(["https://idp.example", "https://evil.example"]));
-    assert_problem(
-        app.get("/api/acme/admin/apiKeys", &listed).await,
-        401,
-        "invalid_token",
-    )
-    .await;
+    assert_problem(app.list_keys("acme", &listed).await, 401, "invalid_token").await;
     let single = claims(json!("https://idp.example"));
-    assert_eq!(
-        app.get("/api/acme/admin/apiKeys", &single).await.status(),
-        200
-    );
+    assert_eq!(app.list_keys("acme", &single).await.status(), 200);
 }
 
 #[tokio::test]
@@ -281,7 +253,7 @@ async fn an_unknown_kid_is_never_echoed_in_full() {
         json!({"sub": "a", "exp": now() + 600}),
     );
 
-    let res = app.get("/api/acme/admin/apiKeys", &token).await;
+    let res = app.list_keys("acme", &token).await;
 
     let body = assert_problem(res, 401, "invalid_token").await;
     let detail = body["detail"].as_str().unwrap();
@@ -452,21 +424,6 @@ async fn the_http_layer_s_own_refusals_are_problems_too() {
     assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
 }
 
-fn verify_body(key: &str) -> Value {
-    json!({ "key": key })
-}
-
-async fn is_valid(app: &TestApp, tenant: &str, key: &str) -> bool {
-    let res = app
-        .client
-        .post(app.url(&format!("/api/{tenant}/apiKeys/verify")))
-        .json(&verify_body(key))
-        .send()
-        .await
-        .unwrap();
-    res.json::<Value>().await.unwrap()["valid"] == true
-}
-
 #[tokio::test]
 async fn a_symlinked_tenant_never_aliases_another_tenant_nor_reaches_outside() {
     let outside = tempfile::tempdir().unwrap();
@@ -480,8 +437,12 @@ async fn a_symlinked_tenant_never_aliases_another_tenant_nor_reaches_outside() {
     let app = spawn_app_on(dir, |_| {}).await;
     let key = app.new_key("acme", "real", &[]).await;
 
-    assert!(is_valid(&app, "acme", &key).await);
-    assert!(!is_valid(&app, "alias", &key).await, "acme's key at /alias");
+    assert_eq!(app.verdict("acme", &key).await["valid"], true);
+    assert_eq!(
+        app.verdict("alias", &key).await["valid"],
+        false,
+        "acme's key at /alias"
+    );
     for tenant in ["alias", "escape"] {
         let res = app
             .client
@@ -513,20 +474,13 @@ async fn a_projected_volume_layout_is_served_read_only() {
     std::os::unix::fs::symlink("..data/acme", tenants.join("acme")).unwrap();
     let app = spawn_app_on(dir, |_| {}).await;
 
-    let list = app
-        .get("/api/acme/admin/apiKeys", &token("acme", READ))
-        .await;
+    let list = app.list_keys("acme", Reader).await;
     assert_eq!(list.status(), 200);
     let names: Vec<Value> = list.json().await.unwrap();
     assert_eq!(names.len(), 2);
     let res = app.create_key("acme", json!({"name": "vanishing"})).await;
     assert_problem(res, 409, "tenant_read_only").await;
-    let status: Value = app
-        .get("/api/acme/admin/status", &token("acme", READ))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = app.status("acme").await.json().await.unwrap();
     assert_eq!(status["readOnly"], true, "{status}");
 }
 
@@ -541,12 +495,7 @@ async fn a_security_yml_linked_outside_its_tenant_is_never_read() {
     std::os::unix::fs::symlink(&target, tenants.join("acme/security.yml")).unwrap();
     let app = spawn_app_on(dir, |_| {}).await;
 
-    let status = app
-        .get("/api/acme/admin/status", &token("acme", READ))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let status = app.status("acme").await.text().await.unwrap();
     assert!(status.contains("\"valid\":false"), "{status}");
     assert!(status.contains("outside its tenant directory"), "{status}");
     assert!(
@@ -565,12 +514,7 @@ async fn a_file_s_content_never_appears_in_a_status_or_an_error() {
     .unwrap();
     let mut status = Value::Null;
     for _ in 0..100 {
-        status = app
-            .get("/api/globex/admin/status", &token("globex", READ))
-            .await
-            .json()
-            .await
-            .unwrap();
+        status = app.status("globex").await.json().await.unwrap();
         if status["valid"] == false {
             break;
         }

@@ -27,9 +27,13 @@ async fn an_invalid_file_refuses_writes_and_is_left_as_it_is() {
 #[tokio::test]
 async fn a_symlinked_file_is_read_only() {
     let app = spawn_app().await;
-    let real = app.dir.path().join("configmap-security.yml");
+    // A ConfigMap mount: the file is a link into the tenant's own `..data`. (A link that
+    // leads outside the tenant directory is not read at all: see hardening.rs.)
+    let data = app.tenants().join("globex/..data");
+    std::fs::create_dir_all(&data).unwrap();
+    let real = data.join("security.yml");
     std::fs::write(&real, "apiKeys: []\n").unwrap();
-    symlink(&real, app.file("globex")).unwrap();
+    symlink("..data/security.yml", app.file("globex")).unwrap();
 
     let res = app.create_key("globex", json!({"name": "b"})).await;
 
