@@ -1,28 +1,13 @@
 //! The binary itself: `check`, `keys new`, `hash`, and `serve` as a real process (JSON
 //! logs that never carry a secret, SIGHUP, graceful SIGTERM).
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-fn keyward() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_keyward"))
-}
-
-pub fn tenants_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (tenant, text) in files {
-        let t = dir.path().join("tenants").join(tenant);
-        std::fs::create_dir_all(&t).unwrap();
-        std::fs::write(t.join("security.yml"), text).unwrap();
-    }
-    dir
-}
 
 #[test]
 fn check_passes_valid_files_and_points_at_each_problem() {
@@ -144,81 +129,11 @@ fn every_command_explains_itself() {
     }
 }
 
-/// A real `keyward serve` process with JSON logs, in `dir`.
-pub struct Server {
-    pub child: Child,
-    pub port: u16,
-    lines: std::sync::mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-pub fn serve(dir: &Path) -> Server {
-    let mut child = keyward()
-        .current_dir(dir)
-        .env("KEYWARD_LISTEN", "127.0.0.1:0")
-        .env("KEYWARD_LOG_FORMAT", "json")
-        .env("KEYWARD_AUTH__HS256_SECRET", SECRET)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut server = Server {
-        child,
-        port: 0,
-        lines,
-        log: Vec::new(),
-    };
-    let listening = server.wait_for("keyward listening");
-    server.port = listening["port"].as_u64().unwrap() as u16;
-    server.wait_for("keyward ready");
-    server
-}
-
-impl Drop for Server {
-    /// A test that fails or ends early leaves no process behind.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Waits for a JSON log line whose message contains `needle`.
-    fn wait_for(&mut self, needle: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            let v: Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            self.log.push(line);
-            if v["message"].as_str().is_some_and(|m| m.contains(needle)) {
-                return v;
-            }
-        }
-        panic!("no log line with {needle:?}; got {:#?}", self.log);
-    }
-
-    pub fn signal(&self, sig: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, sig).unwrap();
-    }
-}
-
 #[tokio::test]
 async fn a_served_process_logs_json_without_secrets_rescans_on_sighup_and_stops_gracefully_on_sigterm()
  {
     let dir = tenants_with(&[("acme", ACME_FILE)]);
-    let mut server = serve(dir.path());
+    let mut server = serve_process(dir.path());
     let base = format!("http://127.0.0.1:{}", server.port);
     let client = reqwest::Client::new();
     let admin = writer("acme");
@@ -280,7 +195,7 @@ fn keys_sharing_a_hash_across_tenants_are_warned_about_by_name_never_by_hash() {
     let hash = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     let globex = format!("apiKeys:\n  - name: copied\n    hash: {hash}\n");
     let dir = tenants_with(&[("acme", ACME_FILE), ("globex", &globex)]);
-    let mut server = serve(dir.path());
+    let mut server = serve_process(dir.path());
 
     // Logged during the initial load, before `serve` saw "keyward ready".
     let warning: Value = server
@@ -364,8 +279,8 @@ fn a_large_start_up_load_is_logged_in_one_line_a_small_one_per_tenant() {
         .iter()
         .map(|(t, f)| (t.as_str(), f.as_str()))
         .collect();
-    let large = serve(tenants_with(&files).path());
-    let small = serve(tenants_with(&files[..2]).path());
+    let large = serve_process(tenants_with(&files).path());
+    let small = serve_process(tenants_with(&files[..2]).path());
 
     let messages = |server: &Server| -> Vec<Value> {
         server

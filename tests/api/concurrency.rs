@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use keyward::store::SecurityFile;
 use serde_json::{Value, json};
 
-use crate::cli::{serve, tenants_with};
 use crate::helpers::*;
 
 /// name → description (`None`: no description); a key absent from the map does not exist.
@@ -199,8 +198,8 @@ async fn two_processes_and_git_checkouts_lose_no_acknowledged_write_and_never_te
 
     let servers = {
         let (a, b) = (root.clone(), root.clone());
-        let a = tokio::task::spawn_blocking(move || serve(&a));
-        let b = tokio::task::spawn_blocking(move || serve(&b));
+        let a = tokio::task::spawn_blocking(move || serve_process(&a));
+        let b = tokio::task::spawn_blocking(move || serve_process(&b));
         [a.await.unwrap(), b.await.unwrap()]
     };
     let bases = servers

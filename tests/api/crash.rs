@@ -6,7 +6,6 @@ use std::time::Duration;
 use keyward::store::SecurityFile;
 use serde_json::json;
 
-use crate::cli::{serve, tenants_with};
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +16,7 @@ async fn sigkill_during_concurrent_creates_never_loses_an_acknowledged_write_or_
 
     for round in 0..8u64 {
         let path = dir.path().to_owned();
-        let server = tokio::task::spawn_blocking(move || serve(&path))
+        let server = tokio::task::spawn_blocking(move || serve_process(&path))
             .await
             .unwrap();
         let url = format!("http://127.0.0.1:{}/api/acme/admin/apiKeys", server.port);

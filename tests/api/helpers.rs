@@ -515,3 +515,91 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
     body
 }
+
+// ---- keyward as a real process ----
+
+/// The keyward binary cargo built for these tests.
+pub fn keyward() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+}
+
+/// A temp dir whose `tenants/` holds these tenants' files.
+pub fn tenants_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (tenant, text) in files {
+        let t = dir.path().join("tenants").join(tenant);
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join("security.yml"), text).unwrap();
+    }
+    dir
+}
+
+/// A real `keyward serve` process with JSON logs, in `dir`.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+pub fn serve_process(dir: &Path) -> Server {
+    let mut child = keyward()
+        .current_dir(dir)
+        .env("KEYWARD_LISTEN", "127.0.0.1:0")
+        .env("KEYWARD_LOG_FORMAT", "json")
+        .env("KEYWARD_AUTH__HS256_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut server = Server {
+        child,
+        port: 0,
+        lines,
+        log: Vec::new(),
+    };
+    let listening = server.wait_for("keyward listening");
+    server.port = listening["port"].as_u64().unwrap() as u16;
+    server.wait_for("keyward ready");
+    server
+}
+
+impl Drop for Server {
+    /// A test that fails or ends early leaves no process behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Waits for a JSON log line whose message contains `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            self.log.push(line);
+            if v["message"].as_str().is_some_and(|m| m.contains(needle)) {
+                return v;
+            }
+        }
+        panic!("no log line with {needle:?}; got {:#?}", self.log);
+    }
+
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+}

@@ -7,7 +7,6 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 
-use crate::cli::tenants_with;
 use crate::helpers::*;
 
 struct Keys {
