@@ -14,6 +14,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod index;
 pub mod keys;
+pub mod last_good;
 pub mod lint;
 pub mod metrics;
 pub mod routes;

@@ -20,6 +20,7 @@ use crate::config::Settings;
 use crate::domain::TokenPrefix;
 use crate::index::Index;
 use crate::keys::{self, Verifier};
+use crate::last_good::LastGood;
 use crate::metrics::Metrics;
 use crate::routes::json::BodyLimits;
 use crate::routes::ops::{MetricsAccess, Readiness};
@@ -100,6 +101,7 @@ impl Application {
         let service = Arc::new(keys::Service::new(
             store,
             index.clone(),
+            LastGood::new(settings.state_dir.clone()),
             metrics.clone(),
             clock.clone(),
             prefix.clone(),

@@ -10,7 +10,7 @@ mod verifier;
 
 pub use command::{Actor, CreateKey, IfMatch, KeyChanges, KeyLimits, Patch, Rotation, Target};
 pub use etag::etag;
-pub use service::{Issued, KeyState, Service, TenantStatus};
+pub use service::{Issued, KeyState, KeysFrom, Service, TenantStatus};
 pub use verifier::Verifier;
 
 use crate::domain::FieldError;

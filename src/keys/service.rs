@@ -1,7 +1,8 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use parking_lot::Mutex;
 use time::OffsetDateTime;
 use tracing::Span;
 
@@ -13,6 +14,7 @@ use crate::domain::{
     Token, TokenPrefix,
 };
 use crate::index::{Index, TenantKeys};
+use crate::last_good::LastGood;
 use crate::lint;
 use crate::metrics::Metrics;
 use crate::store::{Change, FileProblem, Loaded, Store, Version};
@@ -35,10 +37,21 @@ pub struct Issued {
 #[derive(Debug, Clone)]
 pub struct TenantStatus {
     pub keys: usize,
+    pub keys_from: KeysFrom,
     pub problem: Option<FileProblem>,
     pub read_only: bool,
     pub loaded_at: Option<OffsetDateTime>,
     pub checked_at: OffsetDateTime,
+}
+
+/// Where the keys a tenant serves come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysFrom {
+    /// The tenant's file, as last loaded valid (or no file: no keys).
+    File,
+    /// The last valid version kept in `state_dir`: the file was invalid when keyward
+    /// started, and has not been valid since.
+    LastGood { saved_at: Option<OffsetDateTime> },
 }
 
 /// A create, update or rotation whose entry is not in the file it wrote: a bug, never input.
@@ -51,6 +64,7 @@ const SHARED_CHECK_PER_TENANT: usize = 64;
 pub struct Service {
     store: Arc<Store>,
     index: Arc<Index>,
+    publisher: Arc<Publisher>,
     metrics: Arc<Metrics>,
     clock: Clock,
     prefix: TokenPrefix,
@@ -61,14 +75,22 @@ impl Service {
     pub fn new(
         store: Arc<Store>,
         index: Arc<Index>,
+        last_good: LastGood,
         metrics: Arc<Metrics>,
         clock: Clock,
         prefix: TokenPrefix,
         max_keys: usize,
     ) -> Self {
+        let publisher = Arc::new(Publisher {
+            store: store.clone(),
+            index: index.clone(),
+            last_good,
+            kept_in_use: Mutex::default(),
+        });
         Self {
             store,
             index,
+            publisher,
             metrics,
             clock,
             prefix,
@@ -95,8 +117,8 @@ impl Service {
         if let Some(keys) = self.index.keys(tenant) {
             return Ok(keys);
         }
-        let (store, index, t) = (self.store.clone(), self.index.clone(), tenant.clone());
-        blocking(move || Ok(load_into(&store, &index, &t)?)).await?;
+        let (publisher, t) = (self.publisher.clone(), tenant.clone());
+        blocking(move || Ok(publisher.load(&t)?)).await?;
         self.index.keys(tenant).ok_or(Error::TenantNotFound)
     }
 
@@ -112,8 +134,13 @@ impl Service {
     pub async fn status(&self, tenant: &TenantId) -> Result<TenantStatus, Error> {
         let keys = self.keys(tenant).await?;
         let health = self.store.health(tenant).ok_or(Error::TenantNotFound)?;
+        let kept = self.publisher.kept_in_use.lock().get(tenant).copied();
         Ok(TenantStatus {
             keys: keys.len(),
+            keys_from: match kept {
+                None => KeysFrom::File,
+                Some(saved_at) => KeysFrom::LastGood { saved_at },
+            },
             problem: health.problem,
             read_only: health.read_only || self.store.is_read_only(),
             loaded_at: health.loaded_at,
@@ -296,11 +323,11 @@ impl Service {
     where
         F: FnMut(&SecurityFile) -> Result<Change, Error> + Send + 'static,
     {
-        let (store, index) = (self.store.clone(), self.index.clone());
+        let publisher = self.publisher.clone();
         let tenant = actor.tenant.clone();
         let written = blocking(move || {
-            let written = store.write(&tenant, decide)?;
-            publish(&index, &tenant, &written.version);
+            let written = publisher.store.write(&tenant, decide)?;
+            publisher.publish(&tenant, &written.version);
             Ok(written)
         })
         .await?;
@@ -412,16 +439,23 @@ impl Service {
     /// Reloads and logs a failure; for a loaded tenant (which the caller logs), returns the
     /// hashes it did not have.
     fn reload_quietly(&self, tenant: &TenantId) -> Option<Vec<KeyHash>> {
-        match load_into(&self.store, &self.index, tenant) {
+        match self.publisher.load(tenant) {
             Ok(Reloaded::Unchanged) => {}
             Ok(Reloaded::Loaded { added }) => {
                 self.metrics.reload(tenant, "loaded");
                 return Some(added);
             }
-            Ok(Reloaded::Invalid(problem)) => {
+            Ok(Reloaded::Invalid { problem, serving }) => {
                 self.metrics.reload(tenant, "invalid");
                 self.metrics.reload_error(tenant);
-                tracing::warn!(%tenant, %problem, "security.yml is invalid; keeping the last valid keys");
+                match serving {
+                    Serving::Kept => tracing::warn!(%tenant, %problem,
+                        "security.yml is invalid; keeping the keys of its last valid version"),
+                    Serving::LastGood => tracing::warn!(%tenant, %problem,
+                        "security.yml is invalid; serving the last valid version kept in state_dir"),
+                    Serving::Nothing => tracing::error!(%tenant, %problem,
+                        "security.yml is invalid and no valid version of it is known: the tenant serves no keys"),
+                }
             }
             Ok(Reloaded::Removed) => {
                 self.metrics.reload(tenant, "removed");
@@ -470,42 +504,86 @@ enum Reloaded {
     Loaded {
         added: Vec<KeyHash>,
     },
-    Invalid(FileProblem),
+    Invalid {
+        problem: FileProblem,
+        serving: Serving,
+    },
     Removed,
 }
 
-/// Loads a tenant from the store and publishes what it found.
-fn load_into(
-    store: &Store,
-    index: &Index,
-    tenant: &TenantId,
-) -> Result<Reloaded, crate::store::StoreError> {
-    Ok(match store.load(tenant)? {
-        Loaded::Unchanged => Reloaded::Unchanged,
-        Loaded::Valid(version) => {
-            let added = match index.keys(tenant) {
-                Some(before) => before.added_by(&version.file),
-                None => version.file.keys.iter().map(|k| k.hash).collect(),
-            };
-            publish(index, tenant, &version);
-            Reloaded::Loaded { added }
-        }
-        Loaded::Invalid(problem) => Reloaded::Invalid(problem),
-        Loaded::Gone { generation } => {
-            if index.remove(tenant, generation) {
-                Reloaded::Removed
-            } else {
-                Reloaded::Unchanged
-            }
-        }
-    })
+/// What a tenant with an invalid file serves.
+enum Serving {
+    /// The keys it had.
+    Kept,
+    /// Its last valid version from `state_dir` (at start-up).
+    LastGood,
+    /// Nothing: no valid version of it was ever seen.
+    Nothing,
 }
 
-/// Builds a version's keys (carrying each key's last use over) and serves them, unless the
-/// index already holds a newer version.
-fn publish(index: &Index, tenant: &TenantId, version: &Version) {
-    let keys = TenantKeys::build(&version.file, index.keys(tenant).as_deref());
-    index.publish(tenant, keys, version.generation);
+/// Publishes what the store returns to the index, and keeps each valid version in
+/// `state_dir` for a restart that finds the file broken.
+struct Publisher {
+    store: Arc<Store>,
+    index: Arc<Index>,
+    last_good: LastGood,
+    /// Tenants serving a kept version, with when it was saved.
+    kept_in_use: Mutex<HashMap<TenantId, Option<OffsetDateTime>>>,
+}
+
+impl Publisher {
+    /// Loads a tenant from the store and publishes what it found.
+    fn load(&self, tenant: &TenantId) -> Result<Reloaded, crate::store::StoreError> {
+        Ok(match self.store.load(tenant)? {
+            Loaded::Unchanged => Reloaded::Unchanged,
+            Loaded::Valid(version) => {
+                let added = match self.index.keys(tenant) {
+                    Some(before) => before.added_by(&version.file),
+                    None => version.file.keys.iter().map(|k| k.hash).collect(),
+                };
+                self.publish(tenant, &version);
+                Reloaded::Loaded { added }
+            }
+            Loaded::Invalid {
+                problem,
+                generation,
+            } => {
+                let serving = if self.index.keys(tenant).is_some_and(|k| !k.is_empty()) {
+                    Serving::Kept
+                } else if let Some(saved) = self.last_good.load(tenant) {
+                    let keys = TenantKeys::build(&saved.file, None);
+                    self.index.publish(tenant, keys, generation);
+                    self.kept_in_use
+                        .lock()
+                        .insert(tenant.clone(), saved.saved_at);
+                    Serving::LastGood
+                } else {
+                    Serving::Nothing
+                };
+                Reloaded::Invalid { problem, serving }
+            }
+            Loaded::Gone { generation } => {
+                self.kept_in_use.lock().remove(tenant);
+                if self.index.remove(tenant, generation) {
+                    Reloaded::Removed
+                } else {
+                    Reloaded::Unchanged
+                }
+            }
+        })
+    }
+
+    /// Builds a version's keys (carrying each key's last use over) and serves them, unless
+    /// the index already holds a newer version; keeps the version for restarts.
+    fn publish(&self, tenant: &TenantId, version: &Version) {
+        let keys = TenantKeys::build(&version.file, self.index.keys(tenant).as_deref());
+        if self.index.publish(tenant, keys, version.generation) {
+            self.kept_in_use.lock().remove(tenant);
+            if let Err(e) = self.last_good.save(tenant, version.digest, &version.file) {
+                tracing::warn!(%tenant, error = %e, "cannot keep the last valid version in state_dir");
+            }
+        }
+    }
 }
 
 fn warn_all_shared(index: &Index) {

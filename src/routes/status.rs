@@ -8,7 +8,7 @@ use super::{AdminErrors, Endpoint};
 use crate::auth::{Admin, ReadKeys};
 use crate::domain::FileProblem;
 use crate::error::ApiError;
-use crate::keys;
+use crate::keys::{self, KeysFrom};
 use crate::store::render;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -31,6 +31,11 @@ pub struct TenantStatusView {
     /// False while the file on disk is invalid (the last valid keys stay in force).
     valid: bool,
     keys: usize,
+    /// Where the served keys come from: `file`, or `lastGood` (the last valid version kept
+    /// in `state_dir`, served because the file was invalid when keyward started).
+    keys_from: &'static str,
+    /// When the kept version was saved (with `keysFrom: lastGood`).
+    last_good_saved_at: Option<String>,
     read_only: bool,
     loaded_at: Option<String>,
     checked_at: String,
@@ -60,6 +65,14 @@ pub(crate) async fn status(
         tenant: tenant.to_string(),
         valid: s.problem.is_none(),
         keys: s.keys,
+        keys_from: match s.keys_from {
+            KeysFrom::File => "file",
+            KeysFrom::LastGood { .. } => "lastGood",
+        },
+        last_good_saved_at: match s.keys_from {
+            KeysFrom::LastGood { saved_at } => saved_at.map(render::timestamp),
+            KeysFrom::File => None,
+        },
         read_only: s.read_only,
         loaded_at: s.loaded_at.map(render::timestamp),
         checked_at: render::timestamp(s.checked_at),

@@ -102,6 +102,8 @@ struct Parsed {
 #[derive(Debug, Clone)]
 pub struct Version {
     pub file: Arc<SecurityFile>,
+    /// SHA-256 of the file's content.
+    pub digest: [u8; 32],
     pub generation: Generation,
 }
 
@@ -112,7 +114,10 @@ pub enum Loaded {
     Unchanged,
     Valid(Version),
     /// The file is invalid: the tenant keeps the keys of its last valid version.
-    Invalid(FileProblem),
+    Invalid {
+        problem: FileProblem,
+        generation: Generation,
+    },
     /// The tenant directory is gone.
     Gone {
         generation: Generation,
@@ -422,7 +427,10 @@ impl Store {
             Ok(s) => s,
             Err(StoreError::Invalid(problem)) => {
                 self.record_invalid(tenant, None, &problem);
-                return Ok(Loaded::Invalid(problem));
+                return Ok(Loaded::Invalid {
+                    problem,
+                    generation,
+                });
             }
             Err(e) => return Err(e),
         };
@@ -445,12 +453,16 @@ impl Store {
                 self.record_valid(tenant, digest, symlink);
                 Ok(Loaded::Valid(Version {
                     file: Arc::new(file),
+                    digest,
                     generation,
                 }))
             }
             Err(problem) => {
                 self.record_invalid(tenant, Some(digest), &problem);
-                Ok(Loaded::Invalid(problem))
+                Ok(Loaded::Invalid {
+                    problem,
+                    generation,
+                })
             }
         }
     }
@@ -572,7 +584,11 @@ impl Store {
             );
             let generation = self.next_generation();
             return Ok(Written {
-                version: Version { file, generation },
+                version: Version {
+                    file,
+                    digest,
+                    generation,
+                },
                 entry,
             });
         }
