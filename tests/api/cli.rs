@@ -386,3 +386,82 @@ fn check_points_at_a_repeated_field_a_repeated_name_and_a_repeated_hash() {
     );
     assert!(!printed.contains("secret"), "{printed}");
 }
+
+#[tokio::test]
+async fn verification_logs_nothing_however_many_keys_are_refused_and_writes_name_their_actor() {
+    let dir = tenants_with(&[("acme", ACME_FILE)]);
+    let mut server = serve_process(dir.path());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/api/acme/admin/apiKeys"))
+        .bearer_auth(writer("acme"))
+        .json(&json!({"name": "audited"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let logged = tokio::task::spawn_blocking(move || {
+        let line = server.wait_for("key created");
+        (server, line)
+    })
+    .await
+    .unwrap();
+    let (mut server, line) = logged;
+    assert_eq!(line["actor"], "alice@example.com", "{line}");
+    assert_eq!(line["key"], "audited", "{line}");
+
+    // A flood of refusals, on both verification routes and for every reason.
+    for i in 0..200 {
+        let bad = format!("kw_{i:043}");
+        let res = client
+            .get(format!("{base}/auth/acme?permission=orders:write"))
+            .header("X-API-Key", &bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        let res = client
+            .post(format!("{base}/api/acme/apiKeys/verify"))
+            .json(&json!({"key": format!("legacy-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    client
+        .get(format!("{base}/auth/acme"))
+        .send()
+        .await
+        .unwrap();
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"keyward_verify_total{code="malformed"} 201"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"keyward_verify_total{code="not_found"} 200"#),
+        "{metrics}"
+    );
+    let quiet = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        while let Ok(line) = server.lines.recv_timeout(Duration::from_millis(500)) {
+            lines.push(line);
+        }
+        lines
+    })
+    .await
+    .unwrap();
+    assert!(
+        quiet.is_empty(),
+        "refused verifications were logged: {quiet:#?}"
+    );
+}
