@@ -12,6 +12,7 @@ mod helpers;
 mod jwks_url;
 mod jwt;
 mod lifecycle;
+mod nginx;
 mod openapi;
 mod ops;
 mod props;
