@@ -407,7 +407,7 @@ async fn verification_logs_nothing_however_many_keys_are_refused_and_writes_name
     })
     .await
     .unwrap();
-    let (mut server, line) = logged;
+    let (server, line) = logged;
     assert_eq!(line["actor"], "alice@example.com", "{line}");
     assert_eq!(line["key"], "audited", "{line}");
 

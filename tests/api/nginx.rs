@@ -135,7 +135,7 @@ async fn the_readme_nginx_snippet_authenticates_strips_and_fails_closed() {
     );
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    eventually(
+    let _ = eventually(
         "nginx listens",
         Duration::from_secs(10),
         || client.get(format!("{base}/healthz")).send(),
