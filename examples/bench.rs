@@ -51,6 +51,10 @@ fn main() {
     if run("writes") {
         admin_writes(&bin, quick, &mut out);
     }
+    // Not part of the default run: minutes long. `bench/run.sh soak [--minutes N]`.
+    if only.iter().any(|o| o == "soak") {
+        soak(&bin, &mut out);
+    }
     println!("\n{out}");
 }
 
@@ -583,4 +587,148 @@ fn admin_writes(bin: &str, quick: bool, out: &mut String) {
     )
     .unwrap();
     eprintln!("admin writes done");
+}
+
+/// Memory under mixed load with nobody scraping `/metrics`: forward-auth load (half of it
+/// refused keys), admin creates and deletes, and ops rename-saving another tenant's file,
+/// all at once for `--minutes N` (default 3). RSS is sampled every 10 s; after warm-up it
+/// must stay flat.
+fn soak(bin: &str, out: &mut String) {
+    let minutes: u64 = std::env::args()
+        .skip_while(|a| a != "--minutes")
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(3);
+    let dir = tempfile::tempdir().unwrap();
+    let token = Token::generate(&prefix()).expose().to_owned();
+    write_tenant(
+        dir.path(),
+        "bench",
+        &file_text(999, &[("gateway".into(), token.clone())]),
+    );
+    write_tenant(dir.path(), "admin", &file_text(100, &[]));
+    write_tenant(dir.path(), "ops", &file_text(100, &[]));
+    let (server, _) = start(bin, dir.path());
+    let total = Duration::from_secs(minutes * 60);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // Two wrk runs side by side: valid keys, and a flood of refused ones.
+    let load = |key: String| {
+        let url = server.url("/auth/bench?permission=orders:read");
+        let secs = total.as_secs() as u32;
+        std::thread::spawn(move || wrk(&url, secs, Some(&format!("X-API-Key: {key}")), None))
+    };
+    let valid = load(token.clone());
+    let refused = load(Token::generate(&prefix()).expose().to_owned());
+
+    let writer = {
+        let (stop, url, jwt) = (
+            stop.clone(),
+            server.url("/api/admin/admin/apiKeys"),
+            admin_token(),
+        );
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            let (mut ok, mut failed) = (0u64, 0u64);
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let name = format!("soak-{}", i % 50);
+                let created = client
+                    .post(&url)
+                    .bearer_auth(&jwt)
+                    .json(&json!({"name": name}))
+                    .send();
+                let deleted = client
+                    .delete(format!("{url}/{name}"))
+                    .bearer_auth(&jwt)
+                    .send();
+                for r in [created, deleted] {
+                    match r {
+                        Ok(r) if r.status().is_success() => ok += 1,
+                        _ => failed += 1,
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (ok, failed)
+        })
+    };
+    let editor = {
+        let (stop, root) = (stop.clone(), dir.path().join("tenants/ops"));
+        std::thread::spawn(move || {
+            let mut saves = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // An editor's save: write a temp file, rename it over the original.
+                let text = file_text(100, &[]);
+                std::fs::write(root.join(".security.yml.swp"), text).unwrap();
+                std::fs::rename(root.join(".security.yml.swp"), root.join("security.yml")).unwrap();
+                saves += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            saves
+        })
+    };
+
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < total {
+        samples.push((started.elapsed().as_secs(), server.rss_mb()));
+        std::thread::sleep(Duration::from_secs(10));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (valid, refused) = (valid.join().unwrap(), refused.join().unwrap());
+    let (writes_ok, writes_failed) = writer.join().unwrap();
+    let saves = editor.join().unwrap();
+    let metrics = reqwest::blocking::get(server.url("/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    let counted = |code: &str| -> String {
+        let prefix = format!("keyward_verify_total{{code=\"{code}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or("0")
+            .to_owned()
+    };
+    let rss: Vec<String> = samples
+        .iter()
+        .map(|(t, mb)| format!("{t}s {mb:.0}"))
+        .collect();
+    // Warm-up: the first minute. Growth after it, per minute.
+    let after: Vec<&(u64, f64)> = samples.iter().filter(|(t, _)| *t >= 60).collect();
+    let growth = match (after.first(), after.last()) {
+        (Some(a), Some(b)) if b.0 > a.0 => (b.1 - a.1) / ((b.0 - a.0) as f64 / 60.0),
+        _ => 0.0,
+    };
+    writeln!(
+        out,
+        "| soak, {minutes} min, nobody scraping: RSS MB over time | {} | flat after warm-up |",
+        rss.join(", ")
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| soak: RSS growth after the first minute | {growth:+.2} MB/min | ≈ 0 |"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| soak: forward-auth req/s valid / refused (non-2xx of the valid run) | {:.0} / {:.0} ({}) | 0 errors |",
+        valid.rps, refused.rps, valid.non2xx
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| soak: admin writes ok / failed; ops saves | {writes_ok} / {writes_failed}; {saves} | 0 failed |"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| soak: verifications counted valid / not_found | {} / {} | — |",
+        counted("valid"),
+        counted("not_found")
+    )
+    .unwrap();
 }

@@ -465,3 +465,73 @@ async fn verification_logs_nothing_however_many_keys_are_refused_and_writes_name
         "refused verifications were logged: {quiet:#?}"
     );
 }
+
+#[test]
+fn check_staged_checks_what_the_commit_will_hold_not_the_work_tree() {
+    let dir = tenants_with(&[("acme", ACME_FILE)]);
+    let repo = dir.path();
+    git(repo, &["init", "-q"]);
+    git(repo, &["add", "tenants"]);
+    let file = repo.join("tenants/acme/security.yml");
+    let staged_check = || {
+        keyward()
+            .current_dir(repo)
+            .args(["check", "--tenants", "tenants", "--staged"])
+            .output()
+            .unwrap()
+    };
+
+    // A broken edit, not staged: the commit would hold the good file.
+    std::fs::write(&file, "apiKeys: [\n").unwrap();
+    assert!(staged_check().status.success());
+
+    // Staged, then fixed in the work tree only: the commit would hold the broken file.
+    git(repo, &["add", "tenants"]);
+    std::fs::write(&file, ACME_FILE).unwrap();
+    let out = staged_check();
+    assert_eq!(out.status.code(), Some(1));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("acme/security.yml:"), "{printed}");
+    let plain = keyward()
+        .current_dir(repo)
+        .args(["check", "--tenants", "tenants"])
+        .output()
+        .unwrap();
+    assert!(plain.status.success(), "the work tree itself is fine");
+}
+
+#[test]
+fn keys_new_write_records_who_created_the_key() {
+    let dir = tenants_with(&[("acme", ACME_FILE)]);
+    let tenants = dir.path().join("tenants");
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["config", "user.email", "ops@example.com"]);
+    let new = |name: &str, extra: &[&str]| {
+        let out = keyward()
+            .args(["keys", "new", "--name", name, "--tenant", "acme", "--write"])
+            .arg("--tenants")
+            .arg(&tenants)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    new("by-git", &[]);
+    new("by-flag", &["--created-by", "carol@example.com"]);
+
+    let file = keyward::store::SecurityFile::parse(
+        &std::fs::read_to_string(tenants.join("acme/security.yml")).unwrap(),
+    )
+    .unwrap();
+    let created_by = |name: &str| {
+        let key = file.keys.iter().find(|k| k.name.as_str() == name).unwrap();
+        key.created_by.as_ref().map(|s| s.as_str().to_owned())
+    };
+    assert_eq!(created_by("by-git").as_deref(), Some("ops@example.com"));
+    assert_eq!(created_by("by-flag").as_deref(), Some("carol@example.com"));
+}
