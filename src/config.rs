@@ -26,7 +26,47 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     /// Headers, then the body, must each arrive within this many seconds (408 otherwise).
     pub request_timeout_seconds: u64,
+    pub git: GitSettings,
     pub auth: AuthSettings,
+}
+
+/// Git mode (SPEC 9): every API write a commit, the clone kept in step with its remote.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GitSettings {
+    /// true: `tenants_dir` must be inside a git work tree.
+    pub enabled: bool,
+    /// None: commit only, never fetch or push.
+    pub remote: Option<String>,
+    pub branch: String,
+    pub push: PushMode,
+    /// Fetch and replay every this many seconds; 0: only on the webhook and SIGHUP.
+    pub pull_interval_seconds: u64,
+    /// Enables `POST /hooks/git` (GitHub `X-Hub-Signature-256`, GitLab `X-Gitlab-Token`).
+    pub webhook_secret: Option<SecretString>,
+}
+
+/// When an API write is acknowledged in git mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushMode {
+    /// Once the remote has it.
+    Sync,
+    /// Once committed locally; pushes follow in the background, retried.
+    Async,
+}
+
+impl Default for GitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            remote: Some("origin".into()),
+            branch: "main".into(),
+            push: PushMode::Sync,
+            pull_interval_seconds: 10,
+            webhook_secret: None,
+        }
+    }
 }
 
 /// How callers of the admin API prove who they are.
@@ -65,6 +105,7 @@ impl Default for Settings {
             state_dir: "state".into(),
             metrics_token: None,
             request_timeout_seconds: 10,
+            git: GitSettings::default(),
             auth: AuthSettings::default(),
         }
     }

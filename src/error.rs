@@ -64,6 +64,8 @@ pub enum ApiError {
     RequestTimeout,
     #[error("the request's headers are too large")]
     HeadersTooLarge,
+    #[error("the git remote did not take the write, so it was undone: {0}")]
+    RemoteUnavailable(String),
     #[error("no such resource")]
     NotFound,
     #[error("method not allowed")]
@@ -93,6 +95,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RequestTimeout => "request_timeout",
             Self::HeadersTooLarge => "headers_too_large",
+            Self::RemoteUnavailable(_) => "remote_unavailable",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -153,7 +156,7 @@ impl ResponseError for ApiError {
             | Self::TenantFileInvalid(_)
             | Self::TenantFileUnsupported(_)
             | Self::TenantReadOnly => StatusCode::CONFLICT,
-            Self::TenantBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TenantBusy | Self::RemoteUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -172,8 +175,14 @@ impl ResponseError for ApiError {
         let (status, body) = self.problem();
         let mut res = HttpResponse::build(status);
         res.content_type("application/problem+json");
-        if let Self::TenantBusy = self {
-            res.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            Self::TenantBusy => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::RemoteUnavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, "10"));
+            }
+            _ => {}
         }
         if let Self::RequestTimeout = self {
             // What is left of a slow body is not read: the connection goes.
@@ -239,6 +248,9 @@ impl From<keys::Error> for ApiError {
             keys::Error::PreconditionFailed => Self::PreconditionFailed,
             keys::Error::Store(e) => e.into(),
             keys::Error::Task(e) => Self::Internal(e.into()),
+            keys::Error::RemoteUnavailable(why) => Self::RemoteUnavailable(why),
+            keys::Error::Git(why) => Self::Internal(anyhow::anyhow!("git: {why}")),
+            keys::Error::NotGitMode => Self::NotFound,
         }
     }
 }

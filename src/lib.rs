@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod git;
 pub mod index;
 pub mod keys;
 pub mod last_good;

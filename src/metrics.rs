@@ -66,6 +66,7 @@ pub struct Metrics {
     verify: [Counter; 1 + Refusal::ALL.len()],
     reloads: Family<ReloadLabels, Counter>,
     reload_errors: Family<TenantLabels, Counter>,
+    git_dropped: Counter,
 }
 
 impl Metrics {
@@ -110,9 +111,16 @@ impl Metrics {
             "Tenant file reloads that failed or found an invalid file",
             reload_errors.clone(),
         );
+        let git_dropped = Counter::default();
+        registry.register(
+            "keyward_git_dropped_writes",
+            "Git mode: keyward writes that no longer applied on the remote's head and were dropped",
+            git_dropped.clone(),
+        );
         Self {
             registry,
             index,
+            git_dropped,
             requests,
             latency,
             verify,
@@ -128,6 +136,10 @@ impl Metrics {
             Some(r) => 1 + Refusal::ALL.iter().position(|x| *x == r).unwrap_or(0),
         };
         self.verify[i].inc();
+    }
+
+    pub fn git_dropped_write(&self) {
+        self.git_dropped.inc();
     }
 
     pub fn reload(&self, tenant: &TenantId, outcome: &'static str) {

@@ -22,9 +22,10 @@ use crate::index::Index;
 use crate::keys::{self, Verifier};
 use crate::last_good::LastGood;
 use crate::metrics::Metrics;
+use crate::routes::git::WebhookSecret;
 use crate::routes::json::BodyLimits;
 use crate::routes::ops::{MetricsAccess, Readiness};
-use crate::routes::{self, admin_keys, docs, ops, status, verify};
+use crate::routes::{self, admin_keys, docs, git, ops, status, verify};
 use crate::store::Store;
 use crate::{server, usage, watcher};
 
@@ -39,6 +40,7 @@ pub struct AppData {
     pub readiness: web::Data<Readiness>,
     pub body_limits: BodyLimits,
     pub metrics_access: web::Data<MetricsAccess>,
+    pub webhook_secret: web::Data<WebhookSecret>,
     pub cors_allowed_origins: Vec<String>,
 }
 
@@ -98,7 +100,7 @@ impl Application {
             .context("cannot list the tenants directory")?;
         let index = Arc::new(Index::new());
         let metrics = Arc::new(Metrics::new(index.clone()));
-        let service = Arc::new(keys::Service::new(
+        let mut service = keys::Service::new(
             store,
             index.clone(),
             LastGood::new(settings.state_dir.clone()),
@@ -106,7 +108,17 @@ impl Application {
             clock.clone(),
             prefix.clone(),
             settings.max_keys_per_tenant,
-        ));
+        );
+        if settings.git.enabled {
+            let git = keys::Replicator::open(
+                &settings.tenants_dir,
+                &settings.state_dir,
+                &settings.git,
+                metrics.clone(),
+            )?;
+            service = service.with_git(Arc::new(git));
+        }
+        let service = Arc::new(service);
         let verifier = Verifier::new(index.clone(), prefix, clock, metrics.clone());
         let auth = Authenticator::new(jwt, jwks, verifier.clone(), service.clone());
         // Watch first: a change made while the tenants load is then never missed.
@@ -127,6 +139,7 @@ impl Application {
                 timeout: settings.request_timeout(),
             },
             metrics_access: web::Data::new(MetricsAccess(settings.metrics_token.clone())),
+            webhook_secret: web::Data::new(WebhookSecret(settings.git.webhook_secret.clone())),
             cors_allowed_origins: settings.cors_allowed_origins.clone(),
         };
         if settings.metrics_token.is_none() && !addr.ip().is_loopback() {
@@ -178,17 +191,21 @@ impl Application {
                 return None;
             }
             usage::restore(&index, &state_dir);
+            let syncing = service.git().is_some().then(|| git_sync(service.clone()));
             let watching = watch.run(service, rescan_every);
             let flusher = usage::flush_periodically(index, state_dir);
             readiness.set(true);
             tracing::info!("keyward ready: every tenant is loaded");
-            Some((watching, flusher))
+            Some((watching, flusher, syncing))
         });
         let res = self.server.await;
         self.data.readiness.set(false);
-        if let Ok(Some((watching, flusher))) = starting.await {
+        if let Ok(Some((watching, flusher, syncing))) = starting.await {
             drop(watching);
             flusher.abort();
+            if let Some(syncing) = syncing {
+                syncing.abort();
+            }
         }
         // In-flight requests are done: record their last uses before exiting.
         let (index, dir) = (self.index, self.state_dir);
@@ -201,6 +218,58 @@ impl Application {
         }
         res
     }
+}
+
+/// Git mode's background work: a pull at once and then every `pull_interval_seconds`, on
+/// the webhook and on SIGHUP; in `async` mode, the pushes that follow writes.
+fn git_sync(service: Arc<keys::Service>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(git) = service.git().cloned() else {
+            return;
+        };
+        if !git.has_remote() {
+            return;
+        }
+        let pusher = (git.mode() == crate::config::PushMode::Async).then(|| {
+            let (service, git) = (service.clone(), git.clone());
+            tokio::spawn(async move {
+                let mut backoff = Duration::from_secs(1);
+                loop {
+                    let s = service.clone();
+                    match tokio::task::spawn_blocking(move || s.push_pending()).await {
+                        Ok(Some(_)) => {
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(60));
+                        }
+                        Ok(None) => {
+                            backoff = Duration::from_secs(1);
+                            git.wake_push.notified().await;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            })
+        });
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            let s = service.clone();
+            if tokio::task::spawn_blocking(move || s.pull()).await.is_err() {
+                break;
+            }
+            let every = git
+                .pull_every()
+                .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = git.wake_pull.notified() => {}
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {}
+            }
+        }
+        if let Some(p) = pusher {
+            p.abort();
+        }
+    })
 }
 
 /// The state directory must not be inside the tenants tree, or ops' git would see it.
@@ -290,6 +359,7 @@ pub fn create_app(
         .app_data(data.readiness)
         .app_data(data.body_limits)
         .app_data(data.metrics_access)
+        .app_data(data.webhook_secret)
         .configure(verify::configure_hot)
         .configure(ops::configure_hot)
         .service(
@@ -299,6 +369,7 @@ pub fn create_app(
                 .configure(status::configure)
                 .configure(verify::configure)
                 .configure(docs::configure)
+                .configure(git::configure)
                 .default_service(web::to(routes::not_found)),
         )
 }

@@ -75,6 +75,9 @@ fn event_handler(
             Ok(ev) => ev
                 .paths
                 .iter()
+                // git's own files (a tenants_dir at the top of the work tree) are no tenant's:
+                // every git command rewrites them.
+                .filter(|p| !in_git_dir(p, &canonical) && !in_git_dir(p, &base))
                 .map(|p| tenant_of(p, &canonical).or_else(|| tenant_of(p, &base)))
                 .map(|t| t.map_or(Signal::All, Signal::Tenant))
                 .collect(),
@@ -87,6 +90,13 @@ fn event_handler(
             let _ = tx.send(s);
         }
     }
+}
+
+fn in_git_dir(path: &Path, base: &Path) -> bool {
+    path.strip_prefix(base)
+        .ok()
+        .and_then(|rest| rest.components().next())
+        .is_some_and(|c| c.as_os_str() == ".git")
 }
 
 /// The tenant a path under the tenants directory belongs to; None for the directory itself

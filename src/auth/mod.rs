@@ -103,6 +103,7 @@ impl Authenticator {
                 tenant,
                 subject: claims.subject.as_deref().and_then(Subject::lossy),
                 key: None,
+                request_id: None,
             }
         } else if let Some(key) = headers.get(API_KEY_HEADER) {
             self.api_key_actor::<P>(raw_tenant, key.to_str().unwrap_or_default())?
@@ -143,6 +144,7 @@ impl Authenticator {
                 permissions: perms.clone(),
                 expires_at: entry.expires_at,
             }),
+            request_id: None,
         })
     }
 }
@@ -170,13 +172,22 @@ impl<P: Policy> FromRequest for Admin<P> {
                 None => None,
             };
             let tenant = req.match_info().get("tenantId").unwrap_or_default();
-            auth.authorize::<P>(tenant, req.headers(), claims)
-                .map(|actor| Admin {
-                    actor,
-                    _policy: PhantomData,
-                })
+            let mut actor = auth.authorize::<P>(tenant, req.headers(), claims)?;
+            actor.request_id = request_id(&req);
+            Ok(Admin {
+                actor,
+                _policy: PhantomData,
+            })
         })
     }
+}
+
+/// The id tracing-actix-web gave the request, when it runs (admin routes).
+pub fn request_id(req: &HttpRequest) -> Option<String> {
+    use actix_web::HttpMessage;
+    req.extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(|id| id.to_string())
 }
 
 fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {

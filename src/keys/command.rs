@@ -57,6 +57,8 @@ pub struct Actor {
     pub subject: Option<Subject>,
     /// Set when the caller is an API key: what it holds bounds what it may hand out.
     pub key: Option<KeyLimits>,
+    /// The request's id, for the commit a write makes in git mode.
+    pub request_id: Option<String>,
 }
 
 /// What an API key acting as an admin holds: it can never give more of either.

@@ -5,11 +5,13 @@
 
 mod command;
 mod etag;
+mod replicate;
 mod service;
 mod verifier;
 
 pub use command::{Actor, CreateKey, IfMatch, KeyChanges, KeyLimits, Patch, Rotation, Target};
 pub use etag::etag;
+pub use replicate::{Dropped, GitStatus, History, HistoryEntry, Replicator, Verb};
 pub use service::{Issued, KeyState, KeysFrom, Service, TenantStatus};
 pub use verifier::Verifier;
 
@@ -35,6 +37,12 @@ pub enum Error {
     PreconditionFailed,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the git remote did not take the write: {0}")]
+    RemoteUnavailable(String),
+    #[error("git failed: {0}")]
+    Git(String),
+    #[error("this server is not in git mode")]
+    NotGitMode,
     #[error("a blocking task failed")]
     Task(#[source] tokio::task::JoinError),
 }

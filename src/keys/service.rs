@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use tracing::Span;
 
 use super::command::{Actor, CreateKey, KeyChanges, Rotation, Target};
+use super::replicate::{Replicator, Verb};
 use super::{Error, etag};
 use crate::clock::Clock;
 use crate::domain::{
@@ -65,6 +66,8 @@ pub struct Service {
     store: Arc<Store>,
     index: Arc<Index>,
     publisher: Arc<Publisher>,
+    /// Git mode's step between the store and the index.
+    git: Option<Arc<Replicator>>,
     metrics: Arc<Metrics>,
     clock: Clock,
     prefix: TokenPrefix,
@@ -91,11 +94,51 @@ impl Service {
             store,
             index,
             publisher,
+            git: None,
             metrics,
             clock,
             prefix,
             max_keys,
         }
+    }
+
+    /// Git mode: every write goes through `git` (commit, push) before the index.
+    pub fn with_git(mut self, git: Arc<Replicator>) -> Self {
+        self.git = Some(git);
+        self
+    }
+
+    pub fn git(&self) -> Option<&Arc<Replicator>> {
+        self.git.as_ref()
+    }
+
+    /// Git mode: fetch, replay keyward's unpushed writes on the remote head, push. Blocking.
+    pub fn pull(&self) {
+        if let Some(git) = &self.git {
+            git.pull(&self.publisher);
+        }
+    }
+
+    /// Git mode, `async`: push what is unpushed; Some(delay) when it must be tried again.
+    /// Blocking.
+    pub fn push_pending(&self) -> Option<std::time::Duration> {
+        self.git
+            .as_ref()
+            .and_then(|git| git.push_in_background(&self.publisher))
+    }
+
+    /// The tenant's file history from git.
+    pub async fn history(
+        &self,
+        tenant: &TenantId,
+        key: Option<KeyName>,
+    ) -> Result<super::History, Error> {
+        let git = self.git.clone().ok_or(Error::NotGitMode)?;
+        if !self.tenant_exists(tenant) {
+            return Err(Error::TenantNotFound);
+        }
+        let t = tenant.clone();
+        blocking(move || git.history(&t, key.as_ref())).await
     }
 
     pub fn index(&self) -> &Arc<Index> {
@@ -167,8 +210,9 @@ impl Service {
             previous_hashes: Vec::new(),
         };
         let max_keys = self.max_keys;
+        let name = entry.name.clone();
         let entry = self
-            .write(actor, move |file| {
+            .write(actor, Verb::Create, &name, move |file| {
                 if file.find(&entry.name).is_some() {
                     return Err(Error::KeyExists);
                 }
@@ -199,8 +243,9 @@ impl Service {
             check_can_grant(actor, p)?;
         }
         let (caller, clock) = (actor.clone(), self.clock.clone());
+        let name = target.name.clone();
         let entry = self
-            .write(actor, move |file| {
+            .write(actor, Verb::Update, &name, move |file| {
                 let mut next = entry_to_change(file, &target, &caller)?.clone();
                 next.enabled = changes.enabled;
                 if let Some(p) = &changes.permissions {
@@ -232,8 +277,9 @@ impl Service {
         let token = Token::generate(&self.prefix);
         let hash = token.hash();
         let (caller, clock) = (actor.clone(), self.clock.clone());
+        let name = target.name.clone();
         let entry = self
-            .write(actor, move |file| {
+            .write(actor, Verb::Rotate, &name, move |file| {
                 let mut next = entry_to_change(file, &target, &caller)?.clone();
                 // A new token is a new lifetime for whoever holds it.
                 check_lifetime(&caller, next.expires_at)?;
@@ -264,7 +310,7 @@ impl Service {
     pub async fn delete(&self, actor: &Actor, target: Target) -> Result<(), Error> {
         let name = target.name.clone();
         let caller = actor.clone();
-        self.write(actor, move |file| {
+        self.write(actor, Verb::Delete, &name, move |file| {
             entry_to_change(file, &target, &caller)?;
             Ok(Change::Delete(target.name.clone()))
         })
@@ -278,7 +324,7 @@ impl Service {
     /// is (an old token cannot kill its replacement). `hash` is the presented token's.
     pub async fn revoke(&self, actor: &Actor, name: KeyName, hash: KeyHash) -> Result<(), Error> {
         let key = name.clone();
-        self.write(actor, move |file| {
+        self.write(actor, Verb::Revoke, &key, move |file| {
             let (_, entry) = file.find(&name).ok_or(Error::KeyNotFound)?;
             if entry.hash == hash {
                 return Ok(Change::Delete(name.clone()));
@@ -319,15 +365,25 @@ impl Service {
     /// Runs one store write on a blocking thread, inside the request's span, and publishes
     /// the new version before the caller is answered (read-your-writes). Returns the
     /// created or replaced entry (None for a delete).
-    async fn write<F>(&self, actor: &Actor, decide: F) -> Result<Option<KeyEntry>, Error>
+    async fn write<F>(
+        &self,
+        actor: &Actor,
+        verb: Verb,
+        key: &KeyName,
+        decide: F,
+    ) -> Result<Option<KeyEntry>, Error>
     where
         F: FnMut(&SecurityFile) -> Result<Change, Error> + Send + 'static,
     {
-        let publisher = self.publisher.clone();
-        let tenant = actor.tenant.clone();
+        let (publisher, git) = (self.publisher.clone(), self.git.clone());
+        let (actor, key) = (actor.clone(), key.clone());
         let written = blocking(move || {
-            let written = publisher.store.write(&tenant, decide)?;
-            publisher.publish(&tenant, &written.version);
+            let tenant = &actor.tenant;
+            let written = match git {
+                Some(git) => git.write(&publisher, &actor, verb, &key, decide)?,
+                None => publisher.store.write(tenant, decide)?,
+            };
+            publisher.publish(tenant, &written.version);
             Ok(written)
         })
         .await?;
@@ -523,8 +579,8 @@ enum Serving {
 
 /// Publishes what the store returns to the index, and keeps each valid version in
 /// `state_dir` for a restart that finds the file broken.
-struct Publisher {
-    store: Arc<Store>,
+pub(super) struct Publisher {
+    pub(super) store: Arc<Store>,
     index: Arc<Index>,
     last_good: LastGood,
     /// Tenants serving a kept version, with when it was saved.
@@ -575,7 +631,7 @@ impl Publisher {
 
     /// Builds a version's keys (carrying each key's last use over) and serves them, unless
     /// the index already holds a newer version; keeps the version for restarts.
-    fn publish(&self, tenant: &TenantId, version: &Version) {
+    pub(super) fn publish(&self, tenant: &TenantId, version: &Version) {
         let keys = TenantKeys::build(&version.file, self.index.keys(tenant).as_deref());
         if self.index.publish(tenant, keys, version.generation) {
             self.kept_in_use.lock().remove(tenant);

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{Endpoint, admin_keys, ops, status, verify};
+use super::{Endpoint, admin_keys, git, ops, status, verify};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Endpoint::new("/openapi.json").get(openapi_json).finish())
@@ -33,6 +33,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     for part in [
         admin_keys::Api::openapi(),
         status::Api::openapi(),
+        git::Api::openapi(),
         verify::Api::openapi(),
         ops::Api::openapi(),
     ] {

@@ -20,6 +20,19 @@ pub struct BodyLimits {
 /// A JSON body deserialized into `T` (whose fields deny unknown names).
 pub struct JsonBody<T>(pub T);
 
+/// The body's bytes as sent (for a signature over them), size- and time-limited like any.
+pub struct RawBody(pub web::Bytes);
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload);
+        Box::pin(async move { body.await.map(RawBody) })
+    }
+}
+
 /// Like `JsonBody`, but an empty body is `None` (for optional bodies such as rotate's).
 pub struct OptionalJsonBody<T>(pub Option<T>);
 

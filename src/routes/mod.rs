@@ -3,6 +3,7 @@
 
 pub mod admin_keys;
 pub mod docs;
+pub mod git;
 pub mod json;
 pub mod ops;
 pub mod status;

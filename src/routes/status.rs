@@ -42,6 +42,10 @@ pub struct TenantStatusView {
     /// Where the file is broken: `{line, column, message}`.
     #[schema(value_type = Option<Object>)]
     error: Option<FileProblem>,
+    /// Git mode only: `{head, remoteHead, unpushed, lastPullAt, lastError, dropped}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    git: Option<keys::GitStatus>,
 }
 
 #[utoipa::path(
@@ -61,6 +65,15 @@ pub(crate) async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &admin.actor.tenant;
     let s = service.status(tenant).await?;
+    // Off the async workers: it waits for git's lock, which a push may hold.
+    let git = match service.git().cloned() {
+        Some(g) => Some(
+            web::block(move || g.status())
+                .await
+                .map_err(ApiError::internal)?,
+        ),
+        None => None,
+    };
     Ok(HttpResponse::Ok().json(TenantStatusView {
         tenant: tenant.to_string(),
         valid: s.problem.is_none(),
@@ -77,5 +90,6 @@ pub(crate) async fn status(
         loaded_at: s.loaded_at.map(render::timestamp),
         checked_at: render::timestamp(s.checked_at),
         error: s.problem,
+        git,
     }))
 }

@@ -273,6 +273,7 @@ pub(crate) async fn revoke_current(
             permissions: entry.permissions.clone(),
             expires_at: entry.expires_at,
         }),
+        request_id: crate::auth::request_id(&req),
     };
     service
         .revoke(&actor, entry.name.clone(), presented)

@@ -170,6 +170,8 @@ fn link_stays_in(path: &Path, dir: &Path) -> bool {
 #[derive(Debug)]
 pub struct Written {
     pub version: Version,
+    /// False when the change left the file byte for byte as it was (nothing was written).
+    pub changed: bool,
     /// The created or replaced entry as stored (None for a delete).
     pub entry: Option<KeyEntry>,
 }
@@ -556,12 +558,16 @@ impl Store {
             let change = decide(&current.file)?;
             let (new_text, expected, touched) = apply(&text, &current.file, change)?;
             let others = check_meaning(&new_text, &expected, &current.others)?;
+            let changed = new_text != text;
             let replaced =
-                atomic::replace_file(&path, &new_text, || Ok(atomic::Stamp::at(&path)? == stamp))
+                !changed
+                    || atomic::replace_file(&path, &new_text, || {
+                        Ok(atomic::Stamp::at(&path)? == stamp)
+                    })
                     .map_err(|e| match e.kind() {
-                    io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly,
-                    _ => StoreError::Io(e),
-                })?;
+                        io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly,
+                        _ => StoreError::Io(e),
+                    })?;
             if !replaced {
                 tracing::info!(%tenant, "security.yml changed on disk during a write; starting again");
                 continue;
@@ -589,6 +595,7 @@ impl Store {
                     digest,
                     generation,
                 },
+                changed,
                 entry,
             });
         }

@@ -418,6 +418,18 @@ impl TestApp {
     }
 
     /// GET /api/{tenant}/admin/status as the tenant's reader.
+    /// `GET /api/{tenant}/admin/history[?keyName=]` as a reader (git mode).
+    pub async fn history(&self, tenant: &str, key: Option<&str>) -> Response {
+        let mut url = self.url(&format!("/api/{tenant}/admin/history"));
+        if let Some(k) = key {
+            url.push_str(&format!("?keyName={k}"));
+        }
+        self.request(Method::GET, url, tenant, Reader, None)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn status(&self, tenant: &str) -> Response {
         let url = self.url(&format!("/api/{tenant}/admin/status"));
         self.request(Method::GET, url, tenant, Reader, None)

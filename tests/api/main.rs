@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod fuzz_regressions;
+mod git;
 mod hardening;
 mod helpers;
 mod jwks_url;

@@ -1,0 +1,143 @@
+//! Git mode's routes: a tenant's history from `git log`, and the webhook that asks for a
+//! pull now.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use utoipa::OpenApi;
+
+use super::json::RawBody;
+use super::{AdminErrors, Endpoint};
+use crate::auth::{Admin, ReadKeys};
+use crate::domain::KeyName;
+use crate::error::{ApiError, Credential, ProblemDetails};
+use crate::keys::{self, HistoryEntry};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        Endpoint::new("/api/{tenantId}/admin/history")
+            .get(history)
+            .finish(),
+    )
+    .service(Endpoint::new("/hooks/git").post(webhook).finish());
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(history, webhook), components(schemas(HistoryEntry)))]
+pub struct Api;
+
+/// The webhook's secret (`git.webhook_secret`); none: the webhook refuses everything.
+pub struct WebhookSecret(pub Option<SecretString>);
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Only the commits about this key.
+    #[serde(rename = "keyName")]
+    #[param(rename = "keyName")]
+    key_name: Option<String>,
+}
+
+/// The tenant's file history from git, newest first; ops' own commits are `edit`s. A
+/// shallow clone says so in `Keyward-History: shallow` (older commits exist).
+#[utoipa::path(
+    get,
+    path = "/api/{tenantId}/admin/history",
+    tag = "admin",
+    params(("tenantId" = String, Path, description = "Tenant id"), HistoryQuery),
+    responses(
+        (status = 200, description = "Commits, newest first", body = [HistoryEntry]),
+        (status = 400, description = "A bad query", body = ProblemDetails),
+        AdminErrors,
+    ),
+    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+)]
+pub(crate) async fn history(
+    admin: Admin<ReadKeys>,
+    service: web::Data<keys::Service>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let key = match &query.key_name {
+        Some(k) => Some(
+            KeyName::parse(k).map_err(|e| ApiError::invalid_request(format!("keyName: {e}")))?,
+        ),
+        None => None,
+    };
+    let history = service.history(&admin.actor.tenant, key).await?;
+    let mut res = HttpResponse::Ok();
+    if history.shallow {
+        res.insert_header(("Keyward-History", "shallow"));
+    }
+    Ok(res.json(history.entries))
+}
+
+/// GitHub (`X-Hub-Signature-256`: HMAC-SHA256 of the raw body) or GitLab
+/// (`X-Gitlab-Token`) says the remote moved: pull now. Anything else is 401 and does
+/// nothing.
+#[utoipa::path(
+    post,
+    path = "/hooks/git",
+    tag = "ops",
+    responses(
+        (status = 202, description = "A pull was asked for"),
+        (status = 401, description = "No valid signature or token", body = ProblemDetails),
+    )
+)]
+pub(crate) async fn webhook(
+    service: web::Data<keys::Service>,
+    secret: web::Data<WebhookSecret>,
+    req: HttpRequest,
+    body: RawBody,
+) -> Result<HttpResponse, ApiError> {
+    let (Some(secret), Some(git)) = (&secret.0, service.git()) else {
+        return Err(refused());
+    };
+    if !signed(&req, &body.0, secret.expose_secret()) {
+        return Err(refused());
+    }
+    git.wake_pull.notify_one();
+    Ok(HttpResponse::Accepted().finish())
+}
+
+fn refused() -> ApiError {
+    ApiError::Unauthorized {
+        detail: "the webhook needs a valid X-Hub-Signature-256 or X-Gitlab-Token".into(),
+        sent: Credential::None,
+    }
+}
+
+/// Compared in constant time, over the raw body.
+fn signed(req: &HttpRequest, body: &[u8], secret: &str) -> bool {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(sig) = header("x-hub-signature-256") {
+        let Some(hex) = sig.strip_prefix("sha256=") else {
+            return false;
+        };
+        let Some(sent) = decode_hex(hex) else {
+            return false;
+        };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+            return false;
+        };
+        mac.update(body);
+        // `verify_slice` compares in constant time.
+        return mac.verify_slice(&sent).is_ok();
+    }
+    if let Some(token) = header("x-gitlab-token") {
+        return token.as_bytes().ct_eq(secret.as_bytes()).into();
+    }
+    false
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,470 @@
+//! Git mode with real git: a bare `origin.git`, an ops clone that commits and pushes, and
+//! keyward on clones of its own.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::helpers::*;
+
+/// A bare remote and an ops clone holding `tenants/acme` and `tenants/globex`.
+struct World {
+    dir: TempDir,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        git(
+            root,
+            &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
+        );
+        git(root, &["clone", "--quiet", "origin.git", "ops"]);
+        let ops = root.join("ops");
+        configure_user(&ops, "ops@example.com");
+        std::fs::create_dir_all(ops.join("tenants/acme")).unwrap();
+        std::fs::create_dir_all(ops.join("tenants/globex")).unwrap();
+        std::fs::write(ops.join("tenants/acme/security.yml"), ACME_FILE).unwrap();
+        std::fs::write(ops.join("tenants/globex/security.yml"), "apiKeys: []\n").unwrap();
+        git(&ops, &["add", "."]);
+        git(&ops, &["commit", "--quiet", "-m", "Start"]);
+        git(&ops, &["push", "--quiet", "origin", "main"]);
+        Self { dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn ops(&self) -> PathBuf {
+        self.root().join("ops")
+    }
+
+    /// A fresh clone for a keyward replica.
+    fn clone_for(&self, name: &str) -> PathBuf {
+        git(self.root(), &["clone", "--quiet", "origin.git", name]);
+        self.root().join(name)
+    }
+
+    /// ops edit a tenant's file, commit and push.
+    fn ops_commit(&self, tenant: &str, edit: impl FnOnce(String) -> String, message: &str) {
+        let ops = self.ops();
+        git(&ops, &["pull", "--quiet", "--ff-only"]);
+        let file = ops.join("tenants").join(tenant).join("security.yml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, edit(text)).unwrap();
+        git(&ops, &["commit", "--quiet", "-am", message]);
+        git(&ops, &["push", "--quiet", "origin", "main"]);
+    }
+
+    /// The remote's version of a tenant's file.
+    fn on_remote(&self, tenant: &str) -> String {
+        git(
+            &self.root().join("origin.git"),
+            &["show", &format!("main:tenants/{tenant}/security.yml")],
+        )
+    }
+
+    fn remote_log(&self) -> String {
+        git(
+            &self.root().join("origin.git"),
+            &["log", "--format=%an|%ae|%cn|%s", "main"],
+        )
+    }
+}
+
+fn configure_user(repo: &Path, email: &str) {
+    git(repo, &["config", "user.email", email]);
+    git(repo, &["config", "user.name", email]);
+}
+
+/// keyward in git mode on `clone`.
+async fn keyward_on(
+    clone: &Path,
+    configure: impl FnOnce(&mut keyward::config::Settings),
+) -> TestApp {
+    let state = tempfile::tempdir().unwrap();
+    let tenants = clone.join("tenants");
+    spawn_app_on(state, move |s| {
+        s.tenants_dir = tenants;
+        s.git.enabled = true;
+        s.git.pull_interval_seconds = 1;
+        configure(s);
+    })
+    .await
+}
+
+fn entry(name: &str, digit: char) -> String {
+    format!(
+        "  - name: {name}\n    hash: sha256:{}\n",
+        digit.to_string().repeat(64)
+    )
+}
+
+/// `text` with a key added at the top of its `apiKeys` list.
+fn with_key(text: &str, name: &str, digit: char) -> String {
+    text.replacen(
+        "apiKeys:\n",
+        &format!("apiKeys:\n{}", entry(name, digit)),
+        1,
+    )
+}
+
+fn clean(repo: &Path) {
+    let status = git(repo, &["status", "--porcelain"]);
+    assert!(status.is_empty(), "the clone is not clean:\n{status}");
+    let git_dir = repo.join(".git");
+    for leftover in ["rebase-merge", "rebase-apply", "MERGE_HEAD", "index.lock"] {
+        assert!(!git_dir.join(leftover).exists(), "{leftover} left behind");
+    }
+}
+
+#[tokio::test]
+async fn every_api_write_is_one_commit_by_its_principal_on_the_remote_and_the_clone_stays_clean() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |_| {}).await;
+
+    let token = app.new_key("acme", "deploy", &["orders:read"]).await;
+    let res = app
+        .update_key("acme", "deploy", json!({"enabled": false}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app.rotate_key("acme", "deploy", None).await;
+    assert_eq!(res.status(), 200);
+    let res = app.delete_key("acme", "deploy").await;
+    assert_eq!(res.status(), 204);
+
+    let log = world.remote_log();
+    let ours: Vec<&str> = log.lines().take(4).collect();
+    assert_eq!(
+        ours,
+        [
+            "alice@example.com|alice@example.com|keyward|delete acme/deploy",
+            "alice@example.com|alice@example.com|keyward|rotate acme/deploy",
+            "alice@example.com|alice@example.com|keyward|update acme/deploy",
+            "alice@example.com|alice@example.com|keyward|create acme/deploy",
+        ],
+        "{log}"
+    );
+    let origin = world.root().join("origin.git");
+    let touched = git(&origin, &["show", "--name-only", "--format=", "main~3"]);
+    assert_eq!(touched.trim(), "tenants/acme/security.yml");
+    let messages = git(&origin, &["log", "--format=%B", "main"]);
+    assert!(messages.contains("Request-Id: "), "{messages}");
+    assert!(!messages.contains(&token) && !messages.contains("sha256:"));
+    clean(&clone);
+    // The deploy job's own pull works on the clone.
+    git(&clone, &["pull", "--quiet", "--ff-only"]);
+}
+
+#[tokio::test]
+async fn ops_commits_reach_keyward_and_keyward_s_writes_reach_ops() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |_| {}).await;
+
+    world.ops_commit(
+        "globex",
+        |_| format!("apiKeys:\n{}", entry("from-ops", '7')),
+        "Add from-ops",
+    );
+    let key_list = eventually(
+        "the ops commit is served",
+        Duration::from_secs(10),
+        || app.list_keys("globex", Reader),
+        |r| r.status() == 200,
+    )
+    .await;
+    let _ = key_list;
+    eventually(
+        "the ops key is listed",
+        Duration::from_secs(10),
+        || async { app.list_names("globex").await },
+        |names| names.contains(&"from-ops".to_owned()),
+    )
+    .await;
+
+    app.new_key("globex", "from-api", &[]).await;
+    git(&world.ops(), &["pull", "--quiet", "--ff-only"]);
+    let text = std::fs::read_to_string(world.ops().join("tenants/globex/security.yml")).unwrap();
+    assert!(
+        text.contains("name: from-ops") && text.contains("name: from-api"),
+        "{text}"
+    );
+    clean(&clone);
+}
+
+#[tokio::test]
+async fn a_push_refused_as_behind_is_replayed_on_the_new_head_and_a_taken_name_is_409() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    // No pulls of its own: the remote moves behind keyward's back.
+    let app = keyward_on(&clone, |s| s.git.pull_interval_seconds = 0).await;
+    world.ops_commit("acme", |t| with_key(&t, "ops-new", '5'), "ops add a key");
+
+    app.new_key("acme", "api-new", &[]).await;
+    let remote = world.on_remote("acme");
+    assert!(
+        remote.contains("name: ops-new") && remote.contains("name: api-new"),
+        "{remote}"
+    );
+    assert!(
+        remote.contains("# acme's keys; ops edit this file in git."),
+        "comments survive"
+    );
+
+    // The same name, taken upstream first.
+    world.ops_commit("acme", |t| with_key(&t, "taken", '6'), "ops take a name");
+    let res = app.create_key("acme", json!({"name": "taken"})).await;
+    assert_problem(res, 409, "key_exists").await;
+    let remote = world.on_remote("acme");
+    assert_eq!(remote.matches("name: taken").count(), 1, "{remote}");
+    // A key deleted upstream: the update gets the answer it would have got there.
+    world.ops_commit(
+        "acme",
+        |t| t.replace(&entry("ops-new", '5'), ""),
+        "ops remove ops-new",
+    );
+    let res = app
+        .update_key("acme", "ops-new", json!({"enabled": false}))
+        .await;
+    assert_problem(res, 404, "key_not_found").await;
+    clean(&clone);
+}
+
+#[tokio::test]
+async fn an_unreachable_remote_undoes_the_write_and_answers_503() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |s| s.git.pull_interval_seconds = 0).await;
+    let before = std::fs::read_to_string(clone.join("tenants/acme/security.yml")).unwrap();
+    let head = git(&clone, &["rev-parse", "HEAD"]);
+    git(
+        &clone,
+        &["remote", "set-url", "origin", "/nowhere/origin.git"],
+    );
+
+    let res = app.create_key("acme", json!({"name": "lost"})).await;
+
+    let retry = res.headers().get("retry-after").cloned();
+    assert_problem(res, 503, "remote_unavailable").await;
+    assert!(retry.is_some());
+    assert_eq!(
+        git(&clone, &["rev-parse", "HEAD"]),
+        head,
+        "the commit is undone"
+    );
+    assert_eq!(
+        std::fs::read_to_string(clone.join("tenants/acme/security.yml")).unwrap(),
+        before
+    );
+    clean(&clone);
+    assert!(!app.list_names("acme").await.contains(&"lost".to_owned()));
+    let status: Value = app.status("acme").await.json().await.unwrap();
+    assert!(status["git"]["lastError"].is_string(), "{status}");
+}
+
+#[tokio::test]
+async fn two_replicas_converge_and_a_same_name_race_has_one_winner() {
+    let world = World::new();
+    let (a_dir, b_dir) = (world.clone_for("a"), world.clone_for("b"));
+    let a = keyward_on(&a_dir, |_| {}).await;
+    let b = keyward_on(&b_dir, |_| {}).await;
+
+    let token = a.new_key("acme", "from-a", &[]).await;
+    let started = std::time::Instant::now();
+    b.eventually_valid("acme", &token, true).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let (ra, rb) = tokio::join!(
+        a.create_key("acme", json!({"name": "race"})),
+        b.create_key("acme", json!({"name": "race"}))
+    );
+    let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409]);
+    assert_eq!(world.on_remote("acme").matches("name: race").count(), 1);
+    clean(&a_dir);
+    clean(&b_dir);
+}
+
+#[tokio::test]
+async fn history_comes_from_git_log_with_ops_commits_and_filters_by_key() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |_| {}).await;
+    app.new_key("acme", "hist", &[]).await;
+    app.update_key("acme", "hist", json!({"enabled": false}))
+        .await;
+    world.ops_commit(
+        "acme",
+        |t| t.replace("enabled: false\n", "enabled: false # off\n"),
+        "ops tidy",
+    );
+    eventually(
+        "the ops commit is pulled",
+        Duration::from_secs(10),
+        || async { git(&clone, &["log", "--format=%s", "-1"]) },
+        |s| s.trim() == "ops tidy",
+    )
+    .await;
+
+    let all: Vec<Value> = app.history("acme", None).await.json().await.unwrap();
+    let actions: Vec<&str> = all.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["edit", "update", "create", "edit"], "{all:?}");
+    assert_eq!(all[1]["keyName"], "hist");
+    assert_eq!(all[1]["author"], "alice@example.com");
+    let only: Vec<Value> = app
+        .history("acme", Some("hist"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = only.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["update", "create"], "{only:?}");
+}
+
+#[tokio::test]
+async fn the_webhook_pulls_on_a_valid_signature_and_does_nothing_otherwise() {
+    use hmac::{Hmac, Mac};
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let secret = "webhook-secret-0123456789";
+    let app = keyward_on(&clone, |s| {
+        s.git.pull_interval_seconds = 0;
+        s.git.webhook_secret = Some(secret.to_owned().into());
+    })
+    .await;
+    world.ops_commit(
+        "globex",
+        |_| format!("apiKeys:\n{}", entry("hooked", '8')),
+        "Add hooked",
+    );
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let hook = |headers: Vec<(&'static str, String)>| {
+        let mut req = app.client.post(app.url("/hooks/git")).body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+
+    for bad in [
+        vec![],
+        vec![("X-Hub-Signature-256", format!("sha256={}", "0".repeat(64)))],
+        vec![("X-Gitlab-Token", "webhook-secret-0123456780".to_owned())],
+    ] {
+        assert_problem(hook(bad).await.unwrap(), 401, "invalid_token").await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !app.list_names("globex")
+            .await
+            .contains(&"hooked".to_owned()),
+        "no pull yet"
+    );
+
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let res = hook(vec![("X-Hub-Signature-256", format!("sha256={sig}"))])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    eventually(
+        "the webhook's pull is served",
+        Duration::from_secs(10),
+        || async { app.list_names("globex").await },
+        |names| names.contains(&"hooked".to_owned()),
+    )
+    .await;
+    let gitlab = hook(vec![("X-Gitlab-Token", secret.to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(gitlab.status(), 202);
+}
+
+#[tokio::test]
+async fn start_up_refuses_a_clone_it_cannot_keep_clean_and_says_what_to_do() {
+    let world = World::new();
+    let build = |clone: PathBuf| async move {
+        let state = tempfile::tempdir().unwrap();
+        let mut s = settings_for(state.path());
+        s.tenants_dir = clone.join("tenants");
+        s.git.enabled = true;
+        keyward::startup::Application::build(s)
+            .await
+            .err()
+            .map(|e| format!("{e:#}"))
+    };
+
+    let dirty = world.clone_for("dirty");
+    std::fs::write(dirty.join("tenants/acme/security.yml"), "apiKeys: []\n").unwrap();
+    let err = build(dirty).await.expect("refused");
+    assert!(
+        err.contains("uncommitted changes") && err.contains("checkout --"),
+        "{err}"
+    );
+
+    let plain = world.root().join("plain/tenants");
+    std::fs::create_dir_all(&plain).unwrap();
+    let err = build(world.root().join("plain")).await.expect("refused");
+    assert!(err.contains("inside a git work tree"), "{err}");
+
+    let no_remote = world.clone_for("no-remote");
+    git(&no_remote, &["remote", "remove", "origin"]);
+    let err = build(no_remote).await.expect("refused");
+    assert!(err.contains("no remote \"origin\""), "{err}");
+
+    let other_branch = world.clone_for("other-branch");
+    git(&other_branch, &["checkout", "--quiet", "-b", "feature"]);
+    let err = build(other_branch).await.expect("refused");
+    assert!(err.contains("not on git.branch"), "{err}");
+}
+
+#[tokio::test]
+async fn a_write_cut_short_before_its_commit_is_rolled_back_at_restart() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |_| {}).await;
+    let state = app.dir.path().to_owned();
+    let dir = app.stop().await;
+    // What a kill -9 between the file's rename and the commit leaves: the file changed, a
+    // journal entry without a commit, a stale index.lock.
+    let file = clone.join("tenants/acme/security.yml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}{}", entry("half", '9'))).unwrap();
+    std::fs::create_dir_all(state.join("state/git")).unwrap();
+    std::fs::write(
+        state.join("state/git/journal.json"),
+        r#"[{"id":1,"tenant":"acme","verb":"create","key":"half","actor":"alice@example.com","request_id":null,"change":{"kind":"create","entry":"apiKeys:\n  - name: half\n    hash: sha256:9999999999999999999999999999999999999999999999999999999999999999\n"},"commit":null}]"#,
+    )
+    .unwrap();
+    std::fs::write(clone.join(".git/index.lock"), "").unwrap();
+
+    let tenants = clone.join("tenants");
+    let app = spawn_app_on(dir, move |s| {
+        s.tenants_dir = tenants;
+        s.git.enabled = true;
+    })
+    .await;
+
+    clean(&clone);
+    assert!(!app.list_names("acme").await.contains(&"half".to_owned()));
+    app.new_key("acme", "after", &[]).await;
+    assert!(world.on_remote("acme").contains("name: after"));
+    clean(&clone);
+}
