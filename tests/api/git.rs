@@ -468,3 +468,89 @@ async fn a_write_cut_short_before_its_commit_is_rolled_back_at_restart() {
     assert!(world.on_remote("acme").contains("name: after"));
     clean(&clone);
 }
+
+#[tokio::test]
+async fn async_mode_acknowledges_at_once_pushes_when_it_can_and_drops_what_no_longer_applies() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let origin = world.root().join("origin.git");
+    let app = keyward_on(&clone, |s| {
+        s.git.push = keyward::config::PushMode::Async;
+        s.git.pull_interval_seconds = 1;
+    })
+    .await;
+    git(
+        &clone,
+        &["remote", "set-url", "origin", "/nowhere/origin.git"],
+    );
+
+    // Acknowledged on the local commit, though the remote is away.
+    let early = app.new_key("acme", "early", &[]).await;
+    app.new_key("acme", "contested", &[]).await;
+    let status: Value = app.status("acme").await.json().await.unwrap();
+    assert_eq!(status["git"]["unpushed"], 2, "{status}");
+    assert_eq!(app.verdict("acme", &early).await["valid"], true);
+    // Meanwhile ops take one of the names upstream.
+    world.ops_commit(
+        "acme",
+        |t| with_key(&t, "contested", '4'),
+        "ops take contested",
+    );
+
+    git(
+        &clone,
+        &["remote", "set-url", "origin", origin.to_str().unwrap()],
+    );
+    let status = eventually(
+        "keyward's writes reach the remote",
+        Duration::from_secs(20),
+        || async { app.status("acme").await.json::<Value>().await.unwrap() },
+        |s| s["git"]["unpushed"] == 0,
+    )
+    .await;
+
+    let remote = world.on_remote("acme");
+    assert!(remote.contains("name: early"), "{remote}");
+    assert_eq!(remote.matches("name: contested").count(), 1, "{remote}");
+    let dropped = &status["git"]["dropped"][0];
+    assert_eq!(dropped["keyName"], "contested", "{status}");
+    assert_eq!(dropped["action"], "create");
+    assert_eq!(dropped["actor"], "alice@example.com");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("keyward_git_dropped_writes_total 1"),
+        "{metrics}"
+    );
+    clean(&clone);
+}
+
+#[tokio::test]
+async fn sighup_pulls_at_once() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |s| s.git.pull_interval_seconds = 0).await;
+    world.ops_commit(
+        "globex",
+        |_| format!("apiKeys:\n{}", entry("hup", '3')),
+        "Add hup",
+    );
+
+    let pid = rustix::process::Pid::from_raw(std::process::id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+
+    eventually(
+        "the pull SIGHUP asked for is served",
+        Duration::from_secs(10),
+        || async { app.list_names("globex").await },
+        |names| names.contains(&"hup".to_owned()),
+    )
+    .await;
+}
