@@ -283,10 +283,24 @@ pub fn new_key(args: &NewKeyArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(Change::Create(entry.clone()))
         })?;
-        println!(
-            "appended to {}",
-            store.tenant_dir(&tenant).join(FILE_NAME).display()
-        );
+        let path = store.tenant_dir(&tenant).join(FILE_NAME);
+        println!("appended to {}", path.display());
+        // In a git work tree the write is a commit of that file alone, as the server's are
+        // in git mode; pushing it is ops' call.
+        if let Ok(repo) = crate::git::Repo::discover(&args.tenants) {
+            let relative = std::fs::canonicalize(&path)?
+                .strip_prefix(std::fs::canonicalize(repo.top())?)?
+                .to_string_lossy()
+                .into_owned();
+            let who = entry.created_by.as_ref().map_or("keyward keys new", |s| s.as_str());
+            let commit = repo.commit_path(
+                &relative,
+                &format!("create {tenant}/{}", entry.name),
+                "Made by keyward keys new.",
+                &crate::git::Author::of(who),
+            )?;
+            println!("committed as {commit}");
+        }
     } else {
         print!("{}", render::entry_yaml(&entry));
     }

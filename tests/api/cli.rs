@@ -534,4 +534,15 @@ fn keys_new_write_records_who_created_the_key() {
     };
     assert_eq!(created_by("by-git").as_deref(), Some("ops@example.com"));
     assert_eq!(created_by("by-flag").as_deref(), Some("carol@example.com"));
+    // In a work tree each write is a commit of that one file, by whoever made the key.
+    let log = git(dir.path(), &["log", "--format=%an|%cn|%s"]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            "carol@example.com|keyward|create acme/by-flag",
+            "ops@example.com|keyward|create acme/by-git"
+        ]
+    );
+    let shown = git(dir.path(), &["show", "--name-only", "--format=", "HEAD"]);
+    assert_eq!(shown.trim(), "tenants/acme/security.yml");
 }
