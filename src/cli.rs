@@ -292,7 +292,10 @@ pub fn new_key(args: &NewKeyArgs) -> anyhow::Result<ExitCode> {
                 .strip_prefix(std::fs::canonicalize(repo.top())?)?
                 .to_string_lossy()
                 .into_owned();
-            let who = entry.created_by.as_ref().map_or("keyward keys new", |s| s.as_str());
+            let who = entry
+                .created_by
+                .as_ref()
+                .map_or("keyward keys new", |s| s.as_str());
             let commit = repo.commit_path(
                 &relative,
                 &format!("create {tenant}/{}", entry.name),

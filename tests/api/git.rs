@@ -554,3 +554,102 @@ async fn sighup_pulls_at_once() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_shallow_clone_s_history_says_it_is_cut_short() {
+    let world = World::new();
+    let origin = format!("file://{}", world.root().join("origin.git").display());
+    git(
+        world.root(),
+        &["clone", "--quiet", "--depth", "1", &origin, "shallow"],
+    );
+    let app = keyward_on(&world.root().join("shallow"), |s| {
+        s.git.pull_interval_seconds = 0;
+    })
+    .await;
+
+    let res = app.history("acme", None).await;
+
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["keyward-history"], "shallow");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_any_point_of_a_write_leaves_a_clean_clone_and_loses_no_acknowledged_write() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let state = world.root().join("state");
+    let settings = vec![
+        ("KEYWARD_GIT__ENABLED", "true".to_owned()),
+        ("KEYWARD_GIT__PULL_INTERVAL_SECONDS", "1".to_owned()),
+        ("KEYWARD_STATE_DIR", state.display().to_string()),
+    ];
+    let mut acknowledged: Vec<String> = Vec::new();
+
+    for round in 0..6u64 {
+        let (path, settings) = (clone.clone(), settings.clone());
+        let server = tokio::task::spawn_blocking(move || serve_process_with(&path, &settings))
+            .await
+            .unwrap();
+        let url = format!("http://127.0.0.1:{}/api/acme/admin/apiKeys", server.port);
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let mut ok = Vec::new();
+                    for i in 0.. {
+                        let name = format!("r{round}-w{w}-{i}");
+                        let res = client
+                            .post(&url)
+                            .bearer_auth(writer("acme"))
+                            .json(&json!({"name": name}))
+                            .send()
+                            .await;
+                        match res {
+                            Ok(r) if r.status() == 201 => ok.push(name),
+                            Ok(r) => panic!("unexpected {}", r.status()),
+                            Err(_) => break, // the server is gone
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        // Somewhere in the middle of journalling, writing, committing or pushing.
+        tokio::time::sleep(Duration::from_millis(200 + (round * 97) % 400)).await;
+        server.signal(rustix::process::Signal::KILL);
+        let mut server = server;
+        tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+            .await
+            .unwrap();
+        for w in writers {
+            acknowledged.extend(w.await.unwrap());
+        }
+    }
+
+    // A last start repairs what the last kill left; then a write works again.
+    let server = tokio::task::spawn_blocking(move || serve_process_with(&clone, &settings))
+        .await
+        .unwrap();
+    let res = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/api/acme/admin/apiKeys",
+            server.port
+        ))
+        .bearer_auth(writer("acme"))
+        .json(&json!({"name": "after-the-storm"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let remote = world.on_remote("acme");
+    assert!(acknowledged.len() > 5, "{acknowledged:?}");
+    for name in &acknowledged {
+        assert!(
+            remote.contains(&format!("name: {name}\n")),
+            "acknowledged {name} is not on the remote"
+        );
+    }
+    clean(&world.root().join("server"));
+}

@@ -555,8 +555,14 @@ pub struct Server {
 }
 
 pub fn serve_process(dir: &Path) -> Server {
+    serve_process_with(dir, &[])
+}
+
+/// `serve_process` with more `KEYWARD_*` settings.
+pub fn serve_process_with(dir: &Path, settings: &[(&str, String)]) -> Server {
     let mut child = keyward()
         .current_dir(dir)
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
         .env("KEYWARD_LISTEN", "127.0.0.1:0")
         .env("KEYWARD_LOG_FORMAT", "json")
         .env("KEYWARD_AUTH__HS256_SECRET", SECRET)
