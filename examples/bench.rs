@@ -51,6 +51,9 @@ fn main() {
     if run("writes") {
         admin_writes(&bin, quick, &mut out);
     }
+    if run("git") {
+        git_mode(&bin, quick, &mut out);
+    }
     // Not part of the default run: minutes long. `bench/run.sh soak [--minutes N]`.
     if only.iter().any(|o| o == "soak") {
         soak(&bin, &mut out);
@@ -81,10 +84,15 @@ fn free_port() -> u16 {
 }
 
 fn start(bin: &str, dir: &Path) -> (Server, Duration) {
+    start_with(bin, dir, &[])
+}
+
+fn start_with(bin: &str, dir: &Path, env: &[(&str, String)]) -> (Server, Duration) {
     let port = free_port();
     let started = Instant::now();
     let child = Command::new(bin)
         .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         // keyward refuses unknown KEYWARD_* settings: KEYWARD_BIN is the driver's own.
         .env_remove("KEYWARD_BIN")
         .env("KEYWARD_LISTEN", format!("127.0.0.1:{port}"))
@@ -729,6 +737,192 @@ fn soak(bin: &str, out: &mut String) {
         "| soak: verifications counted valid / not_found | {} / {} | — |",
         counted("valid"),
         counted("not_found")
+    )
+    .unwrap();
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "git {args:?}");
+}
+
+/// Git mode against a local bare remote: create latency with `sync` and `async` pushes
+/// beside the same create without git mode; how fast a key created on one replica is
+/// valid on another; and the writes per second one replica sustains.
+fn git_mode(bin: &str, quick: bool, out: &mut String) {
+    let n = if quick { 30 } else { 100 };
+    let world = tempfile::tempdir().unwrap();
+    let root = world.path();
+    git(
+        root,
+        &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
+    );
+    git(root, &["clone", "--quiet", "origin.git", "seed"]);
+    let seed = root.join("seed");
+    write_tenant(&seed, "bench", &file_text(100, &[]));
+    for args in [
+        &[
+            "-c",
+            "user.email=bench@example.com",
+            "-c",
+            "user.name=bench",
+            "add",
+            ".",
+        ][..],
+        &[
+            "-c",
+            "user.email=bench@example.com",
+            "-c",
+            "user.name=bench",
+            "commit",
+            "--quiet",
+            "-m",
+            "seed",
+        ],
+        &["push", "--quiet", "origin", "main"],
+    ] {
+        git(&seed, args);
+    }
+    let replica = |name: &str, push: &str, pull: u64| {
+        git(root, &["clone", "--quiet", "origin.git", name]);
+        let env = vec![
+            ("KEYWARD_GIT__ENABLED", "true".to_owned()),
+            ("KEYWARD_GIT__PUSH", push.to_owned()),
+            ("KEYWARD_GIT__PULL_INTERVAL_SECONDS", pull.to_string()),
+            (
+                "KEYWARD_STATE_DIR",
+                root.join(format!("state-{name}")).display().to_string(),
+            ),
+        ];
+        start_with(bin, &root.join(name), &env).0
+    };
+    let plain_dir = tempfile::tempdir().unwrap();
+    write_tenant(plain_dir.path(), "bench", &file_text(100, &[]));
+    let (plain, _) = start(bin, plain_dir.path());
+    let sync = replica("sync", "sync", 10);
+    let asynchronous = replica("async", "async", 10);
+    let client = reqwest::blocking::Client::new();
+    let jwt = admin_token();
+    let create = |server: &Server, name: &str| -> (Duration, u16) {
+        let t0 = Instant::now();
+        let status = client
+            .post(server.url("/api/bench/admin/apiKeys"))
+            .bearer_auth(&jwt)
+            .json(&json!({"name": name}))
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        (t0.elapsed(), status)
+    };
+    // Alternating, so the three see the same machine.
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    let mut failed = 0;
+    for i in 0..n {
+        for (k, server) in [&plain, &sync, &asynchronous].into_iter().enumerate() {
+            let (t, status) = create(server, &format!("lat-{k}-{i}"));
+            if status != 201 {
+                failed += 1;
+            }
+            times[k].push(t);
+        }
+    }
+    for t in &mut times {
+        t.sort();
+    }
+    for (label, t) in [
+        "no git mode",
+        "git mode, push: sync",
+        "git mode, push: async",
+    ]
+    .iter()
+    .zip(&times)
+    {
+        writeln!(
+            out,
+            "| create latency, 100-key tenant, {label}: p50 / p99 | {} / {} | — |",
+            ms(percentile(t, 0.5)),
+            ms(percentile(t, 0.99))
+        )
+        .unwrap();
+    }
+    writeln!(out, "| git-mode creates not answered 201 | {failed} | 0 |").unwrap();
+    drop(asynchronous);
+
+    // Convergence: created on one replica, valid on the other.
+    let other = replica("other", "sync", 1);
+    let mut converge = Vec::new();
+    for i in 0..n {
+        let res = client
+            .post(sync.url("/api/bench/admin/apiKeys"))
+            .bearer_auth(&jwt)
+            .json(&json!({"name": format!("conv-{i}")}))
+            .send()
+            .unwrap();
+        let token = res.json::<serde_json::Value>().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let t0 = Instant::now();
+        loop {
+            let valid = client
+                .post(other.url("/api/bench/apiKeys/verify"))
+                .json(&json!({"key": token}))
+                .send()
+                .and_then(|r| r.json::<serde_json::Value>())
+                .is_ok_and(|v| v["valid"] == true);
+            if valid || t0.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        converge.push(t0.elapsed());
+    }
+    converge.sort();
+    writeln!(
+        out,
+        "| convergence, create on replica A to valid on B (pull every 1 s), p50 / p99 over {n} keys | {} / {} | < 2,000 ms (interval + 1 s) |",
+        ms(percentile(&converge, 0.5)),
+        ms(percentile(&converge, 0.99))
+    )
+    .unwrap();
+    drop(other);
+
+    // Throughput: 8 clients creating for a few seconds on the sync replica.
+    let secs = if quick { 3 } else { 10 };
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for w in 0..8 {
+            let (done, jwt, url) = (&done, &jwt, sync.url("/api/bench/admin/apiKeys"));
+            s.spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    let ok = client
+                        .post(&url)
+                        .bearer_auth(jwt)
+                        .json(&json!({"name": format!("tp-{w}-{i}")}))
+                        .send()
+                        .is_ok_and(|r| r.status() == 201);
+                    if ok {
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    i += 1;
+                }
+            });
+        }
+    });
+    let rate = done.load(std::sync::atomic::Ordering::Relaxed) as f64 / secs as f64;
+    writeln!(
+        out,
+        "| writes per second, one replica, git mode sync, 8 clients | {rate:.0} | — |"
     )
     .unwrap();
 }
