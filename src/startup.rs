@@ -324,6 +324,7 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         .expose_headers([
             actix_web::http::header::ETAG,
             actix_web::http::header::LOCATION,
+            actix_web::http::header::LINK,
         ])
         .max_age(600);
     for origin in origins {

@@ -34,11 +34,20 @@ trap cleanup EXIT
 
 mkdir -p "$WORK/tenants/acme" "$WORK/tenants/globex"
 cp tenants/acme/security.yml "$WORK/tenants/acme/security.yml"
+# In git mode (a local bare remote), so the history route is fuzzed too.
+git init --quiet --bare -b main "$WORK/origin.git"
+git -C "$WORK" init --quiet -b main
+git -C "$WORK" remote add origin "$WORK/origin.git"
+printf 'state/\nschemathesis.toml\nserver.log\norigin.git/\n' > "$WORK/.gitignore"
+git -C "$WORK" add .gitignore tenants
+git -C "$WORK" -c user.email=fuzz@example.com -c user.name=fuzz commit --quiet -m seed
+git -C "$WORK" push --quiet origin main
 SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
 
 (cd "$WORK" && KEYWARD_LISTEN="127.0.0.1:$PORT" KEYWARD_AUTH__HS256_SECRET="$SECRET" \
+    KEYWARD_GIT__ENABLED=true \
     KEYWARD_LOG_FORMAT=json RUST_LOG=warn exec "$BIN" > "$WORK/server.log" 2>&1) &
 SERVER_PID=$!
 JWT=$(python3 fuzz/api/mint_jwt.py "$SECRET" acme "tenant.apiKey:read tenant.apiKey:write")
@@ -84,6 +93,12 @@ max-examples = $MAX_EXAMPLES
 
 # Updates go to a key that exists: with made-up names nearly every generated update was a
 # 404, and the update path went unfuzzed.
+# The webhook needs an HMAC over the body, which generated requests cannot carry: its
+# refusals are tested in tests/api/git.rs.
+[[operations]]
+include-path = "/hooks/git"
+enabled = false
+
 [[operations]]
 include-path = "/api/{tenantId}/admin/apiKeys/{keyName}"
 include-method = "PUT"

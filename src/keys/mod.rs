@@ -9,10 +9,12 @@ mod replicate;
 mod service;
 mod verifier;
 
-pub use command::{Actor, CreateKey, IfMatch, KeyChanges, KeyLimits, Patch, Rotation, Target};
+pub use command::{
+    Actor, CreateKey, IfMatch, KeyChanges, KeyFilter, KeyLimits, Patch, Rotation, Target,
+};
 pub use etag::etag;
 pub use replicate::{Dropped, GitStatus, History, HistoryEntry, Replicator, Verb};
-pub use service::{Issued, KeyState, KeysFrom, Service, TenantStatus};
+pub use service::{Issued, KeyState, KeysFrom, Page, Service, TenantStatus};
 pub use verifier::Verifier;
 
 use crate::domain::FieldError;

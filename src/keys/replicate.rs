@@ -269,6 +269,12 @@ impl Replicator {
                 return Err(e);
             }
         };
+        if !written.changed {
+            // The change left the file as it was (an update to the same values): there is
+            // nothing to commit, and nothing for the remote to learn.
+            let _ = st.journal.remove(id);
+            return Ok(written);
+        }
         let pending = st.journal.entries().iter().find(|e| e.id == id).cloned();
         let Some(pending) = pending else {
             return Err(Error::Git("the journal lost a write".into()));

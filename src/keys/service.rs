@@ -6,7 +6,7 @@ use parking_lot::Mutex;
 use time::OffsetDateTime;
 use tracing::Span;
 
-use super::command::{Actor, CreateKey, KeyChanges, Rotation, Target};
+use super::command::{Actor, CreateKey, KeyChanges, KeyFilter, Rotation, Target};
 use super::replicate::{Replicator, Verb};
 use super::{Error, etag};
 use crate::clock::Clock;
@@ -25,6 +25,14 @@ use crate::store::{Change, FileProblem, Loaded, Store, Version};
 pub struct KeyState {
     pub entry: Arc<KeyEntry>,
     pub last_used: Option<OffsetDateTime>,
+}
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    pub keys: Vec<KeyState>,
+    /// The last name of this page, when more keys follow.
+    pub next: Option<KeyName>,
 }
 
 /// A key and its new token: shown once, never stored.
@@ -163,6 +171,37 @@ impl Service {
         let (publisher, t) = (self.publisher.clone(), tenant.clone());
         blocking(move || Ok(publisher.load(&t)?)).await?;
         self.index.keys(tenant).ok_or(Error::TenantNotFound)
+    }
+
+    /// One page of a tenant's keys in name order, filtered; `next` is where the following
+    /// page starts after, when there is one.
+    pub async fn list(&self, tenant: &TenantId, filter: &KeyFilter) -> Result<Page, Error> {
+        let keys = self.keys(tenant).await?;
+        let now = self.clock.now();
+        let mut matching = keys.iter().filter(|k| {
+            let e = &k.entry;
+            filter.after.as_ref().is_none_or(|a| &e.name > a)
+                && filter
+                    .name_contains
+                    .as_deref()
+                    .is_none_or(|q| e.name.as_str().contains(q))
+                && filter.enabled.is_none_or(|on| e.enabled == on)
+                && filter.expired.is_none_or(|x| e.is_expired(now) == x)
+        });
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let keys: Vec<KeyState> = matching
+            .by_ref()
+            .take(limit)
+            .map(|k| KeyState {
+                entry: k.entry.clone(),
+                last_used: k.last_used(),
+            })
+            .collect();
+        let more = matching.next().is_some();
+        let next = more
+            .then(|| keys.last().map(|k| k.entry.name.clone()))
+            .flatten();
+        Ok(Page { keys, next })
     }
 
     pub async fn key(&self, tenant: &TenantId, name: &KeyName) -> Result<KeyState, Error> {

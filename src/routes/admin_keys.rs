@@ -1,7 +1,7 @@
 //! `/api/{tenantId}/admin/apiKeys`: tenant admins manage keys. Each handler turns the
 //! request into a command for the keys service and the result into a view.
 
-use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_MATCH, LOCATION};
+use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_MATCH, LINK, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
@@ -14,7 +14,7 @@ use super::{AdminErrors, BodyErrors, Endpoint, PreconditionErrors, WriteErrors};
 use crate::auth::{Admin, ReadKeys, WriteKeys};
 use crate::domain::{Description, FieldError, FieldErrors, KeyName, Permission, Permissions};
 use crate::error::{ApiError, ProblemDetails};
-use crate::keys::{self, CreateKey, IfMatch, KeyChanges, Patch, Rotation, Target};
+use crate::keys::{self, CreateKey, IfMatch, KeyChanges, KeyFilter, Patch, Rotation, Target};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -266,13 +266,84 @@ fn timestamp(raw: &str) -> Result<OffsetDateTime, &'static str> {
         .map_err(|_| "must be an RFC 3339 date-time, e.g. 2027-01-01T00:00:00Z")
 }
 
+/// A list's query: `limit` + `cursor` page in name order, the rest filter.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListQuery {
+    /// 1 to 1000 keys per page; absent: every key.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Where the page starts: from the `Link: <...>; rel="next"` of the page before.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
+    cursor: Option<String>,
+    /// Only names containing this.
+    q: Option<String>,
+    enabled: Option<bool>,
+    /// true: only expired keys; false: only unexpired ones.
+    expired: Option<bool>,
+}
+
+impl ListQuery {
+    /// Every parameter checked, each problem named by its field.
+    fn parse(query: &str) -> Result<KeyFilter, ApiError> {
+        let mut filter = KeyFilter::default();
+        let mut errors = FieldErrors::default();
+        let boolean = |v: &str| match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err("must be true or false"),
+        };
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "limit" => {
+                    filter.limit = errors.check(
+                        "limit",
+                        value
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| (1..=KeyFilter::MAX_LIMIT).contains(n))
+                            .ok_or("must be a whole number from 1 to 1000"),
+                    );
+                }
+                "cursor" => filter.after = errors.check("cursor", decode_cursor(&value)),
+                "q" => filter.name_contains = Some(value.into_owned()),
+                "enabled" => filter.enabled = errors.check("enabled", boolean(&value)),
+                "expired" => filter.expired = errors.check("expired", boolean(&value)),
+                other => errors.push(other.to_owned(), "unknown query parameter"),
+            }
+        }
+        errors
+            .finish(|| Some(filter))
+            .map_err(|errors| ApiError::InvalidRequest {
+                detail: "the query is not valid".into(),
+                errors,
+            })
+    }
+}
+
+/// A cursor is where the page before ended (its last name). Clients take it from the
+/// `Link` header and need not read it; any well-formed one pages from that point.
+fn encode_cursor(name: &KeyName) -> String {
+    name.to_string()
+}
+
+fn decode_cursor(cursor: &str) -> Result<KeyName, &'static str> {
+    KeyName::parse(cursor).map_err(|_| "not a cursor this server gave")
+}
+
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/apiKeys",
     tag = "admin",
-    params(("tenantId" = String, Path, description = "Tenant id")),
+    params(("tenantId" = String, Path, description = "Tenant id"), ListQuery),
     responses(
-        (status = 200, description = "Every key of the tenant, sorted by name", body = [ApiKeyView]),
+        (
+            status = 200,
+            description = "The tenant's keys sorted by name (every key without a query); `Link: <...>; rel=\"next\"` when a page follows",
+            body = [ApiKeyView]
+        ),
+        (status = 400, description = "A bad query parameter", body = ProblemDetails),
         AdminErrors,
     ),
     security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
@@ -281,10 +352,27 @@ fn timestamp(raw: &str) -> Result<OffsetDateTime, &'static str> {
 pub(crate) async fn list(
     admin: Admin<ReadKeys>,
     service: web::Data<keys::Service>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = service.keys(&admin.actor.tenant).await?;
-    let views: Vec<ApiKeyView> = keys.iter().map(ApiKeyView::from).collect();
-    Ok(HttpResponse::Ok().json(views))
+    let filter = ListQuery::parse(req.query_string())?;
+    let page = service.list(&admin.actor.tenant, &filter).await?;
+    let views: Vec<ApiKeyView> = page.keys.iter().map(ApiKeyView::from).collect();
+    let mut res = HttpResponse::Ok();
+    if let Some(last) = &page.next {
+        // The same query, from after this page's last key.
+        let mut next = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in form_urlencoded::parse(req.query_string().as_bytes()) {
+            if name != "cursor" {
+                next.append_pair(&name, &value);
+            }
+        }
+        next.append_pair("cursor", &encode_cursor(last));
+        res.insert_header((
+            LINK,
+            format!("<{}?{}>; rel=\"next\"", req.path(), next.finish()),
+        ));
+    }
+    Ok(res.json(views))
 }
 
 #[utoipa::path(

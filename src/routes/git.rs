@@ -50,7 +50,6 @@ pub struct HistoryQuery {
     params(("tenantId" = String, Path, description = "Tenant id"), HistoryQuery),
     responses(
         (status = 200, description = "Commits, newest first", body = [HistoryEntry]),
-        (status = 400, description = "A bad query", body = ProblemDetails),
         AdminErrors,
     ),
     security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
@@ -60,13 +59,15 @@ pub(crate) async fn history(
     service: web::Data<keys::Service>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = match &query.key_name {
-        Some(k) => Some(
-            KeyName::parse(k).map_err(|e| ApiError::invalid_request(format!("keyName: {e}")))?,
-        ),
-        None => None,
+    let history = match query.key_name.as_deref().map(KeyName::parse) {
+        // A name that could never exist has no history.
+        Some(Err(_)) => keys::History {
+            entries: Vec::new(),
+            shallow: false,
+        },
+        Some(Ok(key)) => service.history(&admin.actor.tenant, Some(key)).await?,
+        None => service.history(&admin.actor.tenant, None).await?,
     };
-    let history = service.history(&admin.actor.tenant, key).await?;
     let mut res = HttpResponse::Ok();
     if history.shallow {
         res.insert_header(("Keyward-History", "shallow"));

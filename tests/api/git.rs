@@ -653,3 +653,20 @@ async fn kill_9_at_any_point_of_a_write_leaves_a_clean_clone_and_loses_no_acknow
     }
     clean(&world.root().join("server"));
 }
+
+#[tokio::test]
+async fn an_update_that_changes_nothing_makes_no_commit() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |_| {}).await;
+    app.new_key("acme", "same", &[]).await;
+    let head = git(&clone, &["rev-parse", "HEAD"]);
+
+    let res = app
+        .update_key("acme", "same", json!({"enabled": true}))
+        .await;
+
+    assert_eq!(res.status(), 200);
+    assert_eq!(git(&clone, &["rev-parse", "HEAD"]), head);
+    clean(&clone);
+}

@@ -13,6 +13,7 @@ mod helpers;
 mod jwks_url;
 mod jwt;
 mod lifecycle;
+mod lists;
 mod nginx;
 mod openapi;
 mod ops;
