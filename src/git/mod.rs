@@ -243,7 +243,7 @@ fn classify_push(stderr: &str) -> PushError {
         || s.contains("[rejected]")
     {
         PushError::NotFastForward
-    } else if s.contains("[remote rejected]") || s.contains("protected") || s.contains("denied") {
+    } else if s.contains("[remote rejected]") || s.contains("protected branch") {
         PushError::Refused(first_line(stderr))
     } else {
         PushError::Unreachable(first_line(stderr))
@@ -275,8 +275,9 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String, GitErr
         cmd.args(["-c", c]);
     }
     cmd.args(args)
+        // No prompts: git's own, and ssh's through git's askpass. Ops' ssh settings
+        // (GIT_SSH_COMMAND, core.sshCommand, ~/.ssh/config) are left as they are.
         .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -86,6 +86,8 @@ pub struct GitStatus {
 
 struct State {
     journal: Journal,
+    /// The last push was refused by the remote's policy.
+    refused: bool,
     last_pull_at: Option<OffsetDateTime>,
     last_error: Option<String>,
     dropped: Vec<Dropped>,
@@ -150,7 +152,7 @@ impl Replicator {
                 )
             })?;
         }
-        repair_interrupted_git(&repo);
+        repair_interrupted_git(&repo, &settings.branch, settings.remote.as_deref());
         let mut journal = Journal::open(state_dir)?;
         // keyward's own unfinished writes (a crash before their commit): never acknowledged,
         // so their files go back to HEAD and they are forgotten.
@@ -160,7 +162,11 @@ impl Replicator {
             .filter(|e| e.commit.is_none())
             .cloned()
             .collect();
-        let paths: Vec<String> = unfinished
+        // Any journalled write may have been cut short between its file and its commit (a
+        // replay too): those files go back to HEAD, and the writes are replayed from the
+        // journal by the first pull.
+        let paths: Vec<String> = journal
+            .entries()
             .iter()
             .map(|e| file_path(&prefix, &e.tenant))
             .collect();
@@ -199,6 +205,7 @@ impl Replicator {
             mode: settings.push,
             state: Mutex::new(State {
                 journal,
+                refused: false,
                 last_pull_at: None,
                 last_error: None,
                 dropped: Vec::new(),
@@ -285,7 +292,10 @@ impl Replicator {
             let _ = st.journal.remove(id);
             return Err(e);
         }
-        if self.mode == PushMode::Sync && self.remote.is_some() {
+        if self.remote.is_none() {
+            // Commit only: the commit is all there is to do.
+            let _ = st.journal.remove(id);
+        } else if self.mode == PushMode::Sync {
             self.push_sync(&mut st, publisher, id, base.as_deref())?;
         } else {
             self.wake_push.notify_one();
@@ -340,11 +350,39 @@ impl Replicator {
                         return Err(error);
                     }
                 }
-                Err(e) => return self.undo(st, id, base, e),
+                Err(e) => {
+                    // A push that failed late (a timeout, a dropped connection) may have
+                    // landed: ask the remote before undoing anything.
+                    if self.remote_has(st, id) {
+                        st.last_error = None;
+                        let _ = st.journal.clear();
+                        return Ok(());
+                    }
+                    return self.undo(st, id, base, e);
+                }
             }
         }
         let e = PushError::Refused("the remote kept moving".into());
         self.undo(st, id, base, e)
+    }
+
+    /// Does the remote's branch already hold write `id`'s commit?
+    fn remote_has(&self, st: &MutexGuard<'_, State>, id: u64) -> bool {
+        let Some(remote) = &self.remote else {
+            return false;
+        };
+        let commit = st
+            .journal
+            .entries()
+            .iter()
+            .find(|e| e.id == id)
+            .and_then(|e| e.commit.clone());
+        let (Some(commit), Ok(())) = (commit, self.repo.fetch(remote, &self.branch)) else {
+            return false;
+        };
+        self.repo
+            .remote_head(remote, &self.branch)
+            .is_some_and(|theirs| self.repo.is_ancestor(&commit, &theirs))
     }
 
     /// The remote did not take write `id`: it is undone locally and the client told so.
@@ -364,10 +402,15 @@ impl Replicator {
             .and_then(|r| self.repo.remote_head(r, &self.branch))
             .filter(|r| base.is_some_and(|b| self.repo.is_ancestor(b, r)))
             .or_else(|| base.map(str::to_owned));
-        if let Some(back) = back {
-            let _ = self.repo.reset_keep(&back);
+        let undone = back.is_some_and(|back| {
+            self.repo.reset_keep(&back).is_ok() || self.repo.reset_keep(&back).is_ok()
+        });
+        if undone {
+            let _ = st.journal.remove(id);
+        } else {
+            // Still in HEAD: kept in the journal, so that it is pushed, not lost, later.
+            tracing::error!("cannot undo a write the remote did not take; it will be pushed later");
         }
-        let _ = st.journal.remove(id);
         if let Some(t) = target {
             tracing::warn!(tenant = %t.tenant, key = %t.key, actor = %t.actor, error = %why,
                 "the remote did not take a write; it was undone");
@@ -400,23 +443,31 @@ impl Replicator {
             let Ok(tenant) = TenantId::parse(&pending.tenant) else {
                 continue;
             };
-            let applied = publisher
-                .store
-                .write(&tenant, |file| again(&pending, file))
-                .and_then(|w| match w.changed {
-                    true => self.commit(st, &pending).map(|()| Some(w)),
-                    false => Ok(None),
-                });
-            match applied {
-                Ok(Some(written)) => publisher.publish(&tenant, &written.version),
-                Ok(None) => {
-                    let _ = st.journal.set_commit(pending.id, None);
-                    let _ = st.journal.remove(pending.id);
-                }
-                Err(e) => {
+            let written = match publisher.store.write(&tenant, |file| again(&pending, file)) {
+                Ok(w) => w,
+                // It no longer applies on this head: the answer it would have got there.
+                Err(e @ (Error::KeyExists | Error::KeyNotFound)) => {
                     self.drop_write(st, &pending, &e);
                     dropped.push((pending, e));
+                    continue;
                 }
+                Err(e) => {
+                    // Not the write's fault (the disk, a lock): keep it for the next try.
+                    st.last_error = Some(e.to_string());
+                    break;
+                }
+            };
+            // Published either way: the reset may have changed the file under the index,
+            // and the store already knows this content, so no reload will.
+            publisher.publish(&tenant, &written.version);
+            if !written.changed {
+                let _ = st.journal.remove(pending.id);
+                continue;
+            }
+            if let Err(e) = self.commit(st, &pending) {
+                let _ = self.repo.restore(&[self.path_of(&pending.tenant)]);
+                st.last_error = Some(e.to_string());
+                break;
             }
         }
         dropped
@@ -460,7 +511,17 @@ impl Replicator {
         ) else {
             return;
         };
-        if head != theirs && !self.repo.is_ancestor(&theirs, &head) {
+        // A journalled commit HEAD no longer holds (a replay cut short by a crash) must be
+        // replayed even when HEAD is ahead of the remote.
+        let lost = st
+            .journal
+            .entries()
+            .iter()
+            .filter_map(|e| e.commit.as_deref())
+            .any(|c| !self.repo.is_ancestor(c, &head));
+        if lost {
+            self.replay(&mut st, publisher);
+        } else if head != theirs && !self.repo.is_ancestor(&theirs, &head) {
             if self.repo.is_ancestor(&head, &theirs) {
                 // Nothing of ours to replay: move forward. The watcher reloads what changed.
                 if let Err(e) = self.repo.reset_keep(&theirs) {
@@ -486,7 +547,7 @@ impl Replicator {
             match self.repo.push(&remote, &self.branch) {
                 Ok(()) => {
                     st.last_error = None;
-                    let _ = st.journal.clear();
+                    self.forget_pushed(st);
                     return;
                 }
                 Err(PushError::NotFastForward) => {
@@ -496,6 +557,7 @@ impl Replicator {
                     self.replay(st, publisher);
                 }
                 Err(e) => {
+                    st.refused = matches!(e, PushError::Refused(_));
                     st.last_error = Some(e.to_string());
                     return;
                 }
@@ -509,7 +571,30 @@ impl Replicator {
         let mut st = self.state.lock();
         self.push_pending(&mut st, publisher);
         let unpushed = st.journal.entries().iter().any(|e| e.commit.is_some());
-        unpushed.then_some(Duration::from_secs(1))
+        // A refusal by policy (a protected branch) is reported, not retried forever: the
+        // next write or pull tries again.
+        (unpushed && !st.refused).then_some(Duration::from_secs(1))
+    }
+
+    /// Forgets the writes whose commits HEAD (just pushed) holds; keeps any other.
+    fn forget_pushed(&self, st: &mut MutexGuard<'_, State>) {
+        let Some(head) = self.repo.head() else {
+            return;
+        };
+        let pushed: Vec<u64> = st
+            .journal
+            .entries()
+            .iter()
+            .filter(|e| {
+                e.commit
+                    .as_deref()
+                    .is_some_and(|c| self.repo.is_ancestor(c, &head))
+            })
+            .map(|e| e.id)
+            .collect();
+        for id in pushed {
+            let _ = st.journal.remove(id);
+        }
     }
 
     pub fn status(&self) -> GitStatus {
@@ -688,16 +773,38 @@ fn path_str(p: &Path) -> String {
 /// What a killed git leaves: a stale `index.lock` (no git of keyward's runs before start-up
 /// finishes), an interrupted rebase or merge (keyward never starts one, but the clone must be
 /// clean).
-fn repair_interrupted_git(repo: &Repo) {
+fn repair_interrupted_git(repo: &Repo, branch: &str, remote: Option<&str>) {
     let Some(dir) = repo.git_dir() else {
         return;
     };
-    let lock = dir.join("index.lock");
-    if lock.exists() {
-        // Another git may be running right now: give it time to finish first.
-        std::thread::sleep(Duration::from_secs(2));
+    // Locks a killed git leaves: the index's, and those of the refs keyward moves.
+    let locks = [
+        dir.join("index.lock"),
+        dir.join("HEAD.lock"),
+        dir.join("packed-refs.lock"),
+        dir.join("refs/heads").join(format!("{}.lock", branch)),
+    ];
+    let remote_locks = remote
+        .map(|r| {
+            dir.join("refs/remotes")
+                .join(r)
+                .join(format!("{branch}.lock"))
+        })
+        .into_iter();
+    // A lock younger than this may belong to a git of ops' running right now.
+    const STALE: Duration = Duration::from_secs(10);
+    let age = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+    };
+    for lock in locks.into_iter().chain(remote_locks) {
+        while age(&lock).is_some_and(|a| a < STALE) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
         if lock.exists() && std::fs::remove_file(&lock).is_ok() {
-            tracing::warn!(path = %lock.display(), "removed a stale git index.lock left by a killed git");
+            tracing::warn!(path = %lock.display(), "removed a stale git lock left by a killed git");
         }
     }
     if dir.join("rebase-merge").exists() || dir.join("rebase-apply").exists() {

@@ -454,6 +454,13 @@ async fn a_write_cut_short_before_its_commit_is_rolled_back_at_restart() {
     )
     .unwrap();
     std::fs::write(clone.join(".git/index.lock"), "").unwrap();
+    // Left by a git killed a minute ago (a younger lock may be a live git's).
+    let ok = std::process::Command::new("touch")
+        .args(["-d", "1 minute ago"])
+        .arg(clone.join(".git/index.lock"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
 
     let tenants = clone.join("tenants");
     let app = spawn_app_on(dir, move |s| {
