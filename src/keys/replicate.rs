@@ -296,7 +296,7 @@ impl Replicator {
             // Commit only: the commit is all there is to do.
             let _ = st.journal.remove(id);
         } else if self.mode == PushMode::Sync {
-            self.push_sync(&mut st, publisher, id, base.as_deref())?;
+            self.push_sync(&mut st, publisher, id, base.as_deref(), &mut decide)?;
         } else {
             self.wake_push.notify_one();
         }
@@ -329,6 +329,7 @@ impl Replicator {
         publisher: &Publisher,
         id: u64,
         base: Option<&str>,
+        decide: &mut dyn FnMut(&SecurityFile) -> Result<Change, Error>,
     ) -> Result<(), Error> {
         let (Some(remote), branch) = (&self.remote, &self.branch) else {
             return Ok(());
@@ -344,7 +345,10 @@ impl Replicator {
                     if let Err(e) = self.repo.fetch(remote, branch) {
                         return self.undo(st, id, base, e);
                     }
-                    let dropped = self.replay(st, publisher);
+                    // This write is decided again on the new head, as if it came after what
+                    // the remote has now (a rotation raced by another replica's rotation
+                    // rotates the winner's key, it does not bring back its own old entry).
+                    let dropped = self.replay(st, publisher, Some((id, decide)));
                     if let Some((_, error)) = dropped.into_iter().find(|(p, _)| p.id == id) {
                         // The answer it would have got on the new head.
                         return Err(error);
@@ -426,6 +430,7 @@ impl Replicator {
         &self,
         st: &mut MutexGuard<'_, State>,
         publisher: &Publisher,
+        mut current: Option<(u64, &mut dyn FnMut(&SecurityFile) -> Result<Change, Error>)>,
     ) -> Vec<(Pending, Error)> {
         let (Some(remote), branch) = (&self.remote, &self.branch) else {
             return Vec::new();
@@ -443,10 +448,32 @@ impl Replicator {
             let Ok(tenant) = TenantId::parse(&pending.tenant) else {
                 continue;
             };
-            let written = match publisher.store.write(&tenant, |file| again(&pending, file)) {
+            let mut decided = None;
+            let result = publisher.store.write(&tenant, |file| match &mut current {
+                Some((id, decide)) if *id == pending.id => {
+                    let change = decide(file)?;
+                    decided = Some(by_meaning(&change));
+                    Ok(change)
+                }
+                _ => again(&pending, file),
+            });
+            let mut pending = pending;
+            if let Some(change) = decided {
+                pending.change = change;
+                let _ = st.journal.remove(pending.id);
+                let _ = st.journal.push(pending.clone());
+            }
+            let written = match result {
                 Ok(w) => w,
                 // It no longer applies on this head: the answer it would have got there.
-                Err(e @ (Error::KeyExists | Error::KeyNotFound)) => {
+                Err(
+                    e @ (Error::KeyExists
+                    | Error::KeyNotFound
+                    | Error::KeyLimit(_)
+                    | Error::PreconditionFailed
+                    | Error::Forbidden(_)
+                    | Error::Validation(_)),
+                ) => {
                     self.drop_write(st, &pending, &e);
                     dropped.push((pending, e));
                     continue;
@@ -520,7 +547,7 @@ impl Replicator {
             .filter_map(|e| e.commit.as_deref())
             .any(|c| !self.repo.is_ancestor(c, &head));
         if lost {
-            self.replay(&mut st, publisher);
+            self.replay(&mut st, publisher, None);
         } else if head != theirs && !self.repo.is_ancestor(&theirs, &head) {
             if self.repo.is_ancestor(&head, &theirs) {
                 // Nothing of ours to replay: move forward. The watcher reloads what changed.
@@ -529,7 +556,7 @@ impl Replicator {
                     return;
                 }
             } else {
-                self.replay(&mut st, publisher);
+                self.replay(&mut st, publisher, None);
             }
         }
         self.push_pending(&mut st, publisher);
@@ -554,7 +581,7 @@ impl Replicator {
                     if self.repo.fetch(&remote, &self.branch).is_err() {
                         return;
                     }
-                    self.replay(st, publisher);
+                    self.replay(st, publisher, None);
                 }
                 Err(e) => {
                     st.refused = matches!(e, PushError::Refused(_));

@@ -677,3 +677,74 @@ async fn an_update_that_changes_nothing_makes_no_commit() {
     assert_eq!(git(&clone, &["rev-parse", "HEAD"]), head);
     clean(&clone);
 }
+
+#[tokio::test]
+async fn rotations_raced_on_two_replicas_keep_both_tokens_working_through_the_grace() {
+    let world = World::new();
+    let (a_dir, b_dir) = (world.clone_for("a"), world.clone_for("b"));
+    let a = keyward_on(&a_dir, |_| {}).await;
+    let b = keyward_on(&b_dir, |s| {
+        s.git.pull_interval_seconds = 0;
+        s.git.webhook_secret = Some("webhook-secret-0123456789".to_owned().into());
+    })
+    .await;
+    let first = a.new_key("acme", "shared", &[]).await;
+    // B learns of the key once, then pulls no more.
+    let pulled = b
+        .client
+        .post(b.url("/hooks/git"))
+        .header("X-Gitlab-Token", "webhook-secret-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.status(), 202);
+    b.eventually_valid("acme", &first, true).await;
+    let grace = Some(json!({"gracePeriodSeconds": 3600}));
+
+    let ra = a.rotate_key("acme", "shared", grace.clone()).await;
+    assert_eq!(ra.status(), 200);
+    let token_a = ra.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // B decides its rotation on a head without A's; its push is refused and it is decided
+    // again on the new head: a rotation of A's key, not a return of the old entry.
+    let rb = b.rotate_key("acme", "shared", grace).await;
+    assert_eq!(rb.status(), 200);
+    let token_b = rb.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    a.eventually_valid("acme", &token_b, true).await;
+    assert_eq!(
+        a.verdict("acme", &token_a).await["valid"],
+        true,
+        "A's acknowledged token lives through B's grace"
+    );
+    let remote = world.on_remote("acme");
+    assert_eq!(remote.matches("name: shared").count(), 1);
+    clean(&a_dir);
+    clean(&b_dir);
+}
+
+#[tokio::test]
+async fn without_a_remote_writes_are_commits_and_nothing_waits_to_be_pushed() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |s| s.git.remote = None).await;
+    let origin_before = world.remote_log();
+
+    app.new_key("acme", "local", &[]).await;
+    app.new_key("acme", "local-2", &[]).await;
+
+    let subjects = git(&clone, &["log", "--format=%s", "-2"]);
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        ["create acme/local-2", "create acme/local"]
+    );
+    assert_eq!(world.remote_log(), origin_before, "nothing pushed");
+    let status: Value = app.status("acme").await.json().await.unwrap();
+    assert_eq!(status["git"]["unpushed"], 0, "{status}");
+    clean(&clone);
+}
