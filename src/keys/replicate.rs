@@ -24,6 +24,9 @@ use crate::git::{Author, Journal, Pending, PendingChange, PushError, Repo};
 use crate::metrics::Metrics;
 use crate::store::{Change, FILE_NAME, Written, render};
 
+/// A write's decision, made against the file as it is on disk.
+type Decide<'a> = dyn FnMut(&SecurityFile) -> Result<Change, Error> + 'a;
+
 /// How often a push refused as not fast-forward is replayed and tried again.
 const PUSH_ATTEMPTS: usize = 5;
 /// How many dropped writes status remembers.
@@ -329,7 +332,7 @@ impl Replicator {
         publisher: &Publisher,
         id: u64,
         base: Option<&str>,
-        decide: &mut dyn FnMut(&SecurityFile) -> Result<Change, Error>,
+        decide: &mut Decide<'_>,
     ) -> Result<(), Error> {
         let (Some(remote), branch) = (&self.remote, &self.branch) else {
             return Ok(());
@@ -430,7 +433,7 @@ impl Replicator {
         &self,
         st: &mut MutexGuard<'_, State>,
         publisher: &Publisher,
-        mut current: Option<(u64, &mut dyn FnMut(&SecurityFile) -> Result<Change, Error>)>,
+        mut current: Option<(u64, &mut Decide<'_>)>,
     ) -> Vec<(Pending, Error)> {
         let (Some(remote), branch) = (&self.remote, &self.branch) else {
             return Vec::new();
