@@ -601,7 +601,8 @@ impl Drop for Server {
 impl Server {
     /// Waits for a JSON log line whose message contains `needle`.
     pub fn wait_for(&mut self, needle: &str) -> Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // Generous: a start after a kill may wait out a killed git's lock (10 s).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while let Ok(line) = self
             .lines
             .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
