@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use keyward::store::SecurityFile;
-use serde_json::json;
 
 use crate::helpers::*;
 
@@ -20,30 +19,7 @@ async fn sigkill_during_concurrent_creates_never_loses_an_acknowledged_write_or_
             .await
             .unwrap();
         let url = format!("http://127.0.0.1:{}/api/acme/admin/apiKeys", server.port);
-        let writers: Vec<_> = (0..8)
-            .map(|w| {
-                let url = url.clone();
-                tokio::spawn(async move {
-                    let client = reqwest::Client::new();
-                    let mut ok = Vec::new();
-                    for i in 0.. {
-                        let name = format!("r{round}-w{w}-{i}");
-                        let res = client
-                            .post(&url)
-                            .bearer_auth(writer("acme"))
-                            .json(&json!({"name": name}))
-                            .send()
-                            .await;
-                        match res {
-                            Ok(r) if r.status() == 201 => ok.push(name),
-                            Ok(r) => panic!("unexpected {}", r.status()),
-                            Err(_) => break, // the server is gone
-                        }
-                    }
-                    ok
-                })
-            })
-            .collect();
+        let writers = create_until_gone(&url, round, 8);
         tokio::time::sleep(Duration::from_millis(150 + (round * 53) % 250)).await;
         server.signal(rustix::process::Signal::KILL);
         let mut server = server;

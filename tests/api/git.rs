@@ -599,30 +599,7 @@ async fn kill_9_at_any_point_of_a_write_leaves_a_clean_clone_and_loses_no_acknow
             .await
             .unwrap();
         let url = format!("http://127.0.0.1:{}/api/acme/admin/apiKeys", server.port);
-        let writers: Vec<_> = (0..3)
-            .map(|w| {
-                let url = url.clone();
-                tokio::spawn(async move {
-                    let client = reqwest::Client::new();
-                    let mut ok = Vec::new();
-                    for i in 0.. {
-                        let name = format!("r{round}-w{w}-{i}");
-                        let res = client
-                            .post(&url)
-                            .bearer_auth(writer("acme"))
-                            .json(&json!({"name": name}))
-                            .send()
-                            .await;
-                        match res {
-                            Ok(r) if r.status() == 201 => ok.push(name),
-                            Ok(r) => panic!("unexpected {}", r.status()),
-                            Err(_) => break, // the server is gone
-                        }
-                    }
-                    ok
-                })
-            })
-            .collect();
+        let writers = create_until_gone(&url, round, 3);
         // Somewhere in the middle of journalling, writing, committing or pushing.
         tokio::time::sleep(Duration::from_millis(400 + (round * 97) % 400)).await;
         server.signal(rustix::process::Signal::KILL);

@@ -622,3 +622,36 @@ impl Server {
         rustix::process::kill_process(pid, sig).unwrap();
     }
 }
+
+/// `writers` clients creating keys named `r<round>-w<w>-<i>` on `url` (as acme's writer)
+/// until the server is gone; each returns the names answered 201. Any other answer fails.
+pub fn create_until_gone(
+    url: &str,
+    round: u64,
+    writers: usize,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    (0..writers)
+        .map(|w| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut ok = Vec::new();
+                for i in 0.. {
+                    let name = format!("r{round}-w{w}-{i}");
+                    let res = client
+                        .post(&url)
+                        .bearer_auth(writer("acme"))
+                        .json(&json!({"name": name}))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status() == 201 => ok.push(name),
+                        Ok(r) => panic!("unexpected {}", r.status()),
+                        Err(_) => break, // the server is gone
+                    }
+                }
+                ok
+            })
+        })
+        .collect()
+}
