@@ -328,7 +328,6 @@ async fn a_body_sent_a_byte_at_a_time_is_cut_off_with_a_408() {
     .await
     .unwrap();
 
-    let started = std::time::Instant::now();
     let mut answer = Vec::new();
     let read = async {
         // Keep trickling until the server gives up on us.
@@ -358,7 +357,6 @@ async fn a_body_sent_a_byte_at_a_time_is_cut_off_with_a_408() {
         "{text}"
     );
     assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 /// Sends raw bytes on a new connection and reads until the server closes it (10 s at most).
