@@ -276,13 +276,8 @@ async fn two_replicas_converge_and_a_same_name_race_has_one_winner() {
     let b = keyward_on(&b_dir, |_| {}).await;
 
     let token = a.new_key("acme", "from-a", &[]).await;
-    let started = std::time::Instant::now();
+    // Within the poll's deadline; how fast is measured by `bench/run.sh git`, not here.
     b.eventually_valid("acme", &token, true).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
 
     let (ra, rb) = tokio::join!(
         a.create_key("acme", json!({"name": "race"})),
