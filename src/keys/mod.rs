@@ -5,6 +5,7 @@
 
 mod command;
 mod etag;
+mod publish;
 mod replicate;
 mod service;
 mod verifier;

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use super::Error;
 use super::command::Actor;
-use super::service::Publisher;
+use super::publish::Publisher;
 use crate::config::{GitSettings, PushMode};
 use crate::domain::{KeyName, SecurityFile, TenantId};
 use crate::git::{Author, Journal, Pending, PendingChange, PushError, Repo};

@@ -1,4 +1,4 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use tracing::Span;
 
 use super::command::{Actor, CreateKey, KeyChanges, KeyFilter, Rotation, Target};
+use super::publish::{Publisher, Reloaded, Serving};
 use super::replicate::{Replicator, Verb};
 use super::{Error, etag};
 use crate::clock::Clock;
@@ -18,7 +19,7 @@ use crate::index::{Index, TenantKeys};
 use crate::last_good::LastGood;
 use crate::lint;
 use crate::metrics::Metrics;
-use crate::store::{Change, FileProblem, Loaded, Store, Version};
+use crate::store::{Change, FileProblem, Store};
 
 /// A key as stored, with when it was last used.
 #[derive(Debug, Clone)]
@@ -588,95 +589,6 @@ impl Service {
             };
             tracing::warn!(%tenant, %key, other_tenant = %s.tenant, other_key = %s.name,
                 "a key has the same hash as a key of another tenant (legal, but usually a copy-paste mistake)");
-        }
-    }
-}
-
-/// What one reload did to the index.
-enum Reloaded {
-    Unchanged,
-    /// `added`: the hashes the previous version did not have.
-    Loaded {
-        added: Vec<KeyHash>,
-    },
-    Invalid {
-        problem: FileProblem,
-        serving: Serving,
-    },
-    Removed,
-}
-
-/// What a tenant with an invalid file serves.
-enum Serving {
-    /// The keys it had.
-    Kept,
-    /// Its last valid version from `state_dir` (at start-up).
-    LastGood,
-    /// Nothing: no valid version of it was ever seen.
-    Nothing,
-}
-
-/// Publishes what the store returns to the index, and keeps each valid version in
-/// `state_dir` for a restart that finds the file broken.
-pub(super) struct Publisher {
-    pub(super) store: Arc<Store>,
-    index: Arc<Index>,
-    last_good: LastGood,
-    /// Tenants serving a kept version, with when it was saved.
-    kept_in_use: Mutex<HashMap<TenantId, Option<OffsetDateTime>>>,
-}
-
-impl Publisher {
-    /// Loads a tenant from the store and publishes what it found.
-    fn load(&self, tenant: &TenantId) -> Result<Reloaded, crate::store::StoreError> {
-        Ok(match self.store.load(tenant)? {
-            Loaded::Unchanged => Reloaded::Unchanged,
-            Loaded::Valid(version) => {
-                let added = match self.index.keys(tenant) {
-                    Some(before) => before.added_by(&version.file),
-                    None => version.file.keys.iter().map(|k| k.hash).collect(),
-                };
-                self.publish(tenant, &version);
-                Reloaded::Loaded { added }
-            }
-            Loaded::Invalid {
-                problem,
-                generation,
-            } => {
-                let serving = if self.index.keys(tenant).is_some_and(|k| !k.is_empty()) {
-                    Serving::Kept
-                } else if let Some(saved) = self.last_good.load(tenant) {
-                    let keys = TenantKeys::build(&saved.file, None);
-                    self.index.publish(tenant, keys, generation);
-                    self.kept_in_use
-                        .lock()
-                        .insert(tenant.clone(), saved.saved_at);
-                    Serving::LastGood
-                } else {
-                    Serving::Nothing
-                };
-                Reloaded::Invalid { problem, serving }
-            }
-            Loaded::Gone { generation } => {
-                self.kept_in_use.lock().remove(tenant);
-                if self.index.remove(tenant, generation) {
-                    Reloaded::Removed
-                } else {
-                    Reloaded::Unchanged
-                }
-            }
-        })
-    }
-
-    /// Builds a version's keys (carrying each key's last use over) and serves them, unless
-    /// the index already holds a newer version; keeps the version for restarts.
-    pub(super) fn publish(&self, tenant: &TenantId, version: &Version) {
-        let keys = TenantKeys::build(&version.file, self.index.keys(tenant).as_deref());
-        if self.index.publish(tenant, keys, version.generation) {
-            self.kept_in_use.lock().remove(tenant);
-            if let Err(e) = self.last_good.save(tenant, version.digest, &version.file) {
-                tracing::warn!(%tenant, error = %e, "cannot keep the last valid version in state_dir");
-            }
         }
     }
 }
