@@ -518,15 +518,7 @@ async fn async_mode_acknowledges_at_once_pushes_when_it_can_and_drops_what_no_lo
     assert_eq!(dropped["keyName"], "contested", "{status}");
     assert_eq!(dropped["action"], "create");
     assert_eq!(dropped["actor"], "alice@example.com");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("keyward_git_dropped_writes_total 1"),
         "{metrics}"

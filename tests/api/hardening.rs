@@ -296,15 +296,7 @@ async fn metrics_need_the_metrics_token_when_one_is_set() {
 #[tokio::test]
 async fn the_docs_page_loads_redoc_only_at_a_pinned_version_with_an_integrity_hash() {
     let app = spawn_app().await;
-    let page = app
-        .client
-        .get(app.url("/docs"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.text("/docs").await;
 
     assert!(!page.contains("latest"), "{page}");
     for script in page.split("<script").skip(1) {

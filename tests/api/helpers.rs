@@ -418,6 +418,26 @@ impl TestApp {
     }
 
     /// GET /api/{tenant}/admin/status as the tenant's reader.
+    /// The body of an unauthenticated GET of `path` (a page, a document).
+    pub async fn text(&self, path: &str) -> String {
+        let res = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.text().await.unwrap()
+    }
+
+    /// `/metrics` as a scraper reads it (Prometheus text format).
+    pub async fn metrics(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        res.text().await.unwrap()
+    }
+
     /// `GET /api/{tenant}/admin/history[?keyName=]` as a reader (git mode).
     pub async fn history(&self, tenant: &str, key: Option<&str>) -> Response {
         let mut url = self.url(&format!("/api/{tenant}/admin/history"));

@@ -6,18 +6,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn metrics(app: &TestApp) -> String {
-    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    res.text().await.unwrap()
-}
-
 /// The value of the sample line that starts with `prefix` (labels included), or 0.
 fn sample(text: &str, prefix: &str) -> f64 {
     text.lines()
@@ -41,13 +29,13 @@ async fn metrics_count_requests_verify_outcomes_reloads_and_keys() {
     eventually(
         "a reload error counted for globex",
         Duration::from_secs(5),
-        || metrics(&app),
+        || app.metrics(),
         |text| sample(text, reload_errors) > 0.0,
     )
     .await;
 
     // Act
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
 
     // Assert
     for (prefix, count) in [
@@ -84,7 +72,7 @@ async fn a_made_up_method_is_counted_as_other_and_mints_no_series() {
         assert_eq!(res.status(), 405);
     }
 
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
 
     let other = r#"http_requests_total{route="/healthz",method="other",status="405"}"#;
     assert_eq!(sample(&text, other), 3.0, "{text}");
