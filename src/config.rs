@@ -28,6 +28,27 @@ pub struct Settings {
     pub request_timeout_seconds: u64,
     pub git: GitSettings,
     pub auth: AuthSettings,
+    pub console: ConsoleSettings,
+}
+
+/// The browser console at `/` (SPEC 10).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// The OpenID Connect client (public, authorization code + PKCE) the console signs in
+    /// as at `auth.issuer`. None: people sign in by pasting a token.
+    pub client_id: Option<String>,
+    /// The scopes the console asks the provider for.
+    pub scope: String,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            scope: "openid tenant.apiKey:read tenant.apiKey:write".into(),
+        }
+    }
 }
 
 /// Git mode (SPEC 9): every API write a commit, the clone kept in step with its remote.
@@ -107,6 +128,7 @@ impl Default for Settings {
             request_timeout_seconds: 10,
             git: GitSettings::default(),
             auth: AuthSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }

@@ -55,7 +55,9 @@ fn print_dev_banner(port: u16, token: &str) {
         "\nkeyward is in DEV MODE: no JWT key material is configured, so it made a random \
          HS256 secret.\nThis admin token (all tenants, read+write) is valid for 12 hours:\n\n\
          export KEYWARD_TOKEN={token}\n\n\
-         Try:\n  curl -s -H \"Authorization: Bearer $KEYWARD_TOKEN\" \
+         Open the console (signed in with that token; the part after # never leaves the \
+         browser):\n  http://127.0.0.1:{port}/#token={token}\n\n\
+         Or try:\n  curl -s -H \"Authorization: Bearer $KEYWARD_TOKEN\" \
          http://127.0.0.1:{port}/api/acme/admin/apiKeys\n"
     );
 }

@@ -22,10 +22,11 @@ use crate::index::Index;
 use crate::keys::{self, Verifier};
 use crate::last_good::LastGood;
 use crate::metrics::Metrics;
+use crate::routes::console::Console;
 use crate::routes::git::WebhookSecret;
 use crate::routes::json::BodyLimits;
 use crate::routes::ops::{MetricsAccess, Readiness};
-use crate::routes::{self, admin_keys, docs, git, ops, status, verify};
+use crate::routes::{self, admin_keys, console, docs, git, ops, status, verify};
 use crate::store::Store;
 use crate::{server, usage, watcher};
 
@@ -41,6 +42,7 @@ pub struct AppData {
     pub body_limits: BodyLimits,
     pub metrics_access: web::Data<MetricsAccess>,
     pub webhook_secret: web::Data<WebhookSecret>,
+    pub console: web::Data<Console>,
     pub cors_allowed_origins: Vec<String>,
 }
 
@@ -66,6 +68,7 @@ impl Application {
     pub async fn build_with_clock(mut settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let addr = settings.listen_addr()?;
         let dev_token = dev_mode(&mut settings, addr.ip().is_loopback())?;
+        let console = Console::new(&settings, dev_token.is_some())?;
         let jwt = JwtVerifier::from_settings(&settings.auth).context("cannot load JWT keys")?;
         let jwks = match &settings.auth.jwks_url {
             Some(url) => {
@@ -140,6 +143,7 @@ impl Application {
             },
             metrics_access: web::Data::new(MetricsAccess(settings.metrics_token.clone())),
             webhook_secret: web::Data::new(WebhookSecret(settings.git.webhook_secret.clone())),
+            console: web::Data::new(console),
             cors_allowed_origins: settings.cors_allowed_origins.clone(),
         };
         if settings.metrics_token.is_none() && !addr.ip().is_loopback() {
@@ -361,6 +365,7 @@ pub fn create_app(
         .app_data(data.body_limits)
         .app_data(data.metrics_access)
         .app_data(data.webhook_secret)
+        .app_data(data.console)
         .configure(verify::configure_hot)
         .configure(ops::configure_hot)
         .service(
@@ -371,6 +376,7 @@ pub fn create_app(
                 .configure(verify::configure)
                 .configure(docs::configure)
                 .configure(git::configure)
+                .configure(console::configure)
                 .default_service(web::to(routes::not_found)),
         )
 }

@@ -7,6 +7,7 @@
 
 pub mod jwks;
 pub mod jwt;
+pub mod oidc;
 
 use std::marker::PhantomData;
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{Endpoint, admin_keys, git, ops, status, verify};
+use super::{Endpoint, admin_keys, console, git, ops, status, verify};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Endpoint::new("/openapi.json").get(openapi_json).finish())
@@ -22,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     tags(
         (name = "admin", description = "Tenant admins manage keys (JWT bearer or an admin API key)"),
         (name = "verify", description = "Gateways check keys: the hot path"),
-        (name = "ops", description = "Health, metrics, this document")
+        (name = "ops", description = "Health, metrics, this document"),
+        (name = "console", description = "The browser console for tenant admins")
     )
 )]
 struct ApiDoc;
@@ -36,6 +37,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         git::Api::openapi(),
         verify::Api::openapi(),
         ops::Api::openapi(),
+        console::Api::openapi(),
     ] {
         doc.merge(part);
     }

@@ -2,6 +2,7 @@
 //! of the OpenAPI document (`Api`); `docs` puts the parts together.
 
 pub mod admin_keys;
+pub mod console;
 pub mod docs;
 pub mod git;
 pub mod json;

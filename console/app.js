@@ -1,0 +1,252 @@
+// The console's start: sign in, choose a tenant, show its file status, keys and history.
+
+import * as api from "./api.js";
+import * as session from "./session.js";
+import { KeysView } from "./keys.js";
+import { showHistory } from "./history.js";
+
+const WRITE_SCOPE = "tenant.apiKey:write";
+const $ = (id) => document.getElementById(id);
+
+let config = { devMode: false, tenantClaim: "tenant_id", signIn: null };
+let expiryTimer = null;
+let signedIn = null;
+let tenant = null;
+
+const keys = new KeysView({ notify, showToken });
+
+function notify(message) {
+  $("notice").textContent = message;
+  $("notice").hidden = !message;
+}
+
+// ---- the token dialog: shown once, then forgotten ----
+
+function showToken(name, token) {
+  $("token-key-name").textContent = name;
+  $("new-token").value = token;
+  $("copy-status").textContent = "";
+  $("token-dialog").showModal();
+  $("new-token").focus();
+  $("new-token").select();
+}
+
+$("copy-token").addEventListener("click", async () => {
+  const input = $("new-token");
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    input.select();
+    document.execCommand("copy");
+  }
+  $("copy-status").textContent = "Copied.";
+});
+$("token-done").addEventListener("click", () => $("token-dialog").close());
+$("token-dialog").addEventListener("close", () => {
+  $("new-token").value = "";
+  $("copy-status").textContent = "";
+});
+
+// ---- signing in and out ----
+
+function scopes(claims) {
+  const scp = Array.isArray(claims.scp) ? claims.scp : [];
+  return new Set([...(typeof claims.scope === "string" ? claims.scope.split(/\s+/) : []), ...scp]);
+}
+
+/** Accepts a token if it reads as a JWT that has not expired; keyward judges the rest. */
+function use(token) {
+  const claims = session.claims(token);
+  if (!claims) return "This is not a JWT: paste the whole token, three parts separated by dots.";
+  if (typeof claims.exp === "number" && claims.exp * 1000 <= Date.now()) {
+    return `This token expired at ${new Date(claims.exp * 1000).toLocaleString()}.`;
+  }
+  signedIn = { token, claims };
+  session.keep(token);
+  api.setToken(token);
+  clearTimeout(expiryTimer);
+  if (typeof claims.exp === "number") {
+    const left = Math.min(claims.exp * 1000 - Date.now(), 2 ** 31 - 1);
+    expiryTimer = setTimeout(() => signOut("Your sign-in expired. Sign in again."), left);
+  }
+  return null;
+}
+
+function signOut(message) {
+  clearTimeout(expiryTimer);
+  session.forget();
+  api.setToken(null);
+  signedIn = null;
+  tenant = null;
+  for (const dialog of document.querySelectorAll("dialog")) dialog.close();
+  $("new-token").value = "";
+  $("tenant-page").hidden = true;
+  $("tenant-form").hidden = true;
+  $("sign-out").hidden = true;
+  $("who").textContent = "";
+  history.replaceState(null, "", location.pathname);
+  showSignIn();
+  notify(message || "Signed out.");
+}
+
+function showSignIn() {
+  $("sign-in").hidden = false;
+  $("dev-hint").hidden = !config.devMode;
+  $("oidc-block").hidden = !config.signIn;
+  $("pasted-token").value = "";
+}
+
+$("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const problem = use($("pasted-token").value.trim());
+  $("token-error").textContent = problem || "";
+  $("token-error").hidden = !problem;
+  if (!problem) {
+    $("pasted-token").value = "";
+    enter();
+  }
+});
+$("oidc-sign-in").addEventListener("click", () => session.startSignIn(config.signIn));
+$("sign-out").addEventListener("click", () => signOut());
+api.onTokenRefused((e) => signOut(`keyward refused the token: ${e.message} Sign in again.`));
+
+// ---- choosing a tenant ----
+
+/** The tenants the token names; `["*"]` means any. */
+function grantedTenants() {
+  const value = signedIn.claims[config.tenantClaim];
+  if (typeof value === "string") return [value];
+  return Array.isArray(value) ? value.filter((t) => typeof t === "string") : [];
+}
+
+function enter() {
+  notify("");
+  $("sign-in").hidden = true;
+  $("sign-out").hidden = false;
+  $("who").textContent = signedIn.claims.sub ? `Signed in as ${signedIn.claims.sub}` : "Signed in";
+  const granted = grantedTenants();
+  const any = granted.includes("*");
+  const select = $("tenant-select");
+  select.hidden = any || granted.length < 2;
+  $("tenant").hidden = !select.hidden;
+  select.replaceChildren(
+    ...granted.map((t) => {
+      const option = document.createElement("option");
+      option.value = option.textContent = t;
+      return option;
+    }),
+  );
+  $("tenant-form").hidden = false;
+  $("tenant-form").querySelector("label").htmlFor = select.hidden ? "tenant" : "tenant-select";
+  const fromUrl = decodeURIComponent(location.hash.replace(/^#\//, "").split("/")[0] || "");
+  const chosen = fromUrl || (!any && granted[0]) || "";
+  if (!chosen) {
+    if (granted.length === 0) notify("This token names no tenant: keyward will refuse it.");
+    else notify("Type a tenant's name and choose Open.");
+    $("tenant").focus();
+    return;
+  }
+  openTenant(chosen);
+}
+
+$("tenant-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const name = ($("tenant-select").hidden ? $("tenant").value : $("tenant-select").value).trim();
+  if (name) openTenant(name);
+});
+
+async function openTenant(name) {
+  tenant = name;
+  $("tenant").value = name;
+  $("tenant-select").value = name;
+  history.replaceState(null, "", `#/${encodeURIComponent(name)}`);
+  notify("");
+  let status;
+  try {
+    ({ data: status } = await api.call("GET", api.adminPath(name, "/status")));
+  } catch (e) {
+    if (e.status === 401) return;
+    $("tenant-page").hidden = true;
+    notify(e.message);
+    return;
+  }
+  showStatus(status);
+  $("tenant-page").hidden = false;
+  selectTab("keys");
+  await keys.open(name);
+}
+
+/** The file's health decides what may be done here. */
+function showStatus(status) {
+  const banner = $("file-banner");
+  const mayWrite = !signedIn.claims.scope && !signedIn.claims.scp ? true : scopes(signedIn.claims).has(WRITE_SCOPE);
+  const writable = mayWrite && status.valid && !status.readOnly;
+  if (!status.valid) {
+    const e = status.error || {};
+    const where = e.line ? `line ${e.line}${e.column ? `, column ${e.column}` : ""}: ` : "";
+    const serving =
+      status.keysFrom === "lastGood"
+        ? "keyward serves the last valid version it kept."
+        : "keyward keeps serving the keys it loaded before the file broke.";
+    banner.textContent = `This tenant's security.yml is invalid (${where}${e.message || "unreadable"}). Changes are refused until it is fixed; ${serving}`;
+  } else if (status.readOnly) {
+    banner.textContent = "This tenant is read-only here: its keys are managed elsewhere (in git, or on another server).";
+  }
+  banner.hidden = status.valid && !status.readOnly;
+  // Write controls exist in the page and in every row drawn later; CSS hides them all.
+  document.body.classList.toggle("read-only", !writable);
+  $("tab-history").hidden = !status.git;
+}
+
+// ---- tabs ----
+
+function selectTab(which) {
+  for (const [tab, panel] of [["tab-keys", "keys-panel"], ["tab-history", "history-panel"]]) {
+    const selected = tab === `tab-${which}`;
+    $(tab).setAttribute("aria-selected", String(selected));
+    $(panel).hidden = !selected;
+  }
+  if (which === "history") showHistory(tenant);
+}
+
+$("tab-keys").addEventListener("click", () => selectTab("keys"));
+$("tab-history").addEventListener("click", () => selectTab("history"));
+
+// Dev mode's link opened in a tab that already shows the console changes only the hash.
+window.addEventListener("hashchange", () => {
+  const token = session.fromLink();
+  if (!token) return;
+  const problem = use(token);
+  if (problem) return notify(problem);
+  enter();
+});
+
+// ---- start ----
+
+async function main() {
+  try {
+    const res = await fetch("/console/config.json", { cache: "no-store" });
+    if (res.ok) config = await res.json();
+  } catch {
+    // Paste-a-token still works without it.
+  }
+  let token = session.fromLink();
+  try {
+    token = token || (await session.finishSignIn(config.signIn));
+  } catch (e) {
+    showSignIn();
+    notify(e.message);
+    return;
+  }
+  token = token || session.stored();
+  const problem = token ? use(token) : "no token";
+  if (problem) {
+    session.forget();
+    showSignIn();
+    if (token) notify(problem);
+    return;
+  }
+  enter();
+}
+
+main();

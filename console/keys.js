@@ -1,0 +1,369 @@
+// The keys page: the table with its filter and pages, and the dialogs that create, edit,
+// rotate and delete a key.
+
+import { ApiError, adminPath, call, keyPath, nextLink } from "./api.js";
+
+const PAGE_SIZE = 50;
+const $ = (id) => document.getElementById(id);
+
+const COLUMNS = ["Name", "Enabled", "Permissions", "Description", "Expires", "Last used", "Created by", "Actions"];
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  td.textContent = text;
+  return td;
+}
+
+function badge(text, className) {
+  const span = document.createElement("span");
+  span.className = `badge ${className}`;
+  span.textContent = text;
+  return span;
+}
+
+function shortTime(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** `datetime-local` wants local time without a zone. */
+function toLocalInput(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+function fromLocalInput(value) {
+  return value ? new Date(value).toISOString().replace(/\.\d{3}Z$/, "Z") : null;
+}
+
+function splitPermissions(text) {
+  return text.split(/[\s,]+/).filter(Boolean);
+}
+
+/** Which input a field error from keyward belongs to. */
+const FIELD_INPUTS = {
+  name: "key-name",
+  permissions: "key-permissions",
+  description: "key-description",
+  expiresAt: "key-expires",
+};
+
+export class KeysView {
+  /**
+   * `notify(message)` reports success; `showToken(name, token)` shows a new token once;
+   * `writable()` says whether write controls may be used.
+   */
+  constructor({ notify, showToken }) {
+    this.notify = notify;
+    this.showToken = showToken;
+    this.tenant = null;
+    this.pages = [];
+    this.next = null;
+    this.editing = null;
+    this.target = null;
+    this.wire();
+  }
+
+  wire() {
+    $("filter-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.pages = [];
+      this.load(this.firstPage());
+    });
+    $("next-page").addEventListener("click", () => this.next && this.load(this.next));
+    $("prev-page").addEventListener("click", () => {
+      if (this.pages.length < 2) return;
+      this.pages.pop();
+      this.load(this.pages.pop());
+    });
+    $("new-key").addEventListener("click", () => this.openCreate());
+    $("key-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submitKey();
+    });
+    $("key-reload").addEventListener("click", () => this.openEdit(this.editing.name));
+    $("rotate-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submitRotate();
+    });
+    $("delete-confirm").addEventListener("input", () => {
+      $("delete-submit").disabled = $("delete-confirm").value !== this.target;
+    });
+    $("delete-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submitDelete();
+    });
+    for (const dialog of document.querySelectorAll("dialog")) {
+      for (const cancel of dialog.querySelectorAll("button.cancel")) {
+        cancel.addEventListener("click", () => dialog.close());
+      }
+    }
+  }
+
+  open(tenant) {
+    this.tenant = tenant;
+    this.pages = [];
+    for (const id of ["filter-q", "filter-enabled", "filter-expired"]) $(id).value = "";
+    return this.load(this.firstPage());
+  }
+
+  firstPage() {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    const q = $("filter-q").value.trim();
+    if (q) query.set("q", q);
+    if ($("filter-enabled").value) query.set("enabled", $("filter-enabled").value);
+    if ($("filter-expired").value) query.set("expired", $("filter-expired").value);
+    return `${adminPath(this.tenant, "/apiKeys")}?${query}`;
+  }
+
+  async load(url) {
+    const body = $("keys-body");
+    body.setAttribute("aria-busy", "true");
+    try {
+      const { data, headers } = await call("GET", url);
+      this.pages.push(url);
+      this.next = nextLink(headers);
+      this.render(data || []);
+    } catch (e) {
+      this.renderMessage(e.message);
+    } finally {
+      body.removeAttribute("aria-busy");
+    }
+  }
+
+  reload() {
+    const current = this.pages.pop() || this.firstPage();
+    return this.load(current);
+  }
+
+  renderMessage(text) {
+    const row = document.createElement("tr");
+    const td = cell(text, "empty");
+    td.colSpan = 8;
+    row.append(td);
+    $("keys-body").replaceChildren(row);
+    $("page-label").textContent = "";
+    $("prev-page").disabled = true;
+    $("next-page").disabled = true;
+  }
+
+  render(keys) {
+    if (keys.length === 0) {
+      this.renderMessage("No keys match.");
+      $("prev-page").disabled = this.pages.length < 2;
+      $("page-label").textContent = `Page ${this.pages.length}`;
+      return;
+    }
+    const now = Date.now();
+    const rows = keys.map((key) => {
+      const row = document.createElement("tr");
+      row.dataset.key = key.name;
+      const enabled = cell("");
+      enabled.append(key.enabled ? badge("enabled", "on") : badge("disabled", "off"));
+      const perms = cell("", "perm");
+      perms.textContent = key.permissions.length ? key.permissions.join(" ") : "(none)";
+      const expires = cell(key.expiresAt ? shortTime(key.expiresAt) : "never");
+      if (key.expiresAt && Date.parse(key.expiresAt) <= now) {
+        expires.append(" ", badge("expired", "expired"));
+      }
+      const actions = cell("", "actions-cell write");
+      for (const [label, handler] of [
+        ["Edit", () => this.openEdit(key.name)],
+        ["Rotate", () => this.openRotate(key.name)],
+        ["Delete", () => this.openDelete(key.name)],
+      ]) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "link";
+        button.textContent = label;
+        button.setAttribute("aria-label", `${label} ${key.name}`);
+        button.addEventListener("click", handler);
+        actions.append(button);
+      }
+      row.append(
+        cell(key.name, "name"),
+        enabled,
+        perms,
+        cell(key.description || ""),
+        expires,
+        cell(key.lastUsedAt ? shortTime(key.lastUsedAt) : "never"),
+        cell(key.createdBy || ""),
+        actions,
+      );
+      // On narrow screens each row is a card, and each value says what it is.
+      row.querySelectorAll("td").forEach((td, i) => (td.dataset.label = COLUMNS[i]));
+      return row;
+    });
+    $("keys-body").replaceChildren(...rows);
+    $("page-label").textContent = `Page ${this.pages.length}`;
+    $("prev-page").disabled = this.pages.length < 2;
+    $("next-page").disabled = !this.next;
+  }
+
+  // ---- create and edit share one dialog ----
+
+  resetKeyForm() {
+    $("key-form").reset();
+    $("key-form-error").hidden = true;
+    $("key-reload").hidden = true;
+    for (const id of Object.values(FIELD_INPUTS)) {
+      $(id).removeAttribute("aria-invalid");
+      $(`${id}-error`).textContent = "";
+    }
+  }
+
+  openCreate() {
+    this.editing = null;
+    this.resetKeyForm();
+    $("key-dialog-title").textContent = "New key";
+    $("key-submit").textContent = "Create";
+    $("key-name").readOnly = false;
+    $("key-enabled").checked = true;
+    $("key-dialog").showModal();
+    $("key-name").focus();
+  }
+
+  async openEdit(name) {
+    let res;
+    try {
+      res = await call("GET", keyPath(this.tenant, name));
+    } catch (e) {
+      if (!$("key-dialog").open) return this.notify(e.message);
+      return this.formError(e.message);
+    }
+    const key = res.data;
+    this.editing = { name, etag: res.headers.get("ETag"), key };
+    this.resetKeyForm();
+    $("key-dialog-title").textContent = `Edit ${name}`;
+    $("key-submit").textContent = "Save";
+    $("key-name").value = name;
+    $("key-name").readOnly = true;
+    $("key-enabled").checked = key.enabled;
+    $("key-permissions").value = key.permissions.join(" ");
+    $("key-description").value = key.description || "";
+    $("key-expires").value = toLocalInput(key.expiresAt);
+    if (!$("key-dialog").open) $("key-dialog").showModal();
+    $("key-enabled").focus();
+  }
+
+  formError(message) {
+    $("key-form-error").textContent = message;
+    $("key-form-error").hidden = false;
+  }
+
+  showFieldErrors(error) {
+    let shown = false;
+    for (const { field, message } of error.fieldErrors) {
+      const id = FIELD_INPUTS[field.replace(/\[\d+\]$/, "")];
+      if (!id) continue;
+      $(id).setAttribute("aria-invalid", "true");
+      $(`${id}-error`).textContent = message;
+      shown = true;
+    }
+    this.formError(shown ? "Check the fields marked below." : error.message);
+  }
+
+  async submitKey() {
+    this.resetKeyForm();
+    const form = {
+      enabled: $("key-enabled").checked,
+      permissions: splitPermissions($("key-permissions").value),
+      description: $("key-description").value.trim(),
+      expires: $("key-expires").value,
+    };
+    try {
+      if (this.editing) {
+        await this.saveEdit(form);
+      } else {
+        await this.create(form);
+      }
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status === 412) {
+        this.formError("Someone changed this key since you opened it. Reload it to see their change, then make yours again.");
+        $("key-reload").hidden = false;
+        $("key-reload").focus();
+      } else {
+        this.showFieldErrors(e);
+      }
+    }
+  }
+
+  async create(form) {
+    const name = $("key-name").value.trim();
+    const body = { name, enabled: form.enabled, permissions: form.permissions };
+    if (form.description) body.description = form.description;
+    if (form.expires) body.expiresAt = fromLocalInput(form.expires);
+    const { data } = await call("POST", adminPath(this.tenant, "/apiKeys"), { body });
+    $("key-dialog").close();
+    this.showToken(name, data.token);
+    await this.reload();
+  }
+
+  /** Sends only what changed, so an untouched past expiry is not re-submitted. */
+  async saveEdit(form) {
+    const { key, etag, name } = this.editing;
+    const body = { enabled: form.enabled };
+    if (form.permissions.join(" ") !== key.permissions.join(" ")) body.permissions = form.permissions;
+    if (form.description !== (key.description || "")) body.description = form.description || null;
+    if (form.expires !== toLocalInput(key.expiresAt)) body.expiresAt = fromLocalInput(form.expires);
+    await call("PUT", keyPath(this.tenant, name), { body, ifMatch: etag });
+    $("key-dialog").close();
+    this.notify(`Saved ${name}.`);
+    await this.reload();
+  }
+
+  // ---- rotate and delete ----
+
+  openTarget(dialogId, name) {
+    this.target = name;
+    const dialog = $(dialogId);
+    for (const span of dialog.querySelectorAll(".target-name")) span.textContent = name;
+    dialog.querySelector(".form-error").hidden = true;
+    dialog.showModal();
+  }
+
+  openRotate(name) {
+    this.openTarget("rotate-dialog", name);
+    $("grace").focus();
+  }
+
+  async submitRotate() {
+    const name = this.target;
+    try {
+      const { data } = await call("POST", keyPath(this.tenant, name, "/rotate"), {
+        body: { gracePeriodSeconds: Number($("grace").value) },
+      });
+      $("rotate-dialog").close();
+      this.showToken(name, data.token);
+      await this.reload();
+    } catch (e) {
+      $("rotate-error").textContent = e.message;
+      $("rotate-error").hidden = false;
+    }
+  }
+
+  openDelete(name) {
+    $("delete-confirm").value = "";
+    $("delete-submit").disabled = true;
+    this.openTarget("delete-dialog", name);
+    $("delete-confirm").focus();
+  }
+
+  async submitDelete() {
+    const name = this.target;
+    if ($("delete-confirm").value !== name) return;
+    try {
+      await call("DELETE", keyPath(this.tenant, name));
+      $("delete-dialog").close();
+      this.notify(`Deleted ${name}.`);
+      await this.reload();
+    } catch (e) {
+      $("delete-error").textContent = e.message;
+      $("delete-error").hidden = false;
+    }
+  }
+}

@@ -1,0 +1,121 @@
+// Who is signed in: a bearer token kept in this tab only (memory and sessionStorage, never
+// a cookie or localStorage), from a pasted token, dev mode's link, or an OpenID Connect
+// sign-in (authorization code + PKCE with S256).
+
+const TOKEN = "keyward.token";
+const PENDING = "keyward.signIn";
+
+function base64url(bytes) {
+  let text = "";
+  for (const b of bytes) text += String.fromCharCode(b);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomText() {
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+/** A JWT's claims, read without checking the signature (keyward checks it on every call). */
+export function claims(token) {
+  const parts = (token || "").split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
+    const value = JSON.parse(new TextDecoder().decode(bytes));
+    return value && typeof value === "object" ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+export function stored() {
+  return sessionStorage.getItem(TOKEN);
+}
+
+export function keep(token) {
+  sessionStorage.setItem(TOKEN, token);
+}
+
+export function forget() {
+  sessionStorage.removeItem(TOKEN);
+  sessionStorage.removeItem(PENDING);
+}
+
+/** Dev mode's printed link carries the token after `#token=`; take it and clear the URL. */
+export function fromLink() {
+  if (!location.hash.startsWith("#token=")) return null;
+  const token = decodeURIComponent(location.hash.slice("#token=".length));
+  history.replaceState(null, "", location.pathname);
+  return token || null;
+}
+
+function redirectUri() {
+  return `${location.origin}/`;
+}
+
+/** Sends the browser to the provider to sign in. */
+export async function startSignIn(signIn) {
+  const verifier = randomText();
+  const state = randomText();
+  const nonce = randomText();
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+  sessionStorage.setItem(PENDING, JSON.stringify({ verifier, state, nonce }));
+  const url = new URL(signIn.authorizationEndpoint);
+  url.search = new URLSearchParams({
+    response_type: "code",
+    client_id: signIn.clientId,
+    redirect_uri: redirectUri(),
+    scope: signIn.scope,
+    state,
+    nonce,
+    code_challenge: base64url(new Uint8Array(digest)),
+    code_challenge_method: "S256",
+  }).toString();
+  location.assign(url.toString());
+}
+
+/**
+ * Back from the provider (`?code=...&state=...`, or `?error=...`): trades the code for a
+ * token. Resolves to null when this page load is not a return from sign-in.
+ */
+export async function finishSignIn(signIn) {
+  const params = new URLSearchParams(location.search);
+  if (!params.has("code") && !params.has("error")) return null;
+  history.replaceState(null, "", location.pathname);
+  const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
+  sessionStorage.removeItem(PENDING);
+  if (params.has("error")) {
+    throw new Error(`Sign-in failed: ${params.get("error_description") || params.get("error")}`);
+  }
+  if (!signIn || !pending || params.get("state") !== pending.state) {
+    throw new Error("Sign-in failed: this answer does not belong to a sign-in started here. Try again.");
+  }
+  let res;
+  try {
+    res = await fetch(signIn.tokenEndpoint, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        code: params.get("code"),
+        redirect_uri: redirectUri(),
+        client_id: signIn.clientId,
+        code_verifier: pending.verifier,
+      }),
+      credentials: "omit",
+      cache: "no-store",
+    });
+  } catch {
+    throw new Error("Sign-in failed: the identity provider cannot be reached.");
+  }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok || !body.access_token) {
+    throw new Error(`Sign-in failed: ${body.error_description || body.error || `the provider answered ${res.status}`}`);
+  }
+  const id = claims(body.id_token);
+  if (id && id.nonce !== pending.nonce) {
+    throw new Error("Sign-in failed: the provider's answer does not match this sign-in. Try again.");
+  }
+  return body.access_token;
+}
