@@ -207,6 +207,10 @@ export class KeysView {
 
   resetKeyForm() {
     $("key-form").reset();
+    this.clearErrors();
+  }
+
+  clearErrors() {
     $("key-form-error").hidden = true;
     $("key-reload").hidden = true;
     for (const id of Object.values(FIELD_INPUTS)) {
@@ -267,7 +271,7 @@ export class KeysView {
   }
 
   async submitKey() {
-    this.resetKeyForm();
+    this.clearErrors();
     const form = {
       enabled: $("key-enabled").checked,
       permissions: splitPermissions($("key-permissions").value),

@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod console;
 mod crash;
 mod fuzz_regressions;
 mod git;
