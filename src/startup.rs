@@ -339,10 +339,12 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
 
 /// The one place the `App` is put together, for the server and the tests alike.
 ///
-/// Verification and the probes go first (the router tries resources in order) and without a
-/// request span: a gateway's check logs nothing, and at the default level a span for each
-/// one cost a quarter of forward-auth's throughput (BENCHMARKS.md). Everything else runs
-/// inside a scope that gives each request a span with a request id.
+/// Three layers, tried in order (the router tries resources in registration order):
+/// - the verify routes, with no middleware at all: a gateway's check logs nothing and is
+///   counted by `keyward_verify_total` only, since per-request metrics, CORS and a span
+///   each cost the hot path measurable throughput (BENCHMARKS.md);
+/// - the probes and `/metrics`, with request metrics and CORS;
+/// - everything else, also inside a request span with a request id.
 pub fn create_app(
     data: AppData,
 ) -> App<
@@ -355,8 +357,6 @@ pub fn create_app(
     >,
 > {
     App::new()
-        .wrap(actix_web::middleware::from_fn(routes::record_metrics))
-        .wrap(cors(&data.cors_allowed_origins))
         .app_data(data.service)
         .app_data(data.verifier)
         .app_data(data.auth)
@@ -367,16 +367,21 @@ pub fn create_app(
         .app_data(data.webhook_secret)
         .app_data(data.console)
         .configure(verify::configure_hot)
-        .configure(ops::configure_hot)
         .service(
             web::scope("")
-                .wrap(TracingLogger::default())
-                .configure(admin_keys::configure)
-                .configure(status::configure)
-                .configure(verify::configure)
-                .configure(docs::configure)
-                .configure(git::configure)
-                .configure(console::configure)
-                .default_service(web::to(routes::not_found)),
+                .wrap(actix_web::middleware::from_fn(routes::record_metrics))
+                .wrap(cors(&data.cors_allowed_origins))
+                .configure(ops::configure_hot)
+                .service(
+                    web::scope("")
+                        .wrap(TracingLogger::default())
+                        .configure(admin_keys::configure)
+                        .configure(status::configure)
+                        .configure(verify::configure)
+                        .configure(docs::configure)
+                        .configure(git::configure)
+                        .configure(console::configure)
+                        .default_service(web::to(routes::not_found)),
+                ),
         )
 }
