@@ -131,7 +131,7 @@ impl Authenticator {
             sent: Credential::ApiKey,
         };
         let tenant = TenantId::parse(raw_tenant).map_err(|_| invalid())?;
-        let Verdict::Valid(entry) = self.verifier.lookup(raw_tenant, presented, &[]) else {
+        let Verdict::Valid(entry) = self.verifier.lookup::<&str>(raw_tenant, presented, &[]) else {
             return Err(invalid());
         };
         let perms = &entry.permissions;

@@ -57,13 +57,19 @@ impl fmt::Debug for Token {
 }
 
 fn push_checksum(s: &mut String) {
+    let digits = checksum(s);
+    s.extend(digits.iter().map(|&b| b as char));
+}
+
+/// The CRC32 of `s` in `CHECK_LEN` base62 digits.
+fn checksum(s: &str) -> [u8; CHECK_LEN] {
     let mut crc = crc32fast::hash(s.as_bytes());
     let mut digits = [b'0'; CHECK_LEN];
     for d in digits.iter_mut().rev() {
         *d = BASE62[(crc % 62) as usize];
         crc /= 62;
     }
-    s.extend(digits.iter().map(|&b| b as char));
+    digits
 }
 
 /// A key as a caller presented it, already hashed; the plaintext is not kept.
@@ -80,12 +86,12 @@ impl PresentedKey {
             return Err(malformed());
         }
         if let Some(rest) = presented.strip_prefix(prefix.0.as_str()) {
+            // In this order: the slicing below needs the length and ASCII checks first.
             let well_formed = rest.len() == BODY_LEN + CHECK_LEN
                 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
                 && {
-                    let mut expected = presented[..presented.len() - CHECK_LEN].to_owned();
-                    push_checksum(&mut expected);
-                    expected == presented
+                    let (body, check) = presented.split_at(presented.len() - CHECK_LEN);
+                    checksum(body) == check.as_bytes()
                 };
             if !well_formed {
                 return Err(malformed());

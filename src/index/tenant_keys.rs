@@ -130,7 +130,12 @@ impl TenantKeys {
     }
 
     /// Checks a presented key's hash, then that it may do every one of `required`.
-    pub fn verify(&self, hash: &KeyHash, required: &[&str], now: OffsetDateTime) -> Verdict {
+    pub fn verify<S: AsRef<str>>(
+        &self,
+        hash: &KeyHash,
+        required: &[S],
+        now: OffsetDateTime,
+    ) -> Verdict {
         let (i, grace_until) = match self.by_hash.get(hash) {
             Some(&i) => (i, None),
             None => match self.previous.get(hash) {
@@ -146,7 +151,7 @@ impl TenantKeys {
         if !entry.enabled {
             return Verdict::Invalid(Refusal::Disabled);
         }
-        if !required.iter().all(|r| entry.permissions.grants(r)) {
+        if !required.iter().all(|r| entry.permissions.grants(r.as_ref())) {
             return Verdict::Invalid(Refusal::InsufficientPermissions);
         }
         key.touch(now);

@@ -31,7 +31,7 @@ impl Verifier {
     }
 
     /// Checks a presented key and counts the outcome in metrics.
-    pub fn check(&self, tenant: &str, presented: &str, required: &[&str]) -> Verdict {
+    pub fn check<S: AsRef<str>>(&self, tenant: &str, presented: &str, required: &[S]) -> Verdict {
         let verdict = self.lookup(tenant, presented, required);
         self.metrics.verify_outcome(match &verdict {
             Verdict::Valid(_) => None,
@@ -48,7 +48,7 @@ impl Verifier {
     }
 
     /// Checks a presented key without counting it (an API key acting as an admin).
-    pub fn lookup(&self, tenant: &str, presented: &str, required: &[&str]) -> Verdict {
+    pub fn lookup<S: AsRef<str>>(&self, tenant: &str, presented: &str, required: &[S]) -> Verdict {
         let Ok(key) = PresentedKey::parse(presented, &self.prefix) else {
             return Verdict::Invalid(Refusal::Malformed);
         };

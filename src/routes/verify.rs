@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix_web::http::header::{CACHE_CONTROL, ETAG, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use utoipa::OpenApi;
 
 use super::Endpoint;
@@ -101,8 +102,7 @@ pub(crate) async fn verify(
     body: JsonBody<VerifyRequest>,
 ) -> HttpResponse {
     let body = body.0;
-    let required: Vec<&str> = body.permissions.iter().map(String::as_str).collect();
-    let res = match verifier.check(&path, &body.key, &required) {
+    let res = match verifier.check(&path, &body.key, &body.permissions) {
         Verdict::Valid(e) => VerifyResponse::Valid {
             valid: true,
             name: e.name.to_string(),
@@ -142,17 +142,18 @@ pub(crate) async fn verify(
 pub(crate) async fn forward_auth(
     verifier: web::Data<Verifier>,
     req: HttpRequest,
-    path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    // Borrowed from the matched path, not copied: this runs on every gateway request.
+    let tenant = req.match_info().get("tenantId").unwrap_or_default();
     let presented = req
         .headers()
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    // Borrowed where no percent-decoding is needed: this runs on every gateway request.
-    // Any other parameter fails closed: a misspelt `?permissions=` must never mean "any
-    // valid key".
-    let mut required: Vec<Cow<'_, str>> = Vec::new();
+    // Borrowed where no percent-decoding is needed, and inline for the usual few. Any
+    // other parameter fails closed: a misspelt `?permissions=` must never mean "any valid
+    // key".
+    let mut required: SmallVec<[Cow<'_, str>; 4]> = SmallVec::new();
     for (name, value) in form_urlencoded::parse(req.query_string().as_bytes()) {
         if name != "permission" {
             return Err(ApiError::invalid_request(
@@ -161,11 +162,10 @@ pub(crate) async fn forward_auth(
         }
         required.push(value);
     }
-    let required: Vec<&str> = required.iter().map(|p| p.as_ref()).collect();
-    match verifier.check(&path, presented, &required) {
+    match verifier.check(tenant, presented, &required) {
         Verdict::Valid(e) => {
             let mut res = HttpResponse::NoContent();
-            if let Ok(v) = HeaderValue::from_str(&path) {
+            if let Ok(v) = HeaderValue::from_str(tenant) {
                 res.insert_header((X_KEYWARD_TENANT, v));
             }
             if let Ok(v) = HeaderValue::from_str(e.name.as_str()) {
@@ -208,7 +208,7 @@ fn calling_key(
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    match verifier.check(tenant, presented, &[]) {
+    match verifier.check::<&str>(tenant, presented, &[]) {
         Verdict::Valid(e) => Ok(e),
         Verdict::Invalid(r) => Err(invalid_key(presented, r)),
     }
