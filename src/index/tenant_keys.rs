@@ -151,7 +151,10 @@ impl TenantKeys {
         if !entry.enabled {
             return Verdict::Invalid(Refusal::Disabled);
         }
-        if !required.iter().all(|r| entry.permissions.grants(r.as_ref())) {
+        if !required
+            .iter()
+            .all(|r| entry.permissions.grants(r.as_ref()))
+        {
             return Verdict::Invalid(Refusal::InsufficientPermissions);
         }
         key.touch(now);

@@ -2,10 +2,11 @@
 //! in-memory index with no file I/O and no lock.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
+use actix_web::body::MessageBody;
 use actix_web::http::header::{CACHE_CONTROL, ETAG, HeaderName, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use utoipa::OpenApi;
@@ -177,11 +178,52 @@ pub(crate) async fn forward_auth(
             }
             Ok(res.finish())
         }
-        Verdict::Invalid(Refusal::InsufficientPermissions) => Err(ApiError::Forbidden(
-            "the key lacks a required permission".into(),
-        )),
-        Verdict::Invalid(r) => Err(invalid_key(presented, r)),
+        Verdict::Invalid(r) => Ok(refused(presented, r)),
     }
+}
+
+/// Forward-auth's answer to a refused key, rendered once per kind from its `ApiError`: a
+/// flood of bad keys then costs a few reference-count increments per answer, no more than
+/// a good key's three headers.
+struct Rendered {
+    status: actix_web::http::StatusCode,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: web::Bytes,
+}
+
+static REFUSALS: LazyLock<Vec<Rendered>> = LazyLock::new(|| {
+    let mut all = Vec::new();
+    for r in Refusal::ALL {
+        for missing in [false, true] {
+            let error = match r {
+                Refusal::InsufficientPermissions => {
+                    ApiError::Forbidden("the key lacks a required permission".into())
+                }
+                r => invalid_key(if missing { "" } else { "presented" }, r),
+            };
+            let res = error.error_response();
+            all.push(Rendered {
+                status: res.status(),
+                headers: res
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                body: res.into_body().try_into_bytes().unwrap_or_default(),
+            });
+        }
+    }
+    all
+});
+
+fn refused(presented: &str, refusal: Refusal) -> HttpResponse {
+    let kind = Refusal::ALL.iter().position(|r| *r == refusal).unwrap_or(0);
+    let rendered = &REFUSALS[2 * kind + usize::from(presented.is_empty())];
+    let mut res = HttpResponse::build(rendered.status);
+    for header in &rendered.headers {
+        res.insert_header(header.clone());
+    }
+    res.body(rendered.body.clone())
 }
 
 /// 401 for a missing or invalid `X-API-Key`, saying which; the challenge is `ApiKey` for

@@ -89,13 +89,35 @@ async fn forward_auth_answers_204_401_or_403_with_headers() {
         "orders:read orders:write"
     );
 
-    let res = app.forward_auth("acme", Some(&token), &["admin"]).await;
-    assert_eq!(res.status(), 403);
+    // Refusals are problems that say why, with the challenge that fits; asked twice, since
+    // they are rendered once and reused.
+    for _ in 0..2 {
+        let res = app.forward_auth("acme", Some(&token), &["admin"]).await;
+        assert_eq!(res.status(), 403);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["detail"], "the key lacks a required permission");
 
-    let res = app.forward_auth("acme", None, &[]).await;
-    assert_eq!(res.status(), 401);
-    let res = app.forward_auth("globex", Some(&token), &[]).await;
-    assert_eq!(res.status(), 401);
+        let res = app.forward_auth("acme", None, &[]).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            r#"ApiKey realm="keyward""#
+        );
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["detail"], "invalid API key (malformed)");
+
+        let res = app.forward_auth("globex", Some(&token), &[]).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            r#"ApiKey realm="keyward", error="invalid_key""#
+        );
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["detail"], "invalid API key (not_found)");
+        assert_eq!(body["status"], 401);
+    }
 }
 
 #[tokio::test]
