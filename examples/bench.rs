@@ -492,7 +492,7 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
     ratio_row(
         out,
         &format!(
-            "forward-auth, req/s: its tenant's 1,000-key file rewritten 10×/s ({rewrites} rewrites, {reloaded} reloads) vs quiet"
+            "forward-auth, req/s: its tenant's {per}-key file rewritten 10×/s ({rewrites} rewrites, {reloaded} reloads) vs quiet"
         ),
         busy_runs,
         fwd_runs,
