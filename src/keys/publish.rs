@@ -18,6 +18,9 @@ pub(super) enum Reloaded {
     /// `added`: the hashes the previous version did not have.
     Loaded {
         added: Vec<KeyHash>,
+        /// The file was unchanged since its last-good snapshot, which was decoded instead
+        /// of parsing the file.
+        from_snapshot: bool,
     },
     Invalid {
         problem: FileProblem,
@@ -47,17 +50,28 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    /// Loads a tenant from the store and publishes what it found.
+    /// Loads a tenant from the store and publishes what it found. Content that its
+    /// last-good snapshot was taken from is not parsed: the snapshot is decoded instead.
     pub(super) fn load(&self, tenant: &TenantId) -> Result<Reloaded, crate::store::StoreError> {
-        Ok(match self.store.load(tenant)? {
+        let mut from_snapshot = false;
+        let loaded = self.store.load_recalling(tenant, |digest| {
+            let file = self.last_good.recall(tenant, digest);
+            from_snapshot = file.is_some();
+            file
+        })?;
+        Ok(match loaded {
             Loaded::Unchanged => Reloaded::Unchanged,
             Loaded::Valid(version) => {
                 let added = match self.index.keys(tenant) {
                     Some(before) => before.added_by(&version.file),
                     None => version.file.keys.iter().map(|k| k.hash).collect(),
                 };
-                self.publish(tenant, &version);
-                Reloaded::Loaded { added }
+                // A version decoded from its snapshot is kept already.
+                self.serve(tenant, version, !from_snapshot);
+                Reloaded::Loaded {
+                    added,
+                    from_snapshot,
+                }
             }
             Loaded::Invalid {
                 problem,
@@ -66,7 +80,7 @@ impl Publisher {
                 let serving = if self.index.keys(tenant).is_some_and(|k| !k.is_empty()) {
                     Serving::Kept
                 } else if let Some(saved) = self.last_good.load(tenant) {
-                    let keys = TenantKeys::build(&saved.file, None);
+                    let keys = TenantKeys::build_owned(Arc::new(saved.file), None);
                     self.index.publish(tenant, keys, generation);
                     self.kept_in_use
                         .lock()
@@ -91,10 +105,21 @@ impl Publisher {
     /// Builds a version's keys (carrying each key's last use over) and serves them, unless
     /// the index already holds a newer version; keeps the version for restarts.
     pub(super) fn publish(&self, tenant: &TenantId, version: &Version) {
-        let keys = TenantKeys::build(&version.file, self.index.keys(tenant).as_deref());
-        if self.index.publish(tenant, keys, version.generation) {
+        self.serve(tenant, version.clone(), true);
+    }
+
+    /// `publish`; `keep: false` for a version that is kept already.
+    fn serve(&self, tenant: &TenantId, version: Version, keep: bool) {
+        let previous = self.index.keys(tenant);
+        let keys = Arc::new(TenantKeys::build_owned(version.file, previous.as_deref()));
+        drop(previous);
+        if self.index.publish(tenant, keys.clone(), version.generation) {
             self.kept_in_use.lock().remove(tenant);
-            if let Err(e) = self.last_good.save(tenant, version.digest, &version.file) {
+            if !keep {
+                return;
+            }
+            let entries = keys.iter().map(|k| &*k.entry);
+            if let Err(e) = self.last_good.save(tenant, version.digest, entries) {
                 tracing::warn!(%tenant, error = %e, "cannot keep the last valid version in state_dir");
             }
         }
