@@ -485,7 +485,6 @@ impl Service {
                     s.spawn(move || {
                         let mut loaded = Vec::new();
                         for t in part {
-                            self.store.remove_stale_temp_files(t);
                             if let Some(fresh) = self.reload_quietly(t) {
                                 if fresh.from_snapshot {
                                     from_snapshot.fetch_add(1, Ordering::Relaxed);
@@ -540,6 +539,13 @@ impl Service {
             let index = self.index.clone();
             std::thread::spawn(move || warn_all_shared(&index));
         }
+        // Nothing reads those temp files: removing them need not hold up the start.
+        let store = self.store.clone();
+        std::thread::spawn(move || {
+            for t in &tenants {
+                store.remove_stale_temp_files(t);
+            }
+        });
         Ok(())
     }
 
