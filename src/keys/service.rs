@@ -2,7 +2,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
 use time::OffsetDateTime;
 use tracing::Span;
 
@@ -100,12 +99,7 @@ impl Service {
         prefix: TokenPrefix,
         max_keys: usize,
     ) -> Self {
-        let publisher = Arc::new(Publisher {
-            store: store.clone(),
-            index: index.clone(),
-            last_good,
-            kept_in_use: Mutex::default(),
-        });
+        let publisher = Arc::new(Publisher::new(store.clone(), index.clone(), last_good));
         Self {
             store,
             index,
@@ -473,6 +467,9 @@ impl Service {
         }
         self.index.add_tenants(&tenants);
         let started = std::time::Instant::now();
+        // Every tenant is served before any snapshot is written (a cold start writes one
+        // per tenant, which costs as much as parsing them).
+        self.publisher.defer_snapshots();
         // Parsing is CPU work: spread the tenants over the cores (start-up, full rescans).
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = tenants.len().div_ceil(workers).max(1);
@@ -539,14 +536,25 @@ impl Service {
             let index = self.index.clone();
             std::thread::spawn(move || warn_all_shared(&index));
         }
-        // Nothing reads those temp files: removing them need not hold up the start.
-        let store = self.store.clone();
-        std::thread::spawn(move || {
+        // Nothing waits for the snapshots or for the removal of temp files a killed writer
+        // left (which nothing reads).
+        let unkept = self.publisher.take_deferred();
+        let (publisher, store) = (self.publisher.clone(), self.store.clone());
+        self.publisher.in_background(move || {
+            for u in unkept {
+                publisher.keep(u);
+            }
             for t in &tenants {
                 store.remove_stale_temp_files(t);
             }
         });
         Ok(())
+    }
+
+    /// Waits for what the last loads left to do in the background (their last-good
+    /// snapshots): at shutdown, so the next start finds them. Blocking.
+    pub fn finish_background(&self) {
+        self.publisher.finish_background();
     }
 
     /// Reloads and logs a failure; returns what a loaded tenant (which the caller logs)

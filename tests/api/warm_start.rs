@@ -86,6 +86,12 @@ fn logged<'a>(server: &'a Server, needle: &'a str) -> impl Iterator<Item = Value
 }
 
 impl Started {
+    /// Stops keyward as ops do (SIGTERM) and waits: it finishes writing its snapshots.
+    fn stop(mut self) {
+        self.server.signal(rustix::process::Signal::TERM);
+        assert!(self.server.child.wait().unwrap().success());
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.server.port)
     }
@@ -129,7 +135,7 @@ async fn a_restart_with_unchanged_files_decodes_their_snapshots_and_serves_the_s
     let dir = tenants_with(&[("acme", &acme_file()), ("globex", &globex_file("k"))]);
     let cold = start(dir.path());
     let (acme, globex) = (cold.keys("acme").await, cold.keys("globex").await);
-    drop(cold);
+    cold.stop();
 
     let warm = start(dir.path());
 
@@ -165,7 +171,7 @@ async fn a_start_with_many_tenants_counts_the_snapshots_it_decoded() {
         .map(|(t, f)| (t.as_str(), f.as_str()))
         .collect();
     let dir = tenants_with(&files);
-    drop(start(dir.path()));
+    start(dir.path()).stop();
     std::fs::write(
         dir.path().join("tenants/t00/security.yml"),
         globex_file("changed"),
@@ -188,7 +194,7 @@ async fn a_file_changed_while_the_server_was_stopped_wins_over_its_snapshot() {
         ("acme", &acme_file()),
         ("globex", &globex_file("only-in-snapshot")),
     ]);
-    drop(start(dir.path()));
+    start(dir.path()).stop();
     std::fs::write(
         dir.path().join("tenants/globex/security.yml"),
         globex_file("in-the-file"),
@@ -202,7 +208,7 @@ async fn a_file_changed_while_the_server_was_stopped_wins_over_its_snapshot() {
         from_snapshot(&[("acme", true), ("globex", false)])
     );
     assert_eq!(changed.keys("globex").await[0]["name"], "in-the-file");
-    drop(changed);
+    changed.stop();
     // The snapshot now follows the new file.
     let again = start(dir.path());
     assert!(again.from_snapshot["globex"]);
@@ -218,7 +224,7 @@ async fn a_damaged_truncated_or_other_version_snapshot_is_ignored_and_the_file_w
         ("acme", &acme_file()),
         ("globex", &globex_file("only-in-snapshot")),
     ]);
-    drop(start(dir.path()));
+    start(dir.path()).stop();
     let of_old = std::fs::read(snapshot(dir.path(), "globex")).unwrap();
     let file = dir.path().join("tenants/globex/security.yml");
     let new = globex_file("in-the-file");
@@ -277,7 +283,7 @@ async fn a_damaged_truncated_or_other_version_snapshot_is_ignored_and_the_file_w
 #[tokio::test]
 async fn a_snapshot_of_other_content_is_ignored_without_a_warning() {
     let dir = tenants_with(&[("globex", &globex_file("k"))]);
-    drop(start(dir.path()));
+    start(dir.path()).stop();
     let path = snapshot(dir.path(), "globex");
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[SOURCE.start] ^= 0xff;
