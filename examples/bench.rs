@@ -125,8 +125,40 @@ fn start_with(bin: &str, dir: &Path, env: &[(&str, String)]) -> (Server, Duratio
 }
 
 impl Server {
+    /// Stops the server as ops do (SIGTERM) and waits until it has exited.
+    fn stop(mut self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let _ = self.child.wait();
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// CPU time (user + system) the server has used so far, in seconds: what a start costs
+    /// whatever else the machine runs.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // The fields after the command name, which is in parentheses: utime is the 12th.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let ticks: f64 = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|t| t.parse::<f64>().unwrap())
+            .sum();
+        let hz = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout;
+        ticks
+            / String::from_utf8(hz)
+                .unwrap()
+                .trim()
+                .parse::<f64>()
+                .unwrap()
     }
 
     fn rss_mb(&self) -> f64 {
@@ -584,20 +616,26 @@ fn scale(bin: &str, quick: bool, out: &mut String) {
     for t in 0..tenants {
         write_tenant(dir.path(), &format!("tenant-{t:05}"), &file_text(per, &[]));
     }
-    let (server, ready) = start(bin, dir.path());
-    let rss = server.rss_mb();
-    writeln!(
-        out,
-        "| start-up to /readyz, {} keys in {tenants} tenants | {:.2} s | < 3 s |",
-        tenants * per,
-        ready.as_secs_f64()
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "| resident memory after start-up | {rss:.0} MB | < 400 MB |"
-    )
-    .unwrap();
+    // Cold: state_dir (`state/` in the server's directory) is empty, every file is parsed
+    // and its last-good snapshot written (after /readyz). Warm: after a SIGTERM, the same
+    // files again, unchanged, so each tenant's snapshot is decoded instead.
+    let keys = tenants * per;
+    for (kind, goal) in [("cold", "< 3 s"), ("warm", "< 1 s")] {
+        let (server, ready) = start(bin, dir.path());
+        let (rss, cpu) = (server.rss_mb(), server.cpu_seconds());
+        server.stop();
+        writeln!(
+            out,
+            "| {kind} start-up to /readyz, {keys} keys in {tenants} tenants (CPU time) | {:.2} s ({cpu:.2} s) | {goal} |",
+            ready.as_secs_f64()
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "| resident memory at /readyz, {kind} start | {rss:.0} MB | < 300 MB |"
+        )
+        .unwrap();
+    }
     eprintln!("scale done");
 }
 

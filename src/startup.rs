@@ -211,10 +211,13 @@ impl Application {
                 syncing.abort();
             }
         }
-        // In-flight requests are done: record their last uses before exiting.
+        // In-flight requests are done: record their last uses, and finish writing the
+        // snapshots the start-up deferred, before exiting.
         let (index, dir) = (self.index, self.state_dir);
+        let service = self.data.service.clone().into_inner();
         let flushed = tokio::task::spawn_blocking(move || {
             usage::flush_logged(&index, &dir, String::new());
+            service.finish_background();
         })
         .await;
         if let Err(e) = flushed {

@@ -25,9 +25,9 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(keys: Option<TenantKeys>, generation: Generation) -> Self {
+    fn new(keys: Option<Arc<TenantKeys>>, generation: Generation) -> Self {
         Self {
-            keys: ArcSwapOption::new(keys.map(Arc::new)),
+            keys: ArcSwapOption::new(keys),
             generation: Mutex::new(generation),
         }
     }
@@ -84,8 +84,13 @@ impl Index {
 
     /// Serves `keys` for `tenant` unless the index already holds a newer generation.
     /// True when they were installed.
-    pub fn publish(&self, tenant: &TenantId, keys: TenantKeys, generation: Generation) -> bool {
-        self.set(tenant, Some(keys), generation)
+    pub fn publish(
+        &self,
+        tenant: &TenantId,
+        keys: impl Into<Arc<TenantKeys>>,
+        generation: Generation,
+    ) -> bool {
+        self.set(tenant, Some(keys.into()), generation)
     }
 
     /// Stops serving a tenant whose directory is gone, unless a newer generation is held.
@@ -95,7 +100,12 @@ impl Index {
         self.set(tenant, None, generation) && served
     }
 
-    fn set(&self, tenant: &TenantId, keys: Option<TenantKeys>, generation: Generation) -> bool {
+    fn set(
+        &self,
+        tenant: &TenantId,
+        keys: Option<Arc<TenantKeys>>,
+        generation: Generation,
+    ) -> bool {
         let slot = match self.tenants.load().get(tenant) {
             Some(slot) => slot.clone(),
             None if keys.is_none() => return false,
@@ -118,7 +128,7 @@ impl Index {
             return false;
         }
         *held = generation;
-        slot.keys.store(keys.map(Arc::new));
+        slot.keys.store(keys);
         true
     }
 
@@ -134,10 +144,7 @@ impl Index {
         let mut next = HashMap::clone(&map);
         next.reserve(missing.len());
         for t in missing {
-            next.insert(
-                t.clone(),
-                Arc::new(Slot::new(Some(TenantKeys::default()), 0)),
-            );
+            next.insert(t.clone(), Arc::new(Slot::new(Some(Arc::default()), 0)));
         }
         self.tenants.store(Arc::new(next));
     }

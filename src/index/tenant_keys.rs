@@ -1,9 +1,11 @@
 //! One tenant's keys, built from a valid file: what every verification reads.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use hashbrown::HashTable;
 use time::OffsetDateTime;
 
 use crate::domain::{KeyEntry, KeyHash, KeyName, Permissions, Refusal, SecurityFile, Verdict};
@@ -13,7 +15,10 @@ use crate::domain::{KeyEntry, KeyHash, KeyName, Permissions, Refusal, SecurityFi
 #[derive(Default, Debug)]
 pub struct TenantKeys {
     keys: Vec<IndexedKey>,
-    by_hash: HashMap<KeyHash, u32>,
+    /// Positions in `keys`, by the key's current hash (which the entry holds): a slot is 4
+    /// bytes where a map from hash to position took 36, an eighth of the index's memory.
+    by_hash: HashTable<u32>,
+    hasher: RandomState,
     /// Old hashes kept for a rotation's grace period (few): index and end of grace.
     previous: HashMap<KeyHash, (u32, OffsetDateTime)>,
 }
@@ -54,36 +59,68 @@ impl TenantKeys {
     /// keeps its name its last use. (A use recorded on the old index while this one is
     /// being built can be lost: lastUsedAt is to the second, not an audit log.)
     pub fn build(file: &SecurityFile, previous: Option<&TenantKeys>) -> Self {
+        Self::from_entries(file.keys.clone(), previous)
+    }
+
+    /// `build` for a file nothing else holds: its entries move into the index instead of
+    /// being copied (a start-up builds a million of them).
+    pub fn build_owned(file: Arc<SecurityFile>, previous: Option<&TenantKeys>) -> Self {
+        let entries = match Arc::try_unwrap(file) {
+            Ok(file) => file.keys,
+            Err(shared) => shared.keys.clone(),
+        };
+        Self::from_entries(entries, previous)
+    }
+
+    fn from_entries(entries: Vec<KeyEntry>, previous: Option<&TenantKeys>) -> Self {
         // Keys with equal permissions share one list: most keys of a tenant hold one of a
-        // few sets, and the lists are a fifth of the index's memory otherwise.
+        // few sets, and the lists are a fifth of the index's memory otherwise. Keys in a
+        // row usually hold the same set, so the last one is tried before hashing.
         let mut sets: HashSet<Permissions> = HashSet::new();
-        let mut keys: Vec<IndexedKey> = file
-            .keys
-            .iter()
-            .map(|entry| {
-                let mut entry = entry.clone();
-                match sets.get(&entry.permissions) {
-                    Some(shared) => entry.permissions = shared.clone(),
-                    None => {
-                        sets.insert(entry.permissions.clone());
+        let mut last: Option<Permissions> = None;
+        // Not `collect`: it would reuse the entries' allocation, eleven times the size.
+        let mut keys: Vec<IndexedKey> = Vec::with_capacity(entries.len());
+        keys.extend(entries.into_iter().map(|mut entry| {
+            match last.as_ref().filter(|l| **l == entry.permissions) {
+                Some(l) => entry.permissions = l.clone(),
+                None => {
+                    match sets.get(&entry.permissions) {
+                        Some(shared) => entry.permissions = shared.clone(),
+                        None => {
+                            sets.insert(entry.permissions.clone());
+                        }
                     }
+                    last = Some(entry.permissions.clone());
                 }
-                IndexedKey {
-                    last_used: AtomicI64::new(
-                        previous
-                            .and_then(|p| p.get(&entry.name))
-                            .map_or(0, |k| k.last_used.load(Ordering::Relaxed)),
-                    ),
-                    entry: Arc::new(entry),
-                }
-            })
-            .collect();
+            }
+            IndexedKey {
+                last_used: AtomicI64::new(
+                    previous
+                        .and_then(|p| p.get(&entry.name))
+                        .map_or(0, |k| k.last_used.load(Ordering::Relaxed)),
+                ),
+                entry: Arc::new(entry),
+            }
+        }));
         keys.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
-        let mut by_hash = HashMap::with_capacity(keys.len());
+        let hasher = RandomState::new();
+        let hash_of = |i: &u32| hasher.hash_one(keys[*i as usize].entry.hash);
+        let mut by_hash = HashTable::with_capacity(keys.len());
         let mut previous_hashes = HashMap::new();
         for (i, key) in keys.iter().enumerate() {
             let i = i as u32;
-            by_hash.insert(key.entry.hash, i);
+            let h = hasher.hash_one(key.entry.hash);
+            // A valid file has no hash twice; were one there, the last would win, as in a map.
+            match by_hash.entry(
+                h,
+                |j| keys[*j as usize].entry.hash == key.entry.hash,
+                hash_of,
+            ) {
+                hashbrown::hash_table::Entry::Occupied(mut held) => *held.get_mut() = i,
+                hashbrown::hash_table::Entry::Vacant(free) => {
+                    free.insert(i);
+                }
+            }
             for p in &key.entry.previous_hashes {
                 previous_hashes.insert(p.hash, (i, p.expires_at));
             }
@@ -91,13 +128,21 @@ impl TenantKeys {
         Self {
             keys,
             by_hash,
+            hasher,
             previous: previous_hashes,
         }
     }
 
     /// The key whose current hash is `hash`.
     pub fn by_hash(&self, hash: &KeyHash) -> Option<&IndexedKey> {
-        self.by_hash.get(hash).map(|&i| &self.keys[i as usize])
+        self.position(hash).map(|i| &self.keys[i as usize])
+    }
+
+    fn position(&self, hash: &KeyHash) -> Option<u32> {
+        let h = self.hasher.hash_one(hash);
+        self.by_hash
+            .find(h, |i| self.keys[*i as usize].entry.hash == *hash)
+            .copied()
     }
 
     pub fn get(&self, name: &KeyName) -> Option<&IndexedKey> {
@@ -136,8 +181,8 @@ impl TenantKeys {
         required: &[S],
         now: OffsetDateTime,
     ) -> Verdict {
-        let (i, grace_until) = match self.by_hash.get(hash) {
-            Some(&i) => (i, None),
+        let (i, grace_until) = match self.position(hash) {
+            Some(i) => (i, None),
             None => match self.previous.get(hash) {
                 Some(&(i, until)) => (i, Some(until)),
                 None => return Verdict::Invalid(Refusal::NotFound),

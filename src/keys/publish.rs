@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-use crate::domain::{KeyHash, TenantId};
+use crate::domain::{Generation, KeyHash, TenantId};
 use crate::index::{Index, TenantKeys};
 use crate::last_good::LastGood;
 use crate::store::{FileProblem, Loaded, Store, Version};
@@ -18,6 +18,9 @@ pub(super) enum Reloaded {
     /// `added`: the hashes the previous version did not have.
     Loaded {
         added: Vec<KeyHash>,
+        /// The file was unchanged since its last-good snapshot, which was decoded instead
+        /// of parsing the file.
+        from_snapshot: bool,
     },
     Invalid {
         problem: FileProblem,
@@ -44,20 +47,84 @@ pub(super) struct Publisher {
     pub(super) last_good: LastGood,
     /// Tenants serving a kept version, with when it was saved.
     pub(super) kept_in_use: Mutex<HashMap<TenantId, Option<OffsetDateTime>>>,
+    /// The generation each tenant's snapshot holds. Its lock is held while a snapshot is
+    /// written, so a late write never replaces a newer snapshot.
+    snapshots: Mutex<HashMap<TenantId, Generation>>,
+    /// While a whole load runs, the versions whose snapshots wait to be written.
+    deferred: Mutex<Option<Vec<Unkept>>>,
+    /// Threads writing what loads deferred, for a shutdown to wait for.
+    writers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// A version served but not kept in `state_dir` yet.
+pub(super) struct Unkept {
+    tenant: TenantId,
+    generation: Generation,
+    digest: [u8; 32],
+    keys: Arc<TenantKeys>,
 }
 
 impl Publisher {
-    /// Loads a tenant from the store and publishes what it found.
+    pub(super) fn new(store: Arc<Store>, index: Arc<Index>, last_good: LastGood) -> Self {
+        Self {
+            store,
+            index,
+            last_good,
+            kept_in_use: Mutex::default(),
+            snapshots: Mutex::default(),
+            deferred: Mutex::default(),
+            writers: Mutex::default(),
+        }
+    }
+
+    /// From now until `take_deferred`, snapshots are not written as versions are served
+    /// but gathered: a start-up serves every tenant first, and writes them after.
+    pub(super) fn defer_snapshots(&self) {
+        self.deferred.lock().get_or_insert_with(Vec::new);
+    }
+
+    /// The versions gathered since `defer_snapshots`; writes are direct again.
+    pub(super) fn take_deferred(&self) -> Vec<Unkept> {
+        self.deferred.lock().take().unwrap_or_default()
+    }
+
+    /// Runs `work` (writing deferred snapshots) on a thread of its own.
+    pub(super) fn in_background(&self, work: impl FnOnce() + Send + 'static) {
+        let mut writers = self.writers.lock();
+        writers.retain(|w| !w.is_finished());
+        writers.push(std::thread::spawn(work));
+    }
+
+    /// Waits until the background work is done.
+    pub(super) fn finish_background(&self) {
+        let writers = std::mem::take(&mut *self.writers.lock());
+        for w in writers {
+            let _ = w.join();
+        }
+    }
+
+    /// Loads a tenant from the store and publishes what it found. Content that its
+    /// last-good snapshot was taken from is not parsed: the snapshot is decoded instead.
     pub(super) fn load(&self, tenant: &TenantId) -> Result<Reloaded, crate::store::StoreError> {
-        Ok(match self.store.load(tenant)? {
+        let mut from_snapshot = false;
+        let loaded = self.store.load_recalling(tenant, |digest| {
+            let file = self.last_good.recall(tenant, digest);
+            from_snapshot = file.is_some();
+            file
+        })?;
+        Ok(match loaded {
             Loaded::Unchanged => Reloaded::Unchanged,
             Loaded::Valid(version) => {
                 let added = match self.index.keys(tenant) {
                     Some(before) => before.added_by(&version.file),
                     None => version.file.keys.iter().map(|k| k.hash).collect(),
                 };
-                self.publish(tenant, &version);
-                Reloaded::Loaded { added }
+                // A version decoded from its snapshot is kept already.
+                self.serve(tenant, version, !from_snapshot);
+                Reloaded::Loaded {
+                    added,
+                    from_snapshot,
+                }
             }
             Loaded::Invalid {
                 problem,
@@ -66,7 +133,7 @@ impl Publisher {
                 let serving = if self.index.keys(tenant).is_some_and(|k| !k.is_empty()) {
                     Serving::Kept
                 } else if let Some(saved) = self.last_good.load(tenant) {
-                    let keys = TenantKeys::build(&saved.file, None);
+                    let keys = TenantKeys::build_owned(Arc::new(saved.file), None);
                     self.index.publish(tenant, keys, generation);
                     self.kept_in_use
                         .lock()
@@ -91,10 +158,59 @@ impl Publisher {
     /// Builds a version's keys (carrying each key's last use over) and serves them, unless
     /// the index already holds a newer version; keeps the version for restarts.
     pub(super) fn publish(&self, tenant: &TenantId, version: &Version) {
-        let keys = TenantKeys::build(&version.file, self.index.keys(tenant).as_deref());
-        if self.index.publish(tenant, keys, version.generation) {
-            self.kept_in_use.lock().remove(tenant);
-            if let Err(e) = self.last_good.save(tenant, version.digest, &version.file) {
+        self.serve(tenant, version.clone(), true);
+    }
+
+    /// `publish`; `keep: false` for a version that is kept already.
+    fn serve(&self, tenant: &TenantId, version: Version, keep: bool) {
+        let previous = self.index.keys(tenant);
+        let keys = Arc::new(TenantKeys::build_owned(version.file, previous.as_deref()));
+        drop(previous);
+        if !self.index.publish(tenant, keys.clone(), version.generation) {
+            return;
+        }
+        self.kept_in_use.lock().remove(tenant);
+        if !keep {
+            let mut snapshots = self.snapshots.lock();
+            let held = snapshots.entry(tenant.clone()).or_default();
+            *held = version.generation.max(*held);
+            return;
+        }
+        let unkept = Unkept {
+            tenant: tenant.clone(),
+            generation: version.generation,
+            digest: version.digest,
+            keys,
+        };
+        match self.deferred.lock().as_mut() {
+            Some(deferred) => deferred.push(unkept),
+            None => self.keep(unkept),
+        }
+    }
+
+    /// Writes a version's snapshot, unless the tenant's snapshot holds a newer one already.
+    pub(super) fn keep(&self, unkept: Unkept) {
+        let Unkept {
+            tenant,
+            generation,
+            digest,
+            keys,
+        } = unkept;
+        let mut snapshots = self.snapshots.lock();
+        if snapshots
+            .get(&tenant)
+            .is_some_and(|held| *held >= generation)
+        {
+            return;
+        }
+        match self
+            .last_good
+            .save(&tenant, digest, keys.iter().map(|k| &*k.entry))
+        {
+            Ok(()) => {
+                snapshots.insert(tenant, generation);
+            }
+            Err(e) => {
                 tracing::warn!(%tenant, error = %e, "cannot keep the last valid version in state_dir");
             }
         }

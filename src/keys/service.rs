@@ -2,7 +2,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
 use time::OffsetDateTime;
 use tracing::Span;
 
@@ -64,6 +63,13 @@ pub enum KeysFrom {
     LastGood { saved_at: Option<OffsetDateTime> },
 }
 
+/// A tenant that loaded: the hashes it did not have, and whether its keys came from its
+/// last-good snapshot (the file unchanged since) rather than from parsing the file.
+struct Fresh {
+    added: Vec<KeyHash>,
+    from_snapshot: bool,
+}
+
 /// A create, update or rotation whose entry is not in the file it wrote: a bug, never input.
 const MISSING_ENTRY: Error = Error::Store(crate::store::StoreError::EditMismatch);
 
@@ -93,12 +99,7 @@ impl Service {
         prefix: TokenPrefix,
         max_keys: usize,
     ) -> Self {
-        let publisher = Arc::new(Publisher {
-            store: store.clone(),
-            index: index.clone(),
-            last_good,
-            kept_in_use: Mutex::default(),
-        });
+        let publisher = Arc::new(Publisher::new(store.clone(), index.clone(), last_good));
         Self {
             store,
             index,
@@ -435,9 +436,9 @@ impl Service {
     /// Re-reads one tenant (a file event), logs what happened and counts it.
     /// Blocking: call it from a blocking thread.
     pub fn reload(&self, tenant: &TenantId) {
-        if let Some(added) = self.reload_quietly(tenant) {
-            self.log_loaded(tenant);
-            self.warn_shared(tenant, &added, &HashSet::new());
+        if let Some(fresh) = self.reload_quietly(tenant) {
+            self.log_loaded(tenant, fresh.from_snapshot);
+            self.warn_shared(tenant, &fresh.added, &HashSet::new());
         }
     }
 
@@ -466,26 +467,31 @@ impl Service {
         }
         self.index.add_tenants(&tenants);
         let started = std::time::Instant::now();
+        // Every tenant is served before any snapshot is written (a cold start writes one
+        // per tenant, which costs as much as parsing them).
+        self.publisher.defer_snapshots();
         // Parsing is CPU work: spread the tenants over the cores (start-up, full rescans).
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = tenants.len().div_ceil(workers).max(1);
-        let counted = AtomicUsize::new(0);
-        let loaded: Vec<(&TenantId, Vec<KeyHash>)> = std::thread::scope(|s| {
+        let (counted, from_snapshot) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let loaded: Vec<(&TenantId, Fresh)> = std::thread::scope(|s| {
             let parts: Vec<_> = tenants
                 .chunks(chunk)
                 .map(|part| {
-                    let counted = &counted;
+                    let (counted, from_snapshot) = (&counted, &from_snapshot);
                     s.spawn(move || {
                         let mut loaded = Vec::new();
                         for t in part {
-                            self.store.remove_stale_temp_files(t);
-                            if let Some(added) = self.reload_quietly(t) {
+                            if let Some(fresh) = self.reload_quietly(t) {
+                                if fresh.from_snapshot {
+                                    from_snapshot.fetch_add(1, Ordering::Relaxed);
+                                }
                                 // Past the per-tenant limit (over all workers) the whole
                                 // index is checked at once: holding every added hash would
                                 // only cost memory.
                                 if counted.fetch_add(1, Ordering::Relaxed) < SHARED_CHECK_PER_TENANT
                                 {
-                                    loaded.push((t, added));
+                                    loaded.push((t, fresh));
                                 } else {
                                     loaded = Vec::new();
                                 }
@@ -505,9 +511,9 @@ impl Service {
         if count <= SHARED_CHECK_PER_TENANT {
             // A pair of tenants loaded together is reported once.
             let mut done: HashSet<&TenantId> = HashSet::new();
-            for (tenant, added) in loaded {
-                self.log_loaded(tenant);
-                self.warn_shared(tenant, &added, &done);
+            for (tenant, fresh) in loaded {
+                self.log_loaded(tenant, fresh.from_snapshot);
+                self.warn_shared(tenant, &fresh.added, &done);
                 done.insert(tenant);
             }
         } else {
@@ -521,6 +527,7 @@ impl Service {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             tracing::info!(
                 loaded = count,
+                from_snapshot = from_snapshot.load(Ordering::Relaxed),
                 tenants = tenants.len(),
                 keys,
                 elapsed_ms,
@@ -529,17 +536,41 @@ impl Service {
             let index = self.index.clone();
             std::thread::spawn(move || warn_all_shared(&index));
         }
+        // Nothing waits for the snapshots or for the removal of temp files a killed writer
+        // left (which nothing reads).
+        let unkept = self.publisher.take_deferred();
+        let (publisher, store) = (self.publisher.clone(), self.store.clone());
+        self.publisher.in_background(move || {
+            for u in unkept {
+                publisher.keep(u);
+            }
+            for t in &tenants {
+                store.remove_stale_temp_files(t);
+            }
+        });
         Ok(())
     }
 
-    /// Reloads and logs a failure; for a loaded tenant (which the caller logs), returns the
-    /// hashes it did not have.
-    fn reload_quietly(&self, tenant: &TenantId) -> Option<Vec<KeyHash>> {
+    /// Waits for what the last loads left to do in the background (their last-good
+    /// snapshots): at shutdown, so the next start finds them. Blocking.
+    pub fn finish_background(&self) {
+        self.publisher.finish_background();
+    }
+
+    /// Reloads and logs a failure; returns what a loaded tenant (which the caller logs)
+    /// brought.
+    fn reload_quietly(&self, tenant: &TenantId) -> Option<Fresh> {
         match self.publisher.load(tenant) {
             Ok(Reloaded::Unchanged) => {}
-            Ok(Reloaded::Loaded { added }) => {
+            Ok(Reloaded::Loaded {
+                added,
+                from_snapshot,
+            }) => {
                 self.metrics.reload(tenant, "loaded");
-                return Some(added);
+                return Some(Fresh {
+                    added,
+                    from_snapshot,
+                });
             }
             Ok(Reloaded::Invalid { problem, serving }) => {
                 self.metrics.reload(tenant, "invalid");
@@ -565,9 +596,9 @@ impl Service {
         None
     }
 
-    fn log_loaded(&self, tenant: &TenantId) {
+    fn log_loaded(&self, tenant: &TenantId, from_snapshot: bool) {
         let keys = self.index.keys(tenant).map_or(0, |k| k.len());
-        tracing::info!(%tenant, keys, "tenant loaded");
+        tracing::info!(%tenant, keys, from_snapshot, "tenant loaded");
     }
 
     /// Warns about keys of `tenant` that have the same hash as a key of another tenant.

@@ -69,7 +69,13 @@ async fn temp_files_left_by_a_killed_writer_are_removed_once_stale() {
 
     let _app = spawn_app_on(dir, |_| {}).await;
 
-    assert!(!stale.exists(), "a stale temp file of ours is removed");
+    eventually(
+        "a stale temp file of ours is removed",
+        Duration::from_secs(10),
+        || async { stale.exists() },
+        |exists| !exists,
+    )
+    .await;
     assert!(
         fresh.exists(),
         "a fresh one may belong to another live process"

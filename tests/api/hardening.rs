@@ -575,7 +575,7 @@ async fn a_restart_with_a_broken_file_serves_the_last_valid_keys_and_says_so() {
     assert_eq!(status["keysFrom"], "lastGood", "{status}");
     assert!(status["lastGoodSavedAt"].is_string(), "{status}");
     assert_eq!(status["keys"], 3, "{status}");
-    let kept = app.dir.path().join("state/last-good/acme.yml");
+    let kept = app.dir.path().join("state/last-good/acme.snapshot");
     assert!(kept.exists(), "kept in state_dir, not in tenants_dir");
 
     // Fixed by ops: the file is what is served again.

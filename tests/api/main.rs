@@ -22,3 +22,4 @@ mod props;
 mod reload;
 mod store;
 mod verify;
+mod warm_start;
