@@ -7,7 +7,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::domain::TenantId;
@@ -72,6 +73,10 @@ fn event_handler(
         let signals: Vec<Signal> = match res {
             // A full kernel queue drops events: only a full rescan is safe.
             Ok(ev) if ev.need_rescan() => vec![Signal::All],
+            // Opening or reading a file changes nothing, and keyward's own reload reads the
+            // file: heeding those events made every reload queue the next one, forever.
+            // A file closed after writing is a change.
+            Ok(ev) if is_read_only_access(&ev.kind) => Vec::new(),
             Ok(ev) => ev
                 .paths
                 .iter()
@@ -90,6 +95,10 @@ fn event_handler(
             let _ = tx.send(s);
         }
     }
+}
+
+fn is_read_only_access(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
 }
 
 fn in_git_dir(path: &Path, base: &Path) -> bool {

@@ -561,7 +561,8 @@ impl Service {
     /// brought.
     fn reload_quietly(&self, tenant: &TenantId) -> Option<Fresh> {
         match self.publisher.load(tenant) {
-            Ok(Reloaded::Unchanged) => {}
+            // Counted too: a file re-read for nothing is work worth seeing.
+            Ok(Reloaded::Unchanged) => self.metrics.reload(tenant, "unchanged"),
             Ok(Reloaded::Loaded {
                 added,
                 from_snapshot,

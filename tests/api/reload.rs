@@ -226,3 +226,33 @@ async fn a_key_created_through_the_api_is_valid_at_once() {
     let token = app.new_key("acme", "instant", &[]).await;
     assert_eq!(app.verdict("acme", &token).await["valid"], true);
 }
+
+/// The reloads counted for `tenant` in `/metrics`, whatever their outcome.
+async fn reloads(app: &TestApp, tenant: &str) -> u64 {
+    app.metrics()
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("keyward_reloads_total{") && l.contains(&format!("tenant=\"{tenant}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn a_reload_reading_the_file_does_not_trigger_another() {
+    let app = spawn_app().await;
+    std::fs::write(app.file("globex"), file_with(&["alpha"])).unwrap();
+    app.eventually_valid("globex", "alpha", true).await;
+    // Let the change's own reloads settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = reloads(&app, "globex").await;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    assert_eq!(
+        reloads(&app, "globex").await,
+        settled,
+        "an idle server keeps reloading a file nobody changed"
+    );
+}
