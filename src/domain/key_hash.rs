@@ -18,6 +18,11 @@ impl KeyHash {
         Self(Sha256::digest(token).into())
     }
 
+    /// A digest kept as bytes (keyward's own snapshots): any 32 bytes are one.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
         let bytes = hex.as_bytes();
