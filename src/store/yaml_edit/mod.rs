@@ -100,7 +100,7 @@ pub fn item_positions(text: &str) -> Result<Vec<ItemPos>, EditError> {
 
 /// Adds `item` as the last entry of `apiKeys`, creating the list (or the key) if needed.
 pub fn append_item(text: &str, item: &Node) -> Result<String, EditError> {
-    let doc = Doc::parse(text)?;
+    let doc = editable(text)?;
     let nl = newline(text);
     match doc.api_keys()? {
         ApiKeys::Block { items, indent } => {
@@ -161,7 +161,7 @@ pub fn append_item(text: &str, item: &Node) -> Result<String, EditError> {
 
 /// Replaces entry number `index` (0-based) of `apiKeys` with `item`, in the same style.
 pub fn replace_item(text: &str, index: usize, item: &Node) -> Result<String, EditError> {
-    let doc = Doc::parse(text)?;
+    let doc = editable(text)?;
     let nl = newline(text);
     match doc.api_keys()? {
         ApiKeys::Block { items, indent } => {
@@ -183,7 +183,7 @@ pub fn replace_item(text: &str, index: usize, item: &Node) -> Result<String, Edi
 
 /// Removes entry number `index` (0-based) of `apiKeys`: its lines, or its `{...}` and comma.
 pub fn remove_item(text: &str, index: usize) -> Result<String, EditError> {
-    let doc = Doc::parse(text)?;
+    let doc = editable(text)?;
     match doc.api_keys()? {
         ApiKeys::Block { items, .. } => {
             let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
@@ -208,6 +208,43 @@ pub fn remove_item(text: &str, index: usize) -> Result<String, EditError> {
         }
         _ => Err(EditError::NoSuchItem(index)),
     }
+}
+
+/// The text parsed for an edit, unless the loader's parser (YAML 1.1) and this one (YAML 1.2)
+/// would read its lines or anchors differently: then nothing is edited.
+fn editable(text: &str) -> Result<Doc<'_>, EditError> {
+    if !plain_line_breaks(text) {
+        return Err(EditError::Unsupported(
+            "it has line breaks other than LF and CRLF (a lone CR, U+0085, U+2028 or U+2029)"
+                .into(),
+        ));
+    }
+    let doc = Doc::parse(text)?;
+    if !doc.plain_anchor_names() {
+        return Err(EditError::Unsupported(
+            "it has an anchor or alias whose name is not letters, digits, - and _".into(),
+        ));
+    }
+    Ok(doc)
+}
+
+/// No line break but `\n` and `\r\n`: no lone `\r`, no U+0085 (UTF-8 `c2 85`), U+2028 or
+/// U+2029 (`e2 80 a8`, `e2 80 a9`).
+fn plain_line_breaks(text: &str) -> bool {
+    let b = text.as_bytes();
+    // Most texts hold none of the bytes these end with: one fast search for each first.
+    if ![b'\r', 0x85, 0xa8, 0xa9]
+        .iter()
+        .any(|last| b.contains(last))
+    {
+        return true;
+    }
+    b.iter().enumerate().all(|(i, &byte)| match byte {
+        b'\r' => b.get(i + 1) == Some(&b'\n'),
+        0x85 => i == 0 || b[i - 1] != 0xc2,
+        0xa8 | 0xa9 => i < 2 || b[i - 2..i] != [0xe2, 0x80],
+        _ => true,
+    })
 }
 
 fn newline(text: &str) -> &'static str {
@@ -340,6 +377,58 @@ mod tests {
         assert_eq!(flow, "apiKeys: [{name: b, hash: y}]  # flow\nother: 1\n");
         let only = remove_item("apiKeys:\n  - name: a\n    hash: x\nz: 1\n", 0).unwrap();
         assert_eq!(only, "apiKeys: []\nz: 1\n");
+    }
+
+    #[test]
+    fn an_item_ending_in_a_block_scalar_ends_with_its_last_line() {
+        // The parser's span of a block scalar runs on to the next token, on the next item's
+        // line: the item must not take that line with it.
+        for header in ["|", "|+", ">-"] {
+            let text = format!(
+                "apiKeys:\n  - name: a\n    description: {header}\n      text\n\n  - name: b\n    hash: x\n"
+            );
+            let replaced = replace_item(&text, 0, &item("a")).unwrap();
+            assert_eq!(names(&replaced), ["a", "b"], "{replaced}");
+            let removed = remove_item(&text, 0).unwrap();
+            assert_eq!(names(&removed), ["b"], "{removed}");
+        }
+    }
+
+    #[test]
+    fn an_item_ending_in_a_character_of_more_than_one_byte_is_edited() {
+        let text = "apiKeys:\n  - name: a\n    description: café\n  - name: b\n";
+        assert_eq!(
+            names(&replace_item(text, 0, &item("a")).unwrap()),
+            ["a", "b"]
+        );
+        assert_eq!(names(&remove_item(text, 0).unwrap()), ["b"]);
+        assert_eq!(
+            names(&append_item(text, &item("c")).unwrap()),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn line_breaks_other_than_lf_and_crlf_are_found() {
+        assert!(plain_line_breaks("a\r\nb\nÅ é\u{2027}"));
+        for text in ["a\rb", "a\r", "\u{85}", "x\u{2028}", "\u{2029}y"] {
+            assert!(!plain_line_breaks(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_the_two_parsers_read_differently_is_not_edited() {
+        for text in [
+            "apiKeys:\rm: [x]\n",
+            "apiKeys: []\nz: \"a\u{2028}b\"\n",
+            "&s:a apiKeys:\n",
+            "apiKeys: []\nz: &a:b [x]\n",
+        ] {
+            assert!(matches!(
+                append_item(text, &item("a")),
+                Err(EditError::Unsupported(_))
+            ));
+        }
     }
 
     #[test]
