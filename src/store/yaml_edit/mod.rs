@@ -98,6 +98,13 @@ pub fn item_positions(text: &str) -> Result<Vec<ItemPos>, EditError> {
     Ok(out)
 }
 
+/// `item` as a one-item `apiKeys` list: what appending it to an empty file writes.
+pub fn new_list(item: &Node) -> String {
+    let mut out = String::from("apiKeys:\n");
+    out.push_str(&emit::block_item(item, Indent::NEW_API_KEYS, "\n"));
+    out
+}
+
 /// Adds `item` as the last entry of `apiKeys`, creating the list (or the key) if needed.
 pub fn append_item(text: &str, item: &Node) -> Result<String, EditError> {
     let doc = editable(text)?;
@@ -441,6 +448,11 @@ mod tests {
                 ItemPos { line: 8, column: 3 }
             ]
         );
+    }
+
+    #[test]
+    fn a_new_list_is_what_appending_to_an_empty_file_writes() {
+        assert_eq!(new_list(&item("a")), append_item("", &item("a")).unwrap());
     }
 
     #[test]
