@@ -68,8 +68,30 @@ pub fn list_scalars(text: &str, path: &[Step<'_>]) -> Option<Vec<ListScalar>> {
     Some(scalars)
 }
 
+/// True when `text` is YAML without anchors, aliases or tags: nothing in it can refer to,
+/// or be referred to from, another part of a document it is put into.
+pub fn has_no_references(text: &str) -> bool {
+    let mut parser = Parser::new_from_str(text);
+    while let Some(next) = parser.next_event() {
+        match next {
+            Err(_) | Ok((Event::Alias(_), _)) => return false,
+            Ok((Event::Scalar(_, _, anchor, tag), _)) if anchor != 0 || tag.is_some() => {
+                return false;
+            }
+            Ok((Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag), _))
+                if anchor != 0 || tag.is_some() =>
+            {
+                return false;
+            }
+            Ok((Event::StreamEnd, _)) => return true,
+            Ok(_) => {}
+        }
+    }
+    true
+}
+
 /// One item's byte range: whole lines for block items, `{...}` for flow items.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Item {
     pub start: usize,
     pub end: usize,
@@ -78,13 +100,14 @@ pub(super) struct Item {
 }
 
 /// Byte offsets of the `[` and `]` of a flow list.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Brackets {
     pub open: usize,
     pub close: usize,
 }
 
 /// What the top-level `apiKeys` holds, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum ApiKeys {
     /// No `apiKeys` key: a new one goes at `insert_at` (end of the top-level mapping).
     Missing {
