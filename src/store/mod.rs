@@ -1,14 +1,15 @@
 //! `security.yml` on disk: the only code that reads or writes those files.
 //!
 //! A write: per-tenant mutex + `flock` on the tenant directory, read the current file,
-//! decide the change against what is really on disk, edit the text surgically, re-parse
-//! it and check it means exactly the intended change, write a temp file, fsync, rename,
-//! fsync the directory. A load reads the file and parses it, unless the caller remembers
-//! what that exact content means. Both return the version they produced with a generation
+//! decide the change against what is really on disk, edit the text surgically, check it
+//! means exactly the intended change (`check`), write a temp file, fsync, rename, fsync
+//! the directory. A load reads the file and parses it, unless the caller remembers what
+//! that exact content means. Both return the version they produced with a generation
 //! taken under the tenant's lock; the store publishes nothing (the keys service does), and
 //! keeps each tenant file's health: its digest, its problem, whether it is read-only.
 
 mod atomic;
+mod check;
 mod file;
 pub mod render;
 pub mod yaml_edit;
@@ -26,9 +27,12 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 pub use crate::domain::{FileProblem, SecurityFile};
+pub(crate) use check::checks_agree;
 pub use file::MAX_FILE_BYTES;
 
 use crate::domain::{Generation, KeyEntry, KeyName, TenantId};
+use check::Edited;
+use yaml_edit::Layout;
 
 pub const FILE_NAME: &str = "security.yml";
 
@@ -86,16 +90,18 @@ pub struct Store {
     /// Taken under a tenant's lock for every version loaded or written, so versions of one
     /// tenant are ordered as the lock ordered them.
     generation: AtomicU64,
-    /// The meaning of each file keyward last wrote, by content digest, so the next write
-    /// to an unchanged file does not parse it again (two of a write's five parses).
+    /// The meaning of each file keyward last wrote, by content digest, and where the editor
+    /// finds its items: the next write to an unchanged file parses none of it again.
     parsed: Mutex<HashMap<TenantId, Arc<Parsed>>>,
 }
 
-/// A file's text as already parsed: its keys and its other top-level values.
+/// A file's text as already parsed: its keys, its other top-level values, and where the
+/// editor finds its items (None until an edit needs it).
 struct Parsed {
     digest: [u8; 32],
     file: Arc<SecurityFile>,
     others: serde_yaml::Mapping,
+    layout: Option<Layout>,
 }
 
 /// One valid version of a tenant's file, as the store read or wrote it.
@@ -569,11 +575,27 @@ impl Store {
                                 .into(),
                         ))
                     })?,
+                    layout: None,
                 }),
             };
             let change = decide(&current.file)?;
-            let (new_text, expected, touched) = apply(&text, &current.file, change)?;
-            let others = check_meaning(&new_text, &expected, &current.others)?;
+            let parsed_now;
+            let layout = match &current.layout {
+                Some(layout) => layout,
+                None => {
+                    parsed_now = Layout::of(&text).map_err(StoreError::Edit)?;
+                    &parsed_now
+                }
+            };
+            let edited = apply(&text, layout, &current.file, change)?;
+            let others = check::meaning(&text, &current, layout, &edited)?;
+            let layout = check::next_layout(layout, &edited);
+            let Edited {
+                text: new_text,
+                expected,
+                touched,
+                ..
+            } = edited;
             let changed = new_text != text;
             let replaced =
                 !changed
@@ -590,7 +612,7 @@ impl Store {
             }
             let digest = Sha256::digest(new_text.as_bytes()).into();
             self.record_valid(tenant, digest, false);
-            let entry = touched.and_then(|name| expected.find(&name).map(|(_, e)| e.clone()));
+            let entry = touched.and_then(|i| expected.keys.get(i).cloned());
             let file = Arc::new(expected);
             let mut cache = self.parsed.lock();
             if cache.len() >= PARSED_CACHE && !cache.contains_key(tenant) {
@@ -602,6 +624,7 @@ impl Store {
                     digest,
                     file: file.clone(),
                     others,
+                    layout,
                 }),
             );
             let generation = self.next_generation();
@@ -619,56 +642,39 @@ impl Store {
     }
 }
 
-/// Makes the surgical edit; returns the new text, the model it must parse to, and the
-/// name of the created or replaced entry.
+/// Makes the surgical edit in `text`, whose layout is `layout` and meaning `current`.
 fn apply(
     text: &str,
+    layout: &Layout,
     current: &SecurityFile,
     change: Change,
-) -> Result<(String, SecurityFile, Option<KeyName>), StoreError> {
+) -> Result<Edited, StoreError> {
     let mut expected = current.clone();
-    let (new_text, touched) = match change {
+    let (edit, touched) = match change {
         Change::Create(entry) => {
-            let t = yaml_edit::append_item(text, &render::entry_node(&entry))?;
-            let name = entry.name.clone();
+            let edit = layout.append(text, &render::entry_node(&entry))?;
             expected.keys.push(entry);
-            (t, Some(name))
+            (edit, Some(expected.keys.len() - 1))
         }
         Change::Replace(entry) => {
             let (i, _) = current.find(&entry.name).ok_or(StoreError::EditMismatch)?;
-            let t = yaml_edit::replace_item(text, i, &render::entry_node(&entry))?;
-            let name = entry.name.clone();
+            let edit = layout.replace(text, i, &render::entry_node(&entry))?;
             expected.keys[i] = entry;
-            (t, Some(name))
+            (edit, Some(i))
         }
         Change::Delete(name) => {
             let (i, _) = current.find(&name).ok_or(StoreError::EditMismatch)?;
-            let t = yaml_edit::remove_item(text, i)?;
+            let edit = layout.remove(text, i)?;
             expected.keys.remove(i);
-            (t, None)
+            (edit, None)
         }
     };
-    Ok((new_text, expected, touched))
-}
-
-/// The new text must parse to exactly the expected keys and leave every other top-level
-/// value as it was; otherwise nothing is written. Returns the new text's other values.
-fn check_meaning(
-    new: &str,
-    expected: &SecurityFile,
-    others: &serde_yaml::Mapping,
-) -> Result<serde_yaml::Mapping, StoreError> {
-    let parsed = SecurityFile::parse(new).map_err(|p| {
-        tracing::error!(problem = %p, "surgical edit produced an unparsable file");
-        StoreError::EditMismatch
-    })?;
-    if &parsed != expected {
-        return Err(StoreError::EditMismatch);
-    }
-    match other_top_level(new) {
-        Some(now) if now == *others => Ok(now),
-        _ => Err(StoreError::EditMismatch),
-    }
+    Ok(Edited {
+        text: edit.text,
+        expected,
+        touched,
+        splice: edit.splice,
+    })
 }
 
 fn other_top_level(text: &str) -> Option<serde_yaml::Mapping> {
@@ -733,19 +739,32 @@ users: [alice]
         (dir, store, TenantId::parse("acme").unwrap())
     }
 
+    fn parsed(text: &str) -> (Parsed, Layout) {
+        let parsed = Parsed {
+            digest: [0; 32],
+            file: Arc::new(SecurityFile::parse(text).unwrap()),
+            others: other_top_level(text).unwrap(),
+            layout: None,
+        };
+        (parsed, Layout::of(text).unwrap())
+    }
+
     #[test]
     fn an_edit_that_changes_more_than_intended_is_refused() {
-        let current = SecurityFile::parse(FILE).unwrap();
-        let others = other_top_level(FILE).unwrap();
-        let (edited, expected, _) = apply(FILE, &current, Change::Create(entry("c", '3'))).unwrap();
-        assert!(check_meaning(&edited, &expected, &others).is_ok());
+        let (before, layout) = parsed(FILE);
+        let edited = apply(FILE, &layout, &before.file, Change::Create(entry("c", '3'))).unwrap();
+        assert!(check::meaning(FILE, &before, &layout, &edited).is_ok());
 
         // The same edit, had the editor also touched another key or another top-level value.
-        let other_key = edited.replace("name: b", "name: bb");
-        let other_value = edited.replace("[alice]", "[alice, mallory]");
+        let other_key = edited.text.replace("name: b", "name: bb");
+        let other_value = edited.text.replace("[alice]", "[alice, mallory]");
         for wrong in [other_key, other_value] {
+            let wrong = Edited {
+                text: wrong,
+                ..apply(FILE, &layout, &before.file, Change::Create(entry("c", '3'))).unwrap()
+            };
             assert!(matches!(
-                check_meaning(&wrong, &expected, &others),
+                check::meaning(FILE, &before, &layout, &wrong),
                 Err(StoreError::EditMismatch)
             ));
         }

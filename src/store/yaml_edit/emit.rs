@@ -7,23 +7,33 @@ use super::{Indent, Node};
 
 /// A mapping as a block list item, one line per field, each ending in `nl`.
 pub(super) fn block_item(item: &Node, indent: Indent, nl: &str) -> String {
-    let Node::Map(fields) = item else {
-        return String::new();
-    };
     let mut out = String::new();
+    push_block_item(&mut out, item, indent, nl);
+    out
+}
+
+// The renderers push onto one string: the last-good snapshot renders every key of a tenant
+// on every write.
+fn push_block_item(out: &mut String, item: &Node, indent: Indent, nl: &str) {
+    let Node::Map(fields) = item else {
+        return;
+    };
     for (i, (k, v)) in fields.iter().enumerate() {
         if i == 0 {
-            out.push_str(&" ".repeat(indent.dash));
+            pad(out, indent.dash);
             out.push('-');
-            out.push_str(&" ".repeat(indent.key - indent.dash - 1));
+            pad(out, indent.key - indent.dash - 1);
         } else {
-            out.push_str(&" ".repeat(indent.key));
+            pad(out, indent.key);
         }
         out.push_str(k);
         out.push(':');
-        block_value(&mut out, v, indent.key, nl);
+        block_value(out, v, indent.key, nl);
     }
-    out
+}
+
+fn pad(out: &mut String, spaces: usize) {
+    out.extend(std::iter::repeat_n(' ', spaces));
 }
 
 /// The value of a field whose key is at column `key`: a list of mappings goes on the lines
@@ -33,12 +43,12 @@ fn block_value(out: &mut String, v: &Node, key: usize, nl: &str) {
         Node::Seq(items) if items.iter().any(|n| matches!(n, Node::Map(_))) => {
             out.push_str(nl);
             for item in items {
-                out.push_str(&block_item(item, Indent::list_under(key), nl));
+                push_block_item(out, item, Indent::list_under(key), nl);
             }
         }
         other => {
             out.push(' ');
-            out.push_str(&inline(other, false));
+            inline(out, other, false);
             out.push_str(nl);
         }
     }
@@ -46,24 +56,37 @@ fn block_value(out: &mut String, v: &Node, key: usize, nl: &str) {
 
 /// An item of a flow list: `{name: a, hash: ...}`.
 pub(super) fn flow(item: &Node) -> String {
-    inline(item, true)
+    let mut out = String::new();
+    inline(&mut out, item, true);
+    out
 }
 
 /// A value on one line. `flow`: inside a flow collection, where more must be quoted.
-fn inline(v: &Node, flow: bool) -> String {
+fn inline(out: &mut String, v: &Node, flow: bool) {
     match v {
-        Node::Str(s) => scalar(s, flow).into_owned(),
-        Node::Bool(b) => b.to_string(),
+        Node::Str(s) => out.push_str(&scalar(s, flow)),
+        Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Node::Seq(items) => {
-            let parts: Vec<String> = items.iter().map(|n| inline(n, true)).collect();
-            format!("[{}]", parts.join(", "))
+            out.push('[');
+            for (i, n) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                inline(out, n, true);
+            }
+            out.push(']');
         }
         Node::Map(fields) => {
-            let parts: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", inline(v, true)))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
+            out.push('{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(k);
+                out.push_str(": ");
+                inline(out, v, true);
+            }
+            out.push('}');
         }
     }
 }
@@ -87,14 +110,15 @@ fn is_plain_safe(s: &str, flow: bool) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
     };
+    // Bytes, not chars: a byte of a non-ASCII character is in neither set.
     first.is_ascii_alphabetic()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._/@+-:".contains(c))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'@' | b'+' | b'-' | b':'))
         && !s.ends_with(':')
         // In flow context `a:b` is read as the string "a:b" (checked in the tests), but a
         // `:` before a flow indicator would not be.
         && !(flow && s.contains("::"))
-        && !RESERVED.contains(&s.to_ascii_lowercase().as_str())
+        && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
 }
 
 /// `2026-11-22T10:00:00Z` and friends: plain in block context (serde_yaml reads them as strings).

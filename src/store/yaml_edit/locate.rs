@@ -68,8 +68,30 @@ pub fn list_scalars(text: &str, path: &[Step<'_>]) -> Option<Vec<ListScalar>> {
     Some(scalars)
 }
 
+/// True when `text` is YAML without anchors, aliases or tags: nothing in it can refer to,
+/// or be referred to from, another part of a document it is put into.
+pub fn has_no_references(text: &str) -> bool {
+    let mut parser = Parser::new_from_str(text);
+    while let Some(next) = parser.next_event() {
+        match next {
+            Err(_) | Ok((Event::Alias(_), _)) => return false,
+            Ok((Event::Scalar(_, _, anchor, tag), _)) if anchor != 0 || tag.is_some() => {
+                return false;
+            }
+            Ok((Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag), _))
+                if anchor != 0 || tag.is_some() =>
+            {
+                return false;
+            }
+            Ok((Event::StreamEnd, _)) => return true,
+            Ok(_) => {}
+        }
+    }
+    true
+}
+
 /// One item's byte range: whole lines for block items, `{...}` for flow items.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Item {
     pub start: usize,
     pub end: usize,
@@ -78,13 +100,14 @@ pub(super) struct Item {
 }
 
 /// Byte offsets of the `[` and `]` of a flow list.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Brackets {
     pub open: usize,
     pub close: usize,
 }
 
 /// What the top-level `apiKeys` holds, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum ApiKeys {
     /// No `apiKeys` key: a new one goes at `insert_at` (end of the top-level mapping).
     Missing {
@@ -158,6 +181,40 @@ impl<'a> Doc<'a> {
                 .then_some(after + colon + 1)
         });
         Ok(doc)
+    }
+
+    /// Every anchor (`&a`) and alias (`*a`) name is letters, digits, `-` and `_`. The
+    /// loader's parser (YAML 1.1) ends a name at the first other character, this one (YAML
+    /// 1.2) does not: `&a:b key` is an anchor `a` on the key `:b key` for one and an anchor
+    /// `a:b` on `key` for the other.
+    pub fn plain_anchor_names(&self) -> bool {
+        self.events.iter().all(|s| {
+            let named = match &s.event {
+                Event::Alias(_) => true,
+                Event::Scalar(_, _, anchor, _)
+                | Event::SequenceStart(anchor, _)
+                | Event::MappingStart(anchor, _) => *anchor != 0,
+                _ => false,
+            };
+            !named
+                || self.anchor_name(s.start).is_some_and(|name| {
+                    name.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+                })
+        })
+    }
+
+    /// The anchor or alias name in the node properties that start at `at` (`&name`,
+    /// `!tag &name`, `*name`): a node's span starts with its properties.
+    fn anchor_name(&self, at: usize) -> Option<&'a str> {
+        const ENDS_NAME: [char; 9] = [' ', '\t', '\r', '\n', ',', '[', ']', '{', '}'];
+        let mut rest = self.text.get(at..)?;
+        if rest.starts_with('!') {
+            let tag_end = rest.find(ENDS_NAME).unwrap_or(rest.len());
+            rest = rest[tag_end..].trim_start_matches([' ', '\t', '\r', '\n']);
+        }
+        let name = rest.strip_prefix(['&', '*'])?;
+        Some(&name[..name.find(ENDS_NAME).unwrap_or(name.len())])
     }
 
     fn pos(&self, byte: usize) -> Pos {
@@ -384,17 +441,23 @@ impl<'a> Doc<'a> {
                     mark: self.events[i].start,
                 }
             } else {
-                // Content ends where the last non-empty span inside the item ends.
+                // Content ends where the last non-empty span inside the item ends, less the
+                // line breaks and spaces a block scalar's span runs on over (up to the next
+                // token, which can be on the next item's line).
                 let last = self.events[i..next]
                     .iter()
                     .filter(|s| s.end > s.start)
                     .map(|s| s.end)
                     .max()
                     .unwrap_or(self.events[i].end);
+                let last = self.text[..last]
+                    .trim_end_matches([' ', '\t', '\r', '\n'])
+                    .len();
                 let dash = self.dash_before(self.events[i].start)?;
                 Item {
                     start: line_start(self.text, dash),
-                    end: line_end(self.text, last.saturating_sub(1).max(dash)),
+                    // `last` is past a character with content, so at or before its line break.
+                    end: line_end(self.text, last.max(dash + 1)),
                     mark: dash,
                 }
             };
@@ -462,6 +525,20 @@ mod tests {
         let flow = "apiKeys: [{name: a}, {name: b, hash: 'x'}]\n";
         assert_eq!(value_position(flow, &field("hash")), at(1, 38));
         assert_eq!(value_position(flow, &ENTRY), at(1, 22));
+    }
+
+    #[test]
+    fn anchor_and_alias_names_are_read_from_the_nodes_properties() {
+        let plain = "a: &x-1 [*x-1, orders:*, R&D, \"&a:b *c.d\"]\nb: !!str &y_2 v\nc: *y_2\n";
+        assert!(Doc::parse(plain).unwrap().plain_anchor_names());
+        for text in [
+            "&a:b x: 1\n",
+            "x: &a.b 1\ny: *a.b\n",
+            "[&a:b x]\n",
+            "x: !t &a@ 1\n",
+        ] {
+            assert!(!Doc::parse(text).unwrap().plain_anchor_names(), "{text:?}");
+        }
     }
 
     #[test]

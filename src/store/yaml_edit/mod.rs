@@ -4,17 +4,22 @@
 //! It finds the items with a real YAML parser (spans from `saphyr-parser`, in `locate`),
 //! renders the new item (in `emit`), then edits the text by byte ranges. It never
 //! re-serializes the document, so comments, blank lines, ordering, other top-level keys and
-//! line endings survive. The store re-parses the result and refuses to write anything that
-//! does not mean exactly the intended change.
+//! line endings survive. The store checks the result and refuses to write anything that
+//! does not mean exactly the intended change; an edit of whole block item lines says where
+//! it was (`Splice`), so that check can parse the new item alone.
 
 mod emit;
 mod locate;
+mod splice;
 
 use std::ops::Range;
 
-use locate::{ApiKeys, Brackets, Doc};
+use locate::{ApiKeys, Brackets, Doc, Item};
 
-pub use locate::{ListScalar, Pos, Step, list_scalars, repeated_key_position, value_position};
+pub use locate::{
+    ListScalar, Pos, Step, has_no_references, list_scalars, repeated_key_position, value_position,
+};
+pub use splice::{ItemEdit, Splice};
 
 /// A value to render into YAML.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,116 +103,282 @@ pub fn item_positions(text: &str) -> Result<Vec<ItemPos>, EditError> {
     Ok(out)
 }
 
+/// `item` as a one-item `apiKeys` list: what appending it to an empty file writes.
+pub fn new_list(item: &Node) -> String {
+    let mut out = String::from("apiKeys:\n");
+    out.push_str(&emit::block_item(item, Indent::NEW_API_KEYS, "\n"));
+    out
+}
+
 /// Adds `item` as the last entry of `apiKeys`, creating the list (or the key) if needed.
 pub fn append_item(text: &str, item: &Node) -> Result<String, EditError> {
-    let doc = Doc::parse(text)?;
-    let nl = newline(text);
-    match doc.api_keys()? {
-        ApiKeys::Block { items, indent } => {
-            let last = items.last().ok_or(EditError::NoSuchItem(0))?;
-            let lines = emit::block_item(item, indent, nl);
-            Ok(insert_lines(text, last.end, &lines, nl))
-        }
-        ApiKeys::Flow {
-            items,
-            brackets: Brackets { open, close },
-        } if !items.is_empty() || close > open + 1 => {
-            match items.last() {
-                Some(last) => {
-                    let rendered = format!(", {}", emit::flow(item));
-                    Ok(splice(text, last.end..last.end, &rendered))
-                }
-                // `[ ]` with inner spaces or comments: keep flow style, put the item
-                // inside: before `]` on one line, else right after `[` (an item at the
-                // start of the `]` line would be under-indented).
-                None if text[open..close].contains('\n') => {
-                    Ok(splice(text, open + 1..open + 1, &emit::flow(item)))
-                }
-                None => Ok(splice(text, close..close, &emit::flow(item))),
-            }
-        }
-        // `[]` or a null value: the list becomes a block list under the key.
-        ApiKeys::Flow {
-            brackets: Brackets { open, close },
-            ..
-        } => {
-            let lines = emit::block_item(item, Indent::NEW_API_KEYS, nl);
-            let after_line = line_end(text, close);
-            let removed = remove_value(text, open..close + 1);
-            let cut = text.len() - removed.len();
-            Ok(insert_lines(&removed, after_line - cut, &lines, nl))
-        }
-        ApiKeys::Null {
-            value,
-            key_line_end,
-        } => {
-            let lines = emit::block_item(item, Indent::NEW_API_KEYS, nl);
-            match value {
-                Some(value) => {
-                    let removed = remove_value(text, value);
-                    let cut = text.len() - removed.len();
-                    Ok(insert_lines(&removed, key_line_end - cut, &lines, nl))
-                }
-                None => Ok(insert_lines(text, key_line_end, &lines, nl)),
-            }
-        }
-        ApiKeys::Missing { insert_at } => {
-            let mut block = format!("apiKeys:{nl}");
-            block.push_str(&emit::block_item(item, Indent::NEW_API_KEYS, nl));
-            Ok(insert_lines(text, insert_at, &block, nl))
-        }
-    }
+    Ok(Layout::of(text)?.append(text, item)?.text)
 }
 
 /// Replaces entry number `index` (0-based) of `apiKeys` with `item`, in the same style.
 pub fn replace_item(text: &str, index: usize, item: &Node) -> Result<String, EditError> {
-    let doc = Doc::parse(text)?;
-    let nl = newline(text);
-    match doc.api_keys()? {
-        ApiKeys::Block { items, indent } => {
-            let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
-            let mut lines = emit::block_item(item, indent, nl);
-            if !text[..old.end].ends_with('\n') {
-                // The item was the last line of a file without a final line break.
-                lines.truncate(lines.len() - nl.len());
-            }
-            Ok(splice(text, old.start..old.end, &lines))
-        }
-        ApiKeys::Flow { items, .. } => {
-            let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
-            Ok(splice(text, old.start..old.end, &emit::flow(item)))
-        }
-        _ => Err(EditError::NoSuchItem(index)),
-    }
+    Ok(Layout::of(text)?.replace(text, index, item)?.text)
 }
 
 /// Removes entry number `index` (0-based) of `apiKeys`: its lines, or its `{...}` and comma.
 pub fn remove_item(text: &str, index: usize) -> Result<String, EditError> {
-    let doc = Doc::parse(text)?;
-    match doc.api_keys()? {
-        ApiKeys::Block { items, .. } => {
-            let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
-            let removed = splice(text, old.start..old.end, "");
-            if items.len() > 1 {
-                return Ok(removed);
-            }
-            // The list is now empty: say so explicitly, right after `apiKeys:`.
-            let colon = doc.api_keys_colon.ok_or(EditError::NoSuchItem(index))?;
-            Ok(splice(&removed, colon..colon, " []"))
+    Ok(Layout::of(text)?.remove(text, index)?.text)
+}
+
+/// Where `apiKeys` and its items are in one text: all an edit needs to know about it.
+///
+/// Finding it parses the whole text, which on a large file costs more than the rest of an
+/// edit; an edit that replaces whole lines of one block item tells the layout of its result
+/// without parsing it (`after`), so a run of writes to one file parses it once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    api_keys: ApiKeys,
+    /// Byte offset just after the `:` that follows the `apiKeys` key, when there is one.
+    colon: Option<usize>,
+}
+
+/// An edit made: the new text, and where it changed when it replaced whole lines of one
+/// block list item (None for every other edit).
+#[derive(Debug)]
+pub struct Edit {
+    pub text: String,
+    pub splice: Option<Splice>,
+}
+
+impl Layout {
+    /// Parses `text` to find its layout; refuses what keyward will not edit.
+    pub fn of(text: &str) -> Result<Self, EditError> {
+        if !plain_line_breaks(text) {
+            // The loader's parser (YAML 1.1) would read lines the locator's (YAML 1.2) does not.
+            return Err(EditError::Unsupported(
+                "it has line breaks other than LF and CRLF (a lone CR, U+0085, U+2028 or U+2029)"
+                    .into(),
+            ));
         }
-        ApiKeys::Flow { items, .. } => {
-            let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
-            let range = if let Some(next) = items.get(index + 1) {
-                old.start..next.start
-            } else if let Some(prev) = index.checked_sub(1).and_then(|p| items.get(p)) {
-                prev.end..old.end
-            } else {
-                old.start..old.end
-            };
-            Ok(splice(text, range, ""))
+        let doc = Doc::parse(text)?;
+        if !doc.plain_anchor_names() {
+            return Err(EditError::Unsupported(
+                "it has an anchor or alias whose name is not letters, digits, - and _".into(),
+            ));
         }
-        _ => Err(EditError::NoSuchItem(index)),
+        Ok(Self {
+            api_keys: doc.api_keys()?,
+            colon: doc.api_keys_colon,
+        })
     }
+
+    /// How many items a block `apiKeys` list holds (None for any other shape).
+    pub fn block_items(&self) -> Option<usize> {
+        match &self.api_keys {
+            ApiKeys::Block { items, .. } => Some(items.len()),
+            _ => None,
+        }
+    }
+
+    /// The layout of the text `splice` made from the one this layout is of, as `Layout::of`
+    /// would find it. None when that cannot be told without parsing: the first item went,
+    /// so the list's indentation may have changed.
+    pub fn after(&self, splice: &Splice) -> Option<Self> {
+        let ApiKeys::Block { items, indent } = &self.api_keys else {
+            return None;
+        };
+        let new = Item {
+            start: splice.start,
+            end: splice.new_end,
+            mark: splice.start + indent.dash,
+        };
+        let shift = |item: &Item| Item {
+            start: item.start + splice.new_end - splice.old_end,
+            end: item.end + splice.new_end - splice.old_end,
+            mark: item.mark + splice.new_end - splice.old_end,
+        };
+        let items = match splice.item {
+            ItemEdit::Append => items.iter().copied().chain([new]).collect(),
+            ItemEdit::Replace(i) => {
+                let (before, after) = items.split_at(i);
+                let after = after.get(1..)?.iter().map(shift);
+                before.iter().copied().chain([new]).chain(after).collect()
+            }
+            ItemEdit::Remove(0) => return None,
+            ItemEdit::Remove(i) => {
+                let (before, after) = items.split_at(i);
+                let after = after.get(1..)?.iter().map(shift);
+                before.iter().copied().chain(after).collect()
+            }
+        };
+        Some(Self {
+            api_keys: ApiKeys::Block {
+                items,
+                indent: *indent,
+            },
+            colon: self.colon,
+        })
+    }
+
+    /// Adds `item` as the last entry of `apiKeys` in `text` (the text this layout is of).
+    pub fn append(&self, text: &str, item: &Node) -> Result<Edit, EditError> {
+        let nl = newline(text);
+        let edited = |text| Ok(Edit { text, splice: None });
+        match &self.api_keys {
+            ApiKeys::Block { items, indent } => {
+                let last = items.last().ok_or(EditError::NoSuchItem(0))?;
+                let lines = emit::block_item(item, *indent, nl);
+                if at_line_start(text, last.end) {
+                    return Ok(Splice::lines(
+                        text,
+                        ItemEdit::Append,
+                        last.end..last.end,
+                        &lines,
+                        *indent,
+                    ));
+                }
+                edited(insert_lines(text, last.end, &lines, nl))
+            }
+            ApiKeys::Flow {
+                items,
+                brackets: Brackets { open, close },
+            } if !items.is_empty() || *close > open + 1 => {
+                match items.last() {
+                    Some(last) => {
+                        let rendered = format!(", {}", emit::flow(item));
+                        edited(splice(text, last.end..last.end, &rendered))
+                    }
+                    // `[ ]` with inner spaces or comments: keep flow style, put the item
+                    // inside: before `]` on one line, else right after `[` (an item at the
+                    // start of the `]` line would be under-indented).
+                    None if text[*open..*close].contains('\n') => {
+                        edited(splice(text, open + 1..open + 1, &emit::flow(item)))
+                    }
+                    None => edited(splice(text, *close..*close, &emit::flow(item))),
+                }
+            }
+            // `[]` or a null value: the list becomes a block list under the key.
+            ApiKeys::Flow {
+                brackets: Brackets { open, close },
+                ..
+            } => {
+                let lines = emit::block_item(item, Indent::NEW_API_KEYS, nl);
+                let after_line = line_end(text, *close);
+                let removed = remove_value(text, *open..close + 1);
+                let cut = text.len() - removed.len();
+                edited(insert_lines(&removed, after_line - cut, &lines, nl))
+            }
+            ApiKeys::Null {
+                value,
+                key_line_end,
+            } => {
+                let lines = emit::block_item(item, Indent::NEW_API_KEYS, nl);
+                match value {
+                    Some(value) => {
+                        let removed = remove_value(text, value.clone());
+                        let cut = text.len() - removed.len();
+                        edited(insert_lines(&removed, key_line_end - cut, &lines, nl))
+                    }
+                    None => edited(insert_lines(text, *key_line_end, &lines, nl)),
+                }
+            }
+            ApiKeys::Missing { insert_at } => {
+                let mut block = format!("apiKeys:{nl}");
+                block.push_str(&emit::block_item(item, Indent::NEW_API_KEYS, nl));
+                edited(insert_lines(text, *insert_at, &block, nl))
+            }
+        }
+    }
+
+    /// Replaces entry number `index` (0-based) of `apiKeys` with `item`, in the same style.
+    pub fn replace(&self, text: &str, index: usize, item: &Node) -> Result<Edit, EditError> {
+        let nl = newline(text);
+        match &self.api_keys {
+            ApiKeys::Block { items, indent } => {
+                let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
+                let mut lines = emit::block_item(item, *indent, nl);
+                if !text[..old.end].ends_with('\n') {
+                    // The item was the last line of a file without a final line break.
+                    lines.truncate(lines.len() - nl.len());
+                    return Ok(Edit {
+                        text: splice(text, old.start..old.end, &lines),
+                        splice: None,
+                    });
+                }
+                let edit = ItemEdit::Replace(index);
+                Ok(Splice::lines(
+                    text,
+                    edit,
+                    old.start..old.end,
+                    &lines,
+                    *indent,
+                ))
+            }
+            ApiKeys::Flow { items, .. } => {
+                let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
+                Ok(Edit {
+                    text: splice(text, old.start..old.end, &emit::flow(item)),
+                    splice: None,
+                })
+            }
+            _ => Err(EditError::NoSuchItem(index)),
+        }
+    }
+
+    /// Removes entry number `index` (0-based) of `apiKeys`: its lines, or its `{...}` and
+    /// comma.
+    pub fn remove(&self, text: &str, index: usize) -> Result<Edit, EditError> {
+        match &self.api_keys {
+            ApiKeys::Block { items, indent } => {
+                let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
+                if items.len() > 1 {
+                    let edit = ItemEdit::Remove(index);
+                    return Ok(Splice::lines(text, edit, old.start..old.end, "", *indent));
+                }
+                // The list is now empty: say so explicitly, right after `apiKeys:`.
+                let removed = splice(text, old.start..old.end, "");
+                let colon = self.colon.ok_or(EditError::NoSuchItem(index))?;
+                Ok(Edit {
+                    text: splice(&removed, colon..colon, " []"),
+                    splice: None,
+                })
+            }
+            ApiKeys::Flow { items, .. } => {
+                let old = items.get(index).ok_or(EditError::NoSuchItem(index))?;
+                let range = if let Some(next) = items.get(index + 1) {
+                    old.start..next.start
+                } else if let Some(prev) = index.checked_sub(1).and_then(|p| items.get(p)) {
+                    prev.end..old.end
+                } else {
+                    old.start..old.end
+                };
+                Ok(Edit {
+                    text: splice(text, range, ""),
+                    splice: None,
+                })
+            }
+            _ => Err(EditError::NoSuchItem(index)),
+        }
+    }
+}
+
+/// `at` is the start of a line (or of the text).
+fn at_line_start(text: &str, at: usize) -> bool {
+    at == 0 || text.as_bytes().get(at - 1) == Some(&b'\n')
+}
+
+/// No line break but `\n` and `\r\n`: no lone `\r`, no U+0085 (UTF-8 `c2 85`), U+2028 or
+/// U+2029 (`e2 80 a8`, `e2 80 a9`).
+fn plain_line_breaks(text: &str) -> bool {
+    let b = text.as_bytes();
+    // Most texts hold none of the bytes these end with: one fast search for each first.
+    if ![b'\r', 0x85, 0xa8, 0xa9]
+        .iter()
+        .any(|last| b.contains(last))
+    {
+        return true;
+    }
+    b.iter().enumerate().all(|(i, &byte)| match byte {
+        b'\r' => b.get(i + 1) == Some(&b'\n'),
+        0x85 => i == 0 || b[i - 1] != 0xc2,
+        0xa8 | 0xa9 => i < 2 || b[i - 2..i] != [0xe2, 0x80],
+        _ => true,
+    })
 }
 
 fn newline(text: &str) -> &'static str {
@@ -343,6 +514,35 @@ mod tests {
     }
 
     #[test]
+    fn an_item_ending_in_a_block_scalar_ends_with_its_last_line() {
+        // The parser's span of a block scalar runs on to the next token, on the next item's
+        // line: the item must not take that line with it.
+        for header in ["|", "|+", ">-"] {
+            let text = format!(
+                "apiKeys:\n  - name: a\n    description: {header}\n      text\n\n  - name: b\n    hash: x\n"
+            );
+            let replaced = replace_item(&text, 0, &item("a")).unwrap();
+            assert_eq!(names(&replaced), ["a", "b"], "{replaced}");
+            let removed = remove_item(&text, 0).unwrap();
+            assert_eq!(names(&removed), ["b"], "{removed}");
+        }
+    }
+
+    #[test]
+    fn an_item_ending_in_a_character_of_more_than_one_byte_is_edited() {
+        let text = "apiKeys:\n  - name: a\n    description: café\n  - name: b\n";
+        assert_eq!(
+            names(&replace_item(text, 0, &item("a")).unwrap()),
+            ["a", "b"]
+        );
+        assert_eq!(names(&remove_item(text, 0).unwrap()), ["b"]);
+        assert_eq!(
+            names(&append_item(text, &item("c")).unwrap()),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
     fn positions_point_at_each_dash() {
         let pos = item_positions(FILES[0]).unwrap();
         assert_eq!(
@@ -352,6 +552,34 @@ mod tests {
                 ItemPos { line: 8, column: 3 }
             ]
         );
+    }
+
+    #[test]
+    fn a_new_list_is_what_appending_to_an_empty_file_writes() {
+        assert_eq!(new_list(&item("a")), append_item("", &item("a")).unwrap());
+    }
+
+    #[test]
+    fn line_breaks_other_than_lf_and_crlf_are_found() {
+        assert!(plain_line_breaks("a\r\nb\nÅ é\u{2027}"));
+        for text in ["a\rb", "a\r", "\u{85}", "x\u{2028}", "\u{2029}y"] {
+            assert!(!plain_line_breaks(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_the_two_parsers_read_differently_is_not_edited() {
+        for text in [
+            "apiKeys:\rm: [x]\n",
+            "apiKeys: []\nz: \"a\u{2028}b\"\n",
+            "&s:a apiKeys:\n",
+            "apiKeys: []\nz: &a:b [x]\n",
+        ] {
+            assert!(matches!(
+                append_item(text, &item("a")),
+                Err(EditError::Unsupported(_))
+            ));
+        }
     }
 
     #[test]
