@@ -134,7 +134,7 @@ async fn a_served_process_logs_json_without_secrets_rescans_on_sighup_and_stops_
  {
     let dir = tenants_with(&[("acme", ACME_FILE)]);
     let mut server = serve_process(dir.path());
-    let base = format!("http://127.0.0.1:{}", server.port);
+    let base = server.url("");
     let client = reqwest::Client::new();
     let admin = writer("acme");
     let created: Value = client
@@ -148,17 +148,7 @@ async fn a_served_process_logs_json_without_secrets_rescans_on_sighup_and_stops_
         .await
         .unwrap();
     let token = created["token"].as_str().unwrap().to_owned();
-    let verified: Value = client
-        .post(format!("{base}/api/acme/apiKeys/verify"))
-        .header("X-API-Key", &token)
-        .json(&json!({"key": token}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(verified["valid"], true);
+    assert!(server.valid("acme", &token).await);
 
     server.signal(rustix::process::Signal::HUP);
     server.wait_for("SIGHUP: rescanning");
@@ -391,7 +381,7 @@ fn check_points_at_a_repeated_field_a_repeated_name_and_a_repeated_hash() {
 async fn verification_logs_nothing_however_many_keys_are_refused_and_writes_name_their_actor() {
     let dir = tenants_with(&[("acme", ACME_FILE)]);
     let mut server = serve_process(dir.path());
-    let base = format!("http://127.0.0.1:{}", server.port);
+    let base = server.url("");
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{base}/api/acme/admin/apiKeys"))

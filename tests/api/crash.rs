@@ -18,7 +18,7 @@ async fn sigkill_during_concurrent_creates_never_loses_an_acknowledged_write_or_
         let server = tokio::task::spawn_blocking(move || serve_process(&path))
             .await
             .unwrap();
-        let url = format!("http://127.0.0.1:{}/api/acme/admin/apiKeys", server.port);
+        let url = server.url("/api/acme/admin/apiKeys");
         let writers = create_until_gone(&url, round, 8);
         tokio::time::sleep(Duration::from_millis(150 + (round * 53) % 250)).await;
         server.signal(rustix::process::Signal::KILL);

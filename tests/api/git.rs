@@ -585,7 +585,7 @@ async fn kill_9_at_any_point_of_a_write_leaves_a_clean_clone_and_loses_no_acknow
         let server = tokio::task::spawn_blocking(move || serve_process_with(&path, &settings))
             .await
             .unwrap();
-        let url = format!("http://127.0.0.1:{}/api/acme/admin/apiKeys", server.port);
+        let url = server.url("/api/acme/admin/apiKeys");
         let writers = create_until_gone(&url, round, 3);
         // Somewhere in the middle of journalling, writing, committing or pushing.
         tokio::time::sleep(Duration::from_millis(400 + (round * 97) % 400)).await;
@@ -604,10 +604,7 @@ async fn kill_9_at_any_point_of_a_write_leaves_a_clean_clone_and_loses_no_acknow
         .await
         .unwrap();
     let res = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{}/api/acme/admin/apiKeys",
-            server.port
-        ))
+        .post(server.url("/api/acme/admin/apiKeys"))
         .bearer_auth(writer("acme"))
         .json(&json!({"name": "after-the-storm"}))
         .send()

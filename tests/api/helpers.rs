@@ -641,6 +641,22 @@ impl Server {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, sig).unwrap();
     }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Whether `POST /api/{tenant}/apiKeys/verify` finds `key` valid.
+    pub async fn valid(&self, tenant: &str, key: &str) -> bool {
+        let res = reqwest::Client::new()
+            .post(self.url(&format!("/api/{tenant}/apiKeys/verify")))
+            .json(&json!({"key": key}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["valid"] == true
+    }
 }
 
 /// `writers` clients creating keys named `r<round>-w<w>-<i>` on `url` (as acme's writer)

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use keyward::domain::KeyHash;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
@@ -92,14 +92,10 @@ impl Started {
         assert!(self.server.child.wait().unwrap().success());
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.server.port)
-    }
-
     /// Every key of `tenant` as the admin API shows it.
     async fn keys(&self, tenant: &str) -> Value {
         let res = reqwest::Client::new()
-            .get(self.url(&format!("/api/{tenant}/admin/apiKeys")))
+            .get(self.server.url(&format!("/api/{tenant}/admin/apiKeys")))
             .bearer_auth(token(tenant, READ))
             .send()
             .await
@@ -109,16 +105,7 @@ impl Started {
     }
 
     async fn valid(&self, tenant: &str, key: &str) -> bool {
-        let verdict: Value = reqwest::Client::new()
-            .post(self.url(&format!("/api/{tenant}/apiKeys/verify")))
-            .json(&json!({"key": key}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        verdict["valid"] == true
+        self.server.valid(tenant, key).await
     }
 }
 
