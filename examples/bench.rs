@@ -601,12 +601,7 @@ fn reloads(server: &Server, tenant: &str) -> u64 {
     let text = reqwest::blocking::get(server.url("/metrics"))
         .and_then(|r| r.text())
         .unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("keyward_reloads_total{") && l.contains(&format!("tenant=\"{tenant}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    keyward::metrics::tenant_total(&text, "keyward_reloads_total", tenant)
 }
 
 // ---------- 3: scale ----------

@@ -210,3 +210,36 @@ fn method_label(method: &Method) -> &'static str {
         .find(|m| *m == method.as_str())
         .unwrap_or("other")
 }
+
+/// Reads an exposition back as a scraper does: the sum of every sample of `family` labelled
+/// with `tenant`, whatever its other labels (`keyward_reloads_total` over all outcomes, say).
+/// The tests and the benchmark count reloads through `/metrics` with it.
+pub fn tenant_total(exposition: &str, family: &str, tenant: &str) -> u64 {
+    let tenant = format!("tenant=\"{tenant}\"");
+    exposition
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') && rest.contains(&tenant))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_total_sums_one_family_for_one_tenant_only() {
+        let text = "\
+# TYPE keyward_reloads_total counter
+keyward_reloads_total{tenant=\"acme\",outcome=\"valid\"} 3
+keyward_reloads_total{tenant=\"acme\",outcome=\"unchanged\"} 2
+keyward_reloads_total{tenant=\"acme-2\",outcome=\"valid\"} 7
+keyward_reload_errors_total{tenant=\"acme\"} 5
+";
+        assert_eq!(tenant_total(text, "keyward_reloads_total", "acme"), 5);
+        assert_eq!(tenant_total(text, "keyward_reloads_total", "globex"), 0);
+    }
+}

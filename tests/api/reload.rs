@@ -229,14 +229,7 @@ async fn a_key_created_through_the_api_is_valid_at_once() {
 
 /// The reloads counted for `tenant` in `/metrics`, whatever their outcome.
 async fn reloads(app: &TestApp, tenant: &str) -> u64 {
-    app.metrics()
-        .await
-        .lines()
-        .filter(|l| {
-            l.starts_with("keyward_reloads_total{") && l.contains(&format!("tenant=\"{tenant}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    keyward::metrics::tenant_total(&app.metrics().await, "keyward_reloads_total", tenant)
 }
 
 #[tokio::test]
