@@ -126,11 +126,18 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
 
 static HTML: LazyLock<String> = LazyLock::new(|| PAGE.replace("{{version}}", &VERSION));
 
-/// Headers every console response carries.
-fn hardened(mut res: HttpResponseBuilder) -> HttpResponseBuilder {
+/// Revalidated on every load: the page and the sign-in settings.
+const NO_CACHE: &str = "no-cache";
+/// Kept for good: an asset's URL changes when its bytes do.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// A 200 with the headers every console response carries, cached as `cache` says.
+fn hardened(cache: &'static str) -> HttpResponseBuilder {
+    let mut res = HttpResponse::Ok();
     res.insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((REFERRER_POLICY, "no-referrer"))
-        .insert_header((X_FRAME_OPTIONS, "DENY"));
+        .insert_header((X_FRAME_OPTIONS, "DENY"))
+        .insert_header((CACHE_CONTROL, cache));
     res
 }
 
@@ -156,9 +163,8 @@ fn policy(token_origin: Option<&str>) -> String {
 )]
 pub(crate) async fn page(console: web::Data<Console>) -> HttpResponse {
     let endpoints = console.endpoints().await;
-    hardened(HttpResponse::Ok())
+    hardened(NO_CACHE)
         .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
-        .insert_header((CACHE_CONTROL, "no-cache"))
         .insert_header((
             CONTENT_SECURITY_POLICY,
             policy(endpoints.as_deref().map(|e| e.token_origin.as_str())),
@@ -185,13 +191,11 @@ pub(crate) async fn config(console: web::Data<Console>) -> HttpResponse {
         }),
         _ => serde_json::Value::Null,
     };
-    hardened(HttpResponse::Ok())
-        .insert_header((CACHE_CONTROL, "no-cache"))
-        .json(json!({
-            "devMode": console.dev_mode,
-            "tenantClaim": console.tenant_claim,
-            "signIn": sign_in,
-        }))
+    hardened(NO_CACHE).json(json!({
+        "devMode": console.dev_mode,
+        "tenantClaim": console.tenant_claim,
+        "signIn": sign_in,
+    }))
 }
 
 /// One of the console's scripts, styles or images; its URL changes when its bytes do.
@@ -215,9 +219,8 @@ pub(crate) async fn asset(path: web::Path<(String, String)>) -> Result<HttpRespo
         .find(|a| a.name == file)
         .filter(|_| version == *VERSION)
         .ok_or(ApiError::NotFound)?;
-    Ok(hardened(HttpResponse::Ok())
+    Ok(hardened(IMMUTABLE)
         .insert_header((CONTENT_TYPE, found.content_type))
-        .insert_header((CACHE_CONTROL, "public, max-age=31536000, immutable"))
         .body(found.bytes))
 }
 
