@@ -256,7 +256,7 @@ fn decode(bytes: &[u8]) -> Option<SecurityFile> {
         .map(|k| {
             Some(KeyEntry {
                 name: KeyName::parse(k.name).ok()?,
-                hash: hash(&k.hash)?,
+                hash: KeyHash::from_bytes(k.hash),
                 enabled: k.enabled,
                 permissions: sets.get(k.permissions as usize)?.clone(),
                 description: k.description.map(Description::parse).transpose().ok()?,
@@ -265,23 +265,16 @@ fn decode(bytes: &[u8]) -> Option<SecurityFile> {
                 expires_at: k.expires_at,
                 previous_hashes: k
                     .previous_hashes
-                    .iter()
-                    .map(|(h, expires_at)| {
-                        Some(PreviousHash {
-                            hash: hash(h)?,
-                            expires_at: *expires_at,
-                        })
+                    .into_iter()
+                    .map(|(h, expires_at)| PreviousHash {
+                        hash: KeyHash::from_bytes(h),
+                        expires_at,
                     })
-                    .collect::<Option<_>>()?,
+                    .collect(),
             })
         })
         .collect::<Option<Vec<_>>>()?;
     Some(SecurityFile { keys })
-}
-
-/// A hash from its bytes: no hex round trip on the warm start's path.
-fn hash(bytes: &[u8; 32]) -> Option<KeyHash> {
-    Some(KeyHash::from_bytes(*bytes))
 }
 
 #[cfg(test)]
