@@ -20,6 +20,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every refusal, in declaration order: `ALL[r.index()] == r`.
     pub const ALL: [Refusal; 5] = [
         Self::NotFound,
         Self::Disabled,
@@ -28,6 +29,11 @@ impl Refusal {
         Self::Malformed,
     ];
 
+    /// Its position in `ALL`, for tables indexed by refusal on the hot path.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Self::NotFound => "not_found",
@@ -35,6 +41,18 @@ impl Refusal {
             Self::Expired => "expired",
             Self::InsufficientPermissions => "insufficient_permissions",
             Self::Malformed => "malformed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_is_at_its_index_in_all() {
+        for (i, r) in Refusal::ALL.into_iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
         }
     }
 }

@@ -217,8 +217,7 @@ static REFUSALS: LazyLock<Vec<Rendered>> = LazyLock::new(|| {
 });
 
 fn refused(presented: &str, refusal: Refusal) -> HttpResponse {
-    let kind = Refusal::ALL.iter().position(|r| *r == refusal).unwrap_or(0);
-    let rendered = &REFUSALS[2 * kind + usize::from(presented.is_empty())];
+    let rendered = &REFUSALS[2 * refusal.index() + usize::from(presented.is_empty())];
     let mut res = HttpResponse::build(rendered.status);
     for header in &rendered.headers {
         res.insert_header(header.clone());
