@@ -762,12 +762,17 @@ fn admin_writes(bin: &str, quick: bool, out: &mut String) {
             lat.push(t0.elapsed());
         }
         lat.sort();
-        let keys = if tenant == "small" { "10" } else { "10,000" };
+        let (keys, goal) = if tenant == "small" {
+            ("10", "—")
+        } else {
+            ("10,000", "p50 < 50 ms")
+        };
         writeln!(
             out,
-            "| create-key latency, tenant with {keys} keys: p50 / p99 | {} / {} | p50 < 10 ms at 10,000 |",
+            "| create-key latency, tenant with {keys} keys: p50 / p99 | {} / {} | {} |",
             ms(percentile(&lat, 0.5)),
-            ms(percentile(&lat, 0.99))
+            ms(percentile(&lat, 0.99)),
+            goal
         )
         .unwrap();
     }
