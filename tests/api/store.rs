@@ -144,6 +144,8 @@ async fn comments_after_flow_items_survive_create_update_and_delete() {
     );
 }
 
+const ONE_KEY: &str = "apiKeys:\n  - name: a\n    hash: sha256:3333333333333333333333333333333333333333333333333333333333333333\n";
+
 #[tokio::test]
 async fn a_valid_file_the_editor_cannot_edit_is_409_unsupported_and_left_as_it_is() {
     let app = spawn_app().await;
@@ -151,6 +153,11 @@ async fn a_valid_file_the_editor_cannot_edit_is_409_unsupported_and_left_as_it_i
         // The loader takes these; the surgical editor will not touch them.
         "apiKeys: [\n]\n",
         "base: &keys []\napiKeys: *keys\n",
+        // Line breaks YAML 1.1 knows and the editor's YAML 1.2 parser does not.
+        &format!("{ONE_KEY}# one\r# two\n"),
+        &format!("{ONE_KEY}# one\u{2028}# two\n"),
+        // An anchor name that ends earlier for one parser than for the other.
+        &format!("meta: &a:b x\n{ONE_KEY}"),
     ] {
         std::fs::write(app.file("globex"), text).unwrap();
         let res = app.create_key("globex", json!({"name": "b"})).await;
