@@ -183,6 +183,13 @@ impl<'a> Doc<'a> {
         Ok(doc)
     }
 
+    /// The document refers to an anchor somewhere (`*a`).
+    pub fn has_aliases(&self) -> bool {
+        self.events
+            .iter()
+            .any(|s| matches!(s.event, Event::Alias(_)))
+    }
+
     /// Every anchor (`&a`) and alias (`*a`) name is letters, digits, `-` and `_`. The
     /// loader's parser (YAML 1.1) ends a name at the first other character, this one (YAML
     /// 1.2) does not: `&a:b key` is an anchor `a` on the key `:b key` for one and an anchor

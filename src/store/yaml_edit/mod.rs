@@ -135,6 +135,10 @@ pub struct Layout {
     api_keys: ApiKeys,
     /// Byte offset just after the `:` that follows the `apiKeys` key, when there is one.
     colon: Option<usize>,
+    /// The text has an alias. The loader refuses a text whose aliases expand to more than
+    /// 100 times its events (an alias bomb), so removing or shortening an item, which
+    /// leaves fewer events, can make the rest of such a text refused.
+    aliases: bool,
 }
 
 /// An edit made: the new text, and where it changed when it replaced whole lines of one
@@ -164,7 +168,13 @@ impl Layout {
         Ok(Self {
             api_keys: doc.api_keys()?,
             colon: doc.api_keys_colon,
+            aliases: doc.has_aliases(),
         })
+    }
+
+    /// Whether the text has an alias anywhere.
+    pub fn has_aliases(&self) -> bool {
+        self.aliases
     }
 
     /// How many items a block `apiKeys` list holds (None for any other shape).
@@ -177,11 +187,15 @@ impl Layout {
 
     /// The layout of the text `splice` made from the one this layout is of, as `Layout::of`
     /// would find it. None when that cannot be told without parsing: the first item went,
-    /// so the list's indentation may have changed.
+    /// so the list's indentation may have changed, or the text has aliases, which the lines
+    /// taken out may have held.
     pub fn after(&self, splice: &Splice) -> Option<Self> {
         let ApiKeys::Block { items, indent } = &self.api_keys else {
             return None;
         };
+        if self.aliases {
+            return None;
+        }
         let new = Item {
             start: splice.start,
             end: splice.new_end,
@@ -212,6 +226,7 @@ impl Layout {
                 indent: *indent,
             },
             colon: self.colon,
+            aliases: false,
         })
     }
 

@@ -135,13 +135,21 @@ impl Splice {
         spaces <= self.dash && !matches!(line.as_bytes().get(spaces), None | Some(b'\t' | b'\r'))
     }
 
-    /// The first line of `rest` that is neither blank nor a comment closes the item above.
+    /// The first line of `rest` that is neither blank nor a comment closes the item above,
+    /// and the blank and comment lines before it start with no tab. (Whether a tab at the
+    /// start of a line is skipped depends, for the loader's parser, on the token before it:
+    /// after a plain scalar it is, after a quoted scalar or a `]` it is an error.)
     fn next_content_closes(&self, rest: &str) -> bool {
-        let content = rest.lines().find(|line| {
-            let body = line.trim_start_matches([' ', '\t', '\r']);
-            !body.is_empty() && !body.starts_with('#')
-        });
-        self.closes(content)
+        for line in rest.lines() {
+            let body = line.trim_start_matches(' ');
+            if body.starts_with('\t') {
+                return false;
+            }
+            if !body.is_empty() && !body.starts_with('#') {
+                return self.closes(Some(line));
+            }
+        }
+        self.closes(None)
     }
 }
 
@@ -187,11 +195,17 @@ mod tests {
         let blank = "apiKeys:\n  - name: a\n    hash: x\n\nz: 1\n";
         let anchored = "apiKeys:\n  - name: a\n    hash: &h x\n  - name: b\n    hash: *h\n";
         let deep_comment = "apiKeys:\n  - name: a\n    hash: x\n  - name: b\n    # c\nz: 1\n";
+        // A line of blanks with a tab: skipped after a plain scalar, an error after a `]`.
+        let tabbed = "apiKeys:\n  - name: a\n    hash: x\n     \t\n  - name: b\n    hash: y\n";
+        let tabbed_comment =
+            "apiKeys:\n  - name: a\n    hash: x\n     \t# c\n  - name: b\n    hash: y\n";
         for (text, edit) in [
             (blank, ItemEdit::Append),
             (anchored, ItemEdit::Replace(0)),
             (anchored, ItemEdit::Remove(0)),
             (deep_comment, ItemEdit::Remove(1)),
+            (tabbed, ItemEdit::Replace(0)),
+            (tabbed_comment, ItemEdit::Replace(0)),
         ] {
             let (new, splice) = splice_of(text, edit);
             assert!(!splice.keeps_the_rest(text, &new), "{edit:?}: {text}");
