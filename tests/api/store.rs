@@ -156,6 +156,8 @@ async fn a_valid_file_the_editor_cannot_edit_is_409_unsupported_and_left_as_it_i
         // Line breaks YAML 1.1 knows and the editor's YAML 1.2 parser does not.
         &format!("{ONE_KEY}# one\r# two\n"),
         &format!("{ONE_KEY}# one\u{2028}# two\n"),
+        // A byte order mark after the start: YAML 1.1 reads it as part of the key.
+        &format!("\u{feff}\u{feff}{ONE_KEY}"),
         // An anchor name that ends earlier for one parser than for the other.
         &format!("meta: &a:b x\n{ONE_KEY}"),
     ] {

@@ -159,6 +159,17 @@ impl Layout {
                     .into(),
             ));
         }
+        if text
+            .strip_prefix('\u{feff}')
+            .unwrap_or(text)
+            .contains('\u{feff}')
+        {
+            // YAML 1.2 allows a byte order mark before each document; YAML 1.1 only at the
+            // start of the stream, and reads one anywhere else as part of a key or value.
+            return Err(EditError::Unsupported(
+                "it has a byte order mark (U+FEFF) after its start".into(),
+            ));
+        }
         let doc = Doc::parse(text)?;
         if !doc.plain_anchor_names() {
             return Err(EditError::Unsupported(
@@ -589,6 +600,8 @@ mod tests {
             "apiKeys: []\nz: \"a\u{2028}b\"\n",
             "&s:a apiKeys:\n",
             "apiKeys: []\nz: &a:b [x]\n",
+            "\u{feff}\u{feff}apiKeys:\n",
+            "x: 1\n\u{feff}apiKeys: []\n",
         ] {
             assert!(matches!(
                 append_item(text, &item("a")),
