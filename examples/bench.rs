@@ -27,6 +27,19 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
+    let sections = ["throughput", "scale", "reload", "writes", "git", "soak"];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let unknown = args.iter().enumerate().find(|(i, a)| {
+        let minutes = *i > 0 && args[i - 1] == "--minutes";
+        !(sections.contains(&a.as_str()) || *a == "--quick" || *a == "--minutes" || minutes)
+    });
+    if let Some((_, arg)) = unknown {
+        eprintln!(
+            "unknown argument {arg:?}\nusage: bench [--quick] [{}] [--minutes N]",
+            sections.join(" | ")
+        );
+        std::process::exit(2);
+    }
     let bin = std::env::var("KEYWARD_BIN").unwrap_or_else(|_| "target/release/keyward".into());
     // Servers run in temp dirs: the binary's path must not be relative.
     let bin = std::fs::canonicalize(&bin)
@@ -37,11 +50,12 @@ fn main() {
     writeln!(out, "| measurement | result | goal |").unwrap();
     writeln!(out, "|---|---|---|").unwrap();
     // `bench/run.sh throughput` (or scale, reload, writes) runs one section only.
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
+    let only: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| sections.contains(a))
         .collect();
-    let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let run = |name: &str| only.is_empty() || only.contains(&name);
     if run("throughput") {
         throughput(&bin, quick, &mut out);
     }
@@ -59,7 +73,7 @@ fn main() {
         git_mode(&bin, quick, &mut out);
     }
     // Not part of the default run: minutes long. `bench/run.sh soak [--minutes N]`.
-    if only.iter().any(|o| o == "soak") {
+    if only.contains(&"soak") {
         soak(&bin, &mut out);
     }
     println!("\n{out}");
