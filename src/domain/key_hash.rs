@@ -73,8 +73,14 @@ impl From<KeyHash> for String {
 
 impl fmt::Display for KeyHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sha256:")?;
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        // One write, not a formatter call per byte: every rendered entry and ETag has one.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = *b"sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        for (i, b) in self.0.iter().enumerate() {
+            text[7 + 2 * i] = HEX[usize::from(b >> 4)];
+            text[8 + 2 * i] = HEX[usize::from(b & 15)];
+        }
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

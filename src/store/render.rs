@@ -4,13 +4,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::yaml_edit::Node;
-use crate::domain::{KeyEntry, KeyHash};
+use crate::domain::KeyEntry;
 
 pub fn entry_node(e: &KeyEntry) -> Node {
     let s = |v: &str| Node::Str(v.to_owned());
     let mut fields = vec![
         ("name".to_owned(), s(e.name.as_str())),
-        ("hash".to_owned(), Node::Str(hash_text(&e.hash))),
+        ("hash".to_owned(), s(&e.hash.to_string())),
         ("enabled".to_owned(), Node::Bool(e.enabled)),
     ];
     if !e.permissions.is_empty() {
@@ -35,7 +35,7 @@ pub fn entry_node(e: &KeyEntry) -> Node {
             .iter()
             .map(|p| {
                 Node::Map(vec![
-                    ("hash".to_owned(), Node::Str(hash_text(&p.hash))),
+                    ("hash".to_owned(), s(&p.hash.to_string())),
                     ("expiresAt".to_owned(), s(&timestamp(p.expires_at))),
                 ])
             })
@@ -43,19 +43,6 @@ pub fn entry_node(e: &KeyEntry) -> Node {
         fields.push(("previousHashes".to_owned(), Node::Seq(list)));
     }
     Node::Map(fields)
-}
-
-/// `sha256:<64 lowercase hex>`, as `KeyHash` displays itself, without a formatter call per
-/// byte: the last-good snapshot renders every key of a tenant on every write.
-fn hash_text(hash: &KeyHash) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(71);
-    out.push_str("sha256:");
-    for b in hash.as_bytes() {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    out
 }
 
 /// RFC 3339 in UTC (`2026-11-22T10:00:00Z`), the form ops see in the file and the API.
@@ -68,17 +55,4 @@ pub fn timestamp(t: OffsetDateTime) -> String {
 /// The entry as the YAML lines keyward writes for it (a one-item `apiKeys` list).
 pub fn entry_yaml(e: &KeyEntry) -> String {
     super::yaml_edit::new_list(&entry_node(e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_hash_is_written_as_it_displays_itself() {
-        for token in ["a", "b", "kw_xyz"] {
-            let hash = KeyHash::of(token.as_bytes());
-            assert_eq!(hash_text(&hash), hash.to_string());
-        }
-    }
 }
