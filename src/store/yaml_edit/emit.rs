@@ -12,8 +12,7 @@ pub(super) fn block_item(item: &Node, indent: Indent, nl: &str) -> String {
     out
 }
 
-// The renderers push onto one string: the last-good snapshot renders every key of a tenant
-// on every write.
+// The renderers push onto one string rather than building and joining one per value.
 fn push_block_item(out: &mut String, item: &Node, indent: Indent, nl: &str) {
     let Node::Map(fields) = item else {
         return;
