@@ -65,6 +65,9 @@ pub struct GitSettings {
     pub pull_interval_seconds: u64,
     /// Enables `POST /hooks/git` (GitHub `X-Hub-Signature-256`, GitLab `X-Gitlab-Token`).
     pub webhook_secret: Option<SecretString>,
+    /// The longest a `sync` write waits for the remote, its push and the question of
+    /// whether it landed included; past it the answer is 504 `outcome_unknown`.
+    pub push_timeout_seconds: u64,
 }
 
 /// When an API write is acknowledged in git mode.
@@ -86,6 +89,7 @@ impl Default for GitSettings {
             push: PushMode::Sync,
             pull_interval_seconds: 10,
             webhook_secret: None,
+            push_timeout_seconds: 30,
         }
     }
 }

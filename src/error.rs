@@ -64,8 +64,12 @@ pub enum ApiError {
     RequestTimeout,
     #[error("the request's headers are too large")]
     HeadersTooLarge,
-    #[error("the git remote did not take the write, so it was undone: {0}")]
-    RemoteUnavailable(String),
+    #[error("the git remote did not take the write, and nothing of it was kept: {0}")]
+    RemoteUnavailable(crate::git::RemoteError),
+    #[error(
+        "the git remote did not answer in time: the write may or may not have landed; retry with the same Idempotency-Key to learn which"
+    )]
+    OutcomeUnknown,
     #[error("no such resource")]
     NotFound,
     #[error("method not allowed")]
@@ -96,6 +100,7 @@ impl ApiError {
             Self::RequestTimeout => "request_timeout",
             Self::HeadersTooLarge => "headers_too_large",
             Self::RemoteUnavailable(_) => "remote_unavailable",
+            Self::OutcomeUnknown => "outcome_unknown",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -157,6 +162,7 @@ impl ResponseError for ApiError {
             | Self::TenantFileUnsupported(_)
             | Self::TenantReadOnly => StatusCode::CONFLICT,
             Self::TenantBusy | Self::RemoteUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -181,6 +187,9 @@ impl ResponseError for ApiError {
             }
             Self::RemoteUnavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, "10"));
+            }
+            Self::OutcomeUnknown => {
+                res.insert_header((header::RETRY_AFTER, "5"));
             }
             _ => {}
         }
@@ -249,6 +258,7 @@ impl From<keys::Error> for ApiError {
             keys::Error::Store(e) => e.into(),
             keys::Error::Task(e) => Self::Internal(e.into()),
             keys::Error::RemoteUnavailable(why) => Self::RemoteUnavailable(why),
+            keys::Error::OutcomeUnknown => Self::OutcomeUnknown,
             keys::Error::Git(why) => Self::Internal(anyhow::anyhow!("git: {why}")),
             keys::Error::NotGitMode => Self::NotFound,
         }

@@ -66,7 +66,27 @@ pub struct Metrics {
     verify: [Counter; 1 + Refusal::ALL.len()],
     reloads: Family<ReloadLabels, Counter>,
     reload_errors: Family<TenantLabels, Counter>,
-    git_dropped: Counter,
+    git: GitCounters,
+}
+
+/// Git mode's replica-wide counters (a tenant's own writes are in its status).
+#[derive(Default)]
+struct GitCounters {
+    dropped: Counter,
+    refused: Counter,
+    rewritten: Family<RevivesLabels, Counter>,
+    unknown: Counter,
+    pushes: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevivesLabels {
+    revives: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
 impl Metrics {
@@ -111,16 +131,36 @@ impl Metrics {
             "Tenant file reloads that failed or found an invalid file",
             reload_errors.clone(),
         );
-        let git_dropped = Counter::default();
+        let git = GitCounters::default();
         registry.register(
             "keyward_git_dropped_writes",
-            "Git mode: keyward writes that no longer applied on the remote's head and were dropped",
-            git_dropped.clone(),
+            "Git mode: acknowledged writes that no longer applied on the remote's head and were dropped",
+            git.dropped.clone(),
+        );
+        registry.register(
+            "keyward_git_refused_writes",
+            "Git mode: writes not yet acknowledged that were decided again on a new remote head and refused there",
+            git.refused.clone(),
+        );
+        registry.register(
+            "keyward_git_rewritten_writes",
+            "Git mode: acknowledged writes that a rewrite of the remote's history removed, by whether they bring a revoked token back",
+            git.rewritten.clone(),
+        );
+        registry.register(
+            "keyward_git_outcome_unknown",
+            "Git mode: writes answered 504 outcome_unknown (a push that did not finish in time)",
+            git.unknown.clone(),
+        );
+        registry.register(
+            "keyward_git_pushes",
+            "Git mode: pushes by outcome",
+            git.pushes.clone(),
         );
         Self {
             registry,
             index,
-            git_dropped,
+            git,
             requests,
             latency,
             verify,
@@ -138,8 +178,35 @@ impl Metrics {
         self.verify[i].inc();
     }
 
+    /// An acknowledged write that no longer applied and was dropped.
     pub fn git_dropped_write(&self) {
-        self.git_dropped.inc();
+        self.git.dropped.inc();
+    }
+
+    /// A write not yet acknowledged, refused when decided again on a new remote head.
+    pub fn git_refused_write(&self) {
+        self.git.refused.inc();
+    }
+
+    /// An acknowledged write a rewrite of the remote removed.
+    pub fn git_rewritten_write(&self, revives: bool) {
+        let revives = if revives { "true" } else { "false" };
+        self.git
+            .rewritten
+            .get_or_create(&RevivesLabels { revives })
+            .inc();
+    }
+
+    pub fn git_outcome_unknown(&self) {
+        self.git.unknown.inc();
+    }
+
+    /// `ok`, `behind`, `unreachable`, `refused` or `unknown`.
+    pub fn git_push(&self, outcome: &'static str) {
+        self.git
+            .pushes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn reload(&self, tenant: &TenantId, outcome: &'static str) {

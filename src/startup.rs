@@ -113,13 +113,8 @@ impl Application {
             settings.max_keys_per_tenant,
         );
         if settings.git.enabled {
-            let git = keys::Replicator::open(
-                &settings.tenants_dir,
-                &settings.state_dir,
-                &settings.git,
-                metrics.clone(),
-            )?;
-            service = service.with_git(Arc::new(git));
+            service =
+                service.with_git(&settings.tenants_dir, &settings.state_dir, &settings.git)?;
         }
         let service = Arc::new(service);
         let verifier = Verifier::new(index.clone(), prefix, clock, metrics.clone());
@@ -195,21 +190,21 @@ impl Application {
                 return None;
             }
             usage::restore(&index, &state_dir);
-            let syncing = service.git().is_some().then(|| git_sync(service.clone()));
-            let watching = watch.run(service, rescan_every);
+            // git mode serves commits, which its worker follows: the work tree is not watched.
+            let watching = service
+                .git()
+                .is_none()
+                .then(|| watch.run(service, rescan_every));
             let flusher = usage::flush_periodically(index, state_dir);
             readiness.set(true);
             tracing::info!("keyward ready: every tenant is loaded");
-            Some((watching, flusher, syncing))
+            Some((watching, flusher))
         });
         let res = self.server.await;
         self.data.readiness.set(false);
-        if let Ok(Some((watching, flusher, syncing))) = starting.await {
+        if let Ok(Some((watching, flusher))) = starting.await {
             drop(watching);
             flusher.abort();
-            if let Some(syncing) = syncing {
-                syncing.abort();
-            }
         }
         // In-flight requests are done: record their last uses, and finish writing the
         // snapshots the start-up deferred, before exiting.
@@ -218,6 +213,9 @@ impl Application {
         let flushed = tokio::task::spawn_blocking(move || {
             usage::flush_logged(&index, &dir, String::new());
             service.finish_background();
+            if let Some(git) = service.git() {
+                git.stop();
+            }
         })
         .await;
         if let Err(e) = flushed {
@@ -225,58 +223,6 @@ impl Application {
         }
         res
     }
-}
-
-/// Git mode's background work: a pull at once and then every `pull_interval_seconds`, on
-/// the webhook and on SIGHUP; in `async` mode, the pushes that follow writes.
-fn git_sync(service: Arc<keys::Service>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let Some(git) = service.git().cloned() else {
-            return;
-        };
-        if !git.has_remote() {
-            return;
-        }
-        let pusher = (git.mode() == crate::config::PushMode::Async).then(|| {
-            let (service, git) = (service.clone(), git.clone());
-            tokio::spawn(async move {
-                let mut backoff = Duration::from_secs(1);
-                loop {
-                    let s = service.clone();
-                    match tokio::task::spawn_blocking(move || s.push_pending()).await {
-                        Ok(Some(_)) => {
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(60));
-                        }
-                        Ok(None) => {
-                            backoff = Duration::from_secs(1);
-                            git.wake_push.notified().await;
-                        }
-                        Err(_) => return,
-                    }
-                }
-            })
-        });
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        loop {
-            let s = service.clone();
-            if tokio::task::spawn_blocking(move || s.pull()).await.is_err() {
-                break;
-            }
-            let every = git
-                .pull_every()
-                .unwrap_or(Duration::from_secs(365 * 24 * 3600));
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = git.wake_pull.notified() => {}
-                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {}
-            }
-        }
-        if let Some(p) = pusher {
-            p.abort();
-        }
-    })
 }
 
 /// The state directory must not be inside the tenants tree, or ops' git would see it.

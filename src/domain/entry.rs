@@ -9,7 +9,7 @@ use super::{DomainError, KeyHash, KeyName, Permissions};
 ///
 /// Deserializing it from YAML is the file format's validation: unknown fields, bad names,
 /// bad hashes and bad permissions are refused with their line and column.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KeyEntry {
     pub name: KeyName,
@@ -31,7 +31,7 @@ pub struct KeyEntry {
 }
 
 /// An old hash kept valid for a grace period after a rotation.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PreviousHash {
     pub hash: KeyHash,

@@ -1,19 +1,30 @@
-//! git mode's plumbing: the `git` command line, run without a shell, with a timeout on every
-//! call, no prompts, and the settings keyward relies on passed per call (ops' global
-//! configuration may sign commits, run hooks or convert line endings; keyward's commits do
-//! none of that). Ops' SSH keys, credential helpers and known_hosts work unchanged.
+//! git mode's plumbing: every `git` command line keyward runs is here. Each runs without a
+//! shell, with no prompts, with a timeout after which it is killed with its children, and
+//! with the settings keyward relies on passed per call (ops' global configuration may sign
+//! commits, run hooks, convert line endings or start a gc; keyward's commands do none of
+//! that). Ops' SSH keys, credential helpers and known_hosts work unchanged.
+//!
+//! keyward never moves the checked-out branch or writes `.git/index` while it takes writes:
+//! it fetches into a ref of its own (`refs/keyward/remote`), builds commits with `git
+//! fast-import` (no index at all), and pushes commit ids. Only [`Repo::fast_forward`], which
+//! brings the work tree up to what is served, touches the branch, and only forward.
 
-mod journal;
-
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-pub use journal::{Journal, Pending, PendingChange};
+/// How long a git command may take unless its caller gives it a bound of its own.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long one git command may take before it is killed.
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// The ref keyward fetches the remote branch into: never the remote-tracking branch a
+/// deploy job's `git fetch` or `git pull` updates, so the two never race on a ref lock.
+pub const REMOTE_REF: &str = "refs/keyward/remote";
+/// keyward's own commits not on the remote yet (`async` mode, or no remote at all).
+pub const LOCAL_REF: &str = "refs/keyward/local";
+/// Where `git fast-import` leaves the last batch of commits.
+const SCRATCH_REF: &str = "refs/keyward/scratch";
 
 /// Settings keyward's own git commands rely on, whatever the global configuration says.
 const CONFIG: &[&str] = &[
@@ -23,30 +34,48 @@ const CONFIG: &[&str] = &[
     "core.fsmonitor=false",
     "user.useConfigOnly=false",
     "advice.detachedHead=false",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "fetch.writeCommitGraph=false",
+    "fetch.recurseSubmodules=false",
 ];
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("git is not installed or cannot be run: {0}")]
-    Missing(std::io::Error),
-    #[error("`git {command}` took longer than {}s and was stopped", TIMEOUT.as_secs())]
-    Timeout { command: String },
-    #[error("`git {command}` failed: {stderr}")]
+    #[error("git is not installed or cannot be run")]
+    Missing(#[source] std::io::Error),
+    #[error("`git {command}` took longer than {}s and was stopped", .limit.as_secs())]
+    Timeout { command: String, limit: Duration },
+    /// git's own words stay in the logs: they can name paths, URLs and file content.
+    #[error("`git {command}` failed")]
     Failed { command: String, stderr: String },
 }
 
-/// Why a push did not land.
-#[derive(Debug, thiserror::Error)]
-pub enum PushError {
-    #[error("the remote has commits keyward does not have")]
-    NotFastForward,
-    #[error("the remote cannot be reached: {0}")]
-    Unreachable(String),
-    #[error("the remote refused the push: {0}")]
-    Refused(String),
+impl GitError {
+    /// What git printed, for the log only (never for a client).
+    pub fn stderr(&self) -> &str {
+        match self {
+            Self::Failed { stderr, .. } => stderr,
+            _ => "",
+        }
+    }
 }
 
-/// A work tree keyward commits to: `git -C <toplevel> ...`.
+/// Why a fetch or a push did not do its job. The texts are keyward's, never git's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    #[error("the remote has commits keyward does not have")]
+    NotFastForward,
+    #[error("the remote cannot be reached")]
+    Unreachable,
+    #[error("the remote refused the push (a protected branch or a hook)")]
+    Refused,
+    /// A push that failed late or ran out of time: it may still land.
+    #[error("the remote did not answer in time")]
+    Unknown,
+}
+
+/// A work tree keyward reads and commits to: `git -C <toplevel> ...`.
 #[derive(Debug, Clone)]
 pub struct Repo {
     top: PathBuf,
@@ -74,10 +103,47 @@ impl Author {
     }
 }
 
+/// One commit for `git fast-import`: one file's new content on top of the previous one.
+#[derive(Debug, Clone)]
+pub struct NewCommit<'a> {
+    pub author: &'a Author,
+    /// Seconds since the epoch.
+    pub time: i64,
+    pub message: &'a str,
+    pub path: &'a str,
+    pub content: &'a [u8],
+}
+
+/// One file of a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    pub path: String,
+    /// `100644`, `100755`, `120000` (a symlink), `160000` (a submodule).
+    pub mode: String,
+    pub oid: String,
+}
+
+/// A commit as `git log` gives it.
+#[derive(Debug, Clone)]
+pub struct LoggedCommit {
+    pub id: String,
+    pub author: String,
+    pub date: String,
+    pub committer: String,
+    pub subject: String,
+    pub body: String,
+}
+
 impl Repo {
     /// The work tree that holds `dir`.
     pub fn discover(dir: &Path) -> Result<Self, GitError> {
-        let out = run(dir, &["rev-parse", "--show-toplevel"], &[])?;
+        let out = run(
+            dir,
+            &["rev-parse", "--show-toplevel"],
+            &[],
+            None,
+            DEFAULT_TIMEOUT,
+        )?;
         Ok(Self {
             top: PathBuf::from(out.trim_end()),
         })
@@ -87,18 +153,13 @@ impl Repo {
         &self.top
     }
 
-    /// Runs `git args` in the work tree; stdout on success.
-    pub fn run(&self, args: &[&str]) -> Result<String, GitError> {
-        run(&self.top, args, &[])
-    }
-
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<String, GitError> {
-        run(&self.top, args, env)
+    fn git(&self, args: &[&str]) -> Result<String, GitError> {
+        run(&self.top, args, &[], None, DEFAULT_TIMEOUT)
     }
 
     /// The commit `rev` names, if any.
     pub fn rev(&self, rev: &str) -> Option<String> {
-        self.run(&[
+        self.git(&[
             "rev-parse",
             "--verify",
             "--quiet",
@@ -113,15 +174,318 @@ impl Repo {
         self.rev("HEAD")
     }
 
+    /// The branch checked out (None: a detached HEAD).
+    pub fn current_branch(&self) -> Option<String> {
+        self.git(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .ok()
+            .map(|b| b.trim().to_owned())
+            .filter(|b| !b.is_empty())
+    }
+
+    /// The URL keyward pushes to. Pushing to the URL rather than the remote's name leaves
+    /// the remote-tracking branch to ops' own fetches.
+    pub fn push_url(&self, remote: &str) -> Option<String> {
+        self.git(&["remote", "get-url", "--push", remote])
+            .ok()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+    }
+
     /// Is `ancestor` an ancestor of (or equal to) `of`?
     pub fn is_ancestor(&self, ancestor: &str, of: &str) -> bool {
-        self.run(&["merge-base", "--is-ancestor", ancestor, of])
+        self.git(&["merge-base", "--is-ancestor", ancestor, of])
             .is_ok()
+    }
+
+    /// Points `name` at `commit` (or deletes it).
+    pub fn set_ref(&self, name: &str, commit: Option<&str>) -> Result<(), GitError> {
+        match commit {
+            Some(c) => self.git(&["update-ref", name, c]).map(drop),
+            None => self.git(&["update-ref", "-d", name]).map(drop),
+        }
+    }
+
+    /// Fetches the remote branch into [`REMOTE_REF`] and returns its commit. No
+    /// `FETCH_HEAD` is written and no remote-tracking branch is touched: a deploy job's
+    /// `git pull` on the same clone reads and writes those.
+    pub fn fetch(
+        &self,
+        remote: &str,
+        branch: &str,
+        limit: Duration,
+    ) -> Result<String, RemoteError> {
+        let refspec = format!("+refs/heads/{branch}:{REMOTE_REF}");
+        let fetched = run(
+            &self.top,
+            &[
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--refmap=",
+                remote,
+                &refspec,
+            ],
+            &[],
+            None,
+            limit,
+        );
+        match fetched {
+            Ok(_) => self.rev(REMOTE_REF).ok_or(RemoteError::Unreachable),
+            Err(e) => {
+                tracing::debug!(stderr = e.stderr(), "git fetch failed");
+                Err(match e {
+                    GitError::Timeout { .. } => RemoteError::Unknown,
+                    _ => RemoteError::Unreachable,
+                })
+            }
+        }
+    }
+
+    /// The remote branch's commit as the remote says it now, without fetching.
+    pub fn remote_tip(&self, remote: &str, branch: &str, limit: Duration) -> Option<String> {
+        let out = run(
+            &self.top,
+            &[
+                "ls-remote",
+                "--heads",
+                remote,
+                &format!("refs/heads/{branch}"),
+            ],
+            &[],
+            None,
+            limit,
+        )
+        .ok()?;
+        out.split_whitespace().next().map(str::to_owned)
+    }
+
+    /// Pushes `commit` as the remote's `branch`, never forced.
+    pub fn push(
+        &self,
+        url: &str,
+        commit: &str,
+        branch: &str,
+        limit: Duration,
+    ) -> Result<(), RemoteError> {
+        let refspec = format!("{commit}:refs/heads/{branch}");
+        let pushed = run(
+            &self.top,
+            &["push", "--quiet", "--porcelain", url, &refspec],
+            &[],
+            None,
+            limit,
+        );
+        match pushed {
+            Ok(_) => Ok(()),
+            Err(GitError::Timeout { .. }) => Err(RemoteError::Unknown),
+            Err(e) => {
+                tracing::debug!(stderr = e.stderr(), "git push failed");
+                Err(match &e {
+                    GitError::Failed { stderr, .. } => classify_push(stderr),
+                    _ => RemoteError::Unreachable,
+                })
+            }
+        }
+    }
+
+    /// Writes `commits` in order, the first on `parent`, with `git fast-import` (one
+    /// process for all of them, no index, no work tree); returns their ids.
+    pub fn commit_all(
+        &self,
+        parent: &str,
+        commits: &[NewCommit<'_>],
+    ) -> Result<Vec<String>, GitError> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stream = Vec::new();
+        stream.extend_from_slice(b"feature done\n");
+        for (i, c) in commits.iter().enumerate() {
+            let mark = i + 1;
+            let from = if i == 0 {
+                parent.to_owned()
+            } else {
+                format!(":{i}")
+            };
+            let who = format!(
+                "{} <{}> {} +0000",
+                sanitize(&c.author.name),
+                sanitize(&c.author.email),
+                c.time
+            );
+            let _ = write!(
+                stream,
+                "commit {SCRATCH_REF}\nmark :{mark}\nauthor {who}\ncommitter keyward <keyward@localhost> {} +0000\ndata {}\n{}\nfrom {from}\nM 100644 inline {}\ndata {}\n",
+                c.time,
+                c.message.len(),
+                c.message,
+                c.path,
+                c.content.len()
+            );
+            stream.extend_from_slice(c.content);
+            let _ = write!(stream, "\nget-mark :{mark}\n");
+        }
+        stream.extend_from_slice(b"done\n");
+        let out = run(
+            &self.top,
+            &["fast-import", "--quiet", "--force", "--cat-blob-fd=1"],
+            &[],
+            Some(stream),
+            DEFAULT_TIMEOUT,
+        )?;
+        let ids: Vec<String> = out.lines().map(|l| l.trim().to_owned()).collect();
+        if ids.len() != commits.len() || ids.iter().any(|id| id.len() < 40) {
+            return Err(GitError::Failed {
+                command: "fast-import".into(),
+                stderr: "it did not name every commit it made".into(),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// Every file under `prefix` in `commit` (`prefix` empty: the whole tree).
+    pub fn files(&self, commit: &str, prefix: &str) -> Result<Vec<TreeFile>, GitError> {
+        let mut args = vec!["ls-tree", "-r", "-z", "--full-tree", commit];
+        if !prefix.is_empty() {
+            args.extend(["--", prefix]);
+        }
+        let out = self.git(&args)?;
+        Ok(out
+            .split('\0')
+            .filter_map(|line| {
+                let (meta, path) = line.split_once('\t')?;
+                let mut meta = meta.split(' ');
+                let mode = meta.next()?.to_owned();
+                let _kind = meta.next()?;
+                let oid = meta.next()?.to_owned();
+                Some(TreeFile {
+                    path: path.to_owned(),
+                    mode,
+                    oid,
+                })
+            })
+            .collect())
+    }
+
+    /// The contents of `objects` (blob ids, or `commit:path`), read by one `git cat-file
+    /// --batch`; None for one that does not exist.
+    pub fn read_blobs(&self, objects: &[String]) -> Result<Vec<Option<Vec<u8>>>, GitError> {
+        if objects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut input = Vec::new();
+        for o in objects {
+            input.extend_from_slice(o.as_bytes());
+            input.push(b'\n');
+        }
+        let out = run_bytes(
+            &self.top,
+            &["cat-file", "--batch"],
+            &[],
+            Some(input),
+            DEFAULT_TIMEOUT,
+        )?;
+        let mut rest = out.as_slice();
+        let mut blobs = Vec::with_capacity(objects.len());
+        for _ in objects {
+            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                break;
+            };
+            let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
+            rest = &rest[nl + 1..];
+            let mut parts = header.split(' ');
+            let (_, kind, size) = (parts.next(), parts.next(), parts.next());
+            match (kind, size.and_then(|s| s.parse::<usize>().ok())) {
+                (Some("blob"), Some(size)) if rest.len() > size => {
+                    blobs.push(Some(rest[..size].to_vec()));
+                    rest = &rest[size + 1..];
+                }
+                (Some(_), Some(size)) if rest.len() > size => {
+                    blobs.push(None);
+                    rest = &rest[size + 1..];
+                }
+                _ => blobs.push(None),
+            }
+        }
+        blobs.resize(objects.len(), None);
+        Ok(blobs)
+    }
+
+    /// Commits reachable from `tip` and not from any of `not`, newest first, touching
+    /// `path` when one is given; at most `max`, and none older than `since` (`git log
+    /// --since`) when given.
+    pub fn log(
+        &self,
+        tip: &str,
+        not: &[&str],
+        path: Option<&str>,
+        max: Option<usize>,
+        since: Option<&str>,
+    ) -> Result<Vec<LoggedCommit>, GitError> {
+        const FORMAT: &str = "--format=%H%x1f%an%x1f%aI%x1f%cn%x1f%s%x1f%b%x1e";
+        let max = max.map(|m| format!("--max-count={m}"));
+        let since = since.map(|s| format!("--since={s}"));
+        let mut args = vec!["log", FORMAT];
+        args.extend(max.as_deref());
+        args.extend(since.as_deref());
+        args.push(tip);
+        if !not.is_empty() {
+            args.push("--not");
+            args.extend_from_slice(not);
+        }
+        if let Some(path) = path {
+            args.extend(["--", path]);
+        }
+        let out = self.git(&args)?;
+        Ok(out
+            .split('\u{1e}')
+            .filter_map(|record| {
+                let mut f = record.trim_start_matches(['\n', '\r']).split('\u{1f}');
+                let id = f.next()?.trim().to_owned();
+                if id.is_empty() {
+                    return None;
+                }
+                Some(LoggedCommit {
+                    id,
+                    author: f.next()?.to_owned(),
+                    date: f.next()?.to_owned(),
+                    committer: f.next()?.to_owned(),
+                    subject: f.next()?.to_owned(),
+                    body: f.next().unwrap_or_default().trim().to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    /// The first parent of `commit`.
+    pub fn parent(&self, commit: &str) -> Option<String> {
+        self.rev(&format!("{commit}^1"))
+    }
+
+    /// Moves the checked-out branch, its index and the work tree forward to `commit`
+    /// (`git merge --ff-only`): never backward or sideways, and never over an uncommitted
+    /// edit. Used only when the clone has been quiet for a while (see `replication::sync`).
+    pub fn fast_forward(&self, commit: &str) -> Result<(), GitError> {
+        self.git(&["merge", "--ff-only", "--quiet", "--no-stat", commit])
+            .map(drop)
+    }
+
+    /// Is this a shallow clone (its history cut short)?
+    pub fn is_shallow(&self) -> bool {
+        self.git(&["rev-parse", "--is-shallow-repository"])
+            .is_ok_and(|s| s.trim() == "true")
+    }
+
+    /// The git directory (`.git`, or where a worktree's lives).
+    pub fn git_dir(&self) -> Option<PathBuf> {
+        let dir = self.git(&["rev-parse", "--absolute-git-dir"]).ok()?;
+        Some(PathBuf::from(dir.trim_end()))
     }
 
     /// Paths under `pathspec` with uncommitted changes (staged, unstaged or untracked).
     pub fn dirty(&self, pathspec: &str) -> Result<Vec<String>, GitError> {
-        let out = self.run(&[
+        let out = self.git(&[
             "status",
             "--porcelain=v1",
             "-z",
@@ -137,7 +501,7 @@ impl Repo {
     }
 
     /// Commits exactly `path` as it is in the work tree, whatever else is staged; returns
-    /// the new commit.
+    /// the new commit. For `keyward keys new --write`, a person's command.
     pub fn commit_path(
         &self,
         path: &str,
@@ -145,9 +509,10 @@ impl Repo {
         body: &str,
         author: &Author,
     ) -> Result<String, GitError> {
-        self.run(&["add", "--", path])?;
+        self.git(&["add", "--", path])?;
         let message = format!("{subject}\n\n{body}\n");
-        self.run_env(
+        run(
+            &self.top,
             &[
                 "commit",
                 "--quiet",
@@ -164,6 +529,8 @@ impl Repo {
                 ("GIT_COMMITTER_NAME", "keyward"),
                 ("GIT_COMMITTER_EMAIL", "keyward@localhost"),
             ],
+            None,
+            DEFAULT_TIMEOUT,
         )?;
         self.head().ok_or_else(|| GitError::Failed {
             command: "commit".into(),
@@ -171,69 +538,20 @@ impl Repo {
         })
     }
 
-    /// Moves the branch and the work tree to `rev`, keeping uncommitted changes that do not
-    /// collide (`git reset --keep`): keyward never throws away an edit it did not make.
-    pub fn reset_keep(&self, rev: &str) -> Result<(), GitError> {
-        self.run(&["reset", "--quiet", "--keep", rev]).map(drop)
-    }
-
-    /// Puts `paths` back as they are in HEAD (keyward's own unfinished write after a crash).
-    pub fn restore(&self, paths: &[String]) -> Result<(), GitError> {
-        if paths.is_empty() {
-            return Ok(());
-        }
-        let mut args = vec!["checkout", "--quiet", "HEAD", "--"];
-        args.extend(paths.iter().map(String::as_str));
-        self.run(&args).map(drop)
-    }
-
-    pub fn fetch(&self, remote: &str, branch: &str) -> Result<(), PushError> {
-        self.run(&["fetch", "--quiet", "--no-tags", remote, branch])
-            .map(drop)
-            .map_err(|e| PushError::Unreachable(short(&e)))
-    }
-
-    /// The remote branch as last fetched.
-    pub fn remote_head(&self, remote: &str, branch: &str) -> Option<String> {
-        self.rev(&format!("refs/remotes/{remote}/{branch}"))
-    }
-
-    pub fn push(&self, remote: &str, branch: &str) -> Result<(), PushError> {
-        let result = run(
-            &self.top,
-            &[
-                "push",
-                "--quiet",
-                remote,
-                &format!("HEAD:refs/heads/{branch}"),
-            ],
-            &[],
-        );
-        match result {
-            Ok(_) => {
-                // Keep the remote-tracking branch in step without another fetch.
-                let _ = self.run(&["fetch", "--quiet", "--no-tags", remote, branch]);
-                Ok(())
-            }
-            Err(GitError::Failed { stderr, .. }) => Err(classify_push(&stderr)),
-            Err(e) => Err(PushError::Unreachable(short(&e))),
-        }
-    }
-
-    /// Is this a shallow clone (its history cut short)?
-    pub fn is_shallow(&self) -> bool {
-        self.run(&["rev-parse", "--is-shallow-repository"])
-            .is_ok_and(|s| s.trim() == "true")
-    }
-
-    /// The git directory (`.git`, or where a worktree's lives).
-    pub fn git_dir(&self) -> Option<PathBuf> {
-        let dir = self.run(&["rev-parse", "--absolute-git-dir"]).ok()?;
-        Some(PathBuf::from(dir.trim_end()))
+    /// `git log` of one path in the work tree's history (the history endpoint).
+    pub fn run_log(&self, args: &[&str]) -> Result<String, GitError> {
+        self.git(args)
     }
 }
 
-fn classify_push(stderr: &str) -> PushError {
+/// A name or address as fast-import takes it: no angle brackets or line breaks.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '<' | '>' | '\n' | '\r' | '\0'))
+        .collect()
+}
+
+fn classify_push(stderr: &str) -> RemoteError {
     let s = stderr.to_ascii_lowercase();
     // A ref that moved while the remote took our push is the same race as a refused one.
     let moved = s.contains("cannot lock ref") || s.contains("failed to update ref");
@@ -242,33 +560,42 @@ fn classify_push(stderr: &str) -> PushError {
         || s.contains("fetch first")
         || s.contains("[rejected]")
     {
-        PushError::NotFastForward
+        RemoteError::NotFastForward
     } else if s.contains("[remote rejected]") || s.contains("protected branch") {
-        PushError::Refused(first_line(stderr))
+        RemoteError::Refused
+    } else if s.contains("does not appear to be a git repository")
+        || s.contains("could not read from remote repository")
+        || s.contains("could not resolve host")
+        || s.contains("connection refused")
+        || s.contains("repository not found")
+        || s.contains("authentication failed")
+    {
+        // Said before any object was sent: the push did not happen.
+        RemoteError::Unreachable
     } else {
-        PushError::Unreachable(first_line(stderr))
+        RemoteError::Unknown
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no answer")
-        .chars()
-        .take(200)
-        .collect()
+/// Runs git in `dir` with keyward's settings, no prompts and a time limit; stdout on
+/// success.
+fn run(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<Vec<u8>>,
+    limit: Duration,
+) -> Result<String, GitError> {
+    run_bytes(dir, args, env, stdin, limit).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
-fn short(e: &GitError) -> String {
-    match e {
-        GitError::Failed { stderr, .. } => first_line(stderr),
-        other => other.to_string(),
-    }
-}
-
-/// Runs git in `dir` with keyward's settings, no prompts and a timeout.
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String, GitError> {
+fn run_bytes(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<Vec<u8>>,
+    limit: Duration,
+) -> Result<Vec<u8>, GitError> {
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(dir);
     for c in CONFIG {
@@ -279,48 +606,77 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String, GitErr
         // (GIT_SSH_COMMAND, core.sshCommand, ~/.ssh/config) are left as they are.
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("LC_ALL", "C")
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // Its own process group: a timeout kills git and everything it started (ssh, a
+        // local remote's receive-pack and its hooks).
+        .process_group(0);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let command = args.first().copied().unwrap_or_default().to_owned();
     let mut child = cmd.spawn().map_err(GitError::Missing)?;
-    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let mut err = String::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.read_to_string(&mut out);
-        }
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.read_to_string(&mut err);
-        }
-        (out, err)
+    let feeder = stdin.and_then(|input| {
+        let mut pipe = child.stdin.take()?;
+        Some(std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        }))
     });
-    let deadline = std::time::Instant::now() + TIMEOUT;
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let err_reader = std::thread::spawn(move || {
+        let mut err = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut err);
+        }
+        err
+    });
+    let out_reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut out);
+        }
+        out
+    });
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_micros(200);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(2));
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
             }
             _ => {
+                kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(GitError::Timeout { command });
+                return Err(GitError::Timeout { command, limit });
             }
         }
     };
-    let (out, err) = reader.join().unwrap_or_default();
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
     if status.success() {
         Ok(out)
     } else {
         Err(GitError::Failed {
             command,
-            stderr: err.trim().to_owned(),
+            stderr: String::from_utf8_lossy(&err).trim().to_owned(),
         })
+    }
+}
+
+fn kill_group(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 
@@ -330,17 +686,21 @@ mod tests {
 
     #[test]
     fn push_refusals_are_told_apart() {
-        assert!(matches!(
+        assert_eq!(
             classify_push(" ! [rejected]        HEAD -> main (fetch first)\nerror: failed to push"),
-            PushError::NotFastForward
-        ));
-        assert!(matches!(
+            RemoteError::NotFastForward
+        );
+        assert_eq!(
             classify_push(" ! [remote rejected] HEAD -> main (protected branch hook declined)"),
-            PushError::Refused(_)
-        ));
-        assert!(matches!(
+            RemoteError::Refused
+        );
+        assert_eq!(
             classify_push("fatal: '/nowhere' does not appear to be a git repository"),
-            PushError::Unreachable(_)
-        ));
+            RemoteError::Unreachable
+        );
+        assert_eq!(
+            classify_push("error: RPC failed; curl 56 Recv failure: Connection reset by peer"),
+            RemoteError::Unknown
+        );
     }
 }

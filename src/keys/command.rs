@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{Description, KeyName, Permissions, Subject, TenantId};
@@ -62,10 +62,28 @@ pub struct Actor {
 }
 
 /// What an API key acting as an admin holds: it can never give more of either.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KeyLimits {
     pub permissions: Permissions,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+}
+
+impl KeyLimits {
+    /// No escalation: a key cannot hand out a permission it does not hold itself.
+    pub fn may_grant(limits: Option<&Self>, wanted: &Permissions) -> bool {
+        limits.is_none_or(|k| k.permissions.covers_all(wanted))
+    }
+
+    /// Lifetime is a privilege too: a key that expires cannot leave a key living longer
+    /// than itself, or forever.
+    pub fn may_give_lifetime(limits: Option<&Self>, expires_at: Option<OffsetDateTime>) -> bool {
+        match limits.and_then(|k| k.expires_at) {
+            None => true,
+            Some(own) => expires_at.is_some_and(|t| t <= own),
+        }
+    }
 }
 
 impl Actor {
@@ -77,23 +95,19 @@ impl Actor {
     /// No escalation: an API key cannot hand out (or take control of a key holding) a
     /// permission it does not hold itself.
     pub fn may_grant(&self, wanted: &Permissions) -> bool {
-        self.key
-            .as_ref()
-            .is_none_or(|k| k.permissions.covers_all(wanted))
+        KeyLimits::may_grant(self.key.as_ref(), wanted)
     }
 
     /// Lifetime is a privilege too: an API key that expires cannot leave a key (its own
     /// included) living longer than itself, or forever.
     pub fn may_give_lifetime(&self, expires_at: Option<OffsetDateTime>) -> bool {
-        match self.key.as_ref().and_then(|k| k.expires_at) {
-            None => true,
-            Some(own) => expires_at.is_some_and(|t| t <= own),
-        }
+        KeyLimits::may_give_lifetime(self.key.as_ref(), expires_at)
     }
 }
 
 /// `If-Match`: `*`, or the entity tags the caller last saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum IfMatch {
     Any,
     Tags(Vec<String>),

@@ -5,8 +5,9 @@
 
 mod command;
 mod etag;
+pub mod intent;
 mod publish;
-mod replicate;
+pub mod replication;
 mod service;
 mod verifier;
 
@@ -14,7 +15,8 @@ pub use command::{
     Actor, CreateKey, IfMatch, KeyChanges, KeyFilter, KeyLimits, Patch, Rotation, Target,
 };
 pub use etag::etag;
-pub use replicate::{Dropped, GitStatus, History, HistoryEntry, Replicator, Verb};
+pub use intent::Verb;
+pub use replication::{GitStatus, History, HistoryEntry, Replicator, Report};
 pub use service::{Issued, KeyState, KeysFrom, Page, Service, TenantStatus};
 pub use verifier::Verifier;
 
@@ -40,8 +42,12 @@ pub enum Error {
     PreconditionFailed,
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the git remote did not take the write: {0}")]
-    RemoteUnavailable(String),
+    /// Nothing of the write reached the remote, and nothing of it is kept.
+    #[error("the git remote did not take the write, and nothing of it was kept: {0}")]
+    RemoteUnavailable(crate::git::RemoteError),
+    /// The push did not finish in time and the remote could not say whether it landed.
+    #[error("the git remote did not answer in time: the write may or may not have landed")]
+    OutcomeUnknown,
     #[error("git failed: {0}")]
     Git(String),
     #[error("this server is not in git mode")]

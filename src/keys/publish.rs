@@ -112,7 +112,31 @@ impl Publisher {
             from_snapshot = file.is_some();
             file
         })?;
-        Ok(match loaded {
+        Ok(self.settle(tenant, loaded, from_snapshot))
+    }
+
+    /// Publishes a tenant's file as a commit holds it (git mode): `None` for a tenant the
+    /// commit does not have, `Err` for a file keyward will not read (a symlink in git).
+    pub(super) fn load_content(
+        &self,
+        tenant: &TenantId,
+        content: Result<Option<&[u8]>, crate::domain::FileProblem>,
+    ) -> Reloaded {
+        let mut from_snapshot = false;
+        let loaded = match content {
+            Ok(content) => self.store.load_content(tenant, content, |digest| {
+                let file = self.last_good.recall(tenant, digest);
+                from_snapshot = file.is_some();
+                file
+            }),
+            Err(problem) => self.store.load_problem(tenant, problem),
+        };
+        self.settle(tenant, loaded, from_snapshot)
+    }
+
+    /// Serves what a load found; an invalid file keeps the keys the tenant had.
+    fn settle(&self, tenant: &TenantId, loaded: Loaded, from_snapshot: bool) -> Reloaded {
+        match loaded {
             Loaded::Unchanged => Reloaded::Unchanged,
             Loaded::Valid(version) => {
                 let added = match self.index.keys(tenant) {
@@ -152,7 +176,7 @@ impl Publisher {
                     Reloaded::Unchanged
                 }
             }
-        })
+        }
     }
 
     /// Builds a version's keys (carrying each key's last use over) and serves them, unless

@@ -5,20 +5,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use time::OffsetDateTime;
 use tracing::Span;
 
+use super::Error;
 use super::command::{Actor, CreateKey, KeyChanges, KeyFilter, Rotation, Target};
+use super::intent::{Intent, What, check_can_grant, check_lifetime};
 use super::publish::{Publisher, Reloaded, Serving};
-use super::replicate::{Replicator, Verb};
-use super::{Error, etag};
+use super::replication::{Opened, Replicator};
 use crate::clock::Clock;
-use crate::domain::{
-    FieldError, KeyEntry, KeyHash, KeyName, Permissions, PreviousHash, SecurityFile, TenantId,
-    Token, TokenPrefix,
-};
+use crate::config::GitSettings;
+use crate::domain::{FieldError, KeyEntry, KeyHash, KeyName, TenantId, Token, TokenPrefix};
 use crate::index::{Index, TenantKeys};
 use crate::last_good::LastGood;
 use crate::lint;
 use crate::metrics::Metrics;
-use crate::store::{Change, FileProblem, Store};
+use crate::store::{FileProblem, Store};
 
 /// A key as stored, with when it was last used.
 #[derive(Debug, Clone)]
@@ -112,29 +111,42 @@ impl Service {
         }
     }
 
-    /// Git mode: every write goes through `git` (commit, push) before the index.
-    pub fn with_git(mut self, git: Arc<Replicator>) -> Self {
-        self.git = Some(git);
-        self
+    /// Git mode: opens the clone, serves its commit, and starts the worker that every write
+    /// then goes through (commit, push) before the index. Blocking.
+    pub fn with_git(
+        mut self,
+        tenants_dir: &std::path::Path,
+        state_dir: &std::path::Path,
+        settings: &GitSettings,
+    ) -> anyhow::Result<Self> {
+        let opened = Opened::open(
+            tenants_dir,
+            state_dir,
+            settings,
+            self.publisher.clone(),
+            self.metrics.clone(),
+            self.clock.clone(),
+        )?;
+        self.git = Some(Replicator::start(opened));
+        Ok(self)
     }
 
     pub fn git(&self) -> Option<&Arc<Replicator>> {
         self.git.as_ref()
     }
 
-    /// Git mode: fetch, replay keyward's unpushed writes on the remote head, push. Blocking.
-    pub fn pull(&self) {
+    /// Git mode: fetch and follow the remote now (the webhook, SIGHUP); never waits.
+    pub fn pull_now(&self) {
         if let Some(git) = &self.git {
-            git.pull(&self.publisher);
+            git.pull_now();
         }
     }
 
-    /// Git mode, `async`: push what is unpushed; Some(delay) when it must be tried again.
-    /// Blocking.
-    pub fn push_pending(&self) -> Option<std::time::Duration> {
-        self.git
-            .as_ref()
-            .and_then(|git| git.push_in_background(&self.publisher))
+    /// Git mode: the tenant's git status, about that tenant only.
+    pub async fn git_status(&self, tenant: &TenantId) -> Option<super::GitStatus> {
+        let git = self.git.clone()?;
+        let t = tenant.clone();
+        blocking(move || Ok(git.status(&t))).await.ok()
     }
 
     /// The tenant's file history from git.
@@ -159,8 +171,12 @@ impl Service {
         &self.clock
     }
 
+    /// In git mode, a tenant of the served commit; else a tenant directory on disk.
     pub fn tenant_exists(&self, tenant: &TenantId) -> bool {
-        self.store.tenant_exists(tenant)
+        match &self.git {
+            Some(git) => git.has_tenant(tenant),
+            None => self.store.tenant_exists(tenant),
+        }
     }
 
     // ---- reads -------------------------------------------------------------------------
@@ -169,6 +185,10 @@ impl Service {
     pub async fn keys(&self, tenant: &TenantId) -> Result<Arc<TenantKeys>, Error> {
         if let Some(keys) = self.index.keys(tenant) {
             return Ok(keys);
+        }
+        if self.git.is_some() {
+            // git mode serves commits: a tenant the served one lacks is not there.
+            return Err(Error::TenantNotFound);
         }
         let (publisher, t) = (self.publisher.clone(), tenant.clone());
         blocking(move || Ok(publisher.load(&t)?)).await?;
@@ -236,8 +256,8 @@ impl Service {
 
     pub async fn create(&self, actor: &Actor, cmd: CreateKey) -> Result<Issued, Error> {
         self.check_expiry(cmd.expires_at)?;
-        check_can_grant(actor, &cmd.permissions)?;
-        check_lifetime(actor, cmd.expires_at)?;
+        check_can_grant(actor.key.as_ref(), &cmd.permissions)?;
+        check_lifetime(actor.key.as_ref(), cmd.expires_at)?;
         let token = Token::generate(&self.prefix);
         let entry = KeyEntry {
             name: cmd.name,
@@ -250,18 +270,13 @@ impl Service {
             expires_at: cmd.expires_at,
             previous_hashes: Vec::new(),
         };
-        let max_keys = self.max_keys;
         let name = entry.name.clone();
+        let what = What::Create {
+            entry,
+            max_keys: self.max_keys,
+        };
         let entry = self
-            .write(actor, Verb::Create, &name, move |file| {
-                if file.find(&entry.name).is_some() {
-                    return Err(Error::KeyExists);
-                }
-                if file.keys.len() >= max_keys {
-                    return Err(Error::KeyLimit(max_keys));
-                }
-                Ok(Change::Create(entry.clone()))
-            })
+            .write(self.intent(actor, &name, what))
             .await?
             .ok_or(MISSING_ENTRY)?;
         tracing::info!(actor = actor.name(), key = %entry.name, "key created");
@@ -281,25 +296,15 @@ impl Service {
             self.check_expiry(Some(t))?;
         }
         if let Some(p) = &changes.permissions {
-            check_can_grant(actor, p)?;
+            check_can_grant(actor.key.as_ref(), p)?;
         }
-        let (caller, clock) = (actor.clone(), self.clock.clone());
-        let name = target.name.clone();
+        let what = What::Update {
+            if_match: target.if_match,
+            fields: changes.into(),
+            narrowed: false,
+        };
         let entry = self
-            .write(actor, Verb::Update, &name, move |file| {
-                let mut next = entry_to_change(file, &target, &caller)?.clone();
-                next.enabled = changes.enabled;
-                if let Some(p) = &changes.permissions {
-                    next.permissions = p.clone();
-                }
-                changes.description.clone().apply(&mut next.description);
-                changes.expires_at.clone().apply(&mut next.expires_at);
-                check_lifetime(&caller, next.expires_at)?;
-                // Grace periods that are over have no reason to stay in the file.
-                let now = clock.now();
-                next.previous_hashes.retain(|p| p.expires_at > now);
-                Ok(Change::Replace(next))
-            })
+            .write(self.intent(actor, &target.name, what))
             .await?
             .ok_or(MISSING_ENTRY)?;
         tracing::info!(actor = actor.name(), key = %entry.name, "key updated");
@@ -316,29 +321,13 @@ impl Service {
     ) -> Result<Issued, Error> {
         let grace = rotation.grace;
         let token = Token::generate(&self.prefix);
-        let hash = token.hash();
-        let (caller, clock) = (actor.clone(), self.clock.clone());
-        let name = target.name.clone();
+        let what = What::Rotate {
+            if_match: target.if_match,
+            hash: token.hash(),
+            grace_until: (!grace.is_zero()).then(|| self.clock.now_seconds() + grace),
+        };
         let entry = self
-            .write(actor, Verb::Rotate, &name, move |file| {
-                let mut next = entry_to_change(file, &target, &caller)?.clone();
-                // A new token is a new lifetime for whoever holds it.
-                check_lifetime(&caller, next.expires_at)?;
-                let now = clock.now();
-                next.previous_hashes.retain(|p| p.expires_at > now);
-                let mut until = clock.now_seconds() + grace;
-                if let Some(expiry) = next.expires_at {
-                    until = until.min(expiry);
-                }
-                if !grace.is_zero() && until > now {
-                    next.previous_hashes.push(PreviousHash {
-                        hash: next.hash,
-                        expires_at: until,
-                    });
-                }
-                next.hash = hash;
-                Ok(Change::Replace(next))
-            })
+            .write(self.intent(actor, &target.name, what))
             .await?
             .ok_or(MISSING_ENTRY)?;
         tracing::info!(actor = actor.name(), key = %entry.name, grace_seconds = grace.as_secs(), "key rotated");
@@ -349,14 +338,11 @@ impl Service {
     }
 
     pub async fn delete(&self, actor: &Actor, target: Target) -> Result<(), Error> {
-        let name = target.name.clone();
-        let caller = actor.clone();
-        self.write(actor, Verb::Delete, &name, move |file| {
-            entry_to_change(file, &target, &caller)?;
-            Ok(Change::Delete(target.name.clone()))
-        })
-        .await?;
-        tracing::info!(actor = actor.name(), key = %name, "key deleted");
+        let what = What::Delete {
+            if_match: target.if_match,
+        };
+        self.write(self.intent(actor, &target.name, what)).await?;
+        tracing::info!(actor = actor.name(), key = %target.name, "key deleted");
         Ok(())
     }
 
@@ -364,22 +350,21 @@ impl Service {
     /// the file; with a previous token still in its grace period, only that previous hash
     /// is (an old token cannot kill its replacement). `hash` is the presented token's.
     pub async fn revoke(&self, actor: &Actor, name: KeyName, hash: KeyHash) -> Result<(), Error> {
-        let key = name.clone();
-        self.write(actor, Verb::Revoke, &key, move |file| {
-            let (_, entry) = file.find(&name).ok_or(Error::KeyNotFound)?;
-            if entry.hash == hash {
-                return Ok(Change::Delete(name.clone()));
-            }
-            if !entry.previous_hashes.iter().any(|p| p.hash == hash) {
-                return Err(Error::KeyNotFound);
-            }
-            let mut next = entry.clone();
-            next.previous_hashes.retain(|p| p.hash != hash);
-            Ok(Change::Replace(next))
-        })
-        .await?;
-        tracing::info!(actor = actor.name(), key = %key, "key revoked itself");
+        self.write(self.intent(actor, &name, What::Revoke { hash }))
+            .await?;
+        tracing::info!(actor = actor.name(), key = %name, "key revoked itself");
         Ok(())
+    }
+
+    fn intent(&self, actor: &Actor, key: &KeyName, what: What) -> Intent {
+        Intent {
+            tenant: actor.tenant.clone(),
+            key: key.clone(),
+            actor: actor.name().to_owned(),
+            request_id: actor.request_id.clone(),
+            limits: actor.key.clone(),
+            what,
+        }
     }
 
     fn check_expiry(&self, expires_at: Option<OffsetDateTime>) -> Result<(), Error> {
@@ -403,28 +388,21 @@ impl Service {
         }
     }
 
-    /// Runs one store write on a blocking thread, inside the request's span, and publishes
-    /// the new version before the caller is answered (read-your-writes). Returns the
-    /// created or replaced entry (None for a delete).
-    async fn write<F>(
-        &self,
-        actor: &Actor,
-        verb: Verb,
-        key: &KeyName,
-        decide: F,
-    ) -> Result<Option<KeyEntry>, Error>
-    where
-        F: FnMut(&SecurityFile) -> Result<Change, Error> + Send + 'static,
-    {
-        let (publisher, git) = (self.publisher.clone(), self.git.clone());
-        let (actor, key) = (actor.clone(), key.clone());
+    /// Applies one write and publishes the new version before the caller is answered
+    /// (read-your-writes): in git mode through the worker (commit, push), else on a
+    /// blocking thread inside the request's span. Returns the created or replaced entry
+    /// (None for a delete).
+    async fn write(&self, mut intent: Intent) -> Result<Option<KeyEntry>, Error> {
+        if let Some(git) = &self.git {
+            return Ok(git.write(intent).await?.entry);
+        }
+        let (publisher, clock) = (self.publisher.clone(), self.clock.clone());
         let written = blocking(move || {
-            let tenant = &actor.tenant;
-            let written = match git {
-                Some(git) => git.write(&publisher, &actor, verb, &key, decide)?,
-                None => publisher.store.write(tenant, decide)?,
-            };
-            publisher.publish(tenant, &written.version);
+            let tenant = intent.tenant.clone();
+            let written = publisher
+                .store
+                .write(&tenant, |file| intent.decide(file, clock.now()))?;
+            publisher.publish(&tenant, &written.version);
             Ok(written)
         })
         .await?;
@@ -445,6 +423,10 @@ impl Service {
     /// Loads every tenant (start-up, SIGHUP, rescans) and forgets tenants whose directory
     /// is gone. Blocking: call it from a blocking thread.
     pub fn load_all(&self) -> std::io::Result<()> {
+        if self.git.is_some() {
+            // git mode serves commits: its worker loads them, never the work tree.
+            return Ok(());
+        }
         let listing = self.store.list_tenants()?;
         for name in &listing.invalid_names {
             warn_once(
@@ -656,41 +638,4 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(Error::Task)?
-}
-
-/// The entry an update, rotation or deletion is about, as it is on disk now: it must exist,
-/// match `If-Match` when one was sent, and not hold more than an API-key caller holds.
-fn entry_to_change<'a>(
-    file: &'a SecurityFile,
-    target: &Target,
-    caller: &Actor,
-) -> Result<&'a KeyEntry, Error> {
-    let (_, current) = file.find(&target.name).ok_or(Error::KeyNotFound)?;
-    if let Some(m) = &target.if_match
-        && !m.accepts(&etag(current))
-    {
-        return Err(Error::PreconditionFailed);
-    }
-    check_can_grant(caller, &current.permissions)?;
-    Ok(current)
-}
-
-fn check_can_grant(actor: &Actor, wanted: &Permissions) -> Result<(), Error> {
-    if actor.may_grant(wanted) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(
-            "an API key cannot grant a permission it does not hold",
-        ))
-    }
-}
-
-fn check_lifetime(actor: &Actor, expires_at: Option<OffsetDateTime>) -> Result<(), Error> {
-    if actor.may_give_lifetime(expires_at) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(
-            "an API key that expires cannot give a key a later expiry than its own, or none",
-        ))
-    }
 }

@@ -93,13 +93,13 @@ pub(crate) async fn webhook(
     req: HttpRequest,
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (Some(secret), Some(git)) = (&secret.0, service.git()) else {
+    let (Some(secret), true) = (&secret.0, service.git().is_some()) else {
         return Err(refused());
     };
     if !signed(&req, &body.0, secret.expose_secret()) {
         return Err(refused());
     }
-    git.wake_pull.notify_one();
+    service.pull_now();
     Ok(HttpResponse::Accepted().finish())
 }
 

@@ -20,7 +20,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(status), components(schemas(TenantStatusView)))]
+#[openapi(
+    paths(status),
+    components(schemas(TenantStatusView, keys::GitStatus, keys::Report))
+)]
 pub struct Api;
 
 /// The tenant file's health, as `GET /api/{tenantId}/admin/status` shows it.
@@ -42,9 +45,8 @@ pub struct TenantStatusView {
     /// Where the file is broken: `{line, column, message}`.
     #[schema(value_type = Option<Object>)]
     error: Option<FileProblem>,
-    /// Git mode only: `{head, remoteHead, unpushed, lastPullAt, lastError, dropped}`.
+    /// Git mode only, about this tenant only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     git: Option<keys::GitStatus>,
 }
 
@@ -65,15 +67,7 @@ pub(crate) async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &admin.actor.tenant;
     let s = service.status(tenant).await?;
-    // Off the async workers: it waits for git's lock, which a push may hold.
-    let git = match service.git().cloned() {
-        Some(g) => Some(
-            web::block(move || g.status())
-                .await
-                .map_err(ApiError::internal)?,
-        ),
-        None => None,
-    };
+    let git = service.git_status(tenant).await;
     Ok(HttpResponse::Ok().json(TenantStatusView {
         tenant: tenant.to_string(),
         valid: s.problem.is_none(),

@@ -561,41 +561,11 @@ impl Store {
                     ..
                 } => (text, stamp, digest),
             };
-            let cached = self.parsed.lock().get(tenant).cloned();
-            let current = match cached {
-                Some(p) if p.digest == digest => p,
-                _ => Arc::new(Parsed {
-                    digest,
-                    file: Arc::new(SecurityFile::parse(&text).map_err(StoreError::Invalid)?),
-                    // A comparison that cannot be made is not a pass.
-                    others: other_top_level(&text).ok_or_else(|| {
-                        StoreError::Edit(yaml_edit::EditError::Unsupported(
-                            "its other top-level values cannot be read as plain YAML values \
-                             (an alias bomb?)"
-                                .into(),
-                        ))
-                    })?,
-                    layout: None,
-                }),
-            };
-            let change = decide(&current.file)?;
-            let parsed_now;
-            let layout = match &current.layout {
-                Some(layout) => layout,
-                None => {
-                    parsed_now = Layout::of(&text).map_err(StoreError::Edit)?;
-                    &parsed_now
-                }
-            };
-            let edited = apply(&text, layout, &current.file, change)?;
-            let others = check::meaning(&text, &current, layout, &edited)?;
-            let layout = check::next_layout(layout, &edited);
-            let Edited {
+            let Edit {
                 text: new_text,
-                expected,
-                touched,
-                ..
-            } = edited;
+                file,
+                entry,
+            } = self.edit_parsed(tenant, &text, digest, &mut decide)?;
             let changed = new_text != text;
             let replaced =
                 !changed
@@ -612,21 +582,6 @@ impl Store {
             }
             let digest = Sha256::digest(new_text.as_bytes()).into();
             self.record_valid(tenant, digest, false);
-            let entry = touched.and_then(|i| expected.keys.get(i).cloned());
-            let file = Arc::new(expected);
-            let mut cache = self.parsed.lock();
-            if cache.len() >= PARSED_CACHE && !cache.contains_key(tenant) {
-                cache.clear();
-            }
-            cache.insert(
-                tenant.clone(),
-                Arc::new(Parsed {
-                    digest,
-                    file: file.clone(),
-                    others,
-                    layout,
-                }),
-            );
             let generation = self.next_generation();
             return Ok(Written {
                 version: Version {
@@ -640,6 +595,182 @@ impl Store {
         }
         Err(StoreError::Busy.into())
     }
+}
+
+impl Store {
+    /// One change decided by `decide` against `text` (a tenant file's content as git has
+    /// it), made in memory only: git mode writes the result as a commit, not to the disk.
+    pub fn edit<E, F>(&self, tenant: &TenantId, text: &str, mut decide: F) -> Result<Edit, E>
+    where
+        E: From<StoreError>,
+        F: FnMut(&SecurityFile) -> Result<Change, E>,
+    {
+        let digest = Sha256::digest(text.as_bytes()).into();
+        self.edit_parsed(tenant, text, digest, &mut decide)
+    }
+
+    /// Decides, edits surgically and checks the meaning of the edit; remembers what the new
+    /// text means, so that the next edit or load of it parses nothing.
+    fn edit_parsed<E, F>(
+        &self,
+        tenant: &TenantId,
+        text: &str,
+        digest: [u8; 32],
+        decide: &mut F,
+    ) -> Result<Edit, E>
+    where
+        E: From<StoreError>,
+        F: FnMut(&SecurityFile) -> Result<Change, E>,
+    {
+        let cached = self.parsed.lock().get(tenant).cloned();
+        let current = match cached {
+            Some(p) if p.digest == digest => p,
+            _ => Arc::new(Parsed {
+                digest,
+                file: Arc::new(SecurityFile::parse(text).map_err(StoreError::Invalid)?),
+                // A comparison that cannot be made is not a pass.
+                others: other_top_level(text).ok_or_else(|| {
+                    StoreError::Edit(yaml_edit::EditError::Unsupported(
+                        "its other top-level values cannot be read as plain YAML values \
+                         (an alias bomb?)"
+                            .into(),
+                    ))
+                })?,
+                layout: None,
+            }),
+        };
+        let change = decide(&current.file)?;
+        let parsed_now;
+        let layout = match &current.layout {
+            Some(layout) => layout,
+            None => {
+                parsed_now = Layout::of(text).map_err(StoreError::Edit)?;
+                &parsed_now
+            }
+        };
+        let edited = apply(text, layout, &current.file, change)?;
+        let others = check::meaning(text, &current, layout, &edited)?;
+        let layout = check::next_layout(layout, &edited);
+        let Edited {
+            text: new_text,
+            expected,
+            touched,
+            ..
+        } = edited;
+        let entry = touched.and_then(|i| expected.keys.get(i).cloned());
+        let file = Arc::new(expected);
+        let new_digest: [u8; 32] = Sha256::digest(new_text.as_bytes()).into();
+        let mut cache = self.parsed.lock();
+        if cache.len() >= PARSED_CACHE && !cache.contains_key(tenant) {
+            cache.clear();
+        }
+        cache.insert(
+            tenant.clone(),
+            Arc::new(Parsed {
+                digest: new_digest,
+                file: file.clone(),
+                others,
+                layout,
+            }),
+        );
+        Ok(Edit {
+            text: new_text,
+            file,
+            entry,
+        })
+    }
+
+    /// Takes a tenant file's content from elsewhere than the disk (git mode serves
+    /// commits): `None` is a tenant that is gone. Like `load_recalling`, content already
+    /// loaded is not parsed again, and neither is content keyward just wrote.
+    pub fn load_content(
+        &self,
+        tenant: &TenantId,
+        content: Option<&[u8]>,
+        recall: impl FnOnce(&[u8; 32]) -> Option<SecurityFile>,
+    ) -> Loaded {
+        let lock = self.tenant_lock(tenant);
+        let _guard = lock.lock();
+        let generation = self.next_generation();
+        let Some(bytes) = content else {
+            self.health.lock().remove(tenant);
+            self.parsed.lock().remove(tenant);
+            return Loaded::Gone { generation };
+        };
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if self.health.lock().get(tenant).and_then(|h| h.digest) == Some(digest) {
+            return Loaded::Unchanged;
+        }
+        let remembered = self
+            .parsed
+            .lock()
+            .get(tenant)
+            .filter(|p| p.digest == digest)
+            .map(|p| p.file.clone());
+        let meaning = match remembered {
+            Some(file) => Ok(file),
+            None => match recall(&digest) {
+                Some(file) => Ok(Arc::new(file)),
+                None => parse_bytes(bytes).map(Arc::new),
+            },
+        };
+        match meaning {
+            Ok(file) => {
+                self.record_valid(tenant, digest, false);
+                Loaded::Valid(Version {
+                    file,
+                    digest,
+                    generation,
+                })
+            }
+            Err(problem) => {
+                self.record_invalid(tenant, Some(digest), &problem);
+                Loaded::Invalid {
+                    problem,
+                    generation,
+                }
+            }
+        }
+    }
+}
+
+impl Store {
+    /// A tenant file keyward will not read (git mode: a symlink in the commit), recorded as
+    /// invalid: the tenant keeps the keys it had.
+    pub fn load_problem(&self, tenant: &TenantId, problem: FileProblem) -> Loaded {
+        let lock = self.tenant_lock(tenant);
+        let _guard = lock.lock();
+        let generation = self.next_generation();
+        self.record_invalid(tenant, None, &problem);
+        Loaded::Invalid {
+            problem,
+            generation,
+        }
+    }
+}
+
+/// A tenant file's content as git holds it: at most `MAX_FILE_BYTES`, UTF-8, then parsed.
+fn parse_bytes(bytes: &[u8]) -> Result<SecurityFile, FileProblem> {
+    let problem = |message: String| FileProblem {
+        line: None,
+        column: None,
+        message,
+    };
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(problem(format!(
+            "file is larger than {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| problem("file is not valid UTF-8".into()))?;
+    SecurityFile::parse(text)
+}
+
+/// An edit made in memory: the new text, what it means, and the created or replaced entry.
+#[derive(Debug)]
+pub struct Edit {
+    pub text: String,
+    pub file: Arc<SecurityFile>,
+    pub entry: Option<KeyEntry>,
 }
 
 /// Makes the surgical edit in `text`, whose layout is `layout` and meaning `current`.

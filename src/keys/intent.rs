@@ -1,0 +1,469 @@
+//! A write by meaning: what a request asked for, decided against a tenant's file as it is
+//! when the write is applied. The same decision runs the first time, when git mode decides
+//! a write again on a new remote head, when it replays a journalled write, and when ops
+//! reapply a write a force-push removed; so a write never carries a stale copy of an entry
+//! over someone else's change.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::Error;
+use super::command::{IfMatch, KeyChanges, KeyLimits, Patch};
+use super::etag;
+use crate::domain::{
+    Description, KeyEntry, KeyHash, KeyName, Permissions, PreviousHash, SecurityFile, TenantId,
+};
+use crate::store::Change;
+
+/// What an API write does, as its commit subject names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    Create,
+    Update,
+    Rotate,
+    Delete,
+    Revoke,
+}
+
+impl Verb {
+    pub const ALL: [Verb; 5] = [
+        Self::Create,
+        Self::Update,
+        Self::Rotate,
+        Self::Delete,
+        Self::Revoke,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Rotate => "rotate",
+            Self::Delete => "delete",
+            Self::Revoke => "revoke",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// One write to one key of one tenant, with who asked for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Intent {
+    pub tenant: TenantId,
+    pub key: KeyName,
+    /// The principal (JWT `sub`, or `apikey:<name>`): the commit's author.
+    pub actor: String,
+    pub request_id: Option<String>,
+    /// What an API-key caller holds: it bounds what the write may give, on every head.
+    pub limits: Option<KeyLimits>,
+    pub what: What,
+}
+
+/// The change itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum What {
+    Create {
+        entry: KeyEntry,
+        max_keys: usize,
+    },
+    /// Only the fields the request changed: once decided, a field whose requested value
+    /// equals the entry the request saw is dropped, so a replay never sets it back.
+    Update {
+        if_match: Option<IfMatch>,
+        fields: Fields,
+        narrowed: bool,
+    },
+    Rotate {
+        if_match: Option<IfMatch>,
+        hash: KeyHash,
+        /// When the old token stops working (None: at once).
+        #[serde(with = "time::serde::rfc3339::option")]
+        grace_until: Option<OffsetDateTime>,
+    },
+    Delete {
+        if_match: Option<IfMatch>,
+    },
+    /// A calling key revokes itself: the entry if `hash` is its current token's, else that
+    /// previous hash only.
+    Revoke {
+        hash: KeyHash,
+    },
+}
+
+/// The fields of an update.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fields {
+    pub enabled: Option<bool>,
+    pub permissions: Option<Permissions>,
+    pub description: Edit<Description>,
+    pub expires_at: Edit<Timestamp>,
+}
+
+/// A field of an update, as the journal keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Edit<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T: Clone + PartialEq> Edit<T> {
+    fn apply(&self, current: &mut Option<T>) {
+        match self {
+            Self::Keep => {}
+            Self::Clear => *current = None,
+            Self::Set(v) => *current = Some(v.clone()),
+        }
+    }
+
+    /// Keep, where it would leave `seen` as it is.
+    fn unless_same(self, seen: &Option<T>) -> Self {
+        let same = match &self {
+            Self::Keep => true,
+            Self::Clear => seen.is_none(),
+            Self::Set(v) => seen.as_ref() == Some(v),
+        };
+        if same { Self::Keep } else { self }
+    }
+}
+
+impl<T> From<Patch<T>> for Edit<T> {
+    fn from(p: Patch<T>) -> Self {
+        match p {
+            Patch::Keep => Self::Keep,
+            Patch::Clear => Self::Clear,
+            Patch::Set(v) => Self::Set(v),
+        }
+    }
+}
+
+/// A point in time as RFC 3339 in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timestamp(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
+
+impl From<KeyChanges> for Fields {
+    fn from(c: KeyChanges) -> Self {
+        Self {
+            enabled: Some(c.enabled),
+            permissions: c.permissions,
+            description: c.description.into(),
+            expires_at: Edit::from(
+                c.expires_at
+                    .try_map(|t| Ok::<_, ()>(Timestamp(t)))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+impl Intent {
+    pub fn verb(&self) -> Verb {
+        match self.what {
+            What::Create { .. } => Verb::Create,
+            What::Update { .. } => Verb::Update,
+            What::Rotate { .. } => Verb::Rotate,
+            What::Delete { .. } => Verb::Delete,
+            What::Revoke { .. } => Verb::Revoke,
+        }
+    }
+
+    /// The change this write makes to `file` now, or the answer it gets on this file.
+    /// An update is narrowed the first time it is decided (see [`What::Update`]).
+    pub fn decide(&mut self, file: &SecurityFile, now: OffsetDateTime) -> Result<Change, Error> {
+        let limits = self.limits.as_ref();
+        match &mut self.what {
+            What::Create { entry, max_keys } => {
+                if file.find(&entry.name).is_some() {
+                    return Err(Error::KeyExists);
+                }
+                if file.keys.len() >= *max_keys {
+                    return Err(Error::KeyLimit(*max_keys));
+                }
+                Ok(Change::Create(entry.clone()))
+            }
+            What::Update {
+                if_match,
+                fields,
+                narrowed,
+            } => {
+                let current = target(file, &self.key, if_match.as_ref(), limits)?;
+                if !*narrowed {
+                    *fields = narrow(std::mem::take(fields), current);
+                    *narrowed = true;
+                }
+                let mut next = current.clone();
+                if let Some(on) = fields.enabled {
+                    next.enabled = on;
+                }
+                if let Some(p) = &fields.permissions {
+                    next.permissions = p.clone();
+                }
+                fields.description.apply(&mut next.description);
+                let mut expires = next.expires_at.map(Timestamp);
+                fields.expires_at.apply(&mut expires);
+                next.expires_at = expires.map(|t| t.0);
+                check_lifetime(limits, next.expires_at)?;
+                // Grace periods that are over have no reason to stay in the file.
+                next.previous_hashes.retain(|p| p.expires_at > now);
+                Ok(Change::Replace(next))
+            }
+            What::Rotate {
+                if_match,
+                hash,
+                grace_until,
+            } => {
+                let current = target(file, &self.key, if_match.as_ref(), limits)?;
+                let mut next = current.clone();
+                if next.hash == *hash {
+                    // Already rotated to this token (its own write, applied once).
+                    return Ok(Change::Replace(next));
+                }
+                // A new token is a new lifetime for whoever holds it.
+                check_lifetime(limits, next.expires_at)?;
+                next.previous_hashes.retain(|p| p.expires_at > now);
+                let until = match (*grace_until, next.expires_at) {
+                    (Some(g), Some(expiry)) => Some(g.min(expiry)),
+                    (g, _) => g,
+                };
+                if let Some(until) = until.filter(|u| *u > now) {
+                    next.previous_hashes.push(PreviousHash {
+                        hash: next.hash,
+                        expires_at: until,
+                    });
+                }
+                next.hash = *hash;
+                Ok(Change::Replace(next))
+            }
+            What::Delete { if_match } => {
+                target(file, &self.key, if_match.as_ref(), limits)?;
+                Ok(Change::Delete(self.key.clone()))
+            }
+            What::Revoke { hash } => {
+                let (_, entry) = file.find(&self.key).ok_or(Error::KeyNotFound)?;
+                if entry.hash == *hash {
+                    return Ok(Change::Delete(self.key.clone()));
+                }
+                if !entry.previous_hashes.iter().any(|p| p.hash == *hash) {
+                    return Err(Error::KeyNotFound);
+                }
+                let mut next = entry.clone();
+                next.previous_hashes.retain(|p| p.hash != *hash);
+                Ok(Change::Replace(next))
+            }
+        }
+    }
+}
+
+/// The fields of `fields` that would change `seen`.
+fn narrow(fields: Fields, seen: &KeyEntry) -> Fields {
+    Fields {
+        enabled: fields.enabled.filter(|on| *on != seen.enabled),
+        permissions: fields.permissions.filter(|p| *p != seen.permissions),
+        description: fields.description.unless_same(&seen.description),
+        expires_at: fields
+            .expires_at
+            .unless_same(&seen.expires_at.map(Timestamp)),
+    }
+}
+
+/// The entry an update, rotation or deletion is about, as it is in the file now: it must
+/// exist, match `If-Match` when one was sent, and not hold more than an API-key caller holds.
+fn target<'a>(
+    file: &'a SecurityFile,
+    name: &KeyName,
+    if_match: Option<&IfMatch>,
+    limits: Option<&KeyLimits>,
+) -> Result<&'a KeyEntry, Error> {
+    let (_, current) = file.find(name).ok_or(Error::KeyNotFound)?;
+    if let Some(m) = if_match
+        && !m.accepts(&etag(current))
+    {
+        return Err(Error::PreconditionFailed);
+    }
+    check_can_grant(limits, &current.permissions)?;
+    Ok(current)
+}
+
+pub(super) fn check_can_grant(
+    limits: Option<&KeyLimits>,
+    wanted: &Permissions,
+) -> Result<(), Error> {
+    if KeyLimits::may_grant(limits, wanted) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "an API key cannot grant a permission it does not hold",
+        ))
+    }
+}
+
+pub(super) fn check_lifetime(
+    limits: Option<&KeyLimits>,
+    expires_at: Option<OffsetDateTime>,
+) -> Result<(), Error> {
+    if KeyLimits::may_give_lifetime(limits, expires_at) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "an API key that expires cannot give a key a later expiry than its own, or none",
+        ))
+    }
+}
+
+/// The write `after` made to key `key` of a tenant whose file was `before`, by meaning:
+/// how ops reapply a write that a force-push removed, on whatever the file is now.
+pub fn recover(
+    verb: Verb,
+    tenant: TenantId,
+    key: KeyName,
+    actor: String,
+    before: &SecurityFile,
+    after: &SecurityFile,
+) -> Option<Intent> {
+    let was = before.find(&key).map(|(_, e)| e);
+    let is = after.find(&key).map(|(_, e)| e);
+    let what = match (was, is) {
+        (None, Some(entry)) => What::Create {
+            entry: entry.clone(),
+            max_keys: usize::MAX,
+        },
+        (Some(_), None) => What::Delete { if_match: None },
+        (Some(was), Some(is)) if was.hash != is.hash => What::Rotate {
+            if_match: None,
+            hash: is.hash,
+            grace_until: is
+                .previous_hashes
+                .iter()
+                .find(|p| p.hash == was.hash)
+                .map(|p| p.expires_at),
+        },
+        (Some(was), Some(is)) if verb == Verb::Revoke => {
+            let gone = was
+                .previous_hashes
+                .iter()
+                .find(|p| !is.previous_hashes.iter().any(|q| q.hash == p.hash))?;
+            What::Revoke { hash: gone.hash }
+        }
+        (Some(was), Some(is)) => What::Update {
+            if_match: None,
+            fields: narrow(
+                Fields {
+                    enabled: Some(is.enabled),
+                    permissions: Some(is.permissions.clone()),
+                    description: is.description.clone().map_or(Edit::Clear, Edit::Set),
+                    expires_at: is
+                        .expires_at
+                        .map_or(Edit::Clear, |t| Edit::Set(Timestamp(t))),
+                },
+                was,
+            ),
+            narrowed: true,
+        },
+        (None, None) => return None,
+    };
+    Some(Intent {
+        tenant,
+        key,
+        actor,
+        request_id: None,
+        limits: None,
+        what,
+    })
+}
+
+/// The hashes of `key` that `file` accepts as valid now: its current one and its previous
+/// ones still in their grace period, if the key is enabled and not expired.
+pub fn live_hashes(file: &SecurityFile, key: &KeyName, now: OffsetDateTime) -> Vec<KeyHash> {
+    let Some((_, e)) = file.find(key) else {
+        return Vec::new();
+    };
+    if !e.enabled || e.is_expired(now) {
+        return Vec::new();
+    }
+    std::iter::once(e.hash)
+        .chain(
+            e.previous_hashes
+                .iter()
+                .filter(|p| p.expires_at > now)
+                .map(|p| p.hash),
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "\
+apiKeys:
+  - name: a
+    hash: sha256:1111111111111111111111111111111111111111111111111111111111111111
+    description: old
+";
+
+    fn update(fields: Fields) -> Intent {
+        Intent {
+            tenant: TenantId::parse("acme").unwrap(),
+            key: KeyName::parse("a").unwrap(),
+            actor: "alice".into(),
+            request_id: None,
+            limits: None,
+            what: What::Update {
+                if_match: None,
+                fields,
+                narrowed: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_replayed_update_sets_only_the_fields_its_request_changed() {
+        let seen = SecurityFile::parse(FILE).unwrap();
+        let now = OffsetDateTime::now_utc();
+        // The request sends `enabled: true` (unchanged) and a new description.
+        let mut intent = update(Fields {
+            enabled: Some(true),
+            description: Edit::Set(Description::parse("new").unwrap()),
+            ..Fields::default()
+        });
+        intent.decide(&seen, now).unwrap();
+
+        // Ops disabled the key on the remote meanwhile; the replay keeps that.
+        let theirs = SecurityFile::parse(
+            &FILE.replace("description: old", "enabled: false\n    description: old"),
+        )
+        .unwrap();
+        let Change::Replace(next) = intent.decide(&theirs, now).unwrap() else {
+            panic!("an update replaces the entry");
+        };
+        assert!(!next.enabled);
+        assert_eq!(next.description.unwrap().as_str(), "new");
+    }
+
+    #[test]
+    fn the_journal_keeps_an_intent_as_it_was() {
+        let mut intent = update(Fields {
+            enabled: Some(false),
+            expires_at: Edit::Clear,
+            ..Fields::default()
+        });
+        intent
+            .decide(
+                &SecurityFile::parse(FILE).unwrap(),
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+        let json = serde_json::to_string(&intent).unwrap();
+        let back: Intent = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+}

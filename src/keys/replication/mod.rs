@@ -1,0 +1,302 @@
+//! Git mode: REST and git as two writers of one history (SPEC 9).
+//!
+//! Every API write is one commit of that tenant's file, authored by its principal. keyward
+//! keeps its own state in refs of its own and never in the checked-out branch or
+//! `.git/index`, so ops' tooling on the same clone (a deploy job's `git pull --ff-only` or
+//! `git reset --hard`, a person's `git status`) neither races keyward nor is raced by it:
+//! - `refs/keyward/remote`: the remote branch as keyward last fetched or pushed it;
+//! - `refs/keyward/local`: that plus keyward's acknowledged writes the remote lacks (async);
+//! - the served commit is the newest one keyward knows to hold every acknowledged write:
+//!   the remote tip (`sync`), or the local chain built on it (`async`, no remote). The index
+//!   is loaded from that commit's objects, never from the work tree, which keyward brings
+//!   up to the remote tip when the clone is quiet.
+//!
+//! One worker thread does all git work, in this order of files:
+//! - [`open`]: checks the clone and repairs what a crash left, and the first served commit;
+//! - [`write`]: takes the writes queued since its last round as one batch, decides each by
+//!   meaning on the tip it just fetched, commits each with `git fast-import`, pushes the
+//!   batch's last commit, and answers each write from what the push did;
+//! - [`replay`]: a new remote tip: rewrites of its history reported, journalled writes
+//!   decided again by meaning on it, the ones that no longer apply dropped and reported;
+//! - [`sync`]: the worker's loop (pulls on a timer, the webhook and SIGHUP; async pushes
+//!   with backoff; the work tree brought forward when the clone is quiet);
+//! - [`serve`]: a commit's tenant files into the index;
+//! - [`history`]: a tenant's file history from `git log`, which needs no worker.
+//!
+//! Requests never wait on that worker except for their own write: status, history and
+//! verification read what it last published.
+
+mod history;
+mod journal;
+mod open;
+mod replay;
+pub mod report;
+mod serve;
+mod sync;
+mod write;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use time::OffsetDateTime;
+
+pub use history::{History, HistoryEntry};
+pub use open::Opened;
+pub use report::Report;
+
+use super::Error;
+use super::intent::Intent;
+use super::publish::Publisher;
+use crate::clock::Clock;
+use crate::config::PushMode;
+use crate::domain::{KeyEntry, TenantId};
+use crate::git::Repo;
+use crate::metrics::Metrics;
+use crate::store::render;
+
+/// A write git mode has applied: the created or replaced entry as committed.
+#[derive(Debug)]
+pub struct Applied {
+    pub entry: Option<KeyEntry>,
+}
+
+/// What a tenant's status shows of git mode: every field about that tenant only.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitStatus {
+    /// The last commit that touched the tenant's file in what this replica serves.
+    pub head: Option<String>,
+    /// The last commit that touched it on the remote branch as last fetched.
+    pub remote_head: Option<String>,
+    /// The tenant's acknowledged writes the remote does not have yet.
+    pub unpushed: usize,
+    pub last_pull_at: Option<String>,
+    /// Seconds since the last successful fetch.
+    pub last_pull_age_seconds: Option<u64>,
+    /// The last failure to reach the remote, in keyward's words (never git's).
+    pub last_error: Option<String>,
+    /// The tenant's acknowledged writes that no longer applied on the remote's head.
+    pub dropped: Vec<Report>,
+    /// The tenant's acknowledged writes that a rewrite of the remote's history removed.
+    pub rewritten: Vec<Report>,
+}
+
+/// What the worker publishes for requests to read without waiting on it.
+#[derive(Default)]
+struct View {
+    tenants: HashSet<TenantId>,
+    served: Option<String>,
+    remote: Option<String>,
+    unpushed: HashMap<TenantId, usize>,
+    last_pull: Option<(OffsetDateTime, Instant)>,
+    last_error: Option<String>,
+    dropped: Option<report::Reports>,
+    rewritten: Option<report::Reports>,
+}
+
+/// One write waiting for the worker.
+struct Job {
+    intent: Intent,
+    /// Past it a `sync` write is answered with what keyward knows then.
+    deadline: Instant,
+    reply: tokio::sync::oneshot::Sender<Result<Applied, Error>>,
+}
+
+enum Msg {
+    Write(Box<Job>),
+    Pull,
+}
+
+/// The handle the keys service holds: queues writes for the worker, and reads what it
+/// published.
+pub struct Replicator {
+    repo: Repo,
+    prefix: String,
+    mode: PushMode,
+    push_timeout: Duration,
+    inbox: Mutex<Option<mpsc::Sender<Msg>>>,
+    view: Arc<Mutex<View>>,
+}
+
+/// The worker's state: everything git, owned by one thread.
+struct Engine {
+    repo: Repo,
+    /// `tenants_dir` relative to the top of the work tree (`""` at the top).
+    prefix: String,
+    remote: Option<Remote>,
+    branch: String,
+    mode: PushMode,
+    push_timeout: Duration,
+    pull_every: Option<Duration>,
+    publisher: Arc<Publisher>,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    journal: journal::Journal,
+    /// The remote branch as last fetched or pushed (`refs/keyward/remote`).
+    remote_tip: Option<String>,
+    /// The remote tip plus the journalled writes (`refs/keyward/local`).
+    local_tip: Option<String>,
+    /// The remote tip the local chain was last built on.
+    local_base: Option<String>,
+    /// The commit the index holds, and its tenant files.
+    served: serve::Served,
+    view: Arc<Mutex<View>>,
+    /// Writes answered `outcome_unknown`: their commits, watched for on the remote.
+    in_doubt: Vec<write::Doubt>,
+}
+
+/// The remote keyward fetches from and pushes to.
+struct Remote {
+    name: String,
+}
+
+impl Engine {
+    /// Where to push, read at each push: ops may point the remote elsewhere at any time.
+    fn push_url(&self) -> Option<String> {
+        self.repo.push_url(&self.remote.as_ref()?.name)
+    }
+}
+
+impl Replicator {
+    /// Opens the clone, repairs what a crash left, serves its first commit and starts the
+    /// worker. Blocking: start-up calls it before the first request.
+    pub fn start(opened: Opened) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel();
+        let engine = opened.engine;
+        let replicator = Arc::new(Self {
+            repo: engine.repo.clone(),
+            prefix: engine.prefix.clone(),
+            mode: engine.mode,
+            push_timeout: engine.push_timeout,
+            inbox: Mutex::new(Some(tx)),
+            view: engine.view.clone(),
+        });
+        sync::spawn_worker(engine, rx);
+        sync::pull_on_hangup(&replicator);
+        replicator
+    }
+
+    pub fn mode(&self) -> PushMode {
+        self.mode
+    }
+
+    /// Queues one write and waits for its answer.
+    pub async fn write(&self, intent: Intent) -> Result<Applied, Error> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            intent,
+            deadline: Instant::now() + self.push_timeout,
+            reply,
+        };
+        self.send(Msg::Write(Box::new(job)))?;
+        answer
+            .await
+            .map_err(|_| Error::Git("the git worker stopped".into()))?
+    }
+
+    /// Asks for a pull now (the webhook, SIGHUP); never waits.
+    pub fn pull_now(&self) {
+        let _ = self.send(Msg::Pull);
+    }
+
+    /// Lets the worker finish what it holds and stop.
+    pub fn stop(&self) {
+        self.inbox.lock().take();
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), Error> {
+        let inbox = self.inbox.lock();
+        let sent = inbox.as_ref().map(|tx| tx.send(msg).is_ok());
+        match sent {
+            Some(true) => Ok(()),
+            _ => Err(Error::Git("the git worker stopped".into())),
+        }
+    }
+
+    /// Is `tenant` a tenant in the served commit?
+    pub fn has_tenant(&self, tenant: &TenantId) -> bool {
+        self.view.lock().tenants.contains(tenant)
+    }
+
+    /// The tenant's git status, from what the worker last published; the two heads come
+    /// from `git log` on refs, which never waits on a push.
+    pub fn status(&self, tenant: &TenantId) -> GitStatus {
+        let (served, remote, unpushed, last_pull, last_error, dropped, rewritten) = {
+            let v = self.view.lock();
+            (
+                v.served.clone(),
+                v.remote.clone(),
+                v.unpushed.get(tenant).copied().unwrap_or(0),
+                v.last_pull,
+                v.last_error.clone(),
+                v.dropped.as_ref().map(|r| r.of(tenant)).unwrap_or_default(),
+                v.rewritten
+                    .as_ref()
+                    .map(|r| r.of(tenant))
+                    .unwrap_or_default(),
+            )
+        };
+        let path = file_path(&self.prefix, tenant);
+        let touched = |tip: Option<String>| {
+            let tip = tip?;
+            let log = self.repo.log(&tip, &[], Some(&path), Some(1), None).ok()?;
+            log.into_iter().next().map(|c| c.id)
+        };
+        GitStatus {
+            head: touched(served),
+            remote_head: touched(remote),
+            unpushed,
+            last_pull_at: last_pull.map(|(at, _)| render::timestamp(at)),
+            last_pull_age_seconds: last_pull.map(|(_, when)| when.elapsed().as_secs()),
+            last_error,
+            dropped,
+            rewritten,
+        }
+    }
+
+    /// The tenant's file history in the served commit, newest first.
+    pub fn history(
+        &self,
+        tenant: &TenantId,
+        key: Option<&crate::domain::KeyName>,
+    ) -> Result<History, Error> {
+        let tip = self.view.lock().served.clone();
+        let tip = tip.ok_or_else(|| Error::Git("nothing is served yet".into()))?;
+        history::history(&self.repo, &self.prefix, &tip, tenant, key)
+    }
+}
+
+/// The path of a tenant's file from the top of the work tree.
+fn file_path(prefix: &str, tenant: &TenantId) -> String {
+    if prefix.is_empty() {
+        format!("{tenant}/{}", crate::store::FILE_NAME)
+    } else {
+        format!("{prefix}/{tenant}/{}", crate::store::FILE_NAME)
+    }
+}
+
+impl Engine {
+    /// Publishes what status shows; short, so readers never wait long.
+    fn publish_view(&self) {
+        let mut unpushed: HashMap<TenantId, usize> = HashMap::new();
+        for e in self.journal.entries() {
+            *unpushed.entry(e.intent.tenant.clone()).or_default() += 1;
+        }
+        let mut v = self.view.lock();
+        v.tenants = self.served.tenants().cloned().collect();
+        v.served = self.served.commit.clone();
+        v.remote = self.remote_tip.clone();
+        v.unpushed = unpushed;
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        self.view.lock().last_error = error;
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+}

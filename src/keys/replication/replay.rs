@@ -1,0 +1,285 @@
+//! A new remote tip. keyward follows it whatever it is, the remote being the truth:
+//! - a tip that does not contain the one before is a rewrite of the remote's history (a
+//!   force-push): each acknowledged write it removed is reported once, and named apart when
+//!   removing it brings a revoked or rotated-out token back to life. Nothing removed is ever
+//!   pushed back: keyward's chain is rebuilt from the journal by meaning, never from old
+//!   commits;
+//! - the journalled writes (acknowledged, not pushed) are decided again by meaning on the
+//!   new tip, in order; one that no longer applies is dropped and reported, and the replay
+//!   goes on with the next;
+//! - writes answered `outcome_unknown` are looked for on it.
+
+use std::time::Instant;
+
+use time::OffsetDateTime;
+
+use super::Engine;
+use super::journal::Journalled;
+use super::report::Report;
+use super::write::build;
+use crate::config::PushMode;
+use crate::domain::{KeyName, SecurityFile, TenantId};
+use crate::git::{LOCAL_REF, LoggedCommit, REMOTE_REF, RemoteError};
+use crate::keys::intent::{self, Intent, Verb};
+use crate::store::render;
+
+/// How many removed commits one rewrite is searched for keyward's writes.
+const REWRITE_SCAN: usize = 1000;
+
+impl Engine {
+    /// The commit to serve: the newest one known to hold every acknowledged write.
+    pub(super) fn serving(&self) -> Option<String> {
+        match (&self.remote, self.mode) {
+            (Some(_), PushMode::Sync) => self.remote_tip.clone(),
+            _ => self.local_tip.clone(),
+        }
+    }
+
+    /// Fetches and follows the remote tip (pull interval, webhook, SIGHUP, async pushes).
+    pub(super) fn pull(&mut self) -> Result<(), RemoteError> {
+        self.pull_within(Instant::now() + self.push_timeout)
+    }
+
+    /// `pull`, giving up at `deadline`.
+    pub(super) fn pull_within(&mut self, deadline: Instant) -> Result<(), RemoteError> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let limit = deadline.saturating_duration_since(Instant::now());
+        let fetched = self.repo.fetch(&remote.name, &self.branch, limit);
+        let new = match fetched {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(error = %e, "git fetch failed");
+                self.set_error(Some(e.to_string()));
+                return Err(e);
+            }
+        };
+        self.view.lock().last_pull = Some((OffsetDateTime::now_utc(), Instant::now()));
+        if let Some(old) = self.remote_tip.clone()
+            && old != new
+        {
+            if !self.repo.is_ancestor(&old, &new) {
+                self.rewritten(&old, &new);
+            }
+            self.look_for_doubts(&new);
+        }
+        self.remote_tip = Some(new);
+        self.rebuild_local();
+        if let Some(tip) = self.serving()
+            && let Err(e) = self.serve(&tip)
+        {
+            tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the remote's tip");
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the local chain on the remote tip: the journalled writes the remote does not
+    /// have, decided again by meaning. With no remote, the chain is what it is.
+    pub(super) fn rebuild_local(&mut self) {
+        let Some(base) = self.remote_tip.clone() else {
+            return;
+        };
+        if self.local_base.as_deref() == Some(base.as_str()) {
+            return;
+        }
+        let (landed, mut waiting): (Vec<Journalled>, Vec<Journalled>) =
+            self.journal.entries().iter().cloned().partition(|e| {
+                e.commits
+                    .iter()
+                    .any(|c| self.repo.rev(c).is_some() && self.repo.is_ancestor(c, &base))
+            });
+        if !landed.is_empty() {
+            tracing::debug!(
+                writes = landed.len(),
+                "journalled writes found on the remote"
+            );
+        }
+        let now = self.now();
+        let mut intents: Vec<&mut Intent> = waiting.iter_mut().map(|e| &mut e.intent).collect();
+        let built = build(
+            &self.repo,
+            &self.publisher.store,
+            &self.prefix,
+            &base,
+            &mut intents,
+            now,
+            &[],
+        );
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => {
+                // Not the writes' fault: they stay journalled for the next pull.
+                tracing::error!(error = %e, stderr = e.stderr(), "cannot replay the journal on the remote's tip");
+                return;
+            }
+        };
+        let mut kept = Vec::new();
+        for (mut entry, outcome) in waiting.into_iter().zip(built.outcomes) {
+            match outcome {
+                Ok(d) => {
+                    // A write that changes nothing any more is already what the tip says.
+                    if let Some(c) = d.commit {
+                        entry.commits.push(c);
+                        kept.push(entry);
+                    }
+                }
+                Err(e) => self.dropped(&entry, &e.to_string()),
+            }
+        }
+        if let Err(e) = self.journal.replace(kept) {
+            tracing::error!(error = %e, "cannot rewrite the journal in state_dir");
+        }
+        if let Err(e) = self.repo.set_ref(LOCAL_REF, Some(&built.tip)) {
+            tracing::warn!(error = %e, "cannot record refs/keyward/local");
+        }
+        let _ = self.repo.set_ref(REMOTE_REF, Some(&base));
+        self.local_tip = Some(built.tip);
+        self.local_base = Some(base);
+        self.publish_view();
+    }
+
+    /// An acknowledged write that no longer applies: logged, counted, shown in status.
+    fn dropped(&mut self, entry: &Journalled, reason: &str) {
+        let i = &entry.intent;
+        tracing::warn!(tenant = %i.tenant, key = %i.key, actor = %i.actor,
+            action = i.verb().as_str(), request_id = i.request_id.as_deref().unwrap_or(""),
+            reason, "an acknowledged write no longer applies on the remote's head and was dropped");
+        self.metrics.git_dropped_write();
+        let report = Report {
+            verb: i.verb(),
+            tenant: i.tenant.clone(),
+            key_name: i.key.clone(),
+            actor: i.actor.clone(),
+            request_id: i.request_id.clone(),
+            commit: entry.commits.last().cloned(),
+            reason: reason.to_owned(),
+            revives: false,
+            at: render::timestamp(OffsetDateTime::now_utc()),
+            intent: None,
+        };
+        if let Some(r) = self.view.lock().dropped.as_mut() {
+            r.add(report);
+        }
+    }
+
+    /// The remote went from `old` to `new`, which does not contain it: every keyward write
+    /// only `old` had is reported.
+    fn rewritten(&mut self, old: &str, new: &str) {
+        let removed = match self.repo.log(old, &[new], None, Some(REWRITE_SCAN), None) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the commits a rewrite of the remote removed");
+                return;
+            }
+        };
+        tracing::warn!(
+            removed = removed.len(),
+            "the remote's history was rewritten: keyward follows its new tip"
+        );
+        for commit in removed.iter().rev() {
+            if let Some(report) = self.report_of(commit, new) {
+                tracing::warn!(tenant = %report.tenant, key = %report.key_name,
+                    action = report.verb.as_str(), request_id = report.request_id.as_deref().unwrap_or(""),
+                    commit = %commit.id, revives = report.revives,
+                    "an acknowledged write was removed by a rewrite of the remote's history");
+                self.metrics.git_rewritten_write(report.revives);
+                if let Some(r) = self.view.lock().rewritten.as_mut() {
+                    r.add(report);
+                }
+            }
+        }
+    }
+
+    /// The report of a removed commit, if it is one of keyward's writes.
+    fn report_of(&self, commit: &LoggedCommit, new: &str) -> Option<Report> {
+        let (verb, tenant, key) = ours(commit)?;
+        let path = super::file_path(&self.prefix, &tenant);
+        let at = |rev: String| format!("{rev}:{path}");
+        let blobs = self
+            .repo
+            .read_blobs(&[
+                at(format!("{}^1", commit.id)),
+                at(commit.id.clone()),
+                at(new.to_owned()),
+            ])
+            .ok()?;
+        let parse = |b: &Option<Vec<u8>>| {
+            b.as_deref()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|t| SecurityFile::parse(t).ok())
+                .unwrap_or_default()
+        };
+        let (before, after, tip) = (parse(&blobs[0]), parse(&blobs[1]), parse(&blobs[2]));
+        let now = self.now();
+        let killed: Vec<_> = intent::live_hashes(&before, &key, now)
+            .into_iter()
+            .filter(|h| !intent::live_hashes(&after, &key, now).contains(h))
+            .collect();
+        let live_now = intent::live_hashes(&tip, &key, now);
+        let revives = killed.iter().any(|h| live_now.contains(h));
+        let mut recovered = intent::recover(
+            verb,
+            tenant.clone(),
+            key.clone(),
+            commit.author.clone(),
+            &before,
+            &after,
+        );
+        if let Some(i) = recovered.as_mut() {
+            i.request_id = request_id(&commit.body);
+        }
+        Some(Report {
+            verb,
+            tenant,
+            key_name: key,
+            actor: commit.author.clone(),
+            request_id: request_id(&commit.body),
+            commit: Some(commit.id.clone()),
+            reason: "removed from the remote by a rewrite of its history".into(),
+            revives,
+            at: render::timestamp(OffsetDateTime::now_utc()),
+            intent: recovered,
+        })
+    }
+
+    /// Writes answered `outcome_unknown` whose commit the remote now has: they landed.
+    fn look_for_doubts(&mut self, new: &str) {
+        let repo = &self.repo;
+        self.in_doubt.retain(|d| {
+            let landed = d
+                .commits
+                .iter()
+                .any(|c| repo.rev(c).is_some() && repo.is_ancestor(c, new));
+            if landed {
+                tracing::info!(
+                    commits = d.commits.len(),
+                    "a write answered outcome_unknown landed on the remote"
+                );
+            }
+            !landed
+        });
+    }
+}
+
+/// A commit keyward made for an API write: committer `keyward`, subject `<verb>
+/// <tenant>/<key>`.
+pub(super) fn ours(commit: &LoggedCommit) -> Option<(Verb, TenantId, KeyName)> {
+    if commit.committer != "keyward" {
+        return None;
+    }
+    let (verb, rest) = commit.subject.split_once(' ')?;
+    let (tenant, key) = rest.split_once('/')?;
+    Some((
+        Verb::parse(verb)?,
+        TenantId::parse(tenant).ok()?,
+        KeyName::parse(key).ok()?,
+    ))
+}
+
+/// The `Request-Id:` trailer of a commit's body.
+pub(super) fn request_id(body: &str) -> Option<String> {
+    body.lines()
+        .find_map(|l| l.strip_prefix("Request-Id: "))
+        .map(|s| s.trim().to_owned())
+}

@@ -1,0 +1,238 @@
+//! The worker: one thread that owns every git operation of this replica, so that no two of
+//! keyward's own git commands ever race. Each round it takes what arrived since the last:
+//! - writes, as one batch ([`super::write`]);
+//! - a pull, on `pull_interval_seconds`, the webhook or SIGHUP ([`super::replay`]);
+//! - in `async` mode, a push of the journalled writes, retried with jitter when the remote
+//!   moved and with backoff (1 s doubling to 60 s) when it cannot be reached;
+//! - the work tree brought up to the remote tip, when the clone has been quiet for a while.
+//!
+//! The work tree is ops' view of the clone, not what keyward serves: a deploy job may reset
+//! or pull it at any moment. keyward only fast-forwards the checked-out branch to a commit
+//! the remote has (so a deploy job's `git pull --ff-only` always finds itself up to date or
+//! behind), never over an uncommitted edit, and only when none of git's own files in the
+//! clone changed in the last half second (so it does not take `index.lock` from under a
+//! deploy job that is running).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::{Engine, Msg};
+use crate::config::PushMode;
+use crate::git::{REMOTE_REF, RemoteError};
+
+/// How long git's files in the clone must be untouched before keyward moves its branch.
+const QUIET: Duration = Duration::from_millis(500);
+/// How often the work tree is compared with the remote tip.
+const TREE_EVERY: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+pub(super) fn spawn_worker(engine: Engine, inbox: Receiver<Msg>) {
+    let spawned = std::thread::Builder::new()
+        .name("keyward-git".into())
+        .spawn(move || engine.run(inbox));
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start git mode's worker");
+    }
+}
+
+/// SIGHUP asks for a pull now (for clones whose remote sends no webhook).
+pub(super) fn pull_on_hangup(replicator: &std::sync::Arc<super::Replicator>) {
+    let weak = std::sync::Arc::downgrade(replicator);
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let Some(r) = weak.upgrade() else {
+                return;
+            };
+            tracing::info!("SIGHUP: pulling from the remote now");
+            r.pull_now();
+        }
+    });
+}
+
+impl Engine {
+    fn run(mut self, inbox: Receiver<Msg>) {
+        let far = Duration::from_secs(365 * 24 * 3600);
+        let every = self.pull_every.unwrap_or(far);
+        let mut next_pull = Instant::now();
+        let mut next_push = (!self.journal.is_empty()).then(Instant::now);
+        let mut backoff = Duration::from_secs(1);
+        let mut next_tree = Instant::now();
+        let mut warned = HashSet::new();
+        loop {
+            let mut wake = next_pull.min(next_tree);
+            if let Some(p) = next_push {
+                wake = wake.min(p);
+            }
+            let first = match inbox.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut jobs = Vec::new();
+            let mut pull = false;
+            for msg in first.into_iter().chain(inbox.try_iter()) {
+                match msg {
+                    Msg::Write(job) => jobs.push(*job),
+                    Msg::Pull => pull = true,
+                }
+            }
+            if self.remote.is_some() && (pull || Instant::now() >= next_pull) {
+                let _ = self.pull();
+                next_pull = Instant::now() + every;
+                if !self.journal.is_empty() {
+                    next_push = Some(Instant::now());
+                }
+            }
+            if !jobs.is_empty() {
+                self.take(jobs);
+                if self.mode == PushMode::Async && !self.journal.is_empty() {
+                    next_push = Some(Instant::now());
+                }
+            }
+            if next_push.is_some_and(|at| Instant::now() >= at) {
+                next_push = match self.push_journal() {
+                    Pushed::Done => {
+                        backoff = Duration::from_secs(1);
+                        None
+                    }
+                    Pushed::Behind => Some(Instant::now() + super::write::jitter_of(1)),
+                    Pushed::Failed => {
+                        let at = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        Some(at)
+                    }
+                };
+            }
+            if Instant::now() >= next_tree {
+                next_tree = Instant::now() + self.bring_work_tree_up(&mut warned);
+            }
+        }
+    }
+
+    /// Pushes the journalled writes (`async`).
+    fn push_journal(&mut self) -> Pushed {
+        let Some(tip) = self.local_tip.clone() else {
+            return Pushed::Done;
+        };
+        if self.journal.is_empty() || self.remote_tip.as_deref() == Some(tip.as_str()) {
+            return Pushed::Done;
+        }
+        let Some(url) = self.push_url() else {
+            self.set_error(Some(RemoteError::Unreachable.to_string()));
+            return Pushed::Failed;
+        };
+        match self.repo.push(&url, &tip, &self.branch, self.push_timeout) {
+            Ok(()) => {
+                self.metrics.git_push("ok");
+                let _ = self.repo.set_ref(REMOTE_REF, Some(&tip));
+                self.remote_tip = Some(tip.clone());
+                self.local_base = Some(tip);
+                if let Err(e) = self.journal.replace(Vec::new()) {
+                    tracing::error!(error = %e, "cannot clear the journal in state_dir");
+                }
+                self.set_error(None);
+                self.publish_view();
+                Pushed::Done
+            }
+            Err(RemoteError::NotFastForward) => {
+                self.metrics.git_push("behind");
+                // The replay happens in the pull; the push follows at once.
+                let _ = self.pull();
+                Pushed::Behind
+            }
+            Err(e) => {
+                self.metrics.git_push(match e {
+                    RemoteError::Refused => "refused",
+                    RemoteError::Unknown => "unknown",
+                    _ => "unreachable",
+                });
+                tracing::warn!(error = %e, "cannot push keyward's writes; trying again later");
+                self.set_error(Some(e.to_string()));
+                Pushed::Failed
+            }
+        }
+    }
+
+    /// Fast-forwards the checked-out branch to the remote tip (no remote: the local chain)
+    /// when the clone is quiet. Returns when to look again.
+    fn bring_work_tree_up(&self, warned: &mut HashSet<String>) -> Duration {
+        let target = match &self.remote {
+            Some(_) => self.remote_tip.clone(),
+            None => self.local_tip.clone(),
+        };
+        let (Some(target), Some(head)) = (target, self.repo.head()) else {
+            return TREE_EVERY;
+        };
+        if head == target {
+            return TREE_EVERY;
+        }
+        if !self.clone_is_quiet() {
+            return Duration::from_millis(200);
+        }
+        if !self.repo.is_ancestor(&head, &target) {
+            if warned.insert(head.clone()) {
+                tracing::warn!(
+                    "the clone's branch has commits the remote does not have; keyward leaves the work tree as it is"
+                );
+            }
+            return TREE_EVERY * 5;
+        }
+        match self.repo.fast_forward(&target) {
+            Ok(()) => TREE_EVERY,
+            Err(e) => {
+                if warned.insert(format!("ff {head}")) {
+                    tracing::warn!(error = %e, stderr = e.stderr(),
+                        "cannot bring the work tree up to the remote (an uncommitted edit in the way?); keyward serves the remote all the same");
+                }
+                TREE_EVERY * 5
+            }
+        }
+    }
+
+    /// No lock of git's is held in the clone, and none of the files a checkout, pull or
+    /// fetch writes changed in the last `QUIET`.
+    fn clone_is_quiet(&self) -> bool {
+        let Some(dir) = self.repo.git_dir() else {
+            return false;
+        };
+        let branch = format!("refs/heads/{}", self.branch);
+        let locks = [
+            "index.lock",
+            "HEAD.lock",
+            "ORIG_HEAD.lock",
+            "packed-refs.lock",
+        ]
+        .map(|f| dir.join(f));
+        if locks.iter().any(|l| l.exists()) || dir.join(format!("{branch}.lock")).exists() {
+            return false;
+        }
+        let mut watched: Vec<PathBuf> = ["index", "HEAD", "FETCH_HEAD", "ORIG_HEAD", "packed-refs"]
+            .iter()
+            .map(|f| dir.join(f))
+            .collect();
+        watched.push(dir.join(&branch));
+        if let Some(r) = &self.remote {
+            watched.push(dir.join(format!("refs/remotes/{}/{}", r.name, self.branch)));
+        }
+        !watched.iter().any(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < QUIET)
+        })
+    }
+}
+
+enum Pushed {
+    Done,
+    /// The remote moved; replayed, to push again at once.
+    Behind,
+    Failed,
+}

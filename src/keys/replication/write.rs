@@ -1,0 +1,452 @@
+//! The write path. The worker takes every write queued since its last round as one batch:
+//! it fetches, decides each write by meaning on the remote tip it just fetched (each on the
+//! file as the writes before it left it), makes each its own commit with `git fast-import`,
+//! and pushes the batch's last commit by id. Each write is then answered from what keyward
+//! knows, and nothing more:
+//! - pushed: acknowledged (`sync`); its commit is on the remote;
+//! - the remote moved: the batch is decided again on the new tip, with jitter, until the
+//!   writes' deadline; a write that no longer applies gets the answer it gets there;
+//! - the remote said no, or could not be reached: 503, nothing was written anywhere;
+//! - the push did not finish in time: keyward asks the remote; if it still cannot tell,
+//!   504 `outcome_unknown`, and the write's commits are watched for on the remote.
+//!
+//! `async` acknowledges once the batch is committed on `refs/keyward/local` and journalled;
+//! the worker pushes after. With no remote, the commit is all there is.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::journal::Journalled;
+use super::{Applied, Engine, Job, file_path};
+use crate::config::PushMode;
+use crate::domain::{KeyEntry, TenantId};
+use crate::git::{Author, GitError, LOCAL_REF, NewCommit, REMOTE_REF, RemoteError, Repo};
+use crate::keys::Error;
+use crate::keys::intent::Intent;
+use crate::store::Store;
+
+/// How long after a timed-out push its commits are watched for on the remote.
+const DOUBT_KEPT: Duration = Duration::from_secs(600);
+
+/// A write answered `outcome_unknown`: its commits may still land.
+pub(super) struct Doubt {
+    pub commits: Vec<String>,
+    pub since: Instant,
+}
+
+/// One write decided on a base: its commit (None: the file did not change) and its entry.
+pub(super) struct Decided {
+    pub commit: Option<String>,
+    pub entry: Option<KeyEntry>,
+}
+
+/// The commit a batch left, and its writes that were not refused.
+type Decisions = (String, Vec<(Job, Decided)>);
+
+/// Writes decided in order on one base, and the commit the last one left.
+pub(super) struct Built {
+    pub tip: String,
+    pub outcomes: Vec<Result<Decided, Error>>,
+}
+
+/// Decides each of `intents` on `base`, in order, each on the file as the ones before it
+/// left it, and commits the ones that change a file (one commit each, by its principal).
+/// Shared by the worker and `keyward git reapply`.
+pub(in crate::keys) fn build(
+    repo: &Repo,
+    store: &Store,
+    prefix: &str,
+    base: &str,
+    intents: &mut [&mut Intent],
+    now: OffsetDateTime,
+    trailers: &[Vec<String>],
+) -> Result<Built, GitError> {
+    let mut texts: HashMap<TenantId, Result<String, Unwritable>> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(intents.len());
+    let mut made: Vec<(usize, Author, String, String, String)> = Vec::new();
+    for (i, intent) in intents.iter_mut().enumerate() {
+        let tenant = intent.tenant.clone();
+        if !texts.contains_key(&tenant) {
+            let text = tenant_text(repo, prefix, base, &tenant)?;
+            texts.insert(tenant.clone(), text);
+        }
+        let text = match texts.get(&tenant) {
+            Some(Ok(t)) => t.clone(),
+            Some(Err(why)) => {
+                outcomes.push(Err(why.error()));
+                continue;
+            }
+            None => unreachable!("inserted above"),
+        };
+        let edit = store.edit(&tenant, &text, |file| intent.decide(file, now));
+        match edit {
+            Ok(edit) => {
+                if edit.text != text {
+                    let path = file_path(prefix, &tenant);
+                    let message = message(
+                        intent,
+                        trailers.get(i).map(Vec::as_slice).unwrap_or_default(),
+                    );
+                    made.push((
+                        i,
+                        Author::of(&intent.actor),
+                        message,
+                        path,
+                        edit.text.clone(),
+                    ));
+                    texts.insert(tenant, Ok(edit.text));
+                }
+                outcomes.push(Ok(Decided {
+                    commit: None,
+                    entry: edit.entry,
+                }));
+            }
+            Err(e) => outcomes.push(Err(e)),
+        }
+    }
+    let time = now.unix_timestamp();
+    let commits: Vec<NewCommit<'_>> = made
+        .iter()
+        .map(|(_, author, message, path, text)| NewCommit {
+            author,
+            time,
+            message,
+            path,
+            content: text.as_bytes(),
+        })
+        .collect();
+    let ids = repo.commit_all(base, &commits)?;
+    let tip = ids.last().cloned().unwrap_or_else(|| base.to_owned());
+    for ((i, ..), id) in made.iter().zip(ids) {
+        if let Ok(d) = &mut outcomes[*i] {
+            d.commit = Some(id);
+        }
+    }
+    Ok(Built { tip, outcomes })
+}
+
+/// Why a tenant's file in a commit cannot be written.
+#[derive(Debug, Clone, Copy)]
+enum Unwritable {
+    NoTenant,
+    /// A symlink or a submodule in git.
+    NotAFile,
+    NotUtf8,
+}
+
+impl Unwritable {
+    fn error(self) -> Error {
+        use crate::store::StoreError;
+        match self {
+            Self::NoTenant => Error::TenantNotFound,
+            Self::NotAFile => Error::Store(StoreError::ReadOnly),
+            Self::NotUtf8 => Error::Store(StoreError::Invalid(crate::domain::FileProblem {
+                line: None,
+                column: None,
+                message: "file is not valid UTF-8".into(),
+            })),
+        }
+    }
+}
+
+/// A tenant's file at `base`: its text (none: empty), or why it cannot be written.
+fn tenant_text(
+    repo: &Repo,
+    prefix: &str,
+    base: &str,
+    tenant: &TenantId,
+) -> Result<Result<String, Unwritable>, GitError> {
+    let dir = if prefix.is_empty() {
+        tenant.to_string()
+    } else {
+        format!("{prefix}/{tenant}")
+    };
+    let files = repo.files(base, &format!("{dir}/"))?;
+    if files.is_empty() {
+        return Ok(Err(Unwritable::NoTenant));
+    }
+    let path = file_path(prefix, tenant);
+    let Some(file) = files.iter().find(|f| f.path == path) else {
+        return Ok(Ok(String::new()));
+    };
+    if !matches!(file.mode.as_str(), "100644" | "100755") {
+        return Ok(Err(Unwritable::NotAFile));
+    }
+    let blob = repo.read_blobs(std::slice::from_ref(&file.oid))?;
+    let bytes = blob.into_iter().next().flatten().unwrap_or_default();
+    Ok(String::from_utf8(bytes).map_err(|_| Unwritable::NotUtf8))
+}
+
+/// `<verb> <tenant>/<key>`, then the request id and any trailers: never a token, a hash or
+/// a JWT.
+fn message(intent: &Intent, trailers: &[String]) -> String {
+    let mut m = format!(
+        "{} {}/{}\n\n",
+        intent.verb().as_str(),
+        intent.tenant,
+        intent.key
+    );
+    match &intent.request_id {
+        Some(id) => m.push_str(&format!("Request-Id: {id}\n")),
+        None => m.push_str("Made by keyward.\n"),
+    }
+    for t in trailers {
+        m.push_str(t);
+        m.push('\n');
+    }
+    m
+}
+
+impl Engine {
+    /// Takes one batch of writes and answers each.
+    pub(super) fn take(&mut self, jobs: Vec<Job>) {
+        match (&self.remote, self.mode) {
+            (None, _) => self.take_locally(jobs),
+            (Some(_), PushMode::Async) => self.take_async(jobs),
+            (Some(_), PushMode::Sync) => self.take_sync(jobs),
+        }
+    }
+
+    /// Decides `jobs` on `base`; answers the refusals, returns the rest with their outcome.
+    fn decide(
+        &mut self,
+        base: &str,
+        jobs: Vec<Job>,
+        again: bool,
+    ) -> Result<Decisions, (Vec<Job>, GitError)> {
+        let mut jobs = jobs;
+        let now = self.now();
+        let trailers: Vec<Vec<String>> = jobs.iter().map(|_| Vec::new()).collect();
+        let mut intents: Vec<&mut Intent> = jobs.iter_mut().map(|j| &mut j.intent).collect();
+        let built = build(
+            &self.repo,
+            &self.publisher.store,
+            &self.prefix,
+            base,
+            &mut intents,
+            now,
+            &trailers,
+        );
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => return Err((jobs, e)),
+        };
+        let mut kept = Vec::new();
+        for (job, outcome) in jobs.into_iter().zip(built.outcomes) {
+            match outcome {
+                Ok(d) => kept.push((job, d)),
+                Err(e) => {
+                    if again {
+                        // Not acknowledged yet, decided again on a new head: refused there.
+                        self.metrics.git_refused_write();
+                    }
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+        }
+        Ok((built.tip, kept))
+    }
+
+    /// No remote: the commit is the write.
+    fn take_locally(&mut self, jobs: Vec<Job>) {
+        let Some(base) = self.local_tip.clone() else {
+            return fail(jobs, "no commit to write on");
+        };
+        let (tip, done) = match self.decide(&base, jobs, false) {
+            Ok(d) => d,
+            Err((jobs, e)) => return self.git_failed(jobs, &e),
+        };
+        if let Err(e) = self.advance_local(&tip) {
+            return self.git_failed(done.into_iter().map(|(j, _)| j).collect(), &e);
+        }
+        answer(done);
+    }
+
+    /// `async`: acknowledged once committed on the local chain and journalled.
+    fn take_async(&mut self, jobs: Vec<Job>) {
+        let Some(base) = self.local_tip.clone() else {
+            return fail(jobs, "no commit to write on");
+        };
+        let (tip, done) = match self.decide(&base, jobs, false) {
+            Ok(d) => d,
+            Err((jobs, e)) => return self.git_failed(jobs, &e),
+        };
+        let mut entries = self.journal.entries().to_vec();
+        for (job, d) in &done {
+            if let Some(c) = &d.commit {
+                entries.push(Journalled {
+                    intent: job.intent.clone(),
+                    commits: vec![c.clone()],
+                });
+            }
+        }
+        if let Err(e) = self.journal.replace(entries) {
+            tracing::error!(error = %e, "cannot journal a write in state_dir; it is not acknowledged");
+            return fail(
+                done.into_iter().map(|(j, _)| j).collect(),
+                "the journal cannot be written",
+            );
+        }
+        if let Err(e) = self.advance_local(&tip) {
+            return self.git_failed(done.into_iter().map(|(j, _)| j).collect(), &e);
+        }
+        answer(done);
+    }
+
+    /// Moves the local chain to `tip` and serves it.
+    fn advance_local(&mut self, tip: &str) -> Result<(), GitError> {
+        self.repo.set_ref(LOCAL_REF, Some(tip))?;
+        self.local_tip = Some(tip.to_owned());
+        self.serve(tip)
+    }
+
+    /// `sync`: acknowledged once the remote has the write.
+    fn take_sync(&mut self, mut jobs: Vec<Job>) {
+        let deadline = jobs
+            .iter()
+            .map(|j| j.deadline)
+            .min()
+            .unwrap_or_else(Instant::now);
+        let mut round = 0u32;
+        loop {
+            // Decided on the remote tip just fetched: a key another replica made a moment
+            // ago is found, not answered 404.
+            if let Err(e) = self.pull_within(deadline) {
+                return unreachable_now(jobs, &e);
+            }
+            let Some(base) = self.remote_tip.clone() else {
+                return fail(jobs, "the remote branch does not exist");
+            };
+            let (tip, done) = match self.decide(&base, jobs, round > 0) {
+                Ok(d) => d,
+                Err((jobs, e)) => return self.git_failed(jobs, &e),
+            };
+            if tip == base {
+                // Nothing changed a file (an update to the values it had).
+                return answer(done);
+            }
+            let Some(url) = self.push_url() else {
+                return unreachable_now(
+                    done.into_iter().map(|(j, _)| j).collect(),
+                    &RemoteError::Unreachable,
+                );
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            // A third of what is left stays for asking the remote, should the push hang.
+            let pushed = self.repo.push(&url, &tip, &self.branch, left * 2 / 3);
+            match pushed {
+                Ok(()) => {
+                    self.metrics.git_push("ok");
+                    return self.pushed(&tip, done);
+                }
+                Err(RemoteError::NotFastForward) => {
+                    self.metrics.git_push("behind");
+                    round += 1;
+                    if Instant::now() >= deadline {
+                        return unreachable_now(
+                            done.into_iter().map(|(j, _)| j).collect(),
+                            &RemoteError::NotFastForward,
+                        );
+                    }
+                    // Another replica won this round: try again on its tip, a little later
+                    // the more often it happens, so that no replica starves the others.
+                    std::thread::sleep(jitter_of(round));
+                    jobs = done.into_iter().map(|(j, _)| j).collect();
+                }
+                Err(RemoteError::Unknown) => {
+                    self.metrics.git_push("unknown");
+                    return self.after_unknown(&tip, done, deadline);
+                }
+                Err(e) => {
+                    self.metrics.git_push(if e == RemoteError::Refused {
+                        "refused"
+                    } else {
+                        "unreachable"
+                    });
+                    self.set_error(Some(e.to_string()));
+                    return unreachable_now(done.into_iter().map(|(j, _)| j).collect(), &e);
+                }
+            }
+        }
+    }
+
+    /// The push landed: the remote tip is `tip`, served, and every write acknowledged.
+    fn pushed(&mut self, tip: &str, done: Vec<(Job, Decided)>) {
+        if let Err(e) = self.repo.set_ref(REMOTE_REF, Some(tip)) {
+            tracing::warn!(error = %e, "cannot record the pushed commit in refs/keyward/remote");
+        }
+        self.remote_tip = Some(tip.to_owned());
+        self.local_tip = Some(tip.to_owned());
+        self.local_base = Some(tip.to_owned());
+        self.set_error(None);
+        if let Err(e) = self.serve(tip) {
+            tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the pushed commit");
+        }
+        answer(done);
+    }
+
+    /// A push that did not finish in time: the remote is asked, within what is left.
+    fn after_unknown(&mut self, tip: &str, done: Vec<(Job, Decided)>, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let landed = self.remote.as_ref().and_then(|r| {
+            let theirs = self.repo.remote_tip(&r.name, &self.branch, left)?;
+            Some(
+                theirs == tip
+                    || (self.repo.rev(&theirs).is_some() && self.repo.is_ancestor(tip, &theirs)),
+            )
+        });
+        if landed == Some(true) {
+            return self.pushed(tip, done);
+        }
+        self.set_error(Some(RemoteError::Unknown.to_string()));
+        let commits: Vec<String> = done.iter().filter_map(|(_, d)| d.commit.clone()).collect();
+        self.in_doubt.retain(|d| d.since.elapsed() < DOUBT_KEPT);
+        self.in_doubt.push(Doubt {
+            commits,
+            since: Instant::now(),
+        });
+        for (job, _) in done {
+            self.metrics.git_outcome_unknown();
+            tracing::warn!(tenant = %job.intent.tenant, key = %job.intent.key,
+                action = job.intent.verb().as_str(),
+                "a push did not finish in time; the write may still land");
+            let _ = job.reply.send(Err(Error::OutcomeUnknown));
+        }
+    }
+
+    /// git itself failed (not the remote): nothing was acknowledged.
+    fn git_failed(&self, jobs: Vec<Job>, e: &GitError) {
+        tracing::error!(error = %e, stderr = e.stderr(), "git failed during a write");
+        fail(jobs, "git failed")
+    }
+}
+
+fn answer(done: Vec<(Job, Decided)>) {
+    for (job, d) in done {
+        let _ = job.reply.send(Ok(Applied { entry: d.entry }));
+    }
+}
+
+fn fail(jobs: Vec<Job>, why: &str) {
+    for job in jobs {
+        let _ = job.reply.send(Err(Error::Git(why.to_owned())));
+    }
+}
+
+/// Nothing of these writes reached the remote: 503, and nothing is kept.
+fn unreachable_now(jobs: Vec<Job>, why: &RemoteError) {
+    for job in jobs {
+        tracing::warn!(tenant = %job.intent.tenant, key = %job.intent.key,
+            action = job.intent.verb().as_str(), reason = %why,
+            "the remote did not take a write; nothing was written");
+        let _ = job.reply.send(Err(Error::RemoteUnavailable(why.clone())));
+    }
+}
+
+/// A pause of up to 20 ms times the round, drawn at random.
+pub(super) fn jitter_of(round: u32) -> Duration {
+    let most = 20 * u64::from(round.min(10));
+    Duration::from_millis(rand::random_range(0..=most))
+}
