@@ -37,6 +37,16 @@ pub enum Command {
     Keys(KeysCommand),
     /// Read a token on stdin and print its `sha256:<hex>` hash.
     Hash,
+    /// Git mode's tools for ops.
+    #[command(subcommand)]
+    Git(GitCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GitCommand {
+    /// Apply again, on the remote's tip, the acknowledged writes a rewrite of the remote's
+    /// history removed (as the server reported them); each as its own commit, once.
+    Reapply(ServeArgs),
 }
 
 #[derive(Debug, Args, Default)]

@@ -66,10 +66,15 @@ pub enum ApiError {
     HeadersTooLarge,
     #[error("the git remote did not take the write, and nothing of it was kept: {0}")]
     RemoteUnavailable(crate::git::RemoteError),
+    /// The would-be answer rides along for the `Idempotency-Key` store; clients get none.
     #[error(
         "the git remote did not answer in time: the write may or may not have landed; retry with the same Idempotency-Key to learn which"
     )]
-    OutcomeUnknown,
+    OutcomeUnknown(Option<Box<Unresolved>>),
+    #[error("a request with this Idempotency-Key is still running")]
+    IdempotencyKeyInUse,
+    #[error("this Idempotency-Key was used with another request: send a new key for a new request")]
+    IdempotencyKeyReused,
     #[error("no such resource")]
     NotFound,
     #[error("method not allowed")]
@@ -100,7 +105,9 @@ impl ApiError {
             Self::RequestTimeout => "request_timeout",
             Self::HeadersTooLarge => "headers_too_large",
             Self::RemoteUnavailable(_) => "remote_unavailable",
-            Self::OutcomeUnknown => "outcome_unknown",
+            Self::OutcomeUnknown(_) => "outcome_unknown",
+            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -117,6 +124,14 @@ impl ApiError {
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         Self::Internal(e.into())
     }
+}
+
+/// A write answered `outcome_unknown`: what it would have answered, and where to look for
+/// it; kept for a retry with the same `Idempotency-Key`.
+#[derive(Debug)]
+pub struct Unresolved {
+    pub answer: HttpResponse,
+    pub doubt: keys::idempotency::Doubt,
 }
 
 /// An RFC 9457 problem, as every error is returned (for the OpenAPI document).
@@ -162,7 +177,9 @@ impl ResponseError for ApiError {
             | Self::TenantFileUnsupported(_)
             | Self::TenantReadOnly => StatusCode::CONFLICT,
             Self::TenantBusy | Self::RemoteUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
+            Self::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -188,7 +205,7 @@ impl ResponseError for ApiError {
             Self::RemoteUnavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, "10"));
             }
-            Self::OutcomeUnknown => {
+            Self::OutcomeUnknown(_) | Self::IdempotencyKeyInUse => {
                 res.insert_header((header::RETRY_AFTER, "5"));
             }
             _ => {}
@@ -258,7 +275,10 @@ impl From<keys::Error> for ApiError {
             keys::Error::Store(e) => e.into(),
             keys::Error::Task(e) => Self::Internal(e.into()),
             keys::Error::RemoteUnavailable(why) => Self::RemoteUnavailable(why),
-            keys::Error::OutcomeUnknown => Self::OutcomeUnknown,
+            keys::Error::OutcomeUnknown(_) => Self::OutcomeUnknown(None),
+            keys::Error::AppliedElsewhere | keys::Error::IdempotencyKeyReused => {
+                Self::IdempotencyKeyReused
+            }
             keys::Error::Git(why) => Self::Internal(anyhow::anyhow!("git: {why}")),
             keys::Error::NotGitMode => Self::NotFound,
         }

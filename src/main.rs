@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use keyward::cli::{self, Cli, Command, KeysCommand, ServeArgs};
+use keyward::cli::{self, Cli, Command, GitCommand, KeysCommand, ServeArgs};
 use keyward::config::Settings;
 use keyward::startup::Application;
 use keyward::telemetry;
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check(&args),
         Command::Keys(KeysCommand::New(args)) => cli::new_key(&args),
         Command::Hash => cli::hash(),
+        Command::Git(GitCommand::Reapply(args)) => reapply(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("keyward: {e:#}");
@@ -47,6 +48,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         app.run_until_stopped().await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn reapply(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let explicit = args.config.is_some();
+    let path = args
+        .config
+        .unwrap_or_else(|| PathBuf::from("config/keyward.yml"));
+    let settings = Settings::load(&path, explicit)?;
+    keyward::keys::replication::reapply(&settings)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Dev mode: everything a newcomer needs to make a first call.

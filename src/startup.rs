@@ -273,11 +273,13 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
             actix_web::http::header::CONTENT_TYPE,
             actix_web::http::header::IF_MATCH,
             actix_web::http::header::HeaderName::from_static("x-api-key"),
+            actix_web::http::header::HeaderName::from_static("idempotency-key"),
         ])
         .expose_headers([
             actix_web::http::header::ETAG,
             actix_web::http::header::LOCATION,
             actix_web::http::header::LINK,
+            actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
         ])
         .max_age(600);
     for origin in origins {

@@ -105,6 +105,7 @@ impl Authenticator {
                 subject: claims.subject.as_deref().and_then(Subject::lossy),
                 key: None,
                 request_id: None,
+                idempotency: None,
             }
         } else if let Some(key) = headers.get(API_KEY_HEADER) {
             self.api_key_actor::<P>(raw_tenant, key.to_str().unwrap_or_default())?
@@ -146,6 +147,7 @@ impl Authenticator {
                 expires_at: entry.expires_at,
             }),
             request_id: None,
+            idempotency: None,
         })
     }
 }

@@ -214,7 +214,18 @@ impl Repo {
         branch: &str,
         limit: Duration,
     ) -> Result<String, RemoteError> {
-        let refspec = format!("+refs/heads/{branch}:{REMOTE_REF}");
+        self.fetch_into(remote, branch, REMOTE_REF, limit)
+    }
+
+    /// `fetch`, into the ref `into`.
+    pub fn fetch_into(
+        &self,
+        remote: &str,
+        branch: &str,
+        into: &str,
+        limit: Duration,
+    ) -> Result<String, RemoteError> {
+        let refspec = format!("+refs/heads/{branch}:{into}");
         let fetched = run(
             &self.top,
             &[
@@ -231,7 +242,7 @@ impl Repo {
             limit,
         );
         match fetched {
-            Ok(_) => self.rev(REMOTE_REF).ok_or(RemoteError::Unreachable),
+            Ok(_) => self.rev(into).ok_or(RemoteError::Unreachable),
             Err(e) => {
                 tracing::debug!(stderr = e.stderr(), "git fetch failed");
                 Err(match e {
@@ -271,7 +282,7 @@ impl Repo {
         let refspec = format!("{commit}:refs/heads/{branch}");
         let pushed = run(
             &self.top,
-            &["push", "--quiet", "--porcelain", url, &refspec],
+            &["push", "--quiet", url, &refspec],
             &[],
             None,
             limit,

@@ -59,6 +59,8 @@ pub struct Actor {
     pub key: Option<KeyLimits>,
     /// The request's id, for the commit a write makes in git mode.
     pub request_id: Option<String>,
+    /// The request's `Idempotency-Key`, scoped: a write that carries one is made once.
+    pub idempotency: Option<super::idempotency::IdempotencyTag>,
 }
 
 /// What an API key acting as an admin holds: it can never give more of either.

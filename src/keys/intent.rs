@@ -59,6 +59,13 @@ pub struct Intent {
     /// The principal (JWT `sub`, or `apikey:<name>`): the commit's author.
     pub actor: String,
     pub request_id: Option<String>,
+    /// The request's `Idempotency-Key`, scoped: a commit trailer, so that no replica
+    /// applies the write twice.
+    #[serde(default)]
+    pub idempotency: Option<super::idempotency::IdempotencyTag>,
+    /// The commit this write applies again (`keyward git reapply`), for its trailer.
+    #[serde(default)]
+    pub reapplies: Option<String>,
     /// What an API-key caller holds: it bounds what the write may give, on every head.
     pub limits: Option<KeyLimits>,
     pub what: What,
@@ -375,6 +382,8 @@ pub fn recover(
         key,
         actor,
         request_id: None,
+        idempotency: None,
+        reapplies: None,
         limits: None,
         what,
     })
@@ -416,6 +425,8 @@ apiKeys:
             key: KeyName::parse("a").unwrap(),
             actor: "alice".into(),
             request_id: None,
+            idempotency: None,
+            reapplies: None,
             limits: None,
             what: What::Update {
                 if_match: None,

@@ -5,6 +5,7 @@
 
 mod command;
 mod etag;
+pub mod idempotency;
 pub mod intent;
 mod publish;
 pub mod replication;
@@ -22,6 +23,16 @@ pub use verifier::Verifier;
 
 use crate::domain::FieldError;
 use crate::store::StoreError;
+
+/// A write answered `outcome_unknown`: where to look for it, and what it would answer.
+#[derive(Debug)]
+pub struct Unsettled {
+    pub doubt: idempotency::Doubt,
+    /// A create's or rotation's key and token, as they would be answered.
+    pub issued: Option<Issued>,
+    /// An update's key, as it would be answered.
+    pub key: Option<KeyState>,
+}
 
 /// Why the service refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +58,13 @@ pub enum Error {
     RemoteUnavailable(crate::git::RemoteError),
     /// The push did not finish in time and the remote could not say whether it landed.
     #[error("the git remote did not answer in time: the write may or may not have landed")]
-    OutcomeUnknown,
+    OutcomeUnknown(Box<Unsettled>),
+    /// A write with this `Idempotency-Key` is already in the history (made by another
+    /// replica, which holds its answer).
+    #[error("a request with this Idempotency-Key was applied already")]
+    AppliedElsewhere,
+    #[error("this Idempotency-Key was used with another request body")]
+    IdempotencyKeyReused,
     #[error("git failed: {0}")]
     Git(String),
     #[error("this server is not in git mode")]

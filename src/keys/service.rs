@@ -7,9 +7,10 @@ use tracing::Span;
 
 use super::Error;
 use super::command::{Actor, CreateKey, KeyChanges, KeyFilter, Rotation, Target};
+use super::idempotency::{Doubt, Idempotency};
 use super::intent::{Intent, What, check_can_grant, check_lifetime};
 use super::publish::{Publisher, Reloaded, Serving};
-use super::replication::{Opened, Replicator};
+use super::replication::{Opened, Replicator, Settled};
 use crate::clock::Clock;
 use crate::config::GitSettings;
 use crate::domain::{FieldError, KeyEntry, KeyHash, KeyName, TenantId, Token, TokenPrefix};
@@ -86,6 +87,8 @@ pub struct Service {
     clock: Clock,
     prefix: TokenPrefix,
     max_keys: usize,
+    /// First answers of requests that carried an `Idempotency-Key`.
+    idempotency: Idempotency,
 }
 
 impl Service {
@@ -108,6 +111,21 @@ impl Service {
             clock,
             prefix,
             max_keys,
+            idempotency: Idempotency::default(),
+        }
+    }
+
+    /// Where the first answer of each `Idempotency-Key` is kept.
+    pub fn idempotency(&self) -> &Idempotency {
+        &self.idempotency
+    }
+
+    /// What became of a write answered `outcome_unknown` (git mode; else nothing is ever
+    /// unknown).
+    pub async fn settle(&self, doubt: Doubt) -> Settled {
+        match &self.git {
+            Some(git) => git.settle(doubt).await,
+            None => Settled::Lost,
         }
     }
 
@@ -275,10 +293,11 @@ impl Service {
             entry,
             max_keys: self.max_keys,
         };
-        let entry = self
-            .write(self.intent(actor, &name, what))
-            .await?
-            .ok_or(MISSING_ENTRY)?;
+        let entry = self.write(self.intent(actor, &name, what)).await;
+        let entry = match entry {
+            Ok(entry) => entry.ok_or(MISSING_ENTRY)?,
+            Err(e) => return Err(with_token(e, token)),
+        };
         tracing::info!(actor = actor.name(), key = %entry.name, "key created");
         Ok(Issued {
             key: self.state_of(actor, entry),
@@ -326,10 +345,11 @@ impl Service {
             hash: token.hash(),
             grace_until: (!grace.is_zero()).then(|| self.clock.now_seconds() + grace),
         };
-        let entry = self
-            .write(self.intent(actor, &target.name, what))
-            .await?
-            .ok_or(MISSING_ENTRY)?;
+        let entry = self.write(self.intent(actor, &target.name, what)).await;
+        let entry = match entry {
+            Ok(entry) => entry.ok_or(MISSING_ENTRY)?,
+            Err(e) => return Err(with_token(e, token)),
+        };
         tracing::info!(actor = actor.name(), key = %entry.name, grace_seconds = grace.as_secs(), "key rotated");
         Ok(Issued {
             key: self.state_of(actor, entry),
@@ -362,6 +382,8 @@ impl Service {
             key: key.clone(),
             actor: actor.name().to_owned(),
             request_id: actor.request_id.clone(),
+            idempotency: actor.idempotency.clone(),
+            reapplies: None,
             limits: actor.key.clone(),
             what,
         }
@@ -604,6 +626,17 @@ impl Service {
             tracing::warn!(%tenant, %key, other_tenant = %s.tenant, other_key = %s.name,
                 "a key has the same hash as a key of another tenant (legal, but usually a copy-paste mistake)");
         }
+    }
+}
+
+/// An answer left unknown keeps the token it would have given, for a retry to give it.
+fn with_token(e: Error, token: Token) -> Error {
+    match e {
+        Error::OutcomeUnknown(mut u) => {
+            u.issued = u.key.take().map(|key| Issued { key, token });
+            Error::OutcomeUnknown(u)
+        }
+        e => e,
     }
 }
 

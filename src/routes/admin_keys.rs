@@ -1,6 +1,7 @@
 //! `/api/{tenantId}/admin/apiKeys`: tenant admins manage keys. Each handler turns the
 //! request into a command for the keys service and the result into a view.
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_MATCH, LINK, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Deserializer};
@@ -8,12 +9,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::OpenApi;
 
+use super::idempotency;
 use super::json::{JsonBody, OptionalJsonBody};
 use super::views::{ApiKeyView, ApiKeyWithToken};
 use super::{AdminErrors, BodyErrors, Endpoint, PreconditionErrors, WriteErrors};
 use crate::auth::{Admin, ReadKeys, WriteKeys};
 use crate::domain::{Description, FieldError, FieldErrors, KeyName, Permission, Permissions};
-use crate::error::{ApiError, ProblemDetails};
+use crate::error::{ApiError, ProblemDetails, Unresolved};
 use crate::keys::{self, CreateKey, IfMatch, KeyChanges, KeyFilter, Patch, Rotation, Target};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -425,20 +427,67 @@ pub(crate) async fn create(
     req: HttpRequest,
     body: JsonBody<CreateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let issued = service.create(&admin.actor, body.0.try_into()?).await?;
+    let JsonBody(body, raw) = body;
+    let cmd: CreateKey = body.try_into()?;
+    let name = cmd.name.clone();
+    let (svc, r) = (service.clone(), req.clone());
+    idempotency::once(&req, &admin.actor, &raw, &service, |actor| async move {
+        match svc.create(&actor, cmd).await {
+            Ok(issued) => Ok(created(&r, &issued)),
+            Err(keys::Error::AppliedElsewhere) => {
+                idempotency::applied_elsewhere(&svc, &actor, &name, StatusCode::CREATED).await
+            }
+            Err(keys::Error::OutcomeUnknown(u)) => {
+                Err(unresolved(u.issued.as_ref(), u.doubt, |i| created(&r, i)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+/// 201 with the new key, its token shown this once.
+fn created(req: &HttpRequest, issued: &keys::Issued) -> HttpResponse {
     let entry = &issued.key.entry;
+    let tenant = req.match_info().get("tenantId").unwrap_or_default();
     let location = req
-        .url_for(
-            "api_key",
-            [admin.actor.tenant.as_str(), entry.name.as_str()],
-        )
+        .url_for("api_key", [tenant, entry.name.as_str()])
         .map(|u| u.path().to_owned())
         .unwrap_or_default();
-    Ok(HttpResponse::Created()
+    HttpResponse::Created()
         .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((ETAG, keys::etag(entry)))
-        .json(ApiKeyWithToken::from(&issued)))
+        .json(ApiKeyWithToken::from(issued))
+}
+
+/// 200 with the rotated key, its new token shown this once.
+fn rotated(issued: &keys::Issued) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((ETAG, keys::etag(&issued.key.entry)))
+        .json(ApiKeyWithToken::from(issued))
+}
+
+fn updated(key: &keys::KeyState) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((ETAG, keys::etag(&key.entry)))
+        .json(ApiKeyView::from(key))
+}
+
+/// A write answered `outcome_unknown`, with what it would have answered (`respond` on what
+/// the service left) for a retry with the same `Idempotency-Key`.
+pub(crate) fn unresolved<T>(
+    left: Option<&T>,
+    doubt: keys::idempotency::Doubt,
+    respond: impl FnOnce(&T) -> HttpResponse,
+) -> ApiError {
+    ApiError::OutcomeUnknown(left.map(|l| {
+        Box::new(Unresolved {
+            answer: respond(l),
+            doubt,
+        })
+    }))
 }
 
 #[utoipa::path(
@@ -464,13 +513,25 @@ pub(crate) async fn update(
     path: web::Path<KeyPath>,
     body: JsonBody<UpdateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
+    let JsonBody(body, raw) = body;
     let target = path.target(&req)?;
-    let key = service
-        .update(&admin.actor, target, body.0.try_into()?)
-        .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((ETAG, keys::etag(&key.entry)))
-        .json(ApiKeyView::from(&key)))
+    let changes: KeyChanges = body.try_into()?;
+    let svc = service.clone();
+    idempotency::once(&req, &admin.actor, &raw, &service, |actor| async move {
+        let name = target.name.clone();
+        match svc.update(&actor, target, changes).await {
+            Ok(key) => Ok(updated(&key)),
+            Err(keys::Error::AppliedElsewhere) => {
+                let key = svc.key(&actor.tenant, &name).await?;
+                Ok(updated(&key))
+            }
+            Err(keys::Error::OutcomeUnknown(u)) => {
+                Err(unresolved(u.key.as_ref(), u.doubt, updated))
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 /// A new token for the key; the old one keeps working for `gracePeriodSeconds` (default 0),
@@ -498,14 +559,24 @@ pub(crate) async fn rotate(
     path: web::Path<KeyPath>,
     body: OptionalJsonBody<RotateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
+    let OptionalJsonBody(body, raw) = body;
     let target = path.target(&req)?;
-    let issued = service
-        .rotate(&admin.actor, target, body.0.try_into()?)
-        .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .insert_header((ETAG, keys::etag(&issued.key.entry)))
-        .json(ApiKeyWithToken::from(&issued)))
+    let rotation: Rotation = body.try_into()?;
+    let svc = service.clone();
+    idempotency::once(&req, &admin.actor, &raw, &service, |actor| async move {
+        let name = target.name.clone();
+        match svc.rotate(&actor, target, rotation).await {
+            Ok(issued) => Ok(rotated(&issued)),
+            Err(keys::Error::AppliedElsewhere) => {
+                idempotency::applied_elsewhere(&svc, &actor, &name, StatusCode::OK).await
+            }
+            Err(keys::Error::OutcomeUnknown(u)) => {
+                Err(unresolved(u.issued.as_ref(), u.doubt, rotated))
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -528,6 +599,16 @@ pub(crate) async fn delete(
     req: HttpRequest,
     path: web::Path<KeyPath>,
 ) -> Result<HttpResponse, ApiError> {
-    service.delete(&admin.actor, path.target(&req)?).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let target = path.target(&req)?;
+    let svc = service.clone();
+    idempotency::once(&req, &admin.actor, &[], &service, |actor| async move {
+        match svc.delete(&actor, target).await {
+            Ok(()) | Err(keys::Error::AppliedElsewhere) => Ok(HttpResponse::NoContent().finish()),
+            Err(keys::Error::OutcomeUnknown(u)) => Err(unresolved(Some(&()), u.doubt, |()| {
+                HttpResponse::NoContent().finish()
+            })),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }

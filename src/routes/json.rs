@@ -17,8 +17,9 @@ pub struct BodyLimits {
     pub timeout: std::time::Duration,
 }
 
-/// A JSON body deserialized into `T` (whose fields deny unknown names).
-pub struct JsonBody<T>(pub T);
+/// A JSON body deserialized into `T` (whose fields deny unknown names), and its bytes as
+/// sent (what an `Idempotency-Key` is compared by).
+pub struct JsonBody<T>(pub T, pub web::Bytes);
 
 /// The body's bytes as sent (for a signature over them), size- and time-limited like any.
 pub struct RawBody(pub web::Bytes);
@@ -34,7 +35,7 @@ impl FromRequest for RawBody {
 }
 
 /// Like `JsonBody`, but an empty body is `None` (for optional bodies such as rotate's).
-pub struct OptionalJsonBody<T>(pub Option<T>);
+pub struct OptionalJsonBody<T>(pub Option<T>, pub web::Bytes);
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
@@ -46,7 +47,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         Box::pin(async move {
             let bytes = body.await?;
             check_content_type(&req)?;
-            parse(&bytes).map(JsonBody)
+            parse(&bytes).map(|v| JsonBody(v, bytes))
         })
     }
 }
@@ -61,11 +62,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
         Box::pin(async move {
             let bytes = body.await?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(OptionalJsonBody(None));
+                return Ok(OptionalJsonBody(None, bytes));
             }
             check_content_type(&req)?;
             // `null` is no body, as an empty one is.
-            parse::<Option<T>>(&bytes).map(OptionalJsonBody)
+            parse::<Option<T>>(&bytes).map(|v| OptionalJsonBody(v, bytes))
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod admin_keys;
 pub mod console;
 pub mod docs;
 pub mod git;
+pub mod idempotency;
 pub mod json;
 pub mod ops;
 pub mod status;

@@ -315,9 +315,19 @@ pub(crate) async fn revoke_current(
             expires_at: entry.expires_at,
         }),
         request_id: crate::auth::request_id(&req),
+        idempotency: None,
     };
-    service
-        .revoke(&actor, entry.name.clone(), presented)
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    let (svc, name) = (service.clone(), entry.name.clone());
+    super::idempotency::once(&req, &actor, &[], &service, |actor| async move {
+        match svc.revoke(&actor, name, presented).await {
+            Ok(()) | Err(keys::Error::AppliedElsewhere) => Ok(HttpResponse::NoContent().finish()),
+            Err(keys::Error::OutcomeUnknown(u)) => {
+                Err(super::admin_keys::unresolved(Some(&()), u.doubt, |()| {
+                    HttpResponse::NoContent().finish()
+                }))
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }

@@ -9,6 +9,7 @@ mod console;
 mod crash;
 mod fuzz_regressions;
 mod git;
+mod git_truth;
 mod hardening;
 mod helpers;
 mod jwks_url;

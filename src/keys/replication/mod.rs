@@ -21,7 +21,8 @@
 //! - [`sync`]: the worker's loop (pulls on a timer, the webhook and SIGHUP; async pushes
 //!   with backoff; the work tree brought forward when the clone is quiet);
 //! - [`serve`]: a commit's tenant files into the index;
-//! - [`history`]: a tenant's file history from `git log`, which needs no worker.
+//! - [`history`]: a tenant's file history from `git log`, which needs no worker;
+//! - [`reapply`]: `keyward git reapply`, writes a force-push removed applied again.
 //!
 //! Requests never wait on that worker except for their own write: status, history and
 //! verification read what it last published.
@@ -29,6 +30,7 @@
 mod history;
 mod journal;
 mod open;
+mod reapply;
 mod replay;
 pub mod report;
 mod serve;
@@ -45,6 +47,8 @@ use time::OffsetDateTime;
 
 pub use history::{History, HistoryEntry};
 pub use open::Opened;
+pub use reapply::reapply;
+pub use replay::Settled;
 pub use report::Report;
 
 use super::Error;
@@ -108,6 +112,10 @@ struct Job {
 enum Msg {
     Write(Box<Job>),
     Pull,
+    Settle(
+        crate::keys::idempotency::Doubt,
+        tokio::sync::oneshot::Sender<Settled>,
+    ),
 }
 
 /// The handle the keys service holds: queues writes for the worker, and reads what it
@@ -146,6 +154,8 @@ struct Engine {
     view: Arc<Mutex<View>>,
     /// Writes answered `outcome_unknown`: their commits, watched for on the remote.
     in_doubt: Vec<write::Doubt>,
+    /// Idempotency keys (scope -> body digest) of keyward's commits on the remote.
+    applied: HashMap<String, String>,
 }
 
 /// The remote keyward fetches from and pushes to.
@@ -195,6 +205,15 @@ impl Replicator {
         answer
             .await
             .map_err(|_| Error::Git("the git worker stopped".into()))?
+    }
+
+    /// Finds out, fetching now, what became of a write answered `outcome_unknown`.
+    pub async fn settle(&self, doubt: crate::keys::idempotency::Doubt) -> Settled {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.send(Msg::Settle(doubt, reply)).is_err() {
+            return Settled::Unknown;
+        }
+        answer.await.unwrap_or(Settled::Unknown)
     }
 
     /// Asks for a pull now (the webhook, SIGHUP); never waits.

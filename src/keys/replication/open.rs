@@ -125,7 +125,15 @@ impl Opened {
             served: Served::default(),
             view,
             in_doubt: Vec::new(),
+            applied: Default::default(),
         };
+        if let Some(tip) = engine
+            .remote_tip
+            .clone()
+            .or_else(|| engine.local_tip.clone())
+        {
+            engine.learn_idempotency(&tip, &[]);
+        }
         // Acknowledged writes an earlier run did not push: replayed on what it knew.
         engine.rebuild_local();
         let first = engine

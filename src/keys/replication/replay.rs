@@ -20,11 +20,14 @@ use super::write::build;
 use crate::config::PushMode;
 use crate::domain::{KeyName, SecurityFile, TenantId};
 use crate::git::{LOCAL_REF, LoggedCommit, REMOTE_REF, RemoteError};
+use crate::keys::idempotency::{Doubt, IdempotencyTag};
 use crate::keys::intent::{self, Intent, Verb};
 use crate::store::render;
 
 /// How many removed commits one rewrite is searched for keyward's writes.
 const REWRITE_SCAN: usize = 1000;
+/// How many commits one look for idempotency keys reads.
+const IDEMPOTENCY_SCAN: usize = 10_000;
 
 impl Engine {
     /// The commit to serve: the newest one known to hold every acknowledged write.
@@ -63,6 +66,7 @@ impl Engine {
                 self.rewritten(&old, &new);
             }
             self.look_for_doubts(&new);
+            self.learn_idempotency(&new, &[old.as_str()]);
         }
         self.remote_tip = Some(new);
         self.rebuild_local();
@@ -104,7 +108,7 @@ impl Engine {
             &base,
             &mut intents,
             now,
-            &[],
+            &self.applied,
         );
         let built = match built {
             Ok(b) => b,
@@ -260,6 +264,69 @@ impl Engine {
             !landed
         });
     }
+}
+
+impl Engine {
+    /// Remembers the idempotency keys of keyward's commits reachable from `tip` and not
+    /// from `known` (at start-up: the last day's), so no replica applies one twice.
+    pub(super) fn learn_idempotency(&mut self, tip: &str, known: &[&str]) {
+        let since = (known.is_empty()).then_some("24.hours.ago");
+        let Ok(commits) = self
+            .repo
+            .log(tip, known, None, Some(IDEMPOTENCY_SCAN), since)
+        else {
+            return;
+        };
+        for c in commits {
+            if c.committer != "keyward" {
+                continue;
+            }
+            for line in c.body.lines() {
+                if let Some(tag) = IdempotencyTag::from_trailer(line) {
+                    self.applied.insert(tag.scope, tag.body);
+                }
+            }
+        }
+        if self.applied.len() > 4 * IDEMPOTENCY_SCAN {
+            // Bounded: the oldest knowledge goes first at the next start; now all of it.
+            self.applied.clear();
+        }
+    }
+
+    /// Settles a write answered `outcome_unknown`: fetched now, did it land?
+    pub(super) fn settle(&mut self, doubt: &Doubt) -> Settled {
+        if self.pull().is_err() {
+            return Settled::Unknown;
+        }
+        let Some(tip) = self.remote_tip.clone() else {
+            return Settled::Unknown;
+        };
+        let landed = doubt
+            .commits
+            .iter()
+            .any(|c| self.repo.rev(c).is_some() && self.repo.is_ancestor(c, &tip));
+        let moved_on = doubt.base.as_deref() != Some(tip.as_str());
+        if landed {
+            Settled::Landed
+        } else if moved_on || doubt.since.elapsed() > self.push_timeout {
+            // The remote moves a branch only from the tip a push expected: moved past that
+            // tip without the write, it can never take it. Still there after another whole
+            // push timeout, the push keyward killed has ended on the remote's side too.
+            Settled::Lost
+        } else {
+            Settled::Unknown
+        }
+    }
+}
+
+/// What became of a write answered `outcome_unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Its commit is on the remote.
+    Landed,
+    /// The remote moved on without it: it can never land.
+    Lost,
+    Unknown,
 }
 
 /// A commit keyward made for an API write: committer `keyward`, subject `<verb>

@@ -80,6 +80,9 @@ impl Engine {
                 match msg {
                     Msg::Write(job) => jobs.push(*job),
                     Msg::Pull => pull = true,
+                    Msg::Settle(doubt, reply) => {
+                        let _ = reply.send(self.settle(&doubt));
+                    }
                 }
             }
             if self.remote.is_some() && (pull || Instant::now() >= next_pull) {

@@ -23,9 +23,12 @@ use super::{Applied, Engine, Job, file_path};
 use crate::config::PushMode;
 use crate::domain::{KeyEntry, TenantId};
 use crate::git::{Author, GitError, LOCAL_REF, NewCommit, REMOTE_REF, RemoteError, Repo};
-use crate::keys::Error;
 use crate::keys::intent::Intent;
+use crate::keys::{Error, Unsettled};
 use crate::store::Store;
+
+/// The trailer of a commit `keyward git reapply` made.
+pub(super) const REAPPLIES: &str = "Reapplies: ";
 
 /// How long after a timed-out push its commits are watched for on the remote.
 const DOUBT_KEPT: Duration = Duration::from_secs(600);
@@ -61,12 +64,23 @@ pub(in crate::keys) fn build(
     base: &str,
     intents: &mut [&mut Intent],
     now: OffsetDateTime,
-    trailers: &[Vec<String>],
+    applied: &HashMap<String, String>,
 ) -> Result<Built, GitError> {
     let mut texts: HashMap<TenantId, Result<String, Unwritable>> = HashMap::new();
     let mut outcomes = Vec::with_capacity(intents.len());
     let mut made: Vec<(usize, Author, String, String, String)> = Vec::new();
     for (i, intent) in intents.iter_mut().enumerate() {
+        // A write whose Idempotency-Key is in the history already is not applied again.
+        if let Some(tag) = &intent.idempotency
+            && let Some(body) = applied.get(&tag.scope)
+        {
+            outcomes.push(Err(if *body == tag.body {
+                Error::AppliedElsewhere
+            } else {
+                Error::IdempotencyKeyReused
+            }));
+            continue;
+        }
         let tenant = intent.tenant.clone();
         if !texts.contains_key(&tenant) {
             let text = tenant_text(repo, prefix, base, &tenant)?;
@@ -85,10 +99,7 @@ pub(in crate::keys) fn build(
             Ok(edit) => {
                 if edit.text != text {
                     let path = file_path(prefix, &tenant);
-                    let message = message(
-                        intent,
-                        trailers.get(i).map(Vec::as_slice).unwrap_or_default(),
-                    );
+                    let message = message(intent);
                     made.push((
                         i,
                         Author::of(&intent.actor),
@@ -179,9 +190,9 @@ fn tenant_text(
     Ok(String::from_utf8(bytes).map_err(|_| Unwritable::NotUtf8))
 }
 
-/// `<verb> <tenant>/<key>`, then the request id and any trailers: never a token, a hash or
-/// a JWT.
-fn message(intent: &Intent, trailers: &[String]) -> String {
+/// `<verb> <tenant>/<key>`, then the request id and the scoped idempotency key: never a
+/// token, a hash or a JWT.
+fn message(intent: &Intent) -> String {
     let mut m = format!(
         "{} {}/{}\n\n",
         intent.verb().as_str(),
@@ -192,9 +203,12 @@ fn message(intent: &Intent, trailers: &[String]) -> String {
         Some(id) => m.push_str(&format!("Request-Id: {id}\n")),
         None => m.push_str("Made by keyward.\n"),
     }
-    for t in trailers {
-        m.push_str(t);
+    if let Some(tag) = &intent.idempotency {
+        m.push_str(&tag.trailer());
         m.push('\n');
+    }
+    if let Some(old) = &intent.reapplies {
+        m.push_str(&format!("{REAPPLIES}{old}\n"));
     }
     m
 }
@@ -218,7 +232,6 @@ impl Engine {
     ) -> Result<Decisions, (Vec<Job>, GitError)> {
         let mut jobs = jobs;
         let now = self.now();
-        let trailers: Vec<Vec<String>> = jobs.iter().map(|_| Vec::new()).collect();
         let mut intents: Vec<&mut Intent> = jobs.iter_mut().map(|j| &mut j.intent).collect();
         let built = build(
             &self.repo,
@@ -227,7 +240,7 @@ impl Engine {
             base,
             &mut intents,
             now,
-            &trailers,
+            &self.applied,
         );
         let built = match built {
             Ok(b) => b,
@@ -266,6 +279,10 @@ impl Engine {
 
     /// `async`: acknowledged once committed on the local chain and journalled.
     fn take_async(&mut self, jobs: Vec<Job>) {
+        if jobs.iter().any(|j| j.intent.idempotency.is_some()) {
+            // Another replica may have applied it: its commit would say so.
+            let _ = self.pull();
+        }
         let Some(base) = self.local_tip.clone() else {
             return fail(jobs, "no commit to write on");
         };
@@ -401,18 +418,34 @@ impl Engine {
             return self.pushed(tip, done);
         }
         self.set_error(Some(RemoteError::Unknown.to_string()));
+        let base = self.remote_tip.clone();
         let commits: Vec<String> = done.iter().filter_map(|(_, d)| d.commit.clone()).collect();
         self.in_doubt.retain(|d| d.since.elapsed() < DOUBT_KEPT);
         self.in_doubt.push(Doubt {
-            commits,
+            commits: commits.clone(),
             since: Instant::now(),
         });
-        for (job, _) in done {
+        for (job, d) in done {
             self.metrics.git_outcome_unknown();
             tracing::warn!(tenant = %job.intent.tenant, key = %job.intent.key,
                 action = job.intent.verb().as_str(),
                 "a push did not finish in time; the write may still land");
-            let _ = job.reply.send(Err(Error::OutcomeUnknown));
+            let unsettled = Unsettled {
+                // Every commit of the batch: its own lands only with those before it.
+                doubt: crate::keys::idempotency::Doubt {
+                    commits: d.commit.into_iter().collect(),
+                    base: base.clone(),
+                    since: Instant::now(),
+                },
+                issued: None,
+                key: d.entry.map(|e| crate::keys::KeyState {
+                    entry: std::sync::Arc::new(e),
+                    last_used: None,
+                }),
+            };
+            let _ = job
+                .reply
+                .send(Err(Error::OutcomeUnknown(Box::new(unsettled))));
         }
     }
 
