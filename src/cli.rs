@@ -173,38 +173,16 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 /// Every `<tenant>/security.yml` staged in git under `tenants`, as staged (what a
 /// pre-commit hook must check, not the work tree).
 fn staged_files(tenants: &Path) -> anyhow::Result<Vec<(TenantId, Result<String, FileProblem>)>> {
-    let git = |args: &[&str]| -> anyhow::Result<Vec<u8>> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(tenants)
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .output()
-            .map_err(|e| anyhow::anyhow!("cannot run git: {e}"))?;
-        anyhow::ensure!(
-            out.status.success(),
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(out.stdout)
-    };
-    let listed = git(&["ls-files", "-z", "--cached", "--full-name", "--", "."])?;
-    let prefix = String::from_utf8(git(&["rev-parse", "--show-prefix"])?)?;
-    let prefix = prefix.trim_end();
+    let staged =
+        crate::git::staged_files(tenants).map_err(|e| anyhow::anyhow!("{e}: {}", e.stderr()))?;
     let mut files = Vec::new();
-    for full in listed.split(|b| *b == 0).filter(|p| !p.is_empty()) {
-        let full = String::from_utf8_lossy(full);
-        let Some(rest) = full.strip_prefix(prefix) else {
-            continue;
-        };
-        let Some((dir, FILE_NAME)) = rest.split_once('/') else {
+    for (path, blob) in staged {
+        let Some((dir, FILE_NAME)) = path.split_once('/') else {
             continue;
         };
         let Ok(tenant) = TenantId::parse(dir) else {
             continue;
         };
-        let blob = git(&["show", &format!(":{full}")])?;
         let text = String::from_utf8(blob).map_err(|_| FileProblem {
             line: None,
             column: None,
@@ -226,20 +204,7 @@ fn created_by(args: &NewKeyArgs) -> anyhow::Result<Option<Subject>> {
     } else {
         Path::new(".")
     };
-    for key in ["user.email", "user.name"] {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["config", key])
-            .output();
-        if let Ok(out) = out
-            && out.status.success()
-            && let Some(who) = Subject::lossy(String::from_utf8_lossy(&out.stdout).trim())
-        {
-            return Ok(Some(who));
-        }
-    }
-    Ok(None)
+    Ok(crate::git::user_identity(dir).and_then(|who| Subject::lossy(&who)))
 }
 
 /// `keyward hash`: stdin (one trailing newline stripped) to `sha256:<hex>`.

@@ -555,6 +555,37 @@ impl Repo {
     }
 }
 
+/// Every file staged in the index under `dir` (the directory git runs in), as staged, with
+/// its path relative to `dir`: what a pre-commit hook must check (`keyward check
+/// --staged`).
+pub fn staged_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, GitError> {
+    let git = |args: &[&str]| run_bytes(dir, args, &[], None, DEFAULT_TIMEOUT);
+    let listed = git(&["ls-files", "-z", "--cached", "--full-name", "--", "."])?;
+    let prefix = String::from_utf8_lossy(&git(&["rev-parse", "--show-prefix"])?)
+        .trim_end()
+        .to_owned();
+    let mut files = Vec::new();
+    for full in listed.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let full = String::from_utf8_lossy(full);
+        let Some(rest) = full.strip_prefix(&prefix) else {
+            continue;
+        };
+        let blob = git(&["show", &format!(":{full}")])?;
+        files.push((rest.to_owned(), blob));
+    }
+    Ok(files)
+}
+
+/// Who runs a command, as git knows them in `dir`: `user.email`, else `user.name`.
+pub fn user_identity(dir: &Path) -> Option<String> {
+    ["user.email", "user.name"].iter().find_map(|key| {
+        run(dir, &["config", key], &[], None, DEFAULT_TIMEOUT)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
 /// A name or address as fast-import takes it: no angle brackets or line breaks.
 fn sanitize(s: &str) -> String {
     s.chars()

@@ -96,7 +96,7 @@ struct View {
     remote: Option<String>,
     unpushed: HashMap<TenantId, usize>,
     last_pull: Option<(OffsetDateTime, Instant)>,
-    last_error: Option<String>,
+    last_error: Option<crate::git::RemoteError>,
     dropped: Option<report::Reports>,
     rewritten: Option<report::Reports>,
 }
@@ -250,7 +250,7 @@ impl Replicator {
                 v.remote.clone(),
                 v.unpushed.get(tenant).copied().unwrap_or(0),
                 v.last_pull,
-                v.last_error.clone(),
+                v.last_error.as_ref().map(ToString::to_string),
                 v.dropped.as_ref().map(|r| r.of(tenant)).unwrap_or_default(),
                 v.rewritten
                     .as_ref()
@@ -311,8 +311,17 @@ impl Engine {
         v.unpushed = unpushed;
     }
 
-    fn set_error(&self, error: Option<String>) {
+    fn set_error(&self, error: Option<crate::git::RemoteError>) {
         self.view.lock().last_error = error;
+    }
+
+    /// The remote answered a fetch: an error about reaching it is over (a refusal of a
+    /// push by its policy is not, until a push lands).
+    fn reached_remote(&self) {
+        let mut v = self.view.lock();
+        if v.last_error != Some(crate::git::RemoteError::Refused) {
+            v.last_error = None;
+        }
     }
 
     fn now(&self) -> OffsetDateTime {

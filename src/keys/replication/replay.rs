@@ -54,11 +54,12 @@ impl Engine {
             Ok(new) => new,
             Err(e) => {
                 tracing::warn!(error = %e, "git fetch failed");
-                self.set_error(Some(e.to_string()));
+                self.set_error(Some(e.clone()));
                 return Err(e);
             }
         };
         self.view.lock().last_pull = Some((OffsetDateTime::now_utc(), Instant::now()));
+        self.reached_remote();
         if let Some(old) = self.remote_tip.clone()
             && old != new
         {

@@ -127,7 +127,7 @@ impl Engine {
             return Pushed::Done;
         }
         let Some(url) = self.push_url() else {
-            self.set_error(Some(RemoteError::Unreachable.to_string()));
+            self.set_error(Some(RemoteError::Unreachable));
             return Pushed::Failed;
         };
         match self.repo.push(&url, &tip, &self.branch, self.push_timeout) {
@@ -156,7 +156,7 @@ impl Engine {
                     _ => "unreachable",
                 });
                 tracing::warn!(error = %e, "cannot push keyward's writes; trying again later");
-                self.set_error(Some(e.to_string()));
+                self.set_error(Some(e.clone()));
                 Pushed::Failed
             }
         }

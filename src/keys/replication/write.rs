@@ -382,7 +382,7 @@ impl Engine {
                     } else {
                         "unreachable"
                     });
-                    self.set_error(Some(e.to_string()));
+                    self.set_error(Some(e.clone()));
                     return unreachable_now(done.into_iter().map(|(j, _)| j).collect(), &e);
                 }
             }
@@ -417,7 +417,7 @@ impl Engine {
         if landed == Some(true) {
             return self.pushed(tip, done);
         }
-        self.set_error(Some(RemoteError::Unknown.to_string()));
+        self.set_error(Some(RemoteError::Unknown));
         let base = self.remote_tip.clone();
         let commits: Vec<String> = done.iter().filter_map(|(_, d)| d.commit.clone()).collect();
         self.in_doubt.retain(|d| d.since.elapsed() < DOUBT_KEPT);
