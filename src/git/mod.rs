@@ -18,9 +18,15 @@ use std::time::{Duration, Instant};
 /// How long a git command may take unless its caller gives it a bound of its own.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long keyward's fast-forward of the work tree may take.
+const FAST_FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The ref keyward fetches the remote branch into: never the remote-tracking branch a
 /// deploy job's `git fetch` or `git pull` updates, so the two never race on a ref lock.
 pub const REMOTE_REF: &str = "refs/keyward/remote";
+/// Where a fetch lands first: `REMOTE_REF` follows only once what the new tip removed (a
+/// force-push) has been reported, so a crash in between reports it at the next start.
+pub const FETCHED_REF: &str = "refs/keyward/fetched";
 /// keyward's own commits not on the remote yet (`async` mode, or no remote at all).
 pub const LOCAL_REF: &str = "refs/keyward/local";
 /// Where `git fast-import` leaves the last batch of commits.
@@ -205,19 +211,9 @@ impl Repo {
         }
     }
 
-    /// Fetches the remote branch into [`REMOTE_REF`] and returns its commit. No
-    /// `FETCH_HEAD` is written and no remote-tracking branch is touched: a deploy job's
-    /// `git pull` on the same clone reads and writes those.
-    pub fn fetch(
-        &self,
-        remote: &str,
-        branch: &str,
-        limit: Duration,
-    ) -> Result<String, RemoteError> {
-        self.fetch_into(remote, branch, REMOTE_REF, limit)
-    }
-
-    /// `fetch`, into the ref `into`.
+    /// Fetches the remote branch into the ref `into` and returns its commit. No `FETCH_HEAD`
+    /// is written and no remote-tracking branch is touched: a deploy job's `git pull` on
+    /// the same clone reads and writes those.
     pub fn fetch_into(
         &self,
         remote: &str,
@@ -477,9 +473,44 @@ impl Repo {
     /// Moves the checked-out branch, its index and the work tree forward to `commit`
     /// (`git merge --ff-only`): never backward or sideways, and never over an uncommitted
     /// edit. Used only when the clone has been quiet for a while (see `replication::sync`).
-    pub fn fast_forward(&self, commit: &str) -> Result<(), GitError> {
-        self.git(&["merge", "--ff-only", "--quiet", "--no-stat", commit])
-            .map(drop)
+    /// Should it run out of time, the locks it took (and only those) are removed.
+    pub fn fast_forward(&self, commit: &str, branch: &str) -> Result<(), GitError> {
+        let locks = self.merge_locks(branch);
+        let held_before: Vec<bool> = locks.iter().map(|l| l.exists()).collect();
+        let merged = run(
+            &self.top,
+            &["merge", "--ff-only", "--quiet", "--no-stat", commit],
+            &[],
+            None,
+            FAST_FORWARD_TIMEOUT,
+        );
+        if let Err(GitError::Timeout { .. }) = &merged {
+            for (lock, before) in locks.iter().zip(held_before) {
+                if !before {
+                    let _ = std::fs::remove_file(lock);
+                }
+            }
+        }
+        merged.map(drop)
+    }
+
+    /// The lock files `git merge --ff-only` takes in the clone.
+    pub fn merge_locks(&self, branch: &str) -> Vec<PathBuf> {
+        let Some(dir) = self.git_dir() else {
+            return Vec::new();
+        };
+        let mut locks: Vec<PathBuf> = [
+            "index.lock",
+            "HEAD.lock",
+            "ORIG_HEAD.lock",
+            "AUTO_MERGE.lock",
+            "packed-refs.lock",
+        ]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+        locks.push(dir.join(format!("refs/heads/{branch}.lock")));
+        locks
     }
 
     /// Is this a shallow clone (its history cut short)?
@@ -504,11 +535,19 @@ impl Repo {
             "--",
             pathspec,
         ])?;
-        Ok(out
-            .split('\0')
-            .filter(|l| l.len() > 3)
-            .map(|l| l[3..].to_owned())
-            .collect())
+        let mut paths = Vec::new();
+        let mut fields = out.split('\0');
+        while let Some(entry) = fields.next() {
+            let Some(path) = entry.get(3..).filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            // A rename or copy is followed by its source's path, a field of its own.
+            if entry.starts_with('R') || entry.starts_with('C') {
+                fields.next();
+            }
+            paths.push(path.to_owned());
+        }
+        Ok(paths)
     }
 
     /// Commits exactly `path` as it is in the work tree, whatever else is staged; returns

@@ -51,12 +51,14 @@ where
         body,
     );
     let store = service.idempotency();
+    // A write given up on as Lost, whose rerun fails, may still be the one that lands.
+    let mut earlier = None;
     match store.begin(&tag) {
         Begin::Fresh => {}
         Begin::Replay(answer) => return Ok(replay(answer)),
         Begin::InUse => return Err(ApiError::IdempotencyKeyInUse),
         Begin::Reused => return Err(ApiError::IdempotencyKeyReused),
-        Begin::InDoubt { doubt, answer } => match service.settle(doubt).await {
+        Begin::InDoubt { doubt, answer } => match service.settle(doubt.clone()).await {
             Settled::Landed => {
                 store.done(&tag, answer.clone());
                 return Ok(replay(answer));
@@ -65,6 +67,7 @@ where
             Settled::Lost => {
                 // It can never land: this request is the write's first that counts.
                 store.forget(&tag);
+                earlier = Some((doubt, answer));
                 if !matches!(store.begin(&tag), Begin::Fresh) {
                     return Err(ApiError::IdempotencyKeyInUse);
                 }
@@ -85,7 +88,10 @@ where
             Err(ApiError::OutcomeUnknown(None))
         }
         Err(e) if e.status_code().is_server_error() => {
-            store.forget(&tag);
+            match earlier {
+                Some((doubt, answer)) => store.in_doubt(&tag, doubt, answer),
+                None => store.forget(&tag),
+            }
             Err(e)
         }
         Err(e) => {

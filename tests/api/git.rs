@@ -450,35 +450,55 @@ async fn an_uncommitted_hand_edit_in_the_clone_is_not_served_and_is_left_alone()
 }
 
 #[tokio::test]
-async fn a_lock_a_killed_git_left_is_removed_at_restart_and_writes_go_on() {
+async fn at_restart_only_the_locks_a_killed_git_of_keyward_s_left_are_removed() {
     let world = World::new();
     let clone = world.clone_for("server");
     let app = keyward_on(&clone, |_| {}).await;
+    let state = app.dir.path().join("state");
     let dir = app.stop().await;
-    // What a kill -9 of git leaves: a stale index.lock, and a lock on keyward's own ref.
-    std::fs::write(clone.join(".git/index.lock"), "").unwrap();
-    std::fs::create_dir_all(clone.join(".git/refs/keyward")).unwrap();
-    std::fs::write(clone.join(".git/refs/keyward/local.lock"), "").unwrap();
-    for lock in [".git/index.lock", ".git/refs/keyward/local.lock"] {
-        // Left by a git killed a minute ago (a younger lock may be a live git's).
+    let stale = |path: &Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "").unwrap();
+        // Left a minute ago (a younger lock may be a live git's).
         let ok = std::process::Command::new("touch")
             .args(["-d", "1 minute ago"])
-            .arg(clone.join(lock))
+            .arg(path)
             .status()
             .unwrap();
         assert!(ok.success());
-    }
-
+    };
+    // A lock on keyward's own ref, and index.lock of a git that is not keyward's.
+    stale(&clone.join(".git/refs/keyward/local.lock"));
+    stale(&clone.join(".git/index.lock"));
     let tenants = clone.join("tenants");
     let app = spawn_app_on(dir, move |s| {
-        s.tenants_dir = tenants;
+        s.tenants_dir = tenants.clone();
         s.git.enabled = true;
     })
     .await;
 
-    clean(&clone);
+    assert!(!clone.join(".git/refs/keyward/local.lock").exists());
+    assert!(
+        clone.join(".git/index.lock").exists(),
+        "someone else's lock is theirs"
+    );
+    // keyward needs neither the index nor the branch to take a write.
     app.new_key("acme", "after", &[]).await;
     assert!(world.on_remote("acme").contains("name: after"));
+
+    // Killed while moving the work tree forward: its marker says the locks are keyward's.
+    let dir = app.stop().await;
+    stale(&state.join("git/fast-forward-running"));
+    stale(&clone.join(".git/refs/heads/main.lock"));
+    let tenants = clone.join("tenants");
+    let _app = spawn_app_on(dir, move |s| {
+        s.tenants_dir = tenants;
+        s.git.enabled = true;
+    })
+    .await;
+    assert!(!clone.join(".git/index.lock").exists());
+    assert!(!clone.join(".git/refs/heads/main.lock").exists());
+    assert!(!state.join("git/fast-forward-running").exists());
     clean(&clone);
 }
 
@@ -729,4 +749,46 @@ async fn without_a_remote_writes_are_commits_and_nothing_waits_to_be_pushed() {
     let status: Value = app.status("acme").await.json().await.unwrap();
     assert_eq!(status["git"]["unpushed"], 0, "{status}");
     clean(&clone);
+}
+
+#[tokio::test]
+async fn an_async_write_retried_after_a_restart_with_its_idempotency_key_is_not_applied_again() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let tenants = clone.join("tenants");
+    let app = keyward_on(&clone, |s| {
+        s.git.push = keyward::config::PushMode::Async;
+    })
+    .await;
+    git(
+        &clone,
+        &["remote", "set-url", "origin", "/nowhere/origin.git"],
+    );
+    let create = |app: &TestApp| {
+        app.client
+            .post(app.keys_url("acme"))
+            .bearer_auth(writer("acme"))
+            .header("Idempotency-Key", "once-only")
+            .json(&json!({"name": "once"}))
+            .send()
+    };
+    assert_eq!(create(&app).await.unwrap().status(), 201);
+
+    // Restarted with the write journalled and unpushed: the answers kept in memory are gone.
+    let dir = app.stop().await;
+    let app = spawn_app_on(dir, move |s| {
+        s.tenants_dir = tenants;
+        s.git.enabled = true;
+        s.git.push = keyward::config::PushMode::Async;
+    })
+    .await;
+    let again = create(&app).await.unwrap();
+
+    assert_eq!(again.status(), 201);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["code"], "token_issued_elsewhere", "{body}");
+    let served = app.list_names("acme").await;
+    assert_eq!(served.iter().filter(|n| *n == "once").count(), 1);
+    let status: Value = app.status("acme").await.json().await.unwrap();
+    assert_eq!(status["git"]["unpushed"], 1, "applied once: {status}");
 }

@@ -156,6 +156,7 @@ struct Engine {
     in_doubt: Vec<write::Doubt>,
     /// Idempotency keys (scope -> body digest) of keyward's commits on the remote.
     applied: HashMap<String, String>,
+    state_dir: std::path::PathBuf,
 }
 
 /// The remote keyward fetches from and pushes to.

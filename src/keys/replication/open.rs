@@ -71,7 +71,7 @@ impl Opened {
             }
             None => None,
         };
-        repair_interrupted_git(&repo);
+        repair_interrupted_git(&repo, &settings.branch, state_dir);
         let journal = Journal::open(state_dir).map_err(|e| {
             anyhow::anyhow!(
                 "git mode: cannot read {} ({e}). A journal from a keyward before this release: push the \
@@ -126,6 +126,7 @@ impl Opened {
             view,
             in_doubt: Vec::new(),
             applied: Default::default(),
+            state_dir: state_dir.to_path_buf(),
         };
         if let Some(tip) = engine
             .remote_tip
@@ -133,6 +134,12 @@ impl Opened {
             .or_else(|| engine.local_tip.clone())
         {
             engine.learn_idempotency(&tip, &[]);
+        }
+        // Acknowledged and not pushed: a retry of one of these is not applied again either.
+        for e in engine.journal.entries() {
+            if let Some(tag) = &e.intent.idempotency {
+                engine.applied.insert(tag.scope.clone(), tag.body.clone());
+            }
         }
         // Acknowledged writes an earlier run did not push: replayed on what it knew.
         engine.rebuild_local();
@@ -144,10 +151,11 @@ impl Opened {
     }
 }
 
-/// What a killed git leaves: a stale lock (one younger than 10 s may be a live git of ops'
-/// and is waited out), an interrupted rebase or merge (keyward starts neither, but the clone
-/// must be clean for ops' tooling).
-fn repair_interrupted_git(repo: &Repo) {
+/// What a killed git of keyward's leaves: locks on its own refs, and, when keyward was
+/// killed in the middle of moving the work tree forward (its marker in `state_dir` says
+/// so), the locks that fast-forward took. A lock younger than 10 s may be a live git's and
+/// is waited out; a lock of anyone else's is never touched.
+fn repair_interrupted_git(repo: &Repo, branch: &str, state_dir: &Path) {
     let Some(dir) = repo.git_dir() else {
         return;
     };
@@ -158,7 +166,7 @@ fn repair_interrupted_git(repo: &Repo) {
             .ok()
             .and_then(|t| t.elapsed().ok())
     };
-    let mut locks = vec![dir.join("index.lock"), dir.join("HEAD.lock")];
+    let mut locks = Vec::new();
     if let Ok(ours) = std::fs::read_dir(dir.join("refs/keyward")) {
         locks.extend(
             ours.flatten()
@@ -166,12 +174,17 @@ fn repair_interrupted_git(repo: &Repo) {
                 .filter(|p| p.extension().is_some_and(|x| x == "lock")),
         );
     }
+    let marker = state_dir.join("git").join("fast-forward-running");
+    if marker.exists() {
+        locks.extend(repo.merge_locks(branch));
+    }
     for lock in locks {
         while age(&lock).is_some_and(|a| a < STALE) {
             std::thread::sleep(Duration::from_millis(200));
         }
         if lock.exists() && std::fs::remove_file(&lock).is_ok() {
-            tracing::warn!(path = %lock.display(), "removed a stale git lock left by a killed git");
+            tracing::warn!(path = %lock.display(), "removed a stale git lock left by a killed git of keyward's");
         }
     }
+    let _ = std::fs::remove_file(marker);
 }

@@ -5,7 +5,7 @@
 //! already reapplied (its trailer is in the history) is not applied again, so running it
 //! twice changes nothing. The servers follow the new commits on their next pull.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,9 +42,12 @@ pub fn reapply(settings: &Settings) -> anyhow::Result<()> {
         .context("cannot read the report of rewritten writes in state_dir")?;
     let store = Store::new(settings.tenants_dir.clone(), false);
     let limit = Duration::from_secs(settings.git.push_timeout_seconds.max(1));
+    let url = repo
+        .push_url(remote)
+        .with_context(|| format!("the clone has no remote {remote:?}"))?;
     for _ in 0..ATTEMPTS {
         let tip = repo
-            .fetch_into(remote, &settings.git.branch, SCRATCH, limit)
+            .fetch_into(&url, &settings.git.branch, SCRATCH, limit)
             .map_err(|e| anyhow::anyhow!("cannot fetch from {remote}: {e}"))?;
         let done = reapplied(&repo, &tip)?;
         let mut todo: Vec<(String, Intent)> = reports
@@ -68,7 +71,7 @@ pub fn reapply(settings: &Settings) -> anyhow::Result<()> {
             &tip,
             &mut intents,
             OffsetDateTime::now_utc(),
-            &HashMap::new(),
+            None,
         )?;
         if built.tip == tip {
             for ((old, i), outcome) in todo.iter().zip(&built.outcomes) {
@@ -85,9 +88,6 @@ pub fn reapply(settings: &Settings) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        let url = repo
-            .push_url(remote)
-            .with_context(|| format!("the clone has no remote {remote:?}"))?;
         match repo.push(&url, &built.tip, &settings.git.branch, limit) {
             Ok(()) => {
                 for ((old, i), outcome) in todo.iter().zip(&built.outcomes) {

@@ -19,7 +19,7 @@ use super::report::Report;
 use super::write::build;
 use crate::config::PushMode;
 use crate::domain::{KeyName, SecurityFile, TenantId};
-use crate::git::{LOCAL_REF, LoggedCommit, REMOTE_REF, RemoteError};
+use crate::git::{FETCHED_REF, LOCAL_REF, LoggedCommit, REMOTE_REF, RemoteError};
 use crate::keys::idempotency::{Doubt, IdempotencyTag};
 use crate::keys::intent::{self, Intent, Verb};
 use crate::store::render;
@@ -45,11 +45,17 @@ impl Engine {
 
     /// `pull`, giving up at `deadline`.
     pub(super) fn pull_within(&mut self, deadline: Instant) -> Result<(), RemoteError> {
-        let Some(remote) = &self.remote else {
+        if self.remote.is_none() {
             return Ok(());
+        }
+        // From where keyward pushes: a fetch URL that is a lagging mirror would otherwise
+        // look like a rewrite of what keyward just pushed.
+        let Some(url) = self.push_url() else {
+            self.set_error(Some(RemoteError::Unreachable));
+            return Err(RemoteError::Unreachable);
         };
         let limit = deadline.saturating_duration_since(Instant::now());
-        let fetched = self.repo.fetch(&remote.name, &self.branch, limit);
+        let fetched = self.repo.fetch_into(&url, &self.branch, FETCHED_REF, limit);
         let new = match fetched {
             Ok(new) => new,
             Err(e) => {
@@ -68,6 +74,9 @@ impl Engine {
             }
             self.look_for_doubts(&new);
             self.learn_idempotency(&new, &[old.as_str()]);
+        }
+        if let Err(e) = self.repo.set_ref(REMOTE_REF, Some(&new)) {
+            tracing::warn!(error = %e, "cannot record the fetched tip in refs/keyward/remote");
         }
         self.remote_tip = Some(new);
         self.rebuild_local();
@@ -109,7 +118,8 @@ impl Engine {
             &base,
             &mut intents,
             now,
-            &self.applied,
+            // Its own keys are known already: a replay is the same write, not a retry.
+            None,
         );
         let built = match built {
             Ok(b) => b,
@@ -289,8 +299,9 @@ impl Engine {
             }
         }
         if self.applied.len() > 4 * IDEMPOTENCY_SCAN {
-            // Bounded: the oldest knowledge goes first at the next start; now all of it.
+            // Bounded: what is forgotten is learned again from the last day's history.
             self.applied.clear();
+            self.learn_idempotency(tip, &[]);
         }
     }
 

@@ -22,8 +22,10 @@ use super::{Engine, Msg};
 use crate::config::PushMode;
 use crate::git::{REMOTE_REF, RemoteError};
 
-/// How long git's files in the clone must be untouched before keyward moves its branch.
-const QUIET: Duration = Duration::from_millis(500);
+/// How long git's files in the clone must be untouched before keyward moves its branch: a
+/// deploy job that runs more often than this keeps the work tree up to date itself, and
+/// keyward never competes with it for `index.lock`.
+const QUIET: Duration = Duration::from_secs(3);
 /// How often the work tree is compared with the remote tip.
 const TREE_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -126,6 +128,22 @@ impl Engine {
         if self.journal.is_empty() || self.remote_tip.as_deref() == Some(tip.as_str()) {
             return Pushed::Done;
         }
+        if self.local_base != self.remote_tip {
+            // The chain is not built on the remote's tip (a replay failed): pushing it
+            // could bring back what a force-push removed. Rebuilt first, by meaning.
+            self.rebuild_local();
+            if self.local_base != self.remote_tip {
+                return Pushed::Failed;
+            }
+            let Some(rebuilt) = self.local_tip.clone() else {
+                return Pushed::Done;
+            };
+            return self.push_tip(rebuilt);
+        }
+        self.push_tip(tip)
+    }
+
+    fn push_tip(&mut self, tip: String) -> Pushed {
         let Some(url) = self.push_url() else {
             self.set_error(Some(RemoteError::Unreachable));
             return Pushed::Failed;
@@ -186,7 +204,13 @@ impl Engine {
             }
             return TREE_EVERY * 5;
         }
-        match self.repo.fast_forward(&target) {
+        // A marker in state_dir says a fast-forward of keyward's is running: a restart after
+        // a kill finds it and removes the locks that fast-forward left, and only then.
+        let marker = self.fast_forward_marker();
+        let _ = std::fs::write(&marker, b"");
+        let merged = self.repo.fast_forward(&target, &self.branch);
+        let _ = std::fs::remove_file(&marker);
+        match merged {
             Ok(()) => TREE_EVERY,
             Err(e) => {
                 if warned.insert(format!("ff {head}")) {
@@ -196,6 +220,10 @@ impl Engine {
                 TREE_EVERY * 5
             }
         }
+    }
+
+    pub(super) fn fast_forward_marker(&self) -> PathBuf {
+        self.state_dir.join("git").join("fast-forward-running")
     }
 
     /// No lock of git's is held in the clone, and none of the files a checkout, pull or

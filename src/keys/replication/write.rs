@@ -64,7 +64,7 @@ pub(in crate::keys) fn build(
     base: &str,
     intents: &mut [&mut Intent],
     now: OffsetDateTime,
-    applied: &HashMap<String, String>,
+    applied: Option<&HashMap<String, String>>,
 ) -> Result<Built, GitError> {
     let mut texts: HashMap<TenantId, Result<String, Unwritable>> = HashMap::new();
     let mut outcomes = Vec::with_capacity(intents.len());
@@ -72,7 +72,7 @@ pub(in crate::keys) fn build(
     for (i, intent) in intents.iter_mut().enumerate() {
         // A write whose Idempotency-Key is in the history already is not applied again.
         if let Some(tag) = &intent.idempotency
-            && let Some(body) = applied.get(&tag.scope)
+            && let Some(body) = applied.and_then(|a| a.get(&tag.scope))
         {
             outcomes.push(Err(if *body == tag.body {
                 Error::AppliedElsewhere
@@ -240,7 +240,7 @@ impl Engine {
             base,
             &mut intents,
             now,
-            &self.applied,
+            Some(&self.applied),
         );
         let built = match built {
             Ok(b) => b,
@@ -271,8 +271,25 @@ impl Engine {
             Ok(d) => d,
             Err((jobs, e)) => return self.git_failed(jobs, &e),
         };
-        if let Err(e) = self.advance_local(&tip) {
+        if let Err(e) = self.repo.set_ref(LOCAL_REF, Some(&tip)) {
             return self.git_failed(done.into_iter().map(|(j, _)| j).collect(), &e);
+        }
+        self.committed(&tip, done);
+    }
+
+    /// The writes are kept (committed, journalled or pushed): remembered by their keys,
+    /// served, and acknowledged, whatever serving them costs.
+    fn committed(&mut self, tip: &str, done: Vec<(Job, Decided)>) {
+        self.local_tip = Some(tip.to_owned());
+        for (job, _) in &done {
+            if let Some(tag) = &job.intent.idempotency {
+                self.applied.insert(tag.scope.clone(), tag.body.clone());
+            }
+        }
+        if let Some(serving) = self.serving()
+            && let Err(e) = self.serve(&serving)
+        {
+            tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the new commit; the next pull will");
         }
         answer(done);
     }
@@ -395,20 +412,16 @@ impl Engine {
             tracing::warn!(error = %e, "cannot record the pushed commit in refs/keyward/remote");
         }
         self.remote_tip = Some(tip.to_owned());
-        self.local_tip = Some(tip.to_owned());
         self.local_base = Some(tip.to_owned());
         self.set_error(None);
-        if let Err(e) = self.serve(tip) {
-            tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the pushed commit");
-        }
-        answer(done);
+        self.committed(tip, done);
     }
 
     /// A push that did not finish in time: the remote is asked, within what is left.
     fn after_unknown(&mut self, tip: &str, done: Vec<(Job, Decided)>, deadline: Instant) {
         let left = deadline.saturating_duration_since(Instant::now());
-        let landed = self.remote.as_ref().and_then(|r| {
-            let theirs = self.repo.remote_tip(&r.name, &self.branch, left)?;
+        let landed = self.push_url().and_then(|url| {
+            let theirs = self.repo.remote_tip(&url, &self.branch, left)?;
             Some(
                 theirs == tip
                     || (self.repo.rev(&theirs).is_some() && self.repo.is_ancestor(tip, &theirs)),
