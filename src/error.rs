@@ -75,6 +75,8 @@ pub enum ApiError {
     IdempotencyKeyInUse,
     #[error("this Idempotency-Key was used with another request: send a new key for a new request")]
     IdempotencyKeyReused,
+    #[error("too many requests of this kind are running; retry shortly")]
+    TooManyRequests,
     #[error("no such resource")]
     NotFound,
     #[error("method not allowed")]
@@ -108,6 +110,7 @@ impl ApiError {
             Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::TooManyRequests => "too_many_requests",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -180,6 +183,7 @@ impl ResponseError for ApiError {
             Self::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -199,7 +203,7 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(status);
         res.content_type("application/problem+json");
         match self {
-            Self::TenantBusy => {
+            Self::TenantBusy | Self::TooManyRequests => {
                 res.insert_header((header::RETRY_AFTER, "1"));
             }
             Self::RemoteUnavailable(_) => {
@@ -279,6 +283,7 @@ impl From<keys::Error> for ApiError {
             keys::Error::AppliedElsewhere | keys::Error::IdempotencyKeyReused => {
                 Self::IdempotencyKeyReused
             }
+            keys::Error::Busy => Self::TooManyRequests,
             keys::Error::Git(why) => Self::Internal(anyhow::anyhow!("git: {why}")),
             keys::Error::NotGitMode => Self::NotFound,
         }

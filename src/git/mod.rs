@@ -513,6 +513,26 @@ impl Repo {
         locks
     }
 
+    /// Writes git's commit-graph with changed-path Bloom filters, which let a path-limited
+    /// `git log` skip the commits that did not touch the path without reading them. Slow on
+    /// a large history: run it off every request's way.
+    pub fn write_commit_graph(&self) -> Result<(), GitError> {
+        run(
+            &self.top,
+            &[
+                "commit-graph",
+                "write",
+                "--reachable",
+                "--changed-paths",
+                "--no-progress",
+            ],
+            &[],
+            None,
+            Duration::from_secs(600),
+        )
+        .map(drop)
+    }
+
     /// Is this a shallow clone (its history cut short)?
     pub fn is_shallow(&self) -> bool {
         self.git(&["rev-parse", "--is-shallow-repository"])

@@ -17,7 +17,7 @@ pub use command::{
 };
 pub use etag::etag;
 pub use intent::Verb;
-pub use replication::{GitStatus, History, HistoryEntry, Replicator, Report};
+pub use replication::{GitStatus, History, HistoryCursor, HistoryEntry, Replicator, Report};
 pub use service::{Issued, KeyState, KeysFrom, Page, Service, TenantStatus};
 pub use verifier::Verifier;
 
@@ -65,6 +65,9 @@ pub enum Error {
     AppliedElsewhere,
     #[error("this Idempotency-Key was used with another request body")]
     IdempotencyKeyReused,
+    /// As many history requests as the server takes at once are running.
+    #[error("too many history requests at once")]
+    Busy,
     #[error("git failed: {0}")]
     Git(String),
     #[error("this server is not in git mode")]

@@ -89,7 +89,11 @@ pub struct Service {
     max_keys: usize,
     /// First answers of requests that carried an `Idempotency-Key`.
     idempotency: Idempotency,
+    history_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many history requests run at once.
+const HISTORY_AT_ONCE: usize = 4;
 
 impl Service {
     pub fn new(
@@ -112,6 +116,7 @@ impl Service {
             prefix,
             max_keys,
             idempotency: Idempotency::default(),
+            history_slots: Arc::new(tokio::sync::Semaphore::new(HISTORY_AT_ONCE)),
         }
     }
 
@@ -167,18 +172,30 @@ impl Service {
         blocking(move || Ok(git.status(&t))).await.ok()
     }
 
-    /// The tenant's file history from git.
+    /// One page of the tenant's file history from git. At most `HISTORY_AT_ONCE` run at
+    /// once: past that, `Busy` (a reader cannot pin the CPUs with many).
     pub async fn history(
         &self,
         tenant: &TenantId,
         key: Option<KeyName>,
+        limit: usize,
+        cursor: Option<super::HistoryCursor>,
     ) -> Result<super::History, Error> {
         let git = self.git.clone().ok_or(Error::NotGitMode)?;
         if !self.tenant_exists(tenant) {
             return Err(Error::TenantNotFound);
         }
+        let slot = self
+            .history_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Busy)?;
         let t = tenant.clone();
-        blocking(move || git.history(&t, key.as_ref())).await
+        blocking(move || {
+            let _slot = slot;
+            git.history(&t, key.as_ref(), limit, cursor)
+        })
+        .await
     }
 
     pub fn index(&self) -> &Arc<Index> {

@@ -1,6 +1,7 @@
 //! Git mode's routes: a tenant's history from `git log`, and the webhook that asks for a
 //! pull now.
 
+use actix_web::http::header::LINK;
 use actix_web::{HttpRequest, HttpResponse, web};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -12,6 +13,7 @@ use utoipa::OpenApi;
 use super::json::RawBody;
 use super::{AdminErrors, Endpoint};
 use crate::auth::{Admin, ReadKeys};
+use crate::domain::FieldError;
 use crate::domain::KeyName;
 use crate::error::{ApiError, Credential, ProblemDetails};
 use crate::keys::{self, HistoryEntry};
@@ -34,15 +36,27 @@ pub struct WebhookSecret(pub Option<SecretString>);
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Only the commits about this key.
     #[serde(rename = "keyName")]
     #[param(rename = "keyName")]
     key_name: Option<String>,
+    /// Entries per page: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<usize>,
+    /// Where the page starts: from the `Link: <...>; rel="next"` of the page before.
+    cursor: Option<String>,
 }
 
-/// The tenant's file history from git, newest first; ops' own commits are `edit`s. A
-/// shallow clone says so in `Keyward-History: shallow` (older commits exist).
+/// Entries per page when the query names none, and the most it may ask for.
+const PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+/// The tenant's file history from git, newest first, a page at a time (`Link: <...>;
+/// rel="next"` when more follow); ops' own commits are `edit`s. A shallow clone says so
+/// in `Keyward-History: shallow` (older commits exist). At most a few run at once: past
+/// that, 429 with `Retry-After`.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/history",
@@ -50,6 +64,7 @@ pub struct HistoryQuery {
     params(("tenantId" = String, Path, description = "Tenant id"), HistoryQuery),
     responses(
         (status = 200, description = "Commits, newest first", body = [HistoryEntry]),
+        (status = 429, description = "Too many history requests at once; `Retry-After`", body = ProblemDetails),
         AdminErrors,
     ),
     security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
@@ -57,20 +72,66 @@ pub struct HistoryQuery {
 pub(crate) async fn history(
     admin: Admin<ReadKeys>,
     service: web::Data<keys::Service>,
-    query: web::Query<HistoryQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<HistoryQuery>::from_query(req.query_string())
+        .map_err(|_| ApiError::invalid_request("unknown or malformed history query parameter"))?
+        .into_inner();
+    let limit = match query.limit {
+        None => PAGE,
+        Some(n @ 1..=MAX_PAGE) => n,
+        Some(_) => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "limit",
+                "must be from 1 to 500",
+            )]));
+        }
+    };
+    let cursor = match query.cursor.as_deref().map(keys::HistoryCursor::parse) {
+        None => None,
+        Some(Some(c)) => Some(c),
+        Some(None) => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "cursor",
+                "not a cursor this server gave",
+            )]));
+        }
+    };
     let history = match query.key_name.as_deref().map(KeyName::parse) {
         // A name that could never exist has no history.
         Some(Err(_)) => keys::History {
             entries: Vec::new(),
             shallow: false,
+            next: None,
         },
-        Some(Ok(key)) => service.history(&admin.actor.tenant, Some(key)).await?,
-        None => service.history(&admin.actor.tenant, None).await?,
+        Some(Ok(key)) => {
+            service
+                .history(&admin.actor.tenant, Some(key), limit, cursor)
+                .await?
+        }
+        None => {
+            service
+                .history(&admin.actor.tenant, None, limit, cursor)
+                .await?
+        }
     };
     let mut res = HttpResponse::Ok();
     if history.shallow {
         res.insert_header(("Keyward-History", "shallow"));
+    }
+    if let Some(next) = &history.next {
+        // The same query, from where this page ended.
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in form_urlencoded::parse(req.query_string().as_bytes()) {
+            if name != "cursor" {
+                query.append_pair(&name, &value);
+            }
+        }
+        query.append_pair("cursor", &next.encode());
+        res.insert_header((
+            LINK,
+            format!("<{}?{}>; rel=\"next\"", req.path(), query.finish()),
+        ));
     }
     Ok(res.json(history.entries))
 }

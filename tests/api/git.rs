@@ -792,3 +792,87 @@ async fn an_async_write_retried_after_a_restart_with_its_idempotency_key_is_not_
     let status: Value = app.status("acme").await.json().await.unwrap();
     assert_eq!(status["git"]["unpushed"], 1, "applied once: {status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_comes_in_pages_that_link_to_the_next_and_a_crowd_is_told_to_wait() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |_| {}).await;
+    for i in 0..5 {
+        app.new_key("acme", &format!("page-{i}"), &[]).await;
+    }
+    app.update_key("acme", "page-3", json!({"enabled": false}))
+        .await;
+    let reader = token("acme", READ);
+    let get = |url: String| app.client.get(url).bearer_auth(&reader).send();
+
+    // Every entry once, newest first, two at a time, following Link: rel="next".
+    let mut url = app.url("/api/acme/admin/history?limit=2");
+    let mut seen = Vec::new();
+    loop {
+        let res = get(url.clone()).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let next = res
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let page: Vec<Value> = res.json().await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(
+            page.into_iter()
+                .map(|e| e["commit"].as_str().unwrap().to_owned()),
+        );
+        let Some(next) = next else { break };
+        let path = next
+            .strip_prefix('<')
+            .and_then(|l| l.split_once(">; rel=\"next\""))
+            .unwrap()
+            .0;
+        url = app.url(path);
+    }
+    let all: Vec<Value> = app.history("acme", None).await.json().await.unwrap();
+    let all: Vec<String> = all
+        .iter()
+        .map(|e| e["commit"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, all, "pages cover the history once, in order");
+    assert_eq!(all.len(), 7, "six writes and the first commit");
+    let key_pages: Vec<Value> = get(app.url("/api/acme/admin/history?keyName=page-3&limit=1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(key_pages.len(), 1);
+    assert_eq!(key_pages[0]["action"], "update");
+
+    for bad in ["limit=0", "limit=501", "cursor=nope", "limits=2"] {
+        let res = get(app.url(&format!("/api/acme/admin/history?{bad}")))
+            .await
+            .unwrap();
+        assert!(matches!(res.status().as_u16(), 400 | 422), "{bad}");
+    }
+
+    // Many at once: each is answered, the ones past the limit with 429 and Retry-After.
+    let crowd: Vec<_> = (0..40)
+        .map(|_| {
+            let (client, url, reader) = (
+                app.client.clone(),
+                app.url("/api/acme/admin/history?keyName=page-3"),
+                reader.clone(),
+            );
+            tokio::spawn(async move { client.get(url).bearer_auth(reader).send().await.unwrap() })
+        })
+        .collect();
+    for answer in crowd {
+        let res = answer.await.unwrap();
+        match res.status().as_u16() {
+            200 => {}
+            429 => {
+                assert!(res.headers().contains_key("retry-after"));
+                assert_problem(res, 429, "too_many_requests").await;
+            }
+            other => panic!("history answered {other}"),
+        }
+    }
+}

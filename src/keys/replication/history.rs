@@ -1,6 +1,10 @@
 //! A tenant's file history from `git log` on the served commit, newest first: keyward's
 //! commits by their verb and key, ops' own commits as `edit`s. It reads refs and objects
-//! only, so it never waits on the worker or a push.
+//! only, so it never waits on the worker or a push. Paged: a cursor names the commit the
+//! first page was read from and how many entries came before, so pages stay stable while
+//! new commits arrive, and a page costs the commits up to its end, all of them commits
+//! that touched the tenant's file (git's changed-path Bloom filters, which keyward keeps
+//! current, skip the others without reading them).
 
 use super::file_path;
 use crate::domain::{KeyName, TenantId};
@@ -8,12 +12,40 @@ use crate::git::Repo;
 use crate::keys::Error;
 use crate::keys::intent::Verb;
 
-/// A tenant's history from git.
+/// One page of a tenant's history from git.
 #[derive(Debug)]
 pub struct History {
     pub entries: Vec<HistoryEntry>,
     /// The clone's history is cut short (`git clone --depth`): older commits exist.
     pub shallow: bool,
+    /// Where the next page starts, when there is one.
+    pub next: Option<HistoryCursor>,
+}
+
+/// Which page: `offset` entries into the history of `tip`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCursor {
+    pub tip: String,
+    pub offset: usize,
+}
+
+impl HistoryCursor {
+    /// The most entries a cursor may skip.
+    const MAX_OFFSET: usize = 1_000_000;
+
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.tip, self.offset)
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let (tip, offset) = s.split_once('.')?;
+        let hex = (40..=64).contains(&tip.len()) && tip.bytes().all(|b| b.is_ascii_hexdigit());
+        let offset: usize = offset.parse().ok().filter(|o| *o <= Self::MAX_OFFSET)?;
+        hex.then(|| Self {
+            tip: tip.to_ascii_lowercase(),
+            offset,
+        })
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -30,16 +62,30 @@ pub struct HistoryEntry {
 pub(super) fn history(
     repo: &Repo,
     prefix: &str,
-    tip: &str,
+    served: &str,
     tenant: &TenantId,
     key: Option<&KeyName>,
+    limit: usize,
+    cursor: Option<HistoryCursor>,
 ) -> Result<History, Error> {
     let path = file_path(prefix, tenant);
-    const FORMAT: &str = "--format=%H%x1f%an%x1f%aI%x1f%s%x1e";
-    let log = |extra: &[&str]| -> Result<Vec<HistoryEntry>, Error> {
-        let mut args = vec!["log", FORMAT];
+    let (tip, offset) = match cursor {
+        Some(c) if repo.rev(&c.tip).is_some() => (c.tip, c.offset),
+        Some(_) => {
+            return Err(Error::Validation(vec![crate::domain::FieldError::new(
+                "cursor",
+                "not a cursor this server can page from",
+            )]));
+        }
+        None => (served.to_owned(), 0),
+    };
+    let want = offset + limit + 1;
+    const FORMAT: &str = "--format=%H%x1f%an%x1f%aI%x1f%s%x1f%ct%x1e";
+    let log = |extra: &[&str]| -> Result<Vec<(i64, HistoryEntry)>, Error> {
+        let max = format!("--max-count={want}");
+        let mut args = vec!["log", FORMAT, max.as_str()];
         args.extend_from_slice(extra);
-        args.extend([tip, "--", path.as_str()]);
+        args.extend([tip.as_str(), "--", path.as_str()]);
         let out = repo.run_log(&args).map_err(|e| {
             tracing::error!(error = %e, stderr = e.stderr(), "git log failed");
             Error::Git("the history cannot be read".into())
@@ -49,30 +95,64 @@ pub(super) fn history(
             .filter_map(|r| parse_log_record(r, tenant))
             .collect())
     };
-    let mut entries = log(&[])?;
-    if let Some(key) = key {
-        // keyward's commits name the key; an ops commit counts when its diff touches a
-        // line naming it.
-        let pattern = format!(
-            "name:[[:space:]]*['\"]?{}(['\"[:space:]#]|$)",
-            regex_escape(key.as_str())
-        );
-        let touched: Vec<String> = log(&["-G", &pattern])?
-            .into_iter()
-            .map(|e| e.commit)
-            .collect();
-        entries.retain(|e| match &e.key_name {
-            Some(k) => k == key.as_str(),
-            None => touched.contains(&e.commit),
-        });
-    }
+    let entries = match key {
+        None => log(&[])?,
+        Some(key) => {
+            // keyward's commits name the key in their subject; an ops commit counts when
+            // its diff adds or removes a line naming it.
+            let subject = format!(
+                "^({}) {}/{}$",
+                Verb::ALL.map(Verb::as_str).join("|"),
+                regex_escape(tenant.as_str()),
+                regex_escape(key.as_str())
+            );
+            let named = format!(
+                "name:[[:space:]]*['\"]?{}(['\"[:space:]#]|$)",
+                regex_escape(key.as_str())
+            );
+            let ours = log(&["-E", "--grep", &subject])?;
+            let theirs = log(&["-G", &named])?;
+            merge_newest_first(ours, theirs, key)
+        }
+    };
+    let more = entries.len() > offset + limit;
+    let entries: Vec<HistoryEntry> = entries
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(_, e)| e)
+        .collect();
     Ok(History {
+        next: more.then(|| HistoryCursor {
+            tip,
+            offset: offset + limit,
+        }),
         entries,
         shallow: repo.is_shallow(),
     })
 }
 
-fn parse_log_record(record: &str, tenant: &TenantId) -> Option<HistoryEntry> {
+/// Two of `git log`'s lists of one walk, merged newest first without repeats; keyward's
+/// commits about another key (whose diff named this one) are left out.
+fn merge_newest_first(
+    ours: Vec<(i64, HistoryEntry)>,
+    theirs: Vec<(i64, HistoryEntry)>,
+    key: &KeyName,
+) -> Vec<(i64, HistoryEntry)> {
+    let mut all: Vec<(i64, HistoryEntry)> =
+        ours.into_iter()
+            .chain(theirs.into_iter().filter(|(_, e)| {
+                e.key_name.is_none() || e.key_name.as_deref() == Some(key.as_str())
+            }))
+            .collect();
+    // Stable: within one second, each list keeps git's own order.
+    all.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|(_, e)| seen.insert(e.commit.clone()));
+    all
+}
+
+fn parse_log_record(record: &str, tenant: &TenantId) -> Option<(i64, HistoryEntry)> {
     let mut parts = record.trim_matches(['\n', '\r']).split('\u{1f}');
     let commit = parts.next()?.trim().to_owned();
     if commit.is_empty() {
@@ -81,6 +161,10 @@ fn parse_log_record(record: &str, tenant: &TenantId) -> Option<HistoryEntry> {
     let author = parts.next()?.to_owned();
     let date = parts.next()?.to_owned();
     let subject = parts.next().unwrap_or_default();
+    let time = parts
+        .next()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
     let ours = subject.split_once(' ').and_then(|(verb, rest)| {
         let (t, key) = rest.split_once('/')?;
         (Verb::parse(verb).is_some() && t == tenant.as_str() && KeyName::parse(key).is_ok())
@@ -90,19 +174,38 @@ fn parse_log_record(record: &str, tenant: &TenantId) -> Option<HistoryEntry> {
         Some((verb, key)) => (verb, Some(key)),
         None => ("edit".to_owned(), None),
     };
-    Some(HistoryEntry {
-        commit,
-        author,
-        date,
-        action,
-        key_name,
-    })
+    Some((
+        time,
+        HistoryEntry {
+            commit,
+            author,
+            date,
+            action,
+            key_name,
+        },
+    ))
 }
 
 fn regex_escape(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
-            let special = matches!(c, '.' | '-' | '[' | ']' | '\\' | '*' | '^' | '$');
+            let special = matches!(
+                c,
+                '.' | '-'
+                    | '['
+                    | ']'
+                    | '\\'
+                    | '*'
+                    | '^'
+                    | '$'
+                    | '+'
+                    | '?'
+                    | '('
+                    | ')'
+                    | '|'
+                    | '{'
+                    | '}'
+            );
             special
                 .then_some('\\')
                 .into_iter()
@@ -118,8 +221,8 @@ mod tests {
     #[test]
     fn log_records_tell_keyward_s_commits_from_ops_edits() {
         let acme = TenantId::parse("acme").unwrap();
-        let ours = parse_log_record(
-            "\nabc\u{1f}alice\u{1f}2026-11-28T10:00:00+00:00\u{1f}create acme/ci-deploy",
+        let (_, ours) = parse_log_record(
+            "\nabc\u{1f}alice\u{1f}2026-11-28T10:00:00+00:00\u{1f}create acme/ci-deploy\u{1f}1",
             &acme,
         )
         .unwrap();
@@ -127,14 +230,31 @@ mod tests {
             (ours.action.as_str(), ours.key_name.as_deref()),
             ("create", Some("ci-deploy"))
         );
-        let theirs = parse_log_record(
-            "def\u{1f}bob\u{1f}2026-11-28T10:00:00+00:00\u{1f}Rotate keys for Q4",
+        let (_, theirs) = parse_log_record(
+            "def\u{1f}bob\u{1f}2026-11-28T10:00:00+00:00\u{1f}Rotate keys for Q4\u{1f}2",
             &acme,
         )
         .unwrap();
         assert_eq!((theirs.action.as_str(), theirs.key_name), ("edit", None));
-        let other_tenant =
-            parse_log_record("ghi\u{1f}bob\u{1f}d\u{1f}create globex/x", &acme).unwrap();
+        let (_, other_tenant) =
+            parse_log_record("ghi\u{1f}bob\u{1f}d\u{1f}create globex/x\u{1f}3", &acme).unwrap();
         assert_eq!(other_tenant.action, "edit");
+    }
+
+    #[test]
+    fn a_cursor_reads_back_as_given_and_nothing_else_is_one() {
+        let c = HistoryCursor {
+            tip: "a".repeat(40),
+            offset: 50,
+        };
+        assert_eq!(HistoryCursor::parse(&c.encode()), Some(c));
+        for bad in [
+            "",
+            "x.1",
+            &format!("{}.-1", "a".repeat(40)),
+            &format!("{}.99999999", "a".repeat(40)),
+        ] {
+            assert_eq!(HistoryCursor::parse(bad), None, "{bad}");
+        }
     }
 }

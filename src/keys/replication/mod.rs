@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-pub use history::{History, HistoryEntry};
+pub use history::{History, HistoryCursor, HistoryEntry};
 pub use open::Opened;
 pub use reapply::reapply;
 pub use replay::Settled;
@@ -277,15 +277,17 @@ impl Replicator {
         }
     }
 
-    /// The tenant's file history in the served commit, newest first.
+    /// One page of the tenant's file history in the served commit, newest first.
     pub fn history(
         &self,
         tenant: &TenantId,
         key: Option<&crate::domain::KeyName>,
+        limit: usize,
+        cursor: Option<HistoryCursor>,
     ) -> Result<History, Error> {
         let tip = self.view.lock().served.clone();
         let tip = tip.ok_or_else(|| Error::Git("nothing is served yet".into()))?;
-        history::history(&self.repo, &self.prefix, &tip, tenant, key)
+        history::history(&self.repo, &self.prefix, &tip, tenant, key, limit, cursor)
     }
 }
 

@@ -66,6 +66,7 @@ impl Engine {
         let mut backoff = Duration::from_secs(1);
         let mut next_tree = Instant::now();
         let mut warned = HashSet::new();
+        let mut graph = CommitGraph::default();
         loop {
             let mut wake = next_pull.min(next_tree);
             if let Some(p) = next_push {
@@ -117,6 +118,7 @@ impl Engine {
             if Instant::now() >= next_tree {
                 next_tree = Instant::now() + self.bring_work_tree_up(&mut warned);
             }
+            graph.keep_current(&self.repo, self.serving().as_deref());
         }
     }
 
@@ -258,6 +260,37 @@ impl Engine {
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age < QUIET)
         })
+    }
+}
+
+/// git's commit-graph, rewritten in the background when the served commit changed, at
+/// most once every `GRAPH_EVERY`, one run at a time: history stays fast at scale.
+#[derive(Default)]
+struct CommitGraph {
+    written_for: Option<String>,
+    last: Option<Instant>,
+    running: Option<std::thread::JoinHandle<()>>,
+}
+
+const GRAPH_EVERY: Duration = Duration::from_secs(30);
+
+impl CommitGraph {
+    fn keep_current(&mut self, repo: &crate::git::Repo, tip: Option<&str>) {
+        if self.running.as_ref().is_some_and(|r| !r.is_finished()) {
+            return;
+        }
+        let due = self.last.is_none_or(|t| t.elapsed() >= GRAPH_EVERY);
+        if !due || tip.is_none() || self.written_for.as_deref() == tip {
+            return;
+        }
+        self.written_for = tip.map(str::to_owned);
+        self.last = Some(Instant::now());
+        let repo = repo.clone();
+        self.running = Some(std::thread::spawn(move || {
+            if let Err(e) = repo.write_commit_graph() {
+                tracing::debug!(error = %e, stderr = e.stderr(), "cannot write git's commit-graph");
+            }
+        }));
     }
 }
 
