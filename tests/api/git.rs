@@ -876,3 +876,66 @@ async fn history_comes_in_pages_that_link_to_the_next_and_a_crowd_is_told_to_wai
         }
     }
 }
+
+/// A `pre-receive` hook on the bare remote that holds the first push for `seconds`,
+/// leaving `held` while it does and `released` after.
+fn slow_remote(world: &World, seconds: u32) -> (PathBuf, PathBuf) {
+    let (held, released) = (world.root().join("held"), world.root().join("released"));
+    let hook = world.root().join("origin.git/hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n[ -e '{r}' ] && exit 0\ntouch '{}'\nsleep {seconds}\ntouch '{r}'\n",
+            held.display(),
+            r = released.display()
+        ),
+    )
+    .unwrap();
+    let ok = std::process::Command::new("chmod")
+        .args(["+x"])
+        .arg(&hook)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    (held, released)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_push_holds_up_no_async_write_and_no_read() {
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone, |s| {
+        s.git.push = keyward::config::PushMode::Async;
+        s.git.push_timeout_seconds = 30;
+    })
+    .await;
+    let (held, released) = slow_remote(&world, 8);
+    let first = app.new_key("acme", "first", &[]).await;
+    eventually(
+        "the push reaches the remote's hook",
+        Duration::from_secs(10),
+        || async { held.exists() },
+        |h| *h,
+    )
+    .await;
+
+    // While that push hangs: a write is taken, and every read answers.
+    let second = app.new_key("acme", "second", &[]).await;
+    assert_eq!(app.verdict("acme", &second).await["valid"], true);
+    assert_eq!(app.verdict("acme", &first).await["valid"], true);
+    assert_eq!(app.status("acme").await.status(), 200);
+    assert_eq!(app.history("acme", None).await.status(), 200);
+    assert_eq!(app.get_key("acme", "first").await.status(), 200);
+    let healthz = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), 200);
+    assert!(!released.exists(), "the push was still out for all of it");
+
+    // Then both go out.
+    eventually(
+        "both writes reach the remote",
+        Duration::from_secs(30),
+        || async { world.on_remote("acme") },
+        |f| f.contains("name: first") && f.contains("name: second"),
+    )
+    .await;
+}

@@ -107,6 +107,8 @@ struct Job {
     /// Past it a `sync` write is answered with what keyward knows then.
     deadline: Instant,
     reply: tokio::sync::oneshot::Sender<Result<Applied, Error>>,
+    /// How often its push lost to another writer's (it is decided again each time).
+    rounds: u32,
 }
 
 enum Msg {
@@ -116,6 +118,9 @@ enum Msg {
         crate::keys::idempotency::Doubt,
         tokio::sync::oneshot::Sender<Settled>,
     ),
+    /// A trip to the remote came back.
+    Back(sync::Back),
+    Stop,
 }
 
 /// The handle the keys service holds: queues writes for the worker, and reads what it
@@ -157,18 +162,28 @@ struct Engine {
     /// Idempotency keys (scope -> body digest) of keyward's commits on the remote.
     applied: HashMap<String, String>,
     state_dir: std::path::PathBuf,
+    /// The remote thread's trips, one out at a time (none with no remote).
+    courier: Option<mpsc::Sender<sync::Trip>>,
+    in_flight: Option<sync::Flight>,
+    /// Writes that wait for a fresh remote tip.
+    waiting: Vec<Job>,
+    /// Retries of writes answered `outcome_unknown`, waiting for a fresh remote tip.
+    settling: Vec<(
+        crate::keys::idempotency::Doubt,
+        tokio::sync::oneshot::Sender<Settled>,
+    )>,
+    fetch_wanted: bool,
+    /// Not before: a push that lost waits a moment before trying again.
+    fetch_after: Option<Instant>,
+    /// When the journal is pushed next (`async`).
+    push_at: Option<Instant>,
+    /// Between failed async pushes: 1 s doubling to 60 s.
+    backoff: Duration,
 }
 
 /// The remote keyward fetches from and pushes to.
 struct Remote {
     name: String,
-}
-
-impl Engine {
-    /// Where to push, read at each push: ops may point the remote elsewhere at any time.
-    fn push_url(&self) -> Option<String> {
-        self.repo.push_url(&self.remote.as_ref()?.name)
-    }
 }
 
 impl Replicator {
@@ -185,7 +200,7 @@ impl Replicator {
             inbox: Mutex::new(Some(tx)),
             view: engine.view.clone(),
         });
-        sync::spawn_worker(engine, rx);
+        sync::spawn_worker(engine, rx, replicator_outbox(&replicator));
         sync::pull_on_hangup(&replicator);
         replicator
     }
@@ -201,6 +216,7 @@ impl Replicator {
             intent,
             deadline: Instant::now() + self.push_timeout,
             reply,
+            rounds: 0,
         };
         self.send(Msg::Write(Box::new(job)))?;
         answer
@@ -224,7 +240,9 @@ impl Replicator {
 
     /// Lets the worker finish what it holds and stop.
     pub fn stop(&self) {
-        self.inbox.lock().take();
+        if let Some(inbox) = self.inbox.lock().take() {
+            let _ = inbox.send(Msg::Stop);
+        }
     }
 
     fn send(&self, msg: Msg) -> Result<(), Error> {
@@ -288,6 +306,16 @@ impl Replicator {
         let tip = self.view.lock().served.clone();
         let tip = tip.ok_or_else(|| Error::Git("nothing is served yet".into()))?;
         history::history(&self.repo, &self.prefix, &tip, tenant, key, limit, cursor)
+    }
+}
+
+/// A sender into the worker's inbox, for its remote thread.
+fn replicator_outbox(replicator: &Replicator) -> mpsc::Sender<Msg> {
+    let inbox = replicator.inbox.lock();
+    match inbox.as_ref() {
+        Some(tx) => tx.clone(),
+        // Never: the inbox is open until `stop`.
+        None => mpsc::channel().0,
     }
 }
 

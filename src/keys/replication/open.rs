@@ -127,6 +127,14 @@ impl Opened {
             in_doubt: Vec::new(),
             applied: Default::default(),
             state_dir: state_dir.to_path_buf(),
+            courier: None,
+            in_flight: None,
+            waiting: Vec::new(),
+            settling: Vec::new(),
+            fetch_wanted: true,
+            fetch_after: None,
+            push_at: None,
+            backoff: Duration::from_secs(1),
         };
         if let Some(tip) = engine
             .remote_tip

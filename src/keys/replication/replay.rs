@@ -19,7 +19,7 @@ use super::report::Report;
 use super::write::build;
 use crate::config::PushMode;
 use crate::domain::{KeyName, SecurityFile, TenantId};
-use crate::git::{FETCHED_REF, LOCAL_REF, LoggedCommit, REMOTE_REF, RemoteError};
+use crate::git::{LOCAL_REF, LoggedCommit, REMOTE_REF, RemoteError};
 use crate::keys::idempotency::{Doubt, IdempotencyTag};
 use crate::keys::intent::{self, Intent, Verb};
 use crate::store::render;
@@ -38,30 +38,26 @@ impl Engine {
         }
     }
 
-    /// Fetches and follows the remote tip (pull interval, webhook, SIGHUP, async pushes).
-    pub(super) fn pull(&mut self) -> Result<(), RemoteError> {
-        self.pull_within(Instant::now() + self.push_timeout)
-    }
-
-    /// `pull`, giving up at `deadline`.
-    pub(super) fn pull_within(&mut self, deadline: Instant) -> Result<(), RemoteError> {
-        if self.remote.is_none() {
-            return Ok(());
-        }
-        // From where keyward pushes: a fetch URL that is a lagging mirror would otherwise
-        // look like a rewrite of what keyward just pushed.
-        let Some(url) = self.push_url() else {
-            self.set_error(Some(RemoteError::Unreachable));
-            return Err(RemoteError::Unreachable);
-        };
-        let limit = deadline.saturating_duration_since(Instant::now());
-        let fetched = self.repo.fetch_into(&url, &self.branch, FETCHED_REF, limit);
-        let new = match fetched {
+    /// A fetch came back: the new tip is followed (rewrites reported, the journal replayed,
+    /// the result served), the doubts it settles are answered, and the writes waiting for a
+    /// fresh tip are decided on it.
+    pub(super) fn fetched(&mut self, result: Result<String, RemoteError>) {
+        let new = match result {
             Ok(new) => new,
             Err(e) => {
                 tracing::warn!(error = %e, "git fetch failed");
                 self.set_error(Some(e.clone()));
-                return Err(e);
+                for (_, reply) in self.settling.drain(..) {
+                    let _ = reply.send(Settled::Unknown);
+                }
+                // Nothing of the waiting writes reached the remote.
+                let waiting = std::mem::take(&mut self.waiting);
+                match self.mode {
+                    PushMode::Sync => super::write::unreachable_now(waiting, &e),
+                    // Decided on what this replica knows, for good.
+                    PushMode::Async => self.take_waiting_async(waiting),
+                }
+                return;
             }
         };
         self.view.lock().last_pull = Some((OffsetDateTime::now_utc(), Instant::now()));
@@ -85,7 +81,10 @@ impl Engine {
         {
             tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the remote's tip");
         }
-        Ok(())
+        for (doubt, reply) in std::mem::take(&mut self.settling) {
+            let _ = reply.send(self.settle(&doubt));
+        }
+        self.decide_waiting();
     }
 
     /// Rebuilds the local chain on the remote tip: the journalled writes the remote does not
@@ -305,11 +304,8 @@ impl Engine {
         }
     }
 
-    /// Settles a write answered `outcome_unknown`: fetched now, did it land?
-    pub(super) fn settle(&mut self, doubt: &Doubt) -> Settled {
-        if self.pull().is_err() {
-            return Settled::Unknown;
-        }
+    /// Settles a write answered `outcome_unknown`, on a tip just fetched: did it land?
+    pub(super) fn settle(&self, doubt: &Doubt) -> Settled {
         let Some(tip) = self.remote_tip.clone() else {
             return Settled::Unknown;
         };

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::{Engine, Msg};
 use crate::config::PushMode;
-use crate::git::{REMOTE_REF, RemoteError};
+use crate::git::{FETCHED_REF, REMOTE_REF, RemoteError};
 
 /// How long git's files in the clone must be untouched before keyward moves its branch: a
 /// deploy job that runs more often than this keeps the work tree up to date itself, and
@@ -30,10 +30,14 @@ const QUIET: Duration = Duration::from_secs(3);
 const TREE_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-pub(super) fn spawn_worker(engine: Engine, inbox: Receiver<Msg>) {
+pub(super) fn spawn_worker(
+    engine: Engine,
+    inbox: Receiver<Msg>,
+    outbox: std::sync::mpsc::Sender<Msg>,
+) {
     let spawned = std::thread::Builder::new()
         .name("keyward-git".into())
-        .spawn(move || engine.run(inbox));
+        .spawn(move || engine.run(inbox, outbox));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start git mode's worker");
     }
@@ -57,20 +61,111 @@ pub(super) fn pull_on_hangup(replicator: &std::sync::Arc<super::Replicator>) {
     });
 }
 
+/// A trip to the remote, made by the courier thread so that the worker never waits on
+/// the network: writes that need none (async) are taken while a push is out.
+pub(super) enum Trip {
+    Fetch {
+        limit: Duration,
+    },
+    Push {
+        tip: String,
+        limit: Duration,
+    },
+    /// The remote branch's tip, as `ls-remote` gives it.
+    Ask {
+        limit: Duration,
+    },
+}
+
+/// What a trip brought back.
+pub(super) enum Back {
+    Fetched(Result<String, RemoteError>),
+    Pushed(Result<(), RemoteError>),
+    Asked(Option<String>),
+}
+
+/// The trip out, and what it is for.
+pub(super) enum Flight {
+    Fetch,
+    Sync(super::write::Batch),
+    /// An async push of the local chain up to `tip`, which holds the first `covered`
+    /// journalled writes.
+    Async {
+        tip: String,
+        covered: usize,
+    },
+    Ask(super::write::Batch),
+}
+
+/// Runs trips one at a time and posts what they bring back to the worker's inbox.
+fn spawn_courier(
+    repo: crate::git::Repo,
+    remote: String,
+    branch: String,
+    inbox: std::sync::mpsc::Sender<Msg>,
+) -> Option<std::sync::mpsc::Sender<Trip>> {
+    let (tx, trips) = std::sync::mpsc::channel::<Trip>();
+    let spawned = std::thread::Builder::new()
+        .name("keyward-git-remote".into())
+        .spawn(move || {
+            for trip in trips {
+                // Read at each trip: ops may point the remote elsewhere at any time. Fetch
+                // from where keyward pushes: a fetch URL that is a lagging mirror would
+                // otherwise look like a rewrite of what keyward just pushed.
+                let url = repo.push_url(&remote);
+                let back = match (trip, url) {
+                    (Trip::Fetch { .. }, None) => Back::Fetched(Err(RemoteError::Unreachable)),
+                    (Trip::Push { .. }, None) => Back::Pushed(Err(RemoteError::Unreachable)),
+                    (Trip::Ask { .. }, None) => Back::Asked(None),
+                    (Trip::Fetch { limit }, Some(url)) => {
+                        Back::Fetched(repo.fetch_into(&url, &branch, FETCHED_REF, limit))
+                    }
+                    (Trip::Push { tip, limit }, Some(url)) => {
+                        Back::Pushed(repo.push(&url, &tip, &branch, limit))
+                    }
+                    (Trip::Ask { limit }, Some(url)) => {
+                        Back::Asked(repo.remote_tip(&url, &branch, limit))
+                    }
+                };
+                if inbox.send(Msg::Back(back)).is_err() {
+                    return;
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start git mode's remote thread");
+            None
+        }
+    }
+}
+
 impl Engine {
-    fn run(mut self, inbox: Receiver<Msg>) {
+    fn run(mut self, inbox: Receiver<Msg>, outbox: std::sync::mpsc::Sender<Msg>) {
+        if let Some(r) = &self.remote {
+            self.courier = spawn_courier(
+                self.repo.clone(),
+                r.name.clone(),
+                self.branch.clone(),
+                outbox,
+            );
+        } else {
+            drop(outbox);
+        }
         let far = Duration::from_secs(365 * 24 * 3600);
         let every = self.pull_every.unwrap_or(far);
         let mut next_pull = Instant::now();
-        let mut next_push = (!self.journal.is_empty()).then(Instant::now);
-        let mut backoff = Duration::from_secs(1);
         let mut next_tree = Instant::now();
         let mut warned = HashSet::new();
         let mut graph = CommitGraph::default();
+        if !self.journal.is_empty() {
+            self.push_soon(Instant::now());
+        }
         loop {
             let mut wake = next_pull.min(next_tree);
-            if let Some(p) = next_push {
-                wake = wake.min(p);
+            for t in [self.push_at, self.fetch_after].into_iter().flatten() {
+                wake = wake.min(t);
             }
             let first = match inbox.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(m) => Some(m),
@@ -78,43 +173,26 @@ impl Engine {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let mut jobs = Vec::new();
-            let mut pull = false;
             for msg in first.into_iter().chain(inbox.try_iter()) {
                 match msg {
                     Msg::Write(job) => jobs.push(*job),
-                    Msg::Pull => pull = true,
+                    Msg::Pull => self.fetch_wanted = true,
                     Msg::Settle(doubt, reply) => {
-                        let _ = reply.send(self.settle(&doubt));
+                        self.settling.push((doubt, reply));
+                        self.fetch_wanted = true;
                     }
-                }
-            }
-            if self.remote.is_some() && (pull || Instant::now() >= next_pull) {
-                let _ = self.pull();
-                next_pull = Instant::now() + every;
-                if !self.journal.is_empty() {
-                    next_push = Some(Instant::now());
+                    Msg::Back(back) => self.arrived(back),
+                    Msg::Stop => return,
                 }
             }
             if !jobs.is_empty() {
-                self.take(jobs);
-                if self.mode == PushMode::Async && !self.journal.is_empty() {
-                    next_push = Some(Instant::now());
-                }
+                self.accept(jobs);
             }
-            if next_push.is_some_and(|at| Instant::now() >= at) {
-                next_push = match self.push_journal() {
-                    Pushed::Done => {
-                        backoff = Duration::from_secs(1);
-                        None
-                    }
-                    Pushed::Behind => Some(Instant::now() + super::write::jitter_of(1)),
-                    Pushed::Failed => {
-                        let at = Instant::now() + backoff;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                        Some(at)
-                    }
-                };
+            if self.remote.is_some() && Instant::now() >= next_pull {
+                self.fetch_wanted = true;
+                next_pull = Instant::now() + every;
             }
+            self.dispatch();
             if Instant::now() >= next_tree {
                 next_tree = Instant::now() + self.bring_work_tree_up(&mut warned);
             }
@@ -122,52 +200,115 @@ impl Engine {
         }
     }
 
-    /// Pushes the journalled writes (`async`).
-    fn push_journal(&mut self) -> Pushed {
-        let Some(tip) = self.local_tip.clone() else {
-            return Pushed::Done;
-        };
-        if self.journal.is_empty() || self.remote_tip.as_deref() == Some(tip.as_str()) {
-            return Pushed::Done;
+    /// An async push of the journal, at `at` at the latest.
+    pub(super) fn push_soon(&mut self, at: Instant) {
+        if self.remote.is_some() && self.mode == PushMode::Async {
+            self.push_at = Some(self.push_at.map_or(at, |p| p.min(at)));
         }
-        if self.local_base != self.remote_tip {
-            // The chain is not built on the remote's tip (a replay failed): pushing it
-            // could bring back what a force-push removed. Rebuilt first, by meaning.
-            self.rebuild_local();
-            if self.local_base != self.remote_tip {
-                return Pushed::Failed;
-            }
-            let Some(rebuilt) = self.local_tip.clone() else {
-                return Pushed::Done;
-            };
-            return self.push_tip(rebuilt);
-        }
-        self.push_tip(tip)
     }
 
-    fn push_tip(&mut self, tip: String) -> Pushed {
-        let Some(url) = self.push_url() else {
-            self.set_error(Some(RemoteError::Unreachable));
-            return Pushed::Failed;
+    pub(super) fn send_trip(&mut self, trip: Trip) {
+        let sent = self.courier.as_ref().is_some_and(|c| c.send(trip).is_ok());
+        if !sent {
+            tracing::error!("git mode's remote thread is gone");
+        }
+    }
+
+    /// Starts the next trip, when none is out: a fetch someone waits for, else a push.
+    fn dispatch(&mut self) {
+        if self.in_flight.is_some() || self.remote.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if self.fetch_wanted && self.fetch_after.is_none_or(|t| now >= t) {
+            self.fetch_wanted = false;
+            self.fetch_after = None;
+            let limit = self
+                .waiting
+                .iter()
+                .map(|j| j.deadline.saturating_duration_since(now))
+                .min()
+                .unwrap_or(self.push_timeout)
+                .min(self.push_timeout);
+            self.send_trip(Trip::Fetch { limit });
+            self.in_flight = Some(Flight::Fetch);
+            return;
+        }
+        if self.push_at.is_some_and(|t| now >= t) {
+            self.push_at = None;
+            let Some(tip) = self.local_tip.clone() else {
+                return;
+            };
+            if self.journal.is_empty() || self.remote_tip.as_deref() == Some(tip.as_str()) {
+                return;
+            }
+            if self.local_base != self.remote_tip {
+                // The chain is not built on the remote's tip (a replay failed): pushing it
+                // could bring back what a force-push removed. Rebuilt first, by meaning.
+                self.rebuild_local();
+                if self.local_base != self.remote_tip {
+                    self.push_soon(now + self.backoff);
+                    return;
+                }
+            }
+            let Some(tip) = self.local_tip.clone() else {
+                return;
+            };
+            let covered = self.journal.entries().len();
+            self.send_trip(Trip::Push {
+                tip: tip.clone(),
+                limit: self.push_timeout,
+            });
+            self.in_flight = Some(Flight::Async { tip, covered });
+        }
+    }
+
+    /// A trip came back.
+    fn arrived(&mut self, back: Back) {
+        let Some(flight) = self.in_flight.take() else {
+            return;
         };
-        match self.repo.push(&url, &tip, &self.branch, self.push_timeout) {
+        match (flight, back) {
+            (Flight::Fetch, Back::Fetched(result)) => self.fetched(result),
+            (Flight::Sync(batch), Back::Pushed(result)) => self.sync_pushed(batch, result),
+            (Flight::Ask(batch), Back::Asked(theirs)) => self.asked(batch, theirs),
+            (Flight::Async { tip, covered }, Back::Pushed(result)) => {
+                self.async_pushed(tip, covered, result)
+            }
+            _ => tracing::error!("git mode's remote thread answered another trip"),
+        }
+    }
+
+    /// What an async push of the journal did.
+    fn async_pushed(&mut self, tip: String, covered: usize, result: Result<(), RemoteError>) {
+        match result {
             Ok(()) => {
                 self.metrics.git_push("ok");
                 let _ = self.repo.set_ref(REMOTE_REF, Some(&tip));
                 self.remote_tip = Some(tip.clone());
                 self.local_base = Some(tip);
-                if let Err(e) = self.journal.replace(Vec::new()) {
-                    tracing::error!(error = %e, "cannot clear the journal in state_dir");
+                // Writes taken while the push was out stay: they are on top of it.
+                let rest = self
+                    .journal
+                    .entries()
+                    .get(covered..)
+                    .unwrap_or_default()
+                    .to_vec();
+                if let Err(e) = self.journal.replace(rest) {
+                    tracing::error!(error = %e, "cannot rewrite the journal in state_dir");
                 }
+                self.backoff = Duration::from_secs(1);
                 self.set_error(None);
                 self.publish_view();
-                Pushed::Done
+                if !self.journal.is_empty() {
+                    self.push_soon(Instant::now());
+                }
             }
             Err(RemoteError::NotFastForward) => {
                 self.metrics.git_push("behind");
-                // The replay happens in the pull; the push follows at once.
-                let _ = self.pull();
-                Pushed::Behind
+                // The replay happens when the fetch is back; the push follows at once.
+                self.fetch_wanted = true;
+                self.push_soon(Instant::now());
             }
             Err(e) => {
                 self.metrics.git_push(match e {
@@ -176,8 +317,9 @@ impl Engine {
                     _ => "unreachable",
                 });
                 tracing::warn!(error = %e, "cannot push keyward's writes; trying again later");
-                self.set_error(Some(e.clone()));
-                Pushed::Failed
+                self.set_error(Some(e));
+                self.push_soon(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
             }
         }
     }
@@ -292,11 +434,4 @@ impl CommitGraph {
             }
         }));
     }
-}
-
-enum Pushed {
-    Done,
-    /// The remote moved; replayed, to push again at once.
-    Behind,
-    Failed,
 }

@@ -1,8 +1,9 @@
-//! The write path. The worker takes every write queued since its last round as one batch:
-//! it fetches, decides each write by meaning on the remote tip it just fetched (each on the
-//! file as the writes before it left it), makes each its own commit with `git fast-import`,
-//! and pushes the batch's last commit by id. Each write is then answered from what keyward
-//! knows, and nothing more:
+//! The write path. The worker takes the writes that arrived since the remote was last
+//! asked as one batch: after a fetch (or right after its own push), it decides each write by
+//! meaning on the remote tip (each on the file as the writes before it left it), makes each
+//! its own commit with `git fast-import`, and pushes the batch's last commit by id; writes
+//! that arrive while that push is out wait for the next one. Each write is then answered
+//! from what keyward knows, and nothing more:
 //! - pushed: acknowledged (`sync`); its commit is on the remote;
 //! - the remote moved: the batch is decided again on the new tip, with jitter, until the
 //!   writes' deadline; a write that no longer applies gets the answer it gets there;
@@ -47,6 +48,9 @@ pub(super) struct Decided {
 
 /// The commit a batch left, and its writes that were not refused.
 type Decisions = (String, Vec<(Job, Decided)>);
+
+/// A batch's writes decided: the commit they left, the kept ones, the refused ones.
+type Decided3 = (String, Vec<(Job, Decided)>, Vec<(Job, Error)>);
 
 /// Writes decided in order on one base, and the commit the last one left.
 pub(super) struct Built {
@@ -213,24 +217,76 @@ fn message(intent: &Intent) -> String {
     m
 }
 
+/// A batch of `sync` writes whose commits are being pushed.
+pub(super) struct Batch {
+    pub tip: String,
+    pub done: Vec<(Job, Decided)>,
+    pub deadline: Instant,
+}
+
 impl Engine {
-    /// Takes one batch of writes and answers each.
-    pub(super) fn take(&mut self, jobs: Vec<Job>) {
+    /// Takes writes as they arrive, answering what needs no network now:
+    /// - no remote: committed and answered at once;
+    /// - `async`: decided on the local chain, journalled, committed and answered at once,
+    ///   except a write with an `Idempotency-Key` (another replica may have applied it) and
+    ///   one that found no key or a taken name, which wait for the next fetch;
+    /// - `sync`: all wait for the next fetch, then go out in one push.
+    pub(super) fn accept(&mut self, jobs: Vec<Job>) {
         match (&self.remote, self.mode) {
             (None, _) => self.take_locally(jobs),
-            (Some(_), PushMode::Async) => self.take_async(jobs),
-            (Some(_), PushMode::Sync) => self.take_sync(jobs),
+            (Some(_), PushMode::Sync) => {
+                self.waiting.extend(jobs);
+                self.fetch_wanted = true;
+            }
+            (Some(_), PushMode::Async) => {
+                let (later, now): (Vec<Job>, Vec<Job>) = jobs
+                    .into_iter()
+                    .partition(|j| j.intent.idempotency.is_some());
+                if !later.is_empty() {
+                    self.waiting.extend(later);
+                    self.fetch_wanted = true;
+                }
+                self.take_async(now, false);
+            }
+        }
+    }
+
+    /// A fetch has just brought the remote tip: the writes waiting for it are decided.
+    pub(super) fn decide_waiting(&mut self) {
+        let jobs = std::mem::take(&mut self.waiting);
+        if jobs.is_empty() {
+            return;
+        }
+        match self.mode {
+            PushMode::Sync => self.push_sync(jobs),
+            PushMode::Async => self.take_async(jobs, true),
         }
     }
 
     /// Decides `jobs` on `base`; answers the refusals, returns the rest with their outcome.
+    /// `again`: these writes were decided before, on an older tip.
     fn decide(
         &mut self,
         base: &str,
         jobs: Vec<Job>,
         again: bool,
     ) -> Result<Decisions, (Vec<Job>, GitError)> {
-        let mut jobs = jobs;
+        let (tip, kept, refused) = self.decide_all(base, jobs)?;
+        for (job, e) in refused {
+            if again {
+                // Not acknowledged yet, decided again on a new head: refused there.
+                self.metrics.git_refused_write();
+            }
+            let _ = job.reply.send(Err(e));
+        }
+        Ok((tip, kept))
+    }
+
+    fn decide_all(
+        &mut self,
+        base: &str,
+        mut jobs: Vec<Job>,
+    ) -> Result<Decided3, (Vec<Job>, GitError)> {
         let now = self.now();
         let mut intents: Vec<&mut Intent> = jobs.iter_mut().map(|j| &mut j.intent).collect();
         let built = build(
@@ -246,20 +302,14 @@ impl Engine {
             Ok(b) => b,
             Err(e) => return Err((jobs, e)),
         };
-        let mut kept = Vec::new();
+        let (mut kept, mut refused) = (Vec::new(), Vec::new());
         for (job, outcome) in jobs.into_iter().zip(built.outcomes) {
             match outcome {
                 Ok(d) => kept.push((job, d)),
-                Err(e) => {
-                    if again {
-                        // Not acknowledged yet, decided again on a new head: refused there.
-                        self.metrics.git_refused_write();
-                    }
-                    let _ = job.reply.send(Err(e));
-                }
+                Err(e) => refused.push((job, e)),
             }
         }
-        Ok((built.tip, kept))
+        Ok((built.tip, kept, refused))
     }
 
     /// No remote: the commit is the write.
@@ -294,20 +344,31 @@ impl Engine {
         answer(done);
     }
 
-    /// `async`: acknowledged once committed on the local chain and journalled.
-    fn take_async(&mut self, jobs: Vec<Job>) {
-        if jobs.iter().any(|j| j.intent.idempotency.is_some()) {
-            // Another replica may have applied it: its commit would say so.
-            let _ = self.pull();
+    /// `async`: acknowledged once committed on the local chain and journalled. A write
+    /// that finds no key or a taken name waits for a fetch first, unless it has had one
+    /// (`fetched`): its answer is then final.
+    fn take_async(&mut self, jobs: Vec<Job>, fetched: bool) {
+        if jobs.is_empty() {
+            return;
         }
         let Some(base) = self.local_tip.clone() else {
             return fail(jobs, "no commit to write on");
         };
-        let (tip, done) = match self.decide(&base, jobs, false) {
+        let (tip, done, refused) = match self.decide_all(&base, jobs) {
             Ok(d) => d,
             Err((jobs, e)) => return self.git_failed(jobs, &e),
         };
-        let mut entries = self.journal.entries().to_vec();
+        for (job, e) in refused {
+            if !fetched && matches!(e, Error::KeyNotFound | Error::KeyExists) {
+                // Maybe another replica's write this one has not fetched yet.
+                self.waiting.push(job);
+                self.fetch_wanted = true;
+            } else {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+        let before = self.journal.entries().to_vec();
+        let mut entries = before.clone();
         for (job, d) in &done {
             if let Some(c) = &d.commit {
                 entries.push(Journalled {
@@ -323,85 +384,112 @@ impl Engine {
                 "the journal cannot be written",
             );
         }
-        if let Err(e) = self.advance_local(&tip) {
+        if let Err(e) = self.repo.set_ref(LOCAL_REF, Some(&tip)) {
+            // Not kept after all: the journal goes back to what it was.
+            let _ = self.journal.replace(before);
             return self.git_failed(done.into_iter().map(|(j, _)| j).collect(), &e);
         }
-        answer(done);
+        self.committed(&tip, done);
+        self.push_soon(Instant::now());
     }
 
-    /// Moves the local chain to `tip` and serves it.
-    fn advance_local(&mut self, tip: &str) -> Result<(), GitError> {
-        self.repo.set_ref(LOCAL_REF, Some(tip))?;
-        self.local_tip = Some(tip.to_owned());
-        self.serve(tip)
+    /// Async writes that waited for a fetch that failed: decided on what is known.
+    pub(super) fn take_waiting_async(&mut self, jobs: Vec<Job>) {
+        self.take_async(jobs, true);
     }
 
-    /// `sync`: acknowledged once the remote has the write.
-    fn take_sync(&mut self, mut jobs: Vec<Job>) {
-        let deadline = jobs
+    /// `sync`: decides `jobs` on the remote tip just fetched (or just pushed) and sends
+    /// one push for all of them. Jobs carry how often they were decided (`again`).
+    fn push_sync(&mut self, jobs: Vec<Job>) {
+        let (again, first): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.rounds > 0);
+        let deadline = again
             .iter()
+            .chain(&first)
             .map(|j| j.deadline)
             .min()
             .unwrap_or_else(Instant::now);
-        let mut round = 0u32;
-        loop {
-            // Decided on the remote tip just fetched: a key another replica made a moment
-            // ago is found, not answered 404.
-            if let Err(e) = self.pull_within(deadline) {
-                return unreachable_now(jobs, &e);
+        let Some(base) = self.remote_tip.clone() else {
+            return fail(
+                again.into_iter().chain(first).collect(),
+                "the remote branch does not exist",
+            );
+        };
+        let mut done = Vec::new();
+        for (jobs, again) in [(again, true), (first, false)] {
+            if jobs.is_empty() {
+                continue;
             }
-            let Some(base) = self.remote_tip.clone() else {
-                return fail(jobs, "the remote branch does not exist");
-            };
-            let (tip, done) = match self.decide(&base, jobs, round > 0) {
-                Ok(d) => d,
+            // Decided one group after the other, each on the tip the one before left.
+            let on = done
+                .last()
+                .map_or(base.clone(), |(tip, _): &(String, _)| tip.clone());
+            match self.decide(&on, jobs, again) {
+                Ok((tip, kept)) => done.push((tip, kept)),
                 Err((jobs, e)) => return self.git_failed(jobs, &e),
-            };
-            if tip == base {
-                // Nothing changed a file (an update to the values it had).
-                return answer(done);
             }
-            let Some(url) = self.push_url() else {
-                return unreachable_now(
-                    done.into_iter().map(|(j, _)| j).collect(),
-                    &RemoteError::Unreachable,
-                );
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            // A third of what is left stays for asking the remote, should the push hang.
-            let pushed = self.repo.push(&url, &tip, &self.branch, left * 2 / 3);
-            match pushed {
-                Ok(()) => {
-                    self.metrics.git_push("ok");
-                    return self.pushed(&tip, done);
+        }
+        let Some(tip) = done.last().map(|(tip, _)| tip.clone()) else {
+            return;
+        };
+        let done: Vec<(Job, Decided)> = done.into_iter().flat_map(|(_, d)| d).collect();
+        if tip == base {
+            // Nothing changed a file (an update to the values it had).
+            return answer(done);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        // A third of what is left stays for asking the remote, should the push hang.
+        self.send_trip(super::sync::Trip::Push {
+            tip: tip.clone(),
+            limit: left * 2 / 3,
+        });
+        self.in_flight = Some(super::sync::Flight::Sync(Batch {
+            tip,
+            done,
+            deadline,
+        }));
+    }
+
+    /// What became of a `sync` batch's push.
+    pub(super) fn sync_pushed(&mut self, batch: Batch, result: Result<(), RemoteError>) {
+        match result {
+            Ok(()) => {
+                self.metrics.git_push("ok");
+                self.pushed(&batch.tip, batch.done);
+                // What arrived during the push goes out now, decided on the tip just pushed.
+                self.decide_waiting();
+            }
+            Err(RemoteError::NotFastForward) => {
+                self.metrics.git_push("behind");
+                let jobs: Vec<Job> = batch.done.into_iter().map(|(j, _)| j).collect();
+                if Instant::now() >= batch.deadline {
+                    return unreachable_now(jobs, &RemoteError::NotFastForward);
                 }
-                Err(RemoteError::NotFastForward) => {
-                    self.metrics.git_push("behind");
-                    round += 1;
-                    if Instant::now() >= deadline {
-                        return unreachable_now(
-                            done.into_iter().map(|(j, _)| j).collect(),
-                            &RemoteError::NotFastForward,
-                        );
-                    }
-                    // Another replica won this round: try again on its tip, a little later
-                    // the more often it happens, so that no replica starves the others.
-                    std::thread::sleep(jitter_of(round));
-                    jobs = done.into_iter().map(|(j, _)| j).collect();
+                // Another replica won this round: tried again on its tip, a little later
+                // the more often it happens, so that no replica starves the others.
+                let rounds = jobs.iter().map(|j| j.rounds).max().unwrap_or(0) + 1;
+                let mut jobs = jobs;
+                for j in &mut jobs {
+                    j.rounds = rounds;
                 }
-                Err(RemoteError::Unknown) => {
-                    self.metrics.git_push("unknown");
-                    return self.after_unknown(&tip, done, deadline);
-                }
-                Err(e) => {
-                    self.metrics.git_push(if e == RemoteError::Refused {
-                        "refused"
-                    } else {
-                        "unreachable"
-                    });
-                    self.set_error(Some(e.clone()));
-                    return unreachable_now(done.into_iter().map(|(j, _)| j).collect(), &e);
-                }
+                jobs.append(&mut self.waiting);
+                self.waiting = jobs;
+                self.fetch_wanted = true;
+                self.fetch_after = Some(Instant::now() + jitter_of(rounds));
+            }
+            Err(RemoteError::Unknown) => {
+                self.metrics.git_push("unknown");
+                let left = batch.deadline.saturating_duration_since(Instant::now());
+                self.send_trip(super::sync::Trip::Ask { limit: left });
+                self.in_flight = Some(super::sync::Flight::Ask(batch));
+            }
+            Err(e) => {
+                self.metrics.git_push(if e == RemoteError::Refused {
+                    "refused"
+                } else {
+                    "unreachable"
+                });
+                self.set_error(Some(e.clone()));
+                unreachable_now(batch.done.into_iter().map(|(j, _)| j).collect(), &e);
             }
         }
     }
@@ -417,34 +505,35 @@ impl Engine {
         self.committed(tip, done);
     }
 
-    /// A push that did not finish in time: the remote is asked, within what is left.
-    fn after_unknown(&mut self, tip: &str, done: Vec<(Job, Decided)>, deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let landed = self.push_url().and_then(|url| {
-            let theirs = self.repo.remote_tip(&url, &self.branch, left)?;
-            Some(
-                theirs == tip
-                    || (self.repo.rev(&theirs).is_some() && self.repo.is_ancestor(tip, &theirs)),
-            )
+    /// A push that did not finish in time, and what the remote said its tip is now.
+    pub(super) fn asked(&mut self, batch: Batch, theirs: Option<String>) {
+        let tip = batch.tip.clone();
+        let landed = theirs.is_some_and(|theirs| {
+            theirs == tip
+                || (self.repo.rev(&theirs).is_some() && self.repo.is_ancestor(&tip, &theirs))
         });
-        if landed == Some(true) {
-            return self.pushed(tip, done);
+        if landed {
+            self.pushed(&tip, batch.done);
+            return self.decide_waiting();
         }
         self.set_error(Some(RemoteError::Unknown));
         let base = self.remote_tip.clone();
-        let commits: Vec<String> = done.iter().filter_map(|(_, d)| d.commit.clone()).collect();
+        let commits: Vec<String> = batch
+            .done
+            .iter()
+            .filter_map(|(_, d)| d.commit.clone())
+            .collect();
         self.in_doubt.retain(|d| d.since.elapsed() < DOUBT_KEPT);
         self.in_doubt.push(Doubt {
-            commits: commits.clone(),
+            commits,
             since: Instant::now(),
         });
-        for (job, d) in done {
+        for (job, d) in batch.done {
             self.metrics.git_outcome_unknown();
             tracing::warn!(tenant = %job.intent.tenant, key = %job.intent.key,
                 action = job.intent.verb().as_str(),
                 "a push did not finish in time; the write may still land");
             let unsettled = Unsettled {
-                // Every commit of the batch: its own lands only with those before it.
                 doubt: crate::keys::idempotency::Doubt {
                     commits: d.commit.into_iter().collect(),
                     base: base.clone(),
@@ -460,6 +549,7 @@ impl Engine {
                 .reply
                 .send(Err(Error::OutcomeUnknown(Box::new(unsettled))));
         }
+        self.decide_waiting();
     }
 
     /// git itself failed (not the remote): nothing was acknowledged.
@@ -482,7 +572,7 @@ fn fail(jobs: Vec<Job>, why: &str) {
 }
 
 /// Nothing of these writes reached the remote: 503, and nothing is kept.
-fn unreachable_now(jobs: Vec<Job>, why: &RemoteError) {
+pub(super) fn unreachable_now(jobs: Vec<Job>, why: &RemoteError) {
     for job in jobs {
         tracing::warn!(tenant = %job.intent.tenant, key = %job.intent.key,
             action = job.intent.verb().as_str(), reason = %why,
