@@ -12,6 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{EncodingKey, Header, encode};
+
+#[path = "bench_parts/fleet.rs"]
+mod fleet;
 use keyward::domain::{KeyHash, Token, TokenPrefix};
 use serde_json::json;
 
@@ -27,7 +30,15 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
-    let sections = ["throughput", "scale", "reload", "writes", "git", "soak"];
+    let sections = [
+        "throughput",
+        "scale",
+        "reload",
+        "writes",
+        "git",
+        "fleet",
+        "soak",
+    ];
     let args: Vec<String> = std::env::args().skip(1).collect();
     let unknown = args.iter().enumerate().find(|(i, a)| {
         let minutes = *i > 0 && args[i - 1] == "--minutes";
@@ -71,6 +82,10 @@ fn main() {
     }
     if run("git") {
         git_mode(&bin, quick, &mut out);
+    }
+    // Not part of the default run: minutes long. `bench/run.sh fleet [--quick]`.
+    if only.contains(&"fleet") {
+        fleet::fleet(&bin, quick, &mut out);
     }
     // Not part of the default run: minutes long. `bench/run.sh soak [--minutes N]`.
     if only.contains(&"soak") {
