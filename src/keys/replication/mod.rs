@@ -179,6 +179,12 @@ struct Engine {
     push_at: Option<Instant>,
     /// Between failed async pushes: 1 s doubling to 60 s.
     backoff: Duration,
+    /// After a failed push, no push before this, whatever writes come.
+    push_not_before: Option<Instant>,
+    /// When the trip out is past its own limit by far (the watchdog).
+    flight_due: Option<Instant>,
+    /// The last trip was a fetch: a due push goes next.
+    last_was_fetch: bool,
 }
 
 /// The remote keyward fetches from and pushes to.
@@ -306,6 +312,14 @@ impl Replicator {
         let tip = self.view.lock().served.clone();
         let tip = tip.ok_or_else(|| Error::Git("nothing is served yet".into()))?;
         history::history(&self.repo, &self.prefix, &tip, tenant, key, limit, cursor)
+    }
+}
+
+/// A replicator dropped without `stop` stops its worker too (the remote thread holds a
+/// sender of the worker's inbox, which would otherwise never close).
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -135,6 +135,9 @@ impl Opened {
             fetch_after: None,
             push_at: None,
             backoff: Duration::from_secs(1),
+            push_not_before: None,
+            flight_due: None,
+            last_was_fetch: false,
         };
         if let Some(tip) = engine
             .remote_tip

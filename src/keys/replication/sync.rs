@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::{Engine, Msg};
+use super::{Engine, Job, Msg};
 use crate::config::PushMode;
 use crate::git::{FETCHED_REF, REMOTE_REF, RemoteError};
 
@@ -29,6 +29,8 @@ const QUIET: Duration = Duration::from_secs(3);
 /// How often the work tree is compared with the remote tip.
 const TREE_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How long past its own limit a trip may take before the watchdog calls it failed.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(10);
 
 pub(super) fn spawn_worker(
     engine: Engine,
@@ -155,7 +157,11 @@ impl Engine {
         }
         let far = Duration::from_secs(365 * 24 * 3600);
         let every = self.pull_every.unwrap_or(far);
-        let mut next_pull = Instant::now();
+        let mut next_pull = if self.remote.is_some() {
+            Instant::now()
+        } else {
+            Instant::now() + far
+        };
         let mut next_tree = Instant::now();
         let mut warned = HashSet::new();
         let mut graph = CommitGraph::default();
@@ -164,7 +170,12 @@ impl Engine {
         }
         loop {
             let mut wake = next_pull.min(next_tree);
-            for t in [self.push_at, self.fetch_after].into_iter().flatten() {
+            // While a trip is out, nothing else can start: only its return or the watchdog.
+            let timers = match self.in_flight {
+                None => [self.push_at, self.fetch_after],
+                Some(_) => [self.flight_due, None],
+            };
+            for t in timers.into_iter().flatten() {
                 wake = wake.min(t);
             }
             let first = match inbox.recv_timeout(wake.saturating_duration_since(Instant::now())) {
@@ -177,6 +188,10 @@ impl Engine {
                 match msg {
                     Msg::Write(job) => jobs.push(*job),
                     Msg::Pull => self.fetch_wanted = true,
+                    Msg::Settle(doubt, reply) if self.remote.is_none() => {
+                        // Without a remote nothing is ever in doubt.
+                        let _ = (doubt, reply.send(super::Settled::Lost));
+                    }
                     Msg::Settle(doubt, reply) => {
                         self.settling.push((doubt, reply));
                         self.fetch_wanted = true;
@@ -192,6 +207,7 @@ impl Engine {
                 self.fetch_wanted = true;
                 next_pull = Instant::now() + every;
             }
+            self.watchdog();
             self.dispatch();
             if Instant::now() >= next_tree {
                 next_tree = Instant::now() + self.bring_work_tree_up(&mut warned);
@@ -200,41 +216,81 @@ impl Engine {
         }
     }
 
-    /// An async push of the journal, at `at` at the latest.
+    /// An async push of the journal, at `at` at the latest (not before a backoff ends).
     pub(super) fn push_soon(&mut self, at: Instant) {
         if self.remote.is_some() && self.mode == PushMode::Async {
+            let at = self.push_not_before.map_or(at, |nb| at.max(nb));
             self.push_at = Some(self.push_at.map_or(at, |p| p.min(at)));
         }
     }
 
-    pub(super) fn send_trip(&mut self, trip: Trip) {
+    /// Sends `trip` for `flight`. Should the remote thread be gone, the trip comes back
+    /// failed at once; should it never come back, the watchdog fails it past its limit.
+    pub(super) fn fly(&mut self, flight: Flight, trip: Trip) {
+        let limit = match &trip {
+            Trip::Fetch { limit } | Trip::Push { limit, .. } | Trip::Ask { limit } => *limit,
+        };
+        let failed = match &trip {
+            Trip::Fetch { .. } => Back::Fetched(Err(RemoteError::Unreachable)),
+            Trip::Push { .. } => Back::Pushed(Err(RemoteError::Unknown)),
+            Trip::Ask { .. } => Back::Asked(None),
+        };
+        self.in_flight = Some(flight);
+        self.flight_due = Some(Instant::now() + limit + WATCHDOG_SLACK);
+        self.last_was_fetch = matches!(trip, Trip::Fetch { .. });
         let sent = self.courier.as_ref().is_some_and(|c| c.send(trip).is_ok());
         if !sent {
             tracing::error!("git mode's remote thread is gone");
+            self.arrived(failed);
         }
     }
 
-    /// Starts the next trip, when none is out: a fetch someone waits for, else a push.
+    /// A trip far past its own limit: the remote thread is stuck or gone.
+    fn watchdog(&mut self) {
+        if self.flight_due.is_some_and(|due| Instant::now() >= due) {
+            tracing::error!("a trip to the remote never came back; taken as failed");
+            let failed = match &self.in_flight {
+                Some(Flight::Fetch) => Back::Fetched(Err(RemoteError::Unreachable)),
+                Some(Flight::Ask(_)) => Back::Asked(None),
+                Some(_) => Back::Pushed(Err(RemoteError::Unknown)),
+                None => return,
+            };
+            self.arrived(failed);
+        }
+    }
+
+    /// Starts the next trip, when none is out: a fetch someone waits for, or an async push,
+    /// taking turns when both are due so that neither starves the other.
     fn dispatch(&mut self) {
         if self.in_flight.is_some() || self.remote.is_none() {
             return;
         }
         let now = Instant::now();
-        if self.fetch_wanted && self.fetch_after.is_none_or(|t| now >= t) {
+        let fetch_due = self.fetch_wanted && self.fetch_after.is_none_or(|t| now >= t);
+        let push_due = self.push_at.is_some_and(|t| now >= t);
+        if fetch_due && !(push_due && self.last_was_fetch) {
             self.fetch_wanted = false;
             self.fetch_after = None;
+            // A sync write past its time gets its answer now: none of it is on the remote.
+            let (late, waiting): (Vec<Job>, Vec<Job>) = std::mem::take(&mut self.waiting)
+                .into_iter()
+                .partition(|j| self.mode == PushMode::Sync && j.deadline <= now);
+            self.waiting = waiting;
+            super::write::unreachable_now(late, &RemoteError::NotFastForward);
             let limit = self
                 .waiting
                 .iter()
+                .filter(|_| self.mode == PushMode::Sync)
                 .map(|j| j.deadline.saturating_duration_since(now))
                 .min()
                 .unwrap_or(self.push_timeout)
-                .min(self.push_timeout);
-            self.send_trip(Trip::Fetch { limit });
-            self.in_flight = Some(Flight::Fetch);
-            return;
+                .clamp(
+                    Duration::from_secs(1),
+                    self.push_timeout.max(Duration::from_secs(1)),
+                );
+            return self.fly(Flight::Fetch, Trip::Fetch { limit });
         }
-        if self.push_at.is_some_and(|t| now >= t) {
+        if push_due {
             self.push_at = None;
             let Some(tip) = self.local_tip.clone() else {
                 return;
@@ -246,8 +302,13 @@ impl Engine {
                 // The chain is not built on the remote's tip (a replay failed): pushing it
                 // could bring back what a force-push removed. Rebuilt first, by meaning.
                 self.rebuild_local();
+                if let Some(serving) = self.serving()
+                    && let Err(e) = self.serve(&serving)
+                {
+                    tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the rebuilt chain");
+                }
                 if self.local_base != self.remote_tip {
-                    self.push_soon(now + self.backoff);
+                    self.retry_push_after_failure();
                     return;
                 }
             }
@@ -255,12 +316,23 @@ impl Engine {
                 return;
             };
             let covered = self.journal.entries().len();
-            self.send_trip(Trip::Push {
-                tip: tip.clone(),
-                limit: self.push_timeout,
-            });
-            self.in_flight = Some(Flight::Async { tip, covered });
+            let limit = self.push_timeout;
+            self.fly(
+                Flight::Async {
+                    tip: tip.clone(),
+                    covered,
+                },
+                Trip::Push { tip, limit },
+            );
         }
+    }
+
+    /// After a failed push: the next one waits out the backoff, whatever writes come.
+    fn retry_push_after_failure(&mut self) {
+        let at = Instant::now() + self.backoff;
+        self.push_at = Some(at);
+        self.push_not_before = Some(at);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
     /// A trip came back.
@@ -268,6 +340,7 @@ impl Engine {
         let Some(flight) = self.in_flight.take() else {
             return;
         };
+        self.flight_due = None;
         match (flight, back) {
             (Flight::Fetch, Back::Fetched(result)) => self.fetched(result),
             (Flight::Sync(batch), Back::Pushed(result)) => self.sync_pushed(batch, result),
@@ -298,6 +371,7 @@ impl Engine {
                     tracing::error!(error = %e, "cannot rewrite the journal in state_dir");
                 }
                 self.backoff = Duration::from_secs(1);
+                self.push_not_before = None;
                 self.set_error(None);
                 self.publish_view();
                 if !self.journal.is_empty() {
@@ -318,8 +392,7 @@ impl Engine {
                 });
                 tracing::warn!(error = %e, "cannot push keyward's writes; trying again later");
                 self.set_error(Some(e));
-                self.push_soon(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                self.retry_push_after_failure();
             }
         }
     }

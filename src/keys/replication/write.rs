@@ -425,7 +425,11 @@ impl Engine {
                 .map_or(base.clone(), |(tip, _): &(String, _)| tip.clone());
             match self.decide(&on, jobs, again) {
                 Ok((tip, kept)) => done.push((tip, kept)),
-                Err((jobs, e)) => return self.git_failed(jobs, &e),
+                Err((mut jobs, e)) => {
+                    // Every write of the batch is answered, the ones decided already too.
+                    jobs.extend(done.into_iter().flat_map(|(_, d)| d).map(|(j, _)| j));
+                    return self.git_failed(jobs, &e);
+                }
             }
         }
         let Some(tip) = done.last().map(|(tip, _)| tip.clone()) else {
@@ -438,15 +442,18 @@ impl Engine {
         }
         let left = deadline.saturating_duration_since(Instant::now());
         // A third of what is left stays for asking the remote, should the push hang.
-        self.send_trip(super::sync::Trip::Push {
+        let trip = super::sync::Trip::Push {
             tip: tip.clone(),
             limit: left * 2 / 3,
-        });
-        self.in_flight = Some(super::sync::Flight::Sync(Batch {
-            tip,
-            done,
-            deadline,
-        }));
+        };
+        self.fly(
+            super::sync::Flight::Sync(Batch {
+                tip,
+                done,
+                deadline,
+            }),
+            trip,
+        );
     }
 
     /// What became of a `sync` batch's push.
@@ -455,8 +462,7 @@ impl Engine {
             Ok(()) => {
                 self.metrics.git_push("ok");
                 self.pushed(&batch.tip, batch.done);
-                // What arrived during the push goes out now, decided on the tip just pushed.
-                self.decide_waiting();
+                self.next_after_push();
             }
             Err(RemoteError::NotFastForward) => {
                 self.metrics.git_push("behind");
@@ -479,8 +485,10 @@ impl Engine {
             Err(RemoteError::Unknown) => {
                 self.metrics.git_push("unknown");
                 let left = batch.deadline.saturating_duration_since(Instant::now());
-                self.send_trip(super::sync::Trip::Ask { limit: left });
-                self.in_flight = Some(super::sync::Flight::Ask(batch));
+                self.fly(
+                    super::sync::Flight::Ask(batch),
+                    super::sync::Trip::Ask { limit: left },
+                );
             }
             Err(e) => {
                 self.metrics.git_push(if e == RemoteError::Refused {
@@ -503,6 +511,18 @@ impl Engine {
         self.local_base = Some(tip.to_owned());
         self.set_error(None);
         self.committed(tip, done);
+        // The remote's tip is known this moment: the doubts waiting for one are settled.
+        for (doubt, reply) in std::mem::take(&mut self.settling) {
+            let _ = reply.send(self.settle(&doubt));
+        }
+    }
+
+    /// After a push: what waits goes out next, decided on the tip just pushed, unless a
+    /// fetch is wanted (a pull, the webhook), which then comes first.
+    fn next_after_push(&mut self) {
+        if !self.fetch_wanted {
+            self.decide_waiting();
+        }
     }
 
     /// A push that did not finish in time, and what the remote said its tip is now.
@@ -514,7 +534,7 @@ impl Engine {
         });
         if landed {
             self.pushed(&tip, batch.done);
-            return self.decide_waiting();
+            return self.next_after_push();
         }
         self.set_error(Some(RemoteError::Unknown));
         let base = self.remote_tip.clone();
