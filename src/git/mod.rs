@@ -465,6 +465,33 @@ impl Repo {
             .collect())
     }
 
+    /// The paths under `prefix` whose content differs between two commits.
+    pub fn changed_paths(
+        &self,
+        from: &str,
+        to: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, GitError> {
+        let mut args = vec![
+            "diff-tree",
+            "-r",
+            "-z",
+            "--name-only",
+            "--no-commit-id",
+            from,
+            to,
+        ];
+        if !prefix.is_empty() {
+            args.extend(["--", prefix]);
+        }
+        let out = self.git(&args)?;
+        Ok(out
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
     /// The first parent of `commit`.
     pub fn parent(&self, commit: &str) -> Option<String> {
         self.rev(&format!("{commit}^1"))

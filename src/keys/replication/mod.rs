@@ -185,6 +185,14 @@ struct Engine {
     flight_due: Option<Instant>,
     /// The last trip was a fetch: a due push goes next.
     last_was_fetch: bool,
+    /// Tenant texts at the chain's tip, so a batch on it reads nothing from git.
+    texts: write::Texts,
+    /// Until when other writers are known to push to the remote: a replica that just won a
+    /// push then lets the others have a turn.
+    contended_until: Option<Instant>,
+    /// What the last round of sync writes took, from its fetch to its push landing.
+    push_took: Duration,
+    round_started: Instant,
 }
 
 /// The remote keyward fetches from and pushes to.

@@ -138,6 +138,10 @@ impl Opened {
             push_not_before: None,
             flight_due: None,
             last_was_fetch: false,
+            texts: Default::default(),
+            contended_until: None,
+            push_took: Duration::ZERO,
+            round_started: std::time::Instant::now(),
         };
         if let Some(tip) = engine
             .remote_tip

@@ -72,6 +72,7 @@ pub fn reapply(settings: &Settings) -> anyhow::Result<()> {
             &mut intents,
             OffsetDateTime::now_utc(),
             None,
+            None,
         )?;
         if built.tip == tip {
             for ((old, i), outcome) in todo.iter().zip(&built.outcomes) {

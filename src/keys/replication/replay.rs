@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::Engine;
 use super::journal::Journalled;
 use super::report::Report;
-use super::write::build;
+use super::write::{CONTENDED_FOR, build};
 use crate::config::PushMode;
 use crate::domain::{KeyName, SecurityFile, TenantId};
 use crate::git::{LOCAL_REF, LoggedCommit, REMOTE_REF, RemoteError};
@@ -65,6 +65,8 @@ impl Engine {
         if let Some(old) = self.remote_tip.clone()
             && old != new
         {
+            // keyward's own pushes move what it knows of the remote: another writer did this.
+            self.contended_until = Some(Instant::now() + CONTENDED_FOR);
             if !self.repo.is_ancestor(&old, &new) {
                 self.rewritten(&old, &new);
             }
@@ -76,13 +78,15 @@ impl Engine {
         }
         self.remote_tip = Some(new);
         self.rebuild_local();
+        for (doubt, reply) in std::mem::take(&mut self.settling) {
+            let _ = reply.send(self.settle(&doubt));
+        }
+        // Served before the waiting writes are answered: an answer that a key exists (or
+        // was made elsewhere) is followed by reads that find it.
         if let Some(tip) = self.serving()
             && let Err(e) = self.serve(&tip)
         {
             tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the remote's tip");
-        }
-        for (doubt, reply) in std::mem::take(&mut self.settling) {
-            let _ = reply.send(self.settle(&doubt));
         }
         self.decide_waiting();
     }
@@ -119,6 +123,7 @@ impl Engine {
             now,
             // Its own keys are known already: a replay is the same write, not a retry.
             None,
+            Some(&mut self.texts),
         );
         let built = match built {
             Ok(b) => b,

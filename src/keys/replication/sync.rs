@@ -288,6 +288,10 @@ impl Engine {
                     Duration::from_secs(1),
                     self.push_timeout.max(Duration::from_secs(1)),
                 );
+            if !self.waiting.is_empty() {
+                // A round of sync writes: this fetch, deciding, the push.
+                self.round_started = now;
+            }
             return self.fly(Flight::Fetch, Trip::Fetch { limit });
         }
         if push_due {

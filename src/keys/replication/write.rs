@@ -31,6 +31,9 @@ use crate::store::Store;
 /// The trailer of a commit `keyward git reapply` made.
 pub(super) const REAPPLIES: &str = "Reapplies: ";
 
+/// How long a replica takes others to be pushing after it last saw one of their commits.
+pub(super) const CONTENDED_FOR: Duration = Duration::from_secs(30);
+
 /// How long after a timed-out push its commits are watched for on the remote.
 const DOUBT_KEPT: Duration = Duration::from_secs(600);
 
@@ -61,6 +64,7 @@ pub(super) struct Built {
 /// Decides each of `intents` on `base`, in order, each on the file as the ones before it
 /// left it, and commits the ones that change a file (one commit each, by its principal).
 /// Shared by the worker and `keyward git reapply`.
+#[allow(clippy::too_many_arguments)]
 pub(in crate::keys) fn build(
     repo: &Repo,
     store: &Store,
@@ -69,8 +73,38 @@ pub(in crate::keys) fn build(
     intents: &mut [&mut Intent],
     now: OffsetDateTime,
     applied: Option<&HashMap<String, String>>,
+    known: Option<&mut Texts>,
 ) -> Result<Built, GitError> {
-    let mut texts: HashMap<TenantId, Result<String, Unwritable>> = HashMap::new();
+    let mut scratch = Texts::default();
+    let known = known.unwrap_or(&mut scratch);
+    if known.commit.as_deref() != Some(base) {
+        // What another writer changed since is read again; the rest is as it was.
+        let changed = known
+            .commit
+            .as_deref()
+            .and_then(|old| repo.changed_paths(old, base, prefix).ok());
+        match changed {
+            Some(paths) => {
+                for path in paths {
+                    let rel = if prefix.is_empty() {
+                        path.as_str()
+                    } else {
+                        path.strip_prefix(prefix)
+                            .and_then(|r| r.strip_prefix('/'))
+                            .unwrap_or(&path)
+                    };
+                    if let Some(tenant) =
+                        rel.split('/').next().and_then(|t| TenantId::parse(t).ok())
+                    {
+                        known.files.remove(&tenant);
+                    }
+                }
+            }
+            None => known.files.clear(),
+        }
+        known.commit = Some(base.to_owned());
+    }
+    let texts = &mut known.files;
     let mut outcomes = Vec::with_capacity(intents.len());
     let mut made: Vec<(usize, Author, String, String, String)> = Vec::new();
     for (i, intent) in intents.iter_mut().enumerate() {
@@ -139,12 +173,23 @@ pub(in crate::keys) fn build(
             d.commit = Some(id);
         }
     }
+    // The texts now are those of the tip.
+    known.commit = Some(tip.clone());
     Ok(Built { tip, outcomes })
+}
+
+/// Tenant files' texts at one commit, as the last batch read or wrote them: a batch on the
+/// tip the one before left reads no file from git again, and one on a tip another writer
+/// moved reads only the files that writer changed.
+#[derive(Default)]
+pub(super) struct Texts {
+    commit: Option<String>,
+    files: HashMap<TenantId, Result<String, Unwritable>>,
 }
 
 /// Why a tenant's file in a commit cannot be written.
 #[derive(Debug, Clone, Copy)]
-enum Unwritable {
+pub(super) enum Unwritable {
     NoTenant,
     /// A symlink or a submodule in git.
     NotAFile,
@@ -297,6 +342,7 @@ impl Engine {
             &mut intents,
             now,
             Some(&self.applied),
+            Some(&mut self.texts),
         );
         let built = match built {
             Ok(b) => b,
@@ -461,6 +507,7 @@ impl Engine {
         match result {
             Ok(()) => {
                 self.metrics.git_push("ok");
+                self.push_took = self.round_started.elapsed().min(Duration::from_secs(1));
                 self.pushed(&batch.tip, batch.done);
                 self.next_after_push();
             }
@@ -470,8 +517,8 @@ impl Engine {
                 if Instant::now() >= batch.deadline {
                     return unreachable_now(jobs, &RemoteError::NotFastForward);
                 }
-                // Another replica won this round: tried again on its tip, a little later
-                // the more often it happens, so that no replica starves the others.
+                // Another replica won this round: tried again on its tip at once; the winner
+                // is the one that waits (`next_after_push`).
                 let rounds = jobs.iter().map(|j| j.rounds).max().unwrap_or(0) + 1;
                 let mut jobs = jobs;
                 for j in &mut jobs {
@@ -479,8 +526,9 @@ impl Engine {
                 }
                 jobs.append(&mut self.waiting);
                 self.waiting = jobs;
+                self.contended_until = Some(Instant::now() + CONTENDED_FOR);
                 self.fetch_wanted = true;
-                self.fetch_after = Some(Instant::now() + jitter_of(rounds));
+                self.fetch_after = None;
             }
             Err(RemoteError::Unknown) => {
                 self.metrics.git_push("unknown");
@@ -517,11 +565,19 @@ impl Engine {
         }
     }
 
-    /// After a push: what waits goes out next, decided on the tip just pushed, unless a
-    /// fetch is wanted (a pull, the webhook), which then comes first.
+    /// After a push: what waits goes out next, after a fetch like every other replica's
+    /// batch. While other writers' commits were seen in the last 30 s, the replica that just
+    /// won first pauses a random while of up to four times its last round (fetch, decide, push):
+    /// a replica that lost must fetch and decide again before it can push, and would lose
+    /// every round to one that went straight on.
     fn next_after_push(&mut self) {
-        if !self.fetch_wanted {
-            self.decide_waiting();
+        // The pause holds for writes already waiting and for the ones about to come (the
+        // clients just answered send their next at once).
+        self.fetch_wanted |= !self.waiting.is_empty();
+        if self.contended_until.is_some_and(|t| Instant::now() < t) {
+            let most = (self.push_took * 4).as_millis() as u64;
+            self.fetch_after =
+                Some(Instant::now() + Duration::from_millis(rand::random_range(0..=most)));
         }
     }
 
@@ -599,10 +655,4 @@ pub(super) fn unreachable_now(jobs: Vec<Job>, why: &RemoteError) {
             "the remote did not take a write; nothing was written");
         let _ = job.reply.send(Err(Error::RemoteUnavailable(why.clone())));
     }
-}
-
-/// A pause of up to 20 ms times the round, drawn at random.
-pub(super) fn jitter_of(round: u32) -> Duration {
-    let most = 20 * u64::from(round.min(10));
-    Duration::from_millis(rand::random_range(0..=most))
 }
