@@ -492,6 +492,42 @@ impl Repo {
             .collect())
     }
 
+    /// Which of `commits` change a line of `path` that matches `pattern` (`git log -G`),
+    /// diffing those commits only.
+    pub fn touching_lines(
+        &self,
+        commits: &[&str],
+        pattern: &str,
+        path: &str,
+    ) -> Result<Vec<String>, GitError> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut input = commits.join("\n").into_bytes();
+        input.push(b'\n');
+        let g = format!("-G{pattern}");
+        let out = run(
+            &self.top,
+            &[
+                "log",
+                "--no-walk=unsorted",
+                "--stdin",
+                "--format=%H",
+                &g,
+                "--",
+                path,
+            ],
+            &[],
+            Some(input),
+            DEFAULT_TIMEOUT,
+        )?;
+        Ok(out
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
     /// The first parent of `commit`.
     pub fn parent(&self, commit: &str) -> Option<String> {
         self.rev(&format!("{commit}^1"))

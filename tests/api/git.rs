@@ -331,6 +331,24 @@ async fn history_comes_from_git_log_with_ops_commits_and_filters_by_key() {
         .unwrap();
     let actions: Vec<&str> = only.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["update", "create"], "{only:?}");
+
+    // An ops commit that adds a line naming a key is in that key's history.
+    world.ops_commit("acme", |t| with_key(&t, "by-ops", '6'), "ops add a key");
+    let by_ops = eventually(
+        "the ops key's history",
+        Duration::from_secs(10),
+        || async {
+            app.history("acme", Some("by-ops"))
+                .await
+                .json::<Vec<Value>>()
+                .await
+                .unwrap()
+        },
+        |h| !h.is_empty(),
+    )
+    .await;
+    assert_eq!(by_ops.len(), 1, "{by_ops:?}");
+    assert_eq!(by_ops[0]["action"], "edit");
 }
 
 #[tokio::test]

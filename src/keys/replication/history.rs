@@ -81,38 +81,44 @@ pub(super) fn history(
     };
     let want = offset + limit + 1;
     const FORMAT: &str = "--format=%H%x1f%an%x1f%aI%x1f%s%x1f%ct%x1e";
-    let log = |extra: &[&str]| -> Result<Vec<(i64, HistoryEntry)>, Error> {
-        let max = format!("--max-count={want}");
-        let mut args = vec!["log", FORMAT, max.as_str()];
-        args.extend_from_slice(extra);
+    let log = |max: Option<usize>| -> Result<Vec<(i64, HistoryEntry)>, Error> {
+        let max = max.map(|m| format!("--max-count={m}"));
+        let mut args = vec!["log", FORMAT];
+        args.extend(max.as_deref());
         args.extend([tip.as_str(), "--", path.as_str()]);
-        let out = repo.run_log(&args).map_err(|e| {
-            tracing::error!(error = %e, stderr = e.stderr(), "git log failed");
-            Error::Git("the history cannot be read".into())
-        })?;
+        let out = repo.run_log(&args).map_err(git_failed)?;
         Ok(out
             .split('\u{1e}')
             .filter_map(|r| parse_log_record(r, tenant))
             .collect())
     };
     let entries = match key {
-        None => log(&[])?,
+        None => log(Some(want))?,
         Some(key) => {
-            // keyward's commits name the key in their subject; an ops commit counts when
-            // its diff adds or removes a line naming it.
-            let subject = format!(
-                "^({}) {}/{}$",
-                Verb::ALL.map(Verb::as_str).join("|"),
-                regex_escape(tenant.as_str()),
-                regex_escape(key.as_str())
-            );
+            // Every commit that touched the tenant's file (git's changed-path filters find
+            // them without reading the others). keyward's commits name their key in the
+            // subject; only ops' commits are diffed, for a line naming it.
+            let all = log(None)?;
+            let edits: Vec<&str> = all
+                .iter()
+                .filter(|(_, e)| e.key_name.is_none())
+                .map(|(_, e)| e.commit.as_str())
+                .collect();
             let named = format!(
                 "name:[[:space:]]*['\"]?{}(['\"[:space:]#]|$)",
                 regex_escape(key.as_str())
             );
-            let ours = log(&["-E", "--grep", &subject])?;
-            let theirs = log(&["-G", &named])?;
-            merge_newest_first(ours, theirs, key)
+            let touched: std::collections::HashSet<String> = repo
+                .touching_lines(&edits, &named, &path)
+                .map_err(git_failed)?
+                .into_iter()
+                .collect();
+            all.into_iter()
+                .filter(|(_, e)| match &e.key_name {
+                    Some(k) => k == key.as_str(),
+                    None => touched.contains(&e.commit),
+                })
+                .collect()
         }
     };
     let more = entries.len() > offset + limit;
@@ -132,24 +138,9 @@ pub(super) fn history(
     })
 }
 
-/// Two of `git log`'s lists of one walk, merged newest first without repeats; keyward's
-/// commits about another key (whose diff named this one) are left out.
-fn merge_newest_first(
-    ours: Vec<(i64, HistoryEntry)>,
-    theirs: Vec<(i64, HistoryEntry)>,
-    key: &KeyName,
-) -> Vec<(i64, HistoryEntry)> {
-    let mut all: Vec<(i64, HistoryEntry)> =
-        ours.into_iter()
-            .chain(theirs.into_iter().filter(|(_, e)| {
-                e.key_name.is_none() || e.key_name.as_deref() == Some(key.as_str())
-            }))
-            .collect();
-    // Stable: within one second, each list keeps git's own order.
-    all.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
-    let mut seen = std::collections::HashSet::new();
-    all.retain(|(_, e)| seen.insert(e.commit.clone()));
-    all
+fn git_failed(e: crate::git::GitError) -> Error {
+    tracing::error!(error = %e, stderr = e.stderr(), "git log failed");
+    Error::Git("the history cannot be read".into())
 }
 
 fn parse_log_record(record: &str, tenant: &TenantId) -> Option<(i64, HistoryEntry)> {
