@@ -957,3 +957,61 @@ async fn a_hanging_push_holds_up_no_async_write_and_no_read() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn async_if_match_puts_on_two_replicas_answer_200_and_the_one_that_loses_is_dropped_and_reported()
+ {
+    let world = World::new();
+    let (a_dir, b_dir) = (world.clone_for("a"), world.clone_for("b"));
+    let slow_pulls = |s: &mut keyward::config::Settings| {
+        s.git.push = keyward::config::PushMode::Async;
+        s.git.pull_interval_seconds = 60;
+    };
+    let a = keyward_on(&a_dir, slow_pulls).await;
+    let b = keyward_on(&b_dir, slow_pulls).await;
+    let etag = |res: &reqwest::Response| res.headers()["etag"].to_str().unwrap().to_owned();
+    let seen = etag(&a.get_key("acme", "ci-deploy").await);
+    assert_eq!(seen, etag(&b.get_key("acme", "ci-deploy").await));
+    let put = |app: &TestApp, description: &str| {
+        app.client
+            .put(app.key_url("acme", "ci-deploy"))
+            .bearer_auth(writer("acme"))
+            .header("If-Match", seen.clone())
+            .json(&json!({"enabled": true, "description": description}))
+            .send()
+    };
+
+    assert_eq!(put(&a, "from A").await.unwrap().status(), 200);
+    eventually(
+        "A's update reaches the remote",
+        Duration::from_secs(10),
+        || async { world.on_remote("acme") },
+        |f| f.contains("from A"),
+    )
+    .await;
+    // B has not fetched A's update: async acknowledges what B knows.
+    assert_eq!(put(&b, "from B").await.unwrap().status(), 200);
+
+    // B's replay on the remote's tip finds the key changed since the ETag it was given.
+    let status = eventually(
+        "B reports its update as dropped",
+        Duration::from_secs(15),
+        || async { b.status("acme").await.json::<Value>().await.unwrap() },
+        |s| {
+            s["git"]["dropped"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty())
+        },
+    )
+    .await;
+    let dropped = &status["git"]["dropped"][0];
+    assert_eq!(dropped["verb"], "update", "{status}");
+    assert_eq!(dropped["keyName"], "ci-deploy", "{status}");
+    assert!(world.on_remote("acme").contains("from A"));
+    assert!(!world.on_remote("acme").contains("from B"));
+    assert!(
+        b.metrics()
+            .await
+            .contains("keyward_git_dropped_writes_total 1"),
+    );
+}
