@@ -29,6 +29,33 @@ pub(super) enum Reloaded {
     Removed,
 }
 
+impl Reloaded {
+    /// Counts the reload (a file read again for nothing is work worth seeing too) and logs
+    /// what is worth a line: an invalid file and what the tenant serves then, a removal.
+    pub(super) fn record(&self, tenant: &TenantId, metrics: &crate::metrics::Metrics) {
+        match self {
+            Self::Unchanged => metrics.reload(tenant, "unchanged"),
+            Self::Loaded { .. } => metrics.reload(tenant, "loaded"),
+            Self::Invalid { problem, serving } => {
+                metrics.reload(tenant, "invalid");
+                metrics.reload_error(tenant);
+                match serving {
+                    Serving::Kept => tracing::warn!(%tenant, %problem,
+                        "security.yml is invalid; keeping the keys of its last valid version"),
+                    Serving::LastGood => tracing::warn!(%tenant, %problem,
+                        "security.yml is invalid; serving the last valid version kept in state_dir"),
+                    Serving::Nothing => tracing::error!(%tenant, %problem,
+                        "security.yml is invalid and no valid version of it is known: the tenant serves no keys"),
+                }
+            }
+            Self::Removed => {
+                metrics.reload(tenant, "removed");
+                tracing::info!(%tenant, "tenant removed");
+            }
+        }
+    }
+}
+
 /// What a tenant with an invalid file serves.
 pub(super) enum Serving {
     /// The keys it had.

@@ -9,7 +9,7 @@ use super::Error;
 use super::command::{Actor, CreateKey, KeyChanges, KeyFilter, Rotation, Target};
 use super::idempotency::{Doubt, Idempotency};
 use super::intent::{Intent, What, check_can_grant, check_lifetime};
-use super::publish::{Publisher, Reloaded, Serving};
+use super::publish::{Publisher, Reloaded};
 use super::replication::{Opened, Replicator, Settled};
 use crate::clock::Clock;
 use crate::config::GitSettings;
@@ -582,40 +582,25 @@ impl Service {
     /// brought.
     fn reload_quietly(&self, tenant: &TenantId) -> Option<Fresh> {
         match self.publisher.load(tenant) {
-            // Counted too: a file re-read for nothing is work worth seeing.
-            Ok(Reloaded::Unchanged) => self.metrics.reload(tenant, "unchanged"),
-            Ok(Reloaded::Loaded {
-                added,
-                from_snapshot,
-            }) => {
-                self.metrics.reload(tenant, "loaded");
-                return Some(Fresh {
-                    added,
-                    from_snapshot,
-                });
-            }
-            Ok(Reloaded::Invalid { problem, serving }) => {
-                self.metrics.reload(tenant, "invalid");
-                self.metrics.reload_error(tenant);
-                match serving {
-                    Serving::Kept => tracing::warn!(%tenant, %problem,
-                        "security.yml is invalid; keeping the keys of its last valid version"),
-                    Serving::LastGood => tracing::warn!(%tenant, %problem,
-                        "security.yml is invalid; serving the last valid version kept in state_dir"),
-                    Serving::Nothing => tracing::error!(%tenant, %problem,
-                        "security.yml is invalid and no valid version of it is known: the tenant serves no keys"),
+            Ok(reloaded) => {
+                reloaded.record(tenant, &self.metrics);
+                match reloaded {
+                    Reloaded::Loaded {
+                        added,
+                        from_snapshot,
+                    } => Some(Fresh {
+                        added,
+                        from_snapshot,
+                    }),
+                    _ => None,
                 }
-            }
-            Ok(Reloaded::Removed) => {
-                self.metrics.reload(tenant, "removed");
-                tracing::info!(%tenant, "tenant removed");
             }
             Err(e) => {
                 self.metrics.reload_error(tenant);
                 tracing::error!(%tenant, error = %e, "cannot reload tenant");
+                None
             }
         }
-        None
     }
 
     fn log_loaded(&self, tenant: &TenantId, from_snapshot: bool) {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::Engine;
 use crate::domain::{FileProblem, TenantId};
 use crate::git::GitError;
-use crate::keys::publish::{Reloaded, Serving};
+use crate::keys::publish::Reloaded;
 use crate::store::FILE_NAME;
 
 /// What the index holds: a commit, and the tenant files it had.
@@ -99,30 +99,7 @@ impl Engine {
     }
 
     fn log(&self, tenant: &TenantId, reloaded: Reloaded) {
-        match reloaded {
-            Reloaded::Unchanged => self.metrics.reload(tenant, "unchanged"),
-            Reloaded::Loaded { .. } => {
-                self.metrics.reload(tenant, "loaded");
-                let keys = self.publisher.index.keys(tenant).map_or(0, |k| k.len());
-                tracing::debug!(%tenant, keys, "tenant loaded from git");
-            }
-            Reloaded::Invalid { problem, serving } => {
-                self.metrics.reload(tenant, "invalid");
-                self.metrics.reload_error(tenant);
-                match serving {
-                    Serving::Kept => tracing::warn!(%tenant, %problem,
-                        "security.yml is invalid in the served commit; keeping the keys of its last valid version"),
-                    Serving::LastGood => tracing::warn!(%tenant, %problem,
-                        "security.yml is invalid in the served commit; serving the last valid version kept in state_dir"),
-                    Serving::Nothing => tracing::error!(%tenant, %problem,
-                        "security.yml is invalid in the served commit and no valid version of it is known: the tenant serves no keys"),
-                }
-            }
-            Reloaded::Removed => {
-                self.metrics.reload(tenant, "removed");
-                tracing::info!(%tenant, "tenant removed");
-            }
-        }
+        reloaded.record(tenant, &self.metrics);
     }
 }
 
