@@ -19,7 +19,8 @@
 //! - [`replay`]: a new remote tip: rewrites of its history reported, journalled writes
 //!   decided again by meaning on it, the ones that no longer apply dropped and reported;
 //! - [`sync`]: the worker's loop (pulls on a timer, the webhook and SIGHUP; async pushes
-//!   with backoff; the work tree brought forward when the clone is quiet);
+//!   with backoff; the work tree brought forward when the clone is quiet), and
+//!   [`courier`], the thread that makes its trips to the remote;
 //! - [`serve`]: a commit's tenant files into the index;
 //! - [`history`]: a tenant's file history from `git log`, which needs no worker;
 //! - [`reapply`]: `keyward git reapply`, writes a force-push removed applied again.
@@ -27,6 +28,7 @@
 //! Requests never wait on that worker except for their own write: status, history and
 //! verification read what it last published.
 
+mod courier;
 mod history;
 mod journal;
 mod open;
@@ -119,7 +121,7 @@ enum Msg {
         tokio::sync::oneshot::Sender<Settled>,
     ),
     /// A trip to the remote came back.
-    Back(sync::Back),
+    Back(courier::Back),
     Stop,
 }
 
@@ -163,8 +165,8 @@ struct Engine {
     applied: HashMap<String, String>,
     state_dir: std::path::PathBuf,
     /// The remote thread's trips, one out at a time (none with no remote).
-    courier: Option<mpsc::Sender<sync::Trip>>,
-    in_flight: Option<sync::Flight>,
+    courier: Option<mpsc::Sender<courier::Trip>>,
+    in_flight: Option<write::Flight>,
     /// Writes that wait for a fresh remote tip.
     waiting: Vec<Job>,
     /// Retries of writes answered `outcome_unknown`, waiting for a fresh remote tip.

@@ -18,9 +18,11 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use super::courier::{Back, Trip, spawn_courier};
+use super::write::Flight;
 use super::{Engine, Job, Msg};
 use crate::config::PushMode;
-use crate::git::{FETCHED_REF, REMOTE_REF, RemoteError};
+use crate::git::{REMOTE_REF, RemoteError};
 
 /// How long git's files in the clone must be untouched before keyward moves its branch: a
 /// deploy job that runs more often than this keeps the work tree up to date itself, and
@@ -61,86 +63,6 @@ pub(super) fn pull_on_hangup(replicator: &std::sync::Arc<super::Replicator>) {
             r.pull_now();
         }
     });
-}
-
-/// A trip to the remote, made by the courier thread so that the worker never waits on
-/// the network: writes that need none (async) are taken while a push is out.
-pub(super) enum Trip {
-    Fetch {
-        limit: Duration,
-    },
-    Push {
-        tip: String,
-        limit: Duration,
-    },
-    /// The remote branch's tip, as `ls-remote` gives it.
-    Ask {
-        limit: Duration,
-    },
-}
-
-/// What a trip brought back.
-pub(super) enum Back {
-    Fetched(Result<String, RemoteError>),
-    Pushed(Result<(), RemoteError>),
-    Asked(Option<String>),
-}
-
-/// The trip out, and what it is for.
-pub(super) enum Flight {
-    Fetch,
-    Sync(super::write::Batch),
-    /// An async push of the local chain up to `tip`, which holds the first `covered`
-    /// journalled writes.
-    Async {
-        tip: String,
-        covered: usize,
-    },
-    Ask(super::write::Batch),
-}
-
-/// Runs trips one at a time and posts what they bring back to the worker's inbox.
-fn spawn_courier(
-    repo: crate::git::Repo,
-    remote: String,
-    branch: String,
-    inbox: std::sync::mpsc::Sender<Msg>,
-) -> Option<std::sync::mpsc::Sender<Trip>> {
-    let (tx, trips) = std::sync::mpsc::channel::<Trip>();
-    let spawned = std::thread::Builder::new()
-        .name("keyward-git-remote".into())
-        .spawn(move || {
-            for trip in trips {
-                // Read at each trip: ops may point the remote elsewhere at any time. Fetch
-                // from where keyward pushes: a fetch URL that is a lagging mirror would
-                // otherwise look like a rewrite of what keyward just pushed.
-                let url = repo.push_url(&remote);
-                let back = match (trip, url) {
-                    (Trip::Fetch { .. }, None) => Back::Fetched(Err(RemoteError::Unreachable)),
-                    (Trip::Push { .. }, None) => Back::Pushed(Err(RemoteError::Unreachable)),
-                    (Trip::Ask { .. }, None) => Back::Asked(None),
-                    (Trip::Fetch { limit }, Some(url)) => {
-                        Back::Fetched(repo.fetch_into(&url, &branch, FETCHED_REF, limit))
-                    }
-                    (Trip::Push { tip, limit }, Some(url)) => {
-                        Back::Pushed(repo.push(&url, &tip, &branch, limit))
-                    }
-                    (Trip::Ask { limit }, Some(url)) => {
-                        Back::Asked(repo.remote_tip(&url, &branch, limit))
-                    }
-                };
-                if inbox.send(Msg::Back(back)).is_err() {
-                    return;
-                }
-            }
-        });
-    match spawned {
-        Ok(_) => Some(tx),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start git mode's remote thread");
-            None
-        }
-    }
 }
 
 impl Engine {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use super::courier::Trip;
 use super::journal::Journalled;
 use super::{Applied, Engine, Job, file_path};
 use crate::config::PushMode;
@@ -262,6 +263,19 @@ fn message(intent: &Intent) -> String {
     m
 }
 
+/// The trip out, and what it is for.
+pub(super) enum Flight {
+    Fetch,
+    Sync(Batch),
+    /// An async push of the local chain up to `tip`, which holds the first `covered`
+    /// journalled writes.
+    Async {
+        tip: String,
+        covered: usize,
+    },
+    Ask(Batch),
+}
+
 /// A batch of `sync` writes whose commits are being pushed.
 pub(super) struct Batch {
     pub tip: String,
@@ -488,12 +502,12 @@ impl Engine {
         }
         let left = deadline.saturating_duration_since(Instant::now());
         // A third of what is left stays for asking the remote, should the push hang.
-        let trip = super::sync::Trip::Push {
+        let trip = Trip::Push {
             tip: tip.clone(),
             limit: left * 2 / 3,
         };
         self.fly(
-            super::sync::Flight::Sync(Batch {
+            Flight::Sync(Batch {
                 tip,
                 done,
                 deadline,
@@ -533,10 +547,7 @@ impl Engine {
             Err(RemoteError::Unknown) => {
                 self.metrics.git_push("unknown");
                 let left = batch.deadline.saturating_duration_since(Instant::now());
-                self.fly(
-                    super::sync::Flight::Ask(batch),
-                    super::sync::Trip::Ask { limit: left },
-                );
+                self.fly(Flight::Ask(batch), Trip::Ask { limit: left });
             }
             Err(e) => {
                 self.metrics.git_push(if e == RemoteError::Refused {
