@@ -5,81 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
+use crate::git_world::World;
 use crate::helpers::*;
-
-/// A bare remote and an ops clone holding `tenants/acme` and `tenants/globex`.
-struct World {
-    dir: TempDir,
-}
-
-impl World {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        git(
-            root,
-            &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
-        );
-        git(root, &["clone", "--quiet", "origin.git", "ops"]);
-        let ops = root.join("ops");
-        configure_user(&ops, "ops@example.com");
-        std::fs::create_dir_all(ops.join("tenants/acme")).unwrap();
-        std::fs::create_dir_all(ops.join("tenants/globex")).unwrap();
-        std::fs::write(ops.join("tenants/acme/security.yml"), ACME_FILE).unwrap();
-        std::fs::write(ops.join("tenants/globex/security.yml"), "apiKeys: []\n").unwrap();
-        git(&ops, &["add", "."]);
-        git(&ops, &["commit", "--quiet", "-m", "Start"]);
-        git(&ops, &["push", "--quiet", "origin", "main"]);
-        Self { dir }
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn ops(&self) -> PathBuf {
-        self.root().join("ops")
-    }
-
-    /// A fresh clone for a keyward replica.
-    fn clone_for(&self, name: &str) -> PathBuf {
-        git(self.root(), &["clone", "--quiet", "origin.git", name]);
-        self.root().join(name)
-    }
-
-    /// ops edit a tenant's file, commit and push.
-    fn ops_commit(&self, tenant: &str, edit: impl FnOnce(String) -> String, message: &str) {
-        let ops = self.ops();
-        git(&ops, &["pull", "--quiet", "--ff-only"]);
-        let file = ops.join("tenants").join(tenant).join("security.yml");
-        let text = std::fs::read_to_string(&file).unwrap();
-        std::fs::write(&file, edit(text)).unwrap();
-        git(&ops, &["commit", "--quiet", "-am", message]);
-        git(&ops, &["push", "--quiet", "origin", "main"]);
-    }
-
-    /// The remote's version of a tenant's file.
-    fn on_remote(&self, tenant: &str) -> String {
-        git(
-            &self.root().join("origin.git"),
-            &["show", &format!("main:tenants/{tenant}/security.yml")],
-        )
-    }
-
-    fn remote_log(&self) -> String {
-        git(
-            &self.root().join("origin.git"),
-            &["log", "--format=%an|%ae|%cn|%s", "main"],
-        )
-    }
-}
-
-fn configure_user(repo: &Path, email: &str) {
-    git(repo, &["config", "user.email", email]);
-    git(repo, &["config", "user.name", email]);
-}
 
 /// keyward in git mode on `clone`.
 async fn keyward_on(

@@ -10,6 +10,7 @@ mod crash;
 mod fuzz_regressions;
 mod git;
 mod git_truth;
+mod git_world;
 mod hardening;
 mod helpers;
 mod jwks_url;
