@@ -159,8 +159,6 @@ struct Engine {
     /// The commit the index holds, and its tenant files.
     served: serve::Served,
     view: Arc<Mutex<View>>,
-    /// Writes answered `outcome_unknown`: their commits, watched for on the remote.
-    in_doubt: Vec<write::Doubt>,
     /// Idempotency keys (scope -> body digest) of keyward's commits on the remote.
     applied: HashMap<String, String>,
     state_dir: std::path::PathBuf,

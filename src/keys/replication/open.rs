@@ -124,7 +124,6 @@ impl Opened {
             local_base: None,
             served: Served::default(),
             view,
-            in_doubt: Vec::new(),
             applied: Default::default(),
             state_dir: state_dir.to_path_buf(),
             courier: None,

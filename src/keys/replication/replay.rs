@@ -7,7 +7,7 @@
 //! - the journalled writes (acknowledged, not pushed) are decided again by meaning on the
 //!   new tip, in order; one that no longer applies is dropped and reported, and the replay
 //!   goes on with the next;
-//! - writes answered `outcome_unknown` are looked for on it.
+//! - a retry of a write answered `outcome_unknown` is settled on it.
 
 use std::time::Instant;
 
@@ -70,7 +70,6 @@ impl Engine {
             if !self.repo.is_ancestor(&old, &new) {
                 self.rewritten(&old, &new);
             }
-            self.look_for_doubts(&new);
             self.learn_idempotency(&new, &[old.as_str()]);
         }
         if let Err(e) = self.repo.set_ref(REMOTE_REF, Some(&new)) {
@@ -260,24 +259,6 @@ impl Engine {
             at: render::timestamp(OffsetDateTime::now_utc()),
             intent: recovered,
         })
-    }
-
-    /// Writes answered `outcome_unknown` whose commit the remote now has: they landed.
-    fn look_for_doubts(&mut self, new: &str) {
-        let repo = &self.repo;
-        self.in_doubt.retain(|d| {
-            let landed = d
-                .commits
-                .iter()
-                .any(|c| repo.rev(c).is_some() && repo.is_ancestor(c, new));
-            if landed {
-                tracing::info!(
-                    commits = d.commits.len(),
-                    "a write answered outcome_unknown landed on the remote"
-                );
-            }
-            !landed
-        });
     }
 }
 

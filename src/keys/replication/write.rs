@@ -35,15 +35,6 @@ pub(super) const REAPPLIES: &str = "Reapplies: ";
 /// How long a replica takes others to be pushing after it last saw one of their commits.
 pub(super) const CONTENDED_FOR: Duration = Duration::from_secs(30);
 
-/// How long after a timed-out push its commits are watched for on the remote.
-const DOUBT_KEPT: Duration = Duration::from_secs(600);
-
-/// A write answered `outcome_unknown`: its commits may still land.
-pub(super) struct Doubt {
-    pub commits: Vec<String>,
-    pub since: Instant,
-}
-
 /// One write decided on a base: its commit (None: the file did not change) and its entry.
 pub(super) struct Decided {
     pub commit: Option<String>,
@@ -605,16 +596,6 @@ impl Engine {
         }
         self.set_error(Some(RemoteError::Unknown));
         let base = self.remote_tip.clone();
-        let commits: Vec<String> = batch
-            .done
-            .iter()
-            .filter_map(|(_, d)| d.commit.clone())
-            .collect();
-        self.in_doubt.retain(|d| d.since.elapsed() < DOUBT_KEPT);
-        self.in_doubt.push(Doubt {
-            commits,
-            since: Instant::now(),
-        });
         for (job, d) in batch.done {
             self.metrics.git_outcome_unknown();
             tracing::warn!(tenant = %job.intent.tenant, key = %job.intent.key,
