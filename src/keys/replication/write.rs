@@ -617,7 +617,7 @@ impl Engine {
                 .reply
                 .send(Err(Error::OutcomeUnknown(Box::new(unsettled))));
         }
-        self.decide_waiting();
+        self.next_after_push();
     }
 
     /// git itself failed (not the remote): nothing was acknowledged.
