@@ -42,11 +42,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let unknown = args.iter().enumerate().find(|(i, a)| {
         let minutes = *i > 0 && args[i - 1] == "--minutes";
-        !(sections.contains(&a.as_str()) || *a == "--quick" || *a == "--minutes" || minutes)
+        let part = fleet::PARTS.iter().any(|(name, _)| name == a);
+        !(sections.contains(&a.as_str()) || part || *a == "--quick" || *a == "--minutes" || minutes)
     });
     if let Some((_, arg)) = unknown {
         eprintln!(
-            "unknown argument {arg:?}\nusage: bench [--quick] [{}] [--minutes N]",
+            "unknown argument {arg:?}\nusage: bench [--quick] [{} | fleet-one | fleet-three | fleet-slow | fleet-history] [--minutes N]",
             sections.join(" | ")
         );
         std::process::exit(2);
@@ -64,7 +65,7 @@ fn main() {
     let only: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| sections.contains(a))
+        .filter(|a| sections.contains(a) || fleet::PARTS.iter().any(|(name, _)| name == a))
         .collect();
     let run = |name: &str| only.is_empty() || only.contains(&name);
     if run("throughput") {
@@ -83,9 +84,12 @@ fn main() {
     if run("git") {
         git_mode(&bin, quick, &mut out);
     }
-    // Not part of the default run: minutes long. `bench/run.sh fleet [--quick]`.
-    if only.contains(&"fleet") {
-        fleet::fleet(&bin, quick, &mut out);
+    // Not part of the default run: minutes long. `bench/run.sh fleet [--quick]`, or one
+    // part of it: `bench/run.sh fleet-slow`.
+    for (name, part) in fleet::PARTS {
+        if only.contains(&"fleet") || only.contains(&name) {
+            part(&bin, quick, &mut out);
+        }
     }
     // Not part of the default run: minutes long. `bench/run.sh soak [--minutes N]`.
     if only.contains(&"soak") {

@@ -189,12 +189,13 @@ fn person_edits(clone: &Path, n: usize) -> bool {
     false
 }
 
-pub fn fleet(bin: &str, quick: bool, out: &mut String) {
-    one_replica_many_writers(bin, quick, out);
-    three_replicas(bin, quick, out);
-    slow_remote(bin, quick, out);
-    history_at_scale(bin, quick, out);
-}
+/// The fleet benchmark's parts, each runnable alone (`bench/run.sh fleet-slow`).
+pub const PARTS: [(&str, fn(&str, bool, &mut String)); 4] = [
+    ("fleet-one", one_replica_many_writers),
+    ("fleet-three", three_replicas),
+    ("fleet-slow", slow_remote),
+    ("fleet-history", history_at_scale),
+];
 
 /// One replica, 32 writers, sync: acknowledged writes per second, five rounds.
 fn one_replica_many_writers(bin: &str, quick: bool, out: &mut String) {

@@ -203,6 +203,25 @@ impl Repo {
             .is_ok()
     }
 
+    /// The commits reachable from `tip` and not from `old`: one `git rev-list`, where a
+    /// question per commit would spawn a process each. With `old` unknown here, every
+    /// commit reachable from `tip`.
+    pub fn commits_since(
+        &self,
+        tip: &str,
+        old: Option<&str>,
+    ) -> Result<std::collections::HashSet<String>, GitError> {
+        let list = |args: &[&str]| {
+            self.git(args)
+                .map(|out| out.lines().map(str::to_owned).collect())
+        };
+        match old {
+            Some(old) => list(&["rev-list", tip, &format!("^{old}"), "--"])
+                .or_else(|_| list(&["rev-list", tip, "--"])),
+            None => list(&["rev-list", tip, "--"]),
+        }
+    }
+
     /// Points `name` at `commit` (or deletes it).
     pub fn set_ref(&self, name: &str, commit: Option<&str>) -> Result<(), GitError> {
         match commit {

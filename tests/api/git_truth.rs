@@ -1250,6 +1250,63 @@ async fn an_async_write_that_cannot_be_applied_is_dropped_and_reported_and_the_r
     a.assert_clean().await;
 }
 
+#[tokio::test]
+async fn an_async_backlog_is_replayed_in_slices_while_new_writes_are_taken_and_none_is_lost() {
+    // Arrange: A cannot reach the remote, and acknowledges a backlog longer than a slice
+    // of the replay (64 writes) several times over; meanwhile ops change the remote.
+    let world = World::new();
+    let a = Replica::start(&world, "async", &[]).await;
+    world.hide_remote();
+    let mut names = Vec::new();
+    for i in 0..150 {
+        let name = format!("b{i}");
+        assert_eq!(a.api.create("acme", &name).await.status(), 201);
+        names.push(name);
+    }
+    world.ops_commit_at(
+        &world.moved(),
+        "globex",
+        |text| text + "# ops were here\n",
+        "ops touch globex",
+    );
+
+    // Act: the remote is back; new writes come while the backlog is replayed on its tip.
+    world.restore_remote();
+    for i in 0..30 {
+        let name = format!("n{i}");
+        assert_eq!(a.api.create("acme", &name).await.status(), 201);
+        names.push(name);
+    }
+
+    // Assert: every acknowledged write reaches the remote, each its own commit, in the
+    // order it was taken; ops' change is kept and nothing is dropped.
+    until(
+        "every write reaches the remote",
+        Instant::now() + Duration::from_secs(60),
+        || async {
+            let on_remote = world.remote_names("acme");
+            names.iter().all(|n| on_remote.contains(n))
+        },
+    )
+    .await;
+    assert!(world.on_remote("globex").contains("# ops were here\n"));
+    let subjects = world.remote_subjects();
+    let ours: Vec<&String> = subjects
+        .iter()
+        .rev()
+        .filter(|s| s.starts_with("create acme/"))
+        .collect();
+    let wanted: Vec<String> = names.iter().map(|n| format!("create acme/{n}")).collect();
+    assert_eq!(
+        ours.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        wanted.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let status = a.api.status("acme").await;
+    assert_eq!(status["git"]["dropped"], json!([]), "{status}");
+    assert_eq!(status["git"]["unpushed"], json!(0), "{status}");
+    a.assert_clean().await;
+}
+
 // ---- 7. a write fetches before a 404 ----
 
 #[tokio::test]

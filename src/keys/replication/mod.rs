@@ -156,6 +156,8 @@ struct Engine {
     local_tip: Option<String>,
     /// The remote tip the local chain was last built on.
     local_base: Option<String>,
+    /// A rebuild of the local chain on a newer remote tip, under way.
+    replay: Option<replay::Replay>,
     /// The commit the index holds, and its tenant files.
     served: serve::Served,
     view: Arc<Mutex<View>>,

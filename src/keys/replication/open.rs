@@ -122,6 +122,7 @@ impl Opened {
             remote_tip,
             local_tip,
             local_base: None,
+            replay: None,
             served: Served::default(),
             view,
             applied: Default::default(),

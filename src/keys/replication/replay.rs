@@ -8,6 +8,10 @@
 //!   new tip, in order; one that no longer applies is dropped and reported, and the replay
 //!   goes on with the next;
 //! - a retry of a write answered `outcome_unknown` is settled on it.
+//!
+//! A replay goes a slice of the journal at a time, and the worker takes new writes between
+//! slices: a backlog after an outage never holds a write up for long. Until it is over,
+//! the old chain is served and written on; the new chain replaces it once it holds all.
 
 use std::time::Instant;
 
@@ -16,7 +20,7 @@ use time::OffsetDateTime;
 use super::Engine;
 use super::journal::Journalled;
 use super::report::Report;
-use super::write::{CONTENDED_FOR, build};
+use super::write::{CONTENDED_FOR, Texts, build};
 use crate::config::PushMode;
 use crate::domain::{KeyName, SecurityFile, TenantId};
 use crate::git::{LOCAL_REF, LoggedCommit, REMOTE_REF, RemoteError};
@@ -28,6 +32,26 @@ use crate::store::render;
 const REWRITE_SCAN: usize = 1000;
 /// How many commits one look for idempotency keys reads.
 const IDEMPOTENCY_SCAN: usize = 10_000;
+/// How many journalled writes one slice of a replay decides: a slice takes tens of
+/// milliseconds, and new writes are taken between slices.
+const REPLAY_SLICE: usize = 64;
+
+/// A rebuild of the local chain on a new remote tip, under way.
+pub(super) struct Replay {
+    /// The remote tip the chain is rebuilt on.
+    base: String,
+    /// The commit the slices so far left.
+    tip: String,
+    /// How many journal entries the slices so far looked at.
+    next: usize,
+    kept: Vec<Journalled>,
+    /// Reported once the replay is over: one that restarts on a newer tip decides again.
+    dropped: Vec<(Journalled, String)>,
+    /// The commits the remote gained since the chain was last built.
+    gained: std::collections::HashSet<String>,
+    /// The replay's own texts: the worker's follow the old chain meanwhile.
+    texts: Texts,
+}
 
 impl Engine {
     /// The commit to serve: the newest one known to hold every acknowledged write.
@@ -76,35 +100,72 @@ impl Engine {
             tracing::warn!(error = %e, "cannot record the fetched tip in refs/keyward/remote");
         }
         self.remote_tip = Some(new);
-        self.rebuild_local();
         for (doubt, reply) in std::mem::take(&mut self.settling) {
             let _ = reply.send(self.settle(&doubt));
         }
-        // Served before the waiting writes are answered: an answer that a key exists (or
-        // was made elsewhere) is followed by reads that find it.
-        if let Some(tip) = self.serving()
-            && let Err(e) = self.serve(&tip)
-        {
-            tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the remote's tip");
+        if self.start_replay() {
+            self.caught_up();
         }
-        self.decide_waiting();
     }
 
-    /// Rebuilds the local chain on the remote tip: the journalled writes the remote does not
-    /// have, decided again by meaning. With no remote, the chain is what it is.
+    /// Rebuilds the local chain on the remote tip, all at once (at start-up, before
+    /// anything is served).
     pub(super) fn rebuild_local(&mut self) {
+        if !self.start_replay() {
+            while !self.replay_slice() {}
+        }
+    }
+
+    /// Starts rebuilding the local chain on the remote tip: the journalled writes the
+    /// remote does not have, decided again by meaning. Returns whether the chain is built
+    /// already (nothing to replay, or one slice was enough); otherwise the worker goes on a
+    /// slice at a time between the writes it takes. With no remote, the chain is what it is.
+    pub(super) fn start_replay(&mut self) -> bool {
         let Some(base) = self.remote_tip.clone() else {
-            return;
+            return true;
         };
         if self.local_base.as_deref() == Some(base.as_str()) {
-            return;
+            self.replay = None;
+            return true;
         }
-        let (landed, mut waiting): (Vec<Journalled>, Vec<Journalled>) =
-            self.journal.entries().iter().cloned().partition(|e| {
-                e.commits
-                    .iter()
-                    .any(|c| self.repo.rev(c).is_some() && self.repo.is_ancestor(c, &base))
-            });
+        if self.replay.as_ref().is_some_and(|r| r.base == base) {
+            return false;
+        }
+        // A journalled write reached the remote when one of its commits is among those the
+        // remote gained since the chain was last built (a push whose answer was lost).
+        let gained = match self.repo.commits_since(&base, self.local_base.as_deref()) {
+            Ok(gained) => gained,
+            Err(e) => {
+                tracing::error!(error = %e, stderr = e.stderr(), "cannot list the remote's new commits");
+                self.replay = None;
+                return true;
+            }
+        };
+        self.replay = Some(Replay {
+            tip: base.clone(),
+            base,
+            next: 0,
+            kept: Vec::new(),
+            dropped: Vec::new(),
+            gained,
+            texts: Texts::default(),
+        });
+        self.replay_slice()
+    }
+
+    /// Replays the next slice of the journal on the new tip. Writes taken meanwhile are
+    /// journalled on the old chain and replayed in their turn: the new chain replaces the
+    /// old one once it holds them all. Returns whether the replay is over.
+    pub(super) fn replay_slice(&mut self) -> bool {
+        let Some(mut r) = self.replay.take() else {
+            return true;
+        };
+        let entries = self.journal.entries();
+        let end = (r.next + REPLAY_SLICE).min(entries.len());
+        let (landed, mut waiting): (Vec<Journalled>, Vec<Journalled>) = entries[r.next..end]
+            .iter()
+            .cloned()
+            .partition(|e| e.commits.iter().any(|c| r.gained.contains(c)));
         if !landed.is_empty() {
             tracing::debug!(
                 writes = landed.len(),
@@ -117,44 +178,66 @@ impl Engine {
             &self.repo,
             &self.publisher.store,
             &self.prefix,
-            &base,
+            &r.tip,
             &mut intents,
             now,
             // Its own keys are known already: a replay is the same write, not a retry.
             None,
-            Some(&mut self.texts),
+            Some(&mut r.texts),
         );
         let built = match built {
             Ok(b) => b,
             Err(e) => {
                 // Not the writes' fault: they stay journalled for the next pull.
                 tracing::error!(error = %e, stderr = e.stderr(), "cannot replay the journal on the remote's tip");
-                return;
+                return true;
             }
         };
-        let mut kept = Vec::new();
         for (mut entry, outcome) in waiting.into_iter().zip(built.outcomes) {
             match outcome {
                 Ok(d) => {
                     // A write that changes nothing any more is already what the tip says.
                     if let Some(c) = d.commit {
                         entry.commits.push(c);
-                        kept.push(entry);
+                        r.kept.push(entry);
                     }
                 }
-                Err(e) => self.dropped(&entry, &e.to_string()),
+                Err(e) => r.dropped.push((entry, e.to_string())),
             }
         }
-        if let Err(e) = self.journal.replace(kept) {
+        r.tip = built.tip;
+        r.next = end;
+        if r.next < self.journal.entries().len() {
+            self.replay = Some(r);
+            return false;
+        }
+        for (entry, why) in &r.dropped {
+            self.dropped(entry, why);
+        }
+        if let Err(e) = self.journal.replace(r.kept) {
             tracing::error!(error = %e, "cannot rewrite the journal in state_dir");
         }
-        if let Err(e) = self.repo.set_ref(LOCAL_REF, Some(&built.tip)) {
+        if let Err(e) = self.repo.set_ref(LOCAL_REF, Some(&r.tip)) {
             tracing::warn!(error = %e, "cannot record refs/keyward/local");
         }
-        let _ = self.repo.set_ref(REMOTE_REF, Some(&base));
-        self.local_tip = Some(built.tip);
-        self.local_base = Some(base);
+        let _ = self.repo.set_ref(REMOTE_REF, Some(&r.base));
+        self.local_tip = Some(r.tip);
+        self.local_base = Some(r.base);
         self.publish_view();
+        true
+    }
+
+    /// The chain is built on the remote's tip: it is served, then the writes that waited
+    /// for a fresh tip are decided on it.
+    pub(super) fn caught_up(&mut self) {
+        // Served before the waiting writes are answered: an answer that a key exists (or
+        // was made elsewhere) is followed by reads that find it.
+        if let Some(tip) = self.serving()
+            && let Err(e) = self.serve(&tip)
+        {
+            tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the remote's tip");
+        }
+        self.decide_waiting();
     }
 
     /// An acknowledged write that no longer applies: logged, counted, shown in status.

@@ -92,6 +92,10 @@ impl Engine {
         }
         loop {
             let mut wake = next_pull.min(next_tree);
+            if self.replay.is_some() {
+                // The next slice of a replay goes as soon as the writes that came are taken.
+                wake = Instant::now();
+            }
             // While a trip is out, nothing else can start: only its return or the watchdog.
             let timers = match self.in_flight {
                 None => [self.push_at, self.fetch_after],
@@ -128,6 +132,9 @@ impl Engine {
             if self.remote.is_some() && Instant::now() >= next_pull {
                 self.fetch_wanted = true;
                 next_pull = Instant::now() + every;
+            }
+            if self.replay.is_some() && self.replay_slice() {
+                self.caught_up();
             }
             self.watchdog();
             self.dispatch();
@@ -188,7 +195,9 @@ impl Engine {
             return;
         }
         let now = Instant::now();
-        let fetch_due = self.fetch_wanted && self.fetch_after.is_none_or(|t| now >= t);
+        // Not while a replay is under way: a newer tip would start it over.
+        let fetch_due =
+            self.fetch_wanted && self.replay.is_none() && self.fetch_after.is_none_or(|t| now >= t);
         let push_due = self.push_at.is_some_and(|t| now >= t);
         if fetch_due && !(push_due && self.last_was_fetch) {
             self.fetch_wanted = false;
@@ -216,7 +225,7 @@ impl Engine {
             }
             return self.fly(Flight::Fetch, Trip::Fetch { limit });
         }
-        if push_due {
+        if push_due && self.replay.is_none() {
             self.push_at = None;
             let Some(tip) = self.local_tip.clone() else {
                 return;
@@ -226,13 +235,13 @@ impl Engine {
             }
             if self.local_base != self.remote_tip {
                 // The chain is not built on the remote's tip (a replay failed): pushing it
-                // could bring back what a force-push removed. Rebuilt first, by meaning.
-                self.rebuild_local();
-                if let Some(serving) = self.serving()
-                    && let Err(e) = self.serve(&serving)
-                {
-                    tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the rebuilt chain");
+                // could bring back what a force-push removed. Rebuilt first, by meaning; the
+                // push follows once the replay is over.
+                if !self.start_replay() {
+                    self.push_soon(now);
+                    return;
                 }
+                self.caught_up();
                 if self.local_base != self.remote_tip {
                     self.retry_push_after_failure();
                     return;
