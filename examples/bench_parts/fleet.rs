@@ -189,8 +189,11 @@ fn person_edits(clone: &Path, n: usize) -> bool {
     false
 }
 
+/// One part of the fleet benchmark: (binary, quick, table).
+type Part = fn(&str, bool, &mut String);
+
 /// The fleet benchmark's parts, each runnable alone (`bench/run.sh fleet-slow`).
-pub const PARTS: [(&str, fn(&str, bool, &mut String)); 4] = [
+pub const PARTS: [(&str, Part); 4] = [
     ("fleet-one", one_replica_many_writers),
     ("fleet-three", three_replicas),
     ("fleet-slow", slow_remote),
