@@ -1301,9 +1301,15 @@ async fn an_async_backlog_is_replayed_in_slices_while_new_writes_are_taken_and_n
         ours.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         wanted.iter().map(String::as_str).collect::<Vec<_>>()
     );
-    let status = a.api.status("acme").await;
+    // The worker hears of its push landing a moment after the remote has it.
+    let status = eventually(
+        "nothing left unpushed",
+        Duration::from_secs(5),
+        || a.api.status("acme"),
+        |s| s["git"]["unpushed"] == json!(0),
+    )
+    .await;
     assert_eq!(status["git"]["dropped"], json!([]), "{status}");
-    assert_eq!(status["git"]["unpushed"], json!(0), "{status}");
     a.assert_clean().await;
 }
 
