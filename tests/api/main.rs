@@ -17,6 +17,7 @@ mod jwks_url;
 mod jwt;
 mod lifecycle;
 mod lists;
+mod names;
 mod nginx;
 mod openapi;
 mod ops;
