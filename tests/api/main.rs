@@ -21,6 +21,7 @@ mod names;
 mod nginx;
 mod openapi;
 mod ops;
+mod principals;
 mod props;
 mod reload;
 mod store;
