@@ -3,6 +3,7 @@
 mod admin_keys;
 mod auth;
 mod bad_input;
+mod body_errors;
 mod cli;
 mod concurrency;
 mod console;
