@@ -102,7 +102,7 @@ impl Authenticator {
             let tenant = TenantId::parse(raw_tenant).map_err(|_| ApiError::TenantNotFound)?;
             Actor {
                 tenant,
-                subject: claims.subject.as_deref().and_then(Subject::lossy),
+                subject: claims.subject.as_deref().and_then(Subject::of_jwt),
                 key: None,
                 request_id: None,
                 idempotency: None,
@@ -141,7 +141,7 @@ impl Authenticator {
         }
         Ok(Actor {
             tenant,
-            subject: Subject::parse(&format!("apikey:{}", entry.name)).ok(),
+            subject: Some(Subject::api_key(&entry.name)),
             key: Some(KeyLimits {
                 permissions: perms.clone(),
                 expires_at: entry.expires_at,

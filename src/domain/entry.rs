@@ -1,5 +1,6 @@
 use std::fmt;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
@@ -124,6 +125,20 @@ impl fmt::Debug for Description {
 #[serde(try_from = "String", into = "String")]
 pub struct Subject(Box<str>);
 
+/// What stays as it is in an encoded `sub`: RFC 3986's unreserved characters. Everything
+/// else, `%` included, is escaped, so two different `sub`s never encode alike.
+const ESCAPED_IN_SUB: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Marks a `sub` that is recorded encoded rather than as it was sent.
+const ENCODED_SUB_PREFIX: &str = "jwt:";
+
+/// Marks an API key acting as a principal.
+const API_KEY_PREFIX: &str = "apikey:";
+
 impl Subject {
     pub const MAX_CHARS: usize = 256;
 
@@ -136,7 +151,40 @@ impl Subject {
         Ok(Self(s.into()))
     }
 
-    /// Makes a storable subject out of whatever an identity provider put in `sub`.
+    /// An API key acting as a principal: `apikey:<name>`.
+    pub fn api_key(name: &KeyName) -> Self {
+        Self(format!("{API_KEY_PREFIX}{name}").into())
+    }
+
+    /// How a JWT's `sub` is recorded (`createdBy`, a commit's author, the history, the log).
+    ///
+    /// As it was sent when it can be: when git takes it as an author name, the file can
+    /// hold it and it cannot pass for another kind of principal (`apikey:<name>`) or for
+    /// an encoded `sub`. Otherwise `jwt:` and its percent-encoding, which keeps every
+    /// character's meaning and can never be mistaken for another principal. `None` for an
+    /// empty `sub`: nobody to record.
+    pub fn of_jwt(sub: &str) -> Option<Self> {
+        if sub.is_empty() {
+            return None;
+        }
+        if Self::verbatim(sub) {
+            return Some(Self(sub.into()));
+        }
+        Some(Self(encoded_sub(sub).into()))
+    }
+
+    fn verbatim(sub: &str) -> bool {
+        let claims_another_kind = [API_KEY_PREFIX, ENCODED_SUB_PREFIX].iter().any(|prefix| {
+            sub.get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        });
+        !claims_another_kind
+            && sub.chars().count() <= Self::MAX_CHARS
+            && !sub.chars().any(|c| forbidden_char(c) || git_delimiter(c))
+            && !sub.chars().all(git_crud)
+    }
+
+    /// Makes a storable subject out of whatever a person's git configuration holds.
     pub fn lossy(s: &str) -> Option<Self> {
         let cleaned: String = s
             .chars()
@@ -149,6 +197,33 @@ impl Subject {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `jwt:` and the percent-encoding of `sub`, cut to `Subject::MAX_CHARS` between two
+/// escapes when a very long `sub` does not fit.
+fn encoded_sub(sub: &str) -> String {
+    let mut out = String::from(ENCODED_SUB_PREFIX);
+    for c in sub.chars() {
+        let mut utf8 = [0; 4];
+        let piece = utf8_percent_encode(c.encode_utf8(&mut utf8), ESCAPED_IN_SUB).to_string();
+        if out.len() + piece.len() > Subject::MAX_CHARS {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
+/// What ends a name or address in a git author line (`name <email> time`); git drops or
+/// refuses them, so the author would not be the `sub`.
+fn git_delimiter(c: char) -> bool {
+    matches!(c, '<' | '>' | '\n' | '\0')
+}
+
+/// What git trims from both ends of an author's name; a name of nothing else is refused
+/// (`name consists only of disallowed characters`).
+fn git_crud(c: char) -> bool {
+    c <= ' ' || matches!(c, '.' | ',' | ':' | ';' | '<' | '>' | '"' | '\\' | '\'')
 }
 
 impl TryFrom<String> for Subject {
@@ -167,5 +242,52 @@ impl From<Subject> for String {
 impl fmt::Debug for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Subject({:?})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(sub: &str) -> String {
+        Subject::of_jwt(sub).expect("a subject").as_str().to_owned()
+    }
+
+    #[test]
+    fn a_jwt_sub_is_recorded_as_it_is_when_git_and_the_file_can_carry_it() {
+        for sub in ["alice@example.com", "service account 7", "a.b", "ʻokina"] {
+            assert_eq!(recorded(sub), sub);
+        }
+        assert_eq!(Subject::of_jwt(""), None);
+    }
+
+    #[test]
+    fn a_jwt_sub_that_git_refuses_or_that_claims_another_kind_is_encoded() {
+        assert_eq!(recorded("a<b>c"), "jwt:a%3Cb%3Ec");
+        assert_eq!(recorded("line\nbreak"), "jwt:line%0Abreak");
+        assert_eq!(recorded("nul\0"), "jwt:nul%00");
+        assert_eq!(recorded("..."), "jwt:...");
+        assert_eq!(recorded(" , "), "jwt:%20%2C%20");
+        assert_eq!(recorded("apikey:root"), "jwt:apikey%3Aroot");
+        assert_eq!(recorded("ApiKey:root"), "jwt:ApiKey%3Aroot");
+        assert_eq!(recorded("jwt:x"), "jwt:jwt%3Ax");
+        assert_eq!(
+            recorded("mallory\u{202E}nimda"),
+            "jwt:mallory%E2%80%AEnimda"
+        );
+    }
+
+    #[test]
+    fn a_recorded_sub_is_always_a_valid_subject_and_never_cut_inside_an_escape() {
+        for sub in ["<".repeat(300), "a".repeat(300), "é".repeat(300)] {
+            let s = recorded(&sub);
+            assert!(Subject::parse(&s).is_ok(), "{s}");
+            assert!(
+                s.starts_with("jwt:") && s.len() <= Subject::MAX_CHARS,
+                "{s}"
+            );
+            let escapes = s.match_indices('%').map(|(i, _)| i);
+            assert!(escapes.into_iter().all(|i| i + 3 <= s.len()), "{s}");
+        }
     }
 }

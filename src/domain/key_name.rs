@@ -1,10 +1,17 @@
+//! A key's name: the last segment of its URL and its `name:` in `security.yml`.
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::DomainError;
 
-/// A key's name, unique within its tenant: `^[A-Za-z0-9._-]{1,128}$`.
+/// A key's name, unique within its tenant: `^[A-Za-z0-9._-]{1,128}$`, but never `.` or `..`.
+///
+/// Those two are path segments every URL-normalizing client (browsers, `fetch`, curl,
+/// proxies) folds away, so a key named that way could be created but never be read,
+/// edited, rotated or deleted by name; `DELETE .../apiKeys/..` would even reach another
+/// route.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct KeyName(Box<str>);
@@ -13,12 +20,13 @@ impl KeyName {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let ok = (1..=128).contains(&s.len())
             && s.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+            && !matches!(s, "." | "..");
         if ok {
             Ok(Self(s.into()))
         } else {
             Err(DomainError::new(
-                "a key name is 1 to 128 characters of [A-Za-z0-9._-]",
+                "a key name is 1 to 128 characters of [A-Za-z0-9._-], and not `.` or `..`",
             ))
         }
     }
@@ -61,7 +69,10 @@ mod tests {
     fn names_follow_the_spec_pattern() {
         assert!(KeyName::parse("ci-deploy.v2_x").is_ok());
         assert!(KeyName::parse(&"a".repeat(128)).is_ok());
-        for bad in ["", "a b", "a/b", "ä", &"a".repeat(129), "a:b"] {
+        for dotted in ["...", ".a", "a.", "..a"] {
+            assert!(KeyName::parse(dotted).is_ok(), "{dotted}");
+        }
+        for bad in ["", "a b", "a/b", "ä", &"a".repeat(129), "a:b", ".", ".."] {
             assert!(KeyName::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,6 +6,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 
 use crate::error::{ApiError, FieldError};
 
@@ -134,17 +135,19 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-        let field = e.path().to_string();
+        let field = field_path(e.path());
         let inner = e.into_inner();
-        let message = inner.to_string();
-        let detail = if inner.is_syntax() || inner.is_eof() {
-            "the body is not valid JSON".to_owned()
+        let (detail, message) = if inner.is_syntax() || inner.is_eof() {
+            // serde_json's syntax messages are its own fixed words and a position.
+            ("the body is not valid JSON", inner.to_string())
         } else {
-            "the body does not have the expected shape".to_owned()
+            (
+                "the body does not have the expected shape",
+                shape_error(&inner, bytes),
+            )
         };
-        let field = if field == "." { String::new() } else { field };
         ApiError::InvalidRequest {
-            detail,
+            detail: detail.to_owned(),
             errors: vec![FieldError::new(field, message)],
         }
     })?;
@@ -152,4 +155,221 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|_| ApiError::invalid_request("the body must be exactly one JSON value"))?;
     Ok(value)
+}
+
+/// Where in the body the error is, as `permissions[1]` or `a.b`. A name the caller sent
+/// that is not one of ours (an unknown field) is shown only when it looks like a field name
+/// someone misspelt; anything longer, such as a pasted token, is `?`.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path.iter() {
+        let name = match segment {
+            Segment::Seq { index } => {
+                out.push_str(&format!("[{index}]"));
+                continue;
+            }
+            Segment::Map { key } => shown_name(key),
+            Segment::Enum { variant } => shown_name(variant),
+            Segment::Unknown => "?",
+        };
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(name);
+    }
+    out
+}
+
+fn shown_name(name: &str) -> &str {
+    let looks_like_a_field = (1..=32).contains(&name.len())
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    if looks_like_a_field { name } else { "?" }
+}
+
+/// The message for a body that is JSON but not of the expected shape, in keyward's words:
+/// what was expected (which comes from our types) and, for a wrong type, which JSON type
+/// was sent, but never the value. serde's own messages quote it (`invalid type: string
+/// "kw_...", expected a boolean`), and a token pasted into the wrong field would come back
+/// in the answer and the log.
+fn shape_error(error: &serde_json::Error, body: &[u8]) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let message = message.strip_suffix(&position).unwrap_or(&message);
+    // serde's wording for each kind of error (serde::de::Error's provided methods); the
+    // expected part always comes last and is written by the type, not taken from the body.
+    let expected = |m: &str| {
+        m.rfind(", expected ")
+            .map(|i| in_json_words(&m[i + ", expected ".len()..]))
+    };
+    if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+    {
+        return match (expected(rest), json_type_of(rest)) {
+            (Some(want), Some(got)) => format!("expected {want}, not {got}"),
+            (Some(want), None) => format!("expected {want}"),
+            _ => "has a value of the wrong type".to_owned(),
+        };
+    }
+    if message.starts_with("invalid length ") {
+        return expected(message).map_or("has the wrong length".to_owned(), |want| {
+            format!("expected {want}")
+        });
+    }
+    if message.starts_with("unknown field ") {
+        if message.ends_with(", there are no fields") {
+            return "unknown field: this body takes no fields".to_owned();
+        }
+        return expected(message).map_or("unknown field".to_owned(), |known| {
+            format!("unknown field; expected {known}")
+        });
+    }
+    if message.starts_with("unknown variant ") {
+        return expected(message).map_or("unknown value".to_owned(), |known| {
+            format!("unknown value; expected {known}")
+        });
+    }
+    // `missing field `x`` and `duplicate field `x`` name one of our own fields.
+    if message.starts_with("missing field ") || message.starts_with("duplicate field ") {
+        return message.to_owned();
+    }
+    // Anything else was written by one of our types' own checks; it passes only when it
+    // quotes none of the body's text.
+    if quotes_the_body(message, body) {
+        "has an invalid value".to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
+/// The JSON type serde's `Unexpected` describes at the start of `rest`.
+fn json_type_of(rest: &str) -> Option<&'static str> {
+    [
+        ("string", "a string"),
+        ("integer", "a number"),
+        ("floating point", "a number"),
+        ("boolean", "a boolean"),
+        ("null", "null"),
+        ("unit value", "null"),
+        ("sequence", "an array"),
+        ("map", "an object"),
+    ]
+    .into_iter()
+    .find(|(serde, _)| rest.starts_with(serde))
+    .map(|(_, json)| json)
+}
+
+/// serde's names for JSON's types, as a JSON client knows them.
+fn in_json_words(expected: &str) -> String {
+    match expected {
+        "a sequence" => "an array".to_owned(),
+        "a map" => "an object".to_owned(),
+        "a JSON number" | "u64" | "u32" | "i64" | "f64" => "a number".to_owned(),
+        other if other.starts_with("struct ") => "an object".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Does `message` hold any 8-character run of a string value in the body (or a shorter
+/// value whole)? Numbers and the names of our own fields may be quoted; text the caller sent
+/// may not.
+fn quotes_the_body(message: &str, body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return true;
+    };
+    let mut strings = Vec::new();
+    collect_strings(&value, &mut strings);
+    strings.iter().any(|s| {
+        let chars: Vec<char> = s.chars().collect();
+        chars.len() >= MIN_QUOTED
+            && chars
+                .windows(RUN.min(chars.len()))
+                .any(|run| message.contains(&run.iter().collect::<String>()))
+    })
+}
+
+/// The shortest run of a body's text that counts as quoting it.
+const RUN: usize = 8;
+
+/// Shorter values are everyday words (`a`, `ok`) that a message may hold by chance.
+const MIN_QUOTED: usize = 3;
+
+/// Every string value in `value` (map keys are names: `field_path` deals with those).
+fn collect_strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[allow(dead_code)]
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        enabled: bool,
+        #[serde(default)]
+        permissions: Vec<String>,
+        #[serde(default, deserialize_with = "echo")]
+        echoed: String,
+    }
+
+    /// A check of our own that quotes its input, as a careless one might.
+    fn echo<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        Err(serde::de::Error::custom(format!("bad value {s:?}")))
+    }
+
+    fn error_of(body: &str) -> FieldError {
+        match parse::<Body>(body.as_bytes()) {
+            Err(ApiError::InvalidRequest { errors, .. }) => errors[0].clone(),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field_and_both_types_never_the_value() {
+        let e = error_of(r#"{"enabled": "kw_secretsecret"}"#);
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("enabled", "expected a boolean, not a string")
+        );
+        let e = error_of(r#"{"enabled": true, "permissions": ["a", 12345678]}"#);
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("permissions[1]", "expected a string, not a number")
+        );
+        let e = error_of(r#"{"enabled": true, "permissions": "kw_secretsecret"}"#);
+        assert_eq!(e.message, "expected an array, not a string");
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_only_when_it_looks_like_a_misspelt_one() {
+        let e = error_of(r#"{"enabled": true, "permisions": []}"#);
+        assert_eq!(e.field, "permisions");
+        assert_eq!(
+            e.message,
+            "unknown field; expected one of `enabled`, `permissions`, `echoed`"
+        );
+        let e = error_of(r#"{"enabled": true, "kw_0123456789abcdef0123456789abcdef": 1}"#);
+        assert_eq!(e.field, "?");
+    }
+
+    #[test]
+    fn our_own_words_pass_and_a_check_that_quotes_the_body_does_not() {
+        assert_eq!(error_of(r#"{}"#).message, "missing field `enabled`");
+        let e = error_of(r#"{"enabled": true, "echoed": "kw_secretsecret"}"#);
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("echoed", "has an invalid value")
+        );
+        assert!(error_of(r#"{"enabled": tru"#).message.contains("line 1"));
+    }
 }

@@ -134,9 +134,9 @@ impl fmt::Display for Kind {
             ),
             Kind::DuplicateField => f.write_str("duplicate field"),
             Kind::MissingField => f.write_str("required field is missing"),
-            Kind::InvalidName => {
-                f.write_str("invalid key name (expected 1 to 128 characters of A-Z a-z 0-9 . _ -)")
-            }
+            Kind::InvalidName => f.write_str(
+                "invalid key name (expected 1 to 128 characters of A-Z a-z 0-9 . _ -, not . or ..)",
+            ),
             Kind::InvalidHash => {
                 f.write_str("invalid hash (expected sha256:<64 lowercase hex> or 64 hex)")
             }
@@ -515,7 +515,7 @@ mod tests {
             ),
             (
                 format!("apiKeys:\n  - name: a b secret\n    hash: {H1}\n"),
-                "2:11: apiKeys[0].name: invalid key name (expected 1 to 128 characters of A-Z a-z 0-9 . _ -)",
+                "2:11: apiKeys[0].name: invalid key name (expected 1 to 128 characters of A-Z a-z 0-9 . _ -, not . or ..)",
             ),
             (
                 format!("{entry}    permissions: [ok, \"a b secret\"]\n"),

@@ -173,7 +173,7 @@ async fn descriptions_and_created_by_refuse_bidirectional_overrides() {
         assert_problem(res, 422, "validation_failed").await;
     }
 
-    // A `sub` is the identity provider's: keyward stores it without the overrides.
+    // A `sub` is the identity provider's: keyward stores it encoded, without the overrides.
     let sneaky = jwt(json!({
         "sub": "mallory\u{202E}nimda", "exp": now() + 600, "scope": WRITE, "tenant_id": "acme"
     }));
@@ -188,7 +188,7 @@ async fn descriptions_and_created_by_refuse_bidirectional_overrides() {
     assert_eq!(res.status(), 201);
     assert_eq!(
         res.json::<Value>().await.unwrap()["createdBy"],
-        "mallorynimda"
+        "jwt:mallory%E2%80%AEnimda"
     );
     assert!(!app.read_file("acme").contains('\u{202E}'));
 }
