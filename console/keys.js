@@ -1,5 +1,5 @@
 // The keys page: the table with its filter and pages, and the dialogs that create, edit,
-// rotate and delete a key.
+// rotate and delete a key, and end the grace period of the tokens a rotation replaced.
 
 import { ApiError, adminPath, call, keyPath, nextLink } from "./api.js";
 
@@ -41,6 +41,20 @@ function fromLocalInput(value) {
 
 function splitPermissions(text) {
   return text.split(/[\s,]+/).filter(Boolean);
+}
+
+function tokenCount(n) {
+  return n === 1 ? "1 old token" : `${n} old tokens`;
+}
+
+/** How many replaced tokens still work, and until when (keyward sorts them, soonest end first). */
+function graceNote(grace) {
+  const note = document.createElement("div");
+  note.className = "grace-note";
+  const last = grace[grace.length - 1].expiresAt;
+  note.textContent = `${tokenCount(grace.length)} ${grace.length === 1 ? "works" : "work"} until ${shortTime(last)}`;
+  note.title = grace.map((g) => shortTime(g.expiresAt)).join(", ");
+  return note;
 }
 
 /** Which input a field error from keyward belongs to. */
@@ -95,6 +109,10 @@ export class KeysView {
     $("delete-form").addEventListener("submit", (e) => {
       e.preventDefault();
       this.submitDelete();
+    });
+    $("grace-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submitEndGrace();
     });
     for (const dialog of document.querySelectorAll("dialog")) {
       for (const cancel of dialog.querySelectorAll("button.cancel")) {
@@ -169,17 +187,23 @@ export class KeysView {
       if (key.expiresAt && Date.parse(key.expiresAt) <= now) {
         expires.append(" ", badge("expired", "expired"));
       }
+      const grace = key.graceTokens || [];
+      if (grace.length) expires.append(graceNote(grace));
       const actions = cell("", "actions-cell write");
-      for (const [label, handler] of [
+      const commands = [
         ["Edit", () => this.openEdit(key.name)],
         ["Rotate", () => this.openRotate(key.name)],
         ["Delete", () => this.openDelete(key.name)],
-      ]) {
+      ];
+      if (grace.length) {
+        commands.push(["End grace", () => this.openEndGrace(key.name, grace), `End grace of ${key.name}`]);
+      }
+      for (const [label, handler, name = `${label} ${key.name}`] of commands) {
         const button = document.createElement("button");
         button.type = "button";
         button.className = "link";
         button.textContent = label;
-        button.setAttribute("aria-label", `${label} ${key.name}`);
+        button.setAttribute("aria-label", name);
         button.addEventListener("click", handler);
         actions.append(button);
       }
@@ -187,7 +211,7 @@ export class KeysView {
         cell(key.name, "name"),
         enabled,
         perms,
-        cell(key.description || ""),
+        cell(key.description || "", "description"),
         expires,
         cell(key.lastUsedAt ? shortTime(key.lastUsedAt) : "never"),
         cell(key.createdBy || ""),
@@ -275,7 +299,8 @@ export class KeysView {
     const form = {
       enabled: $("key-enabled").checked,
       permissions: splitPermissions($("key-permissions").value),
-      description: $("key-description").value.trim(),
+      // As typed: an edit sends it back only when it differs from what the key holds.
+      description: $("key-description").value,
       expires: $("key-expires").value,
     };
     try {
@@ -299,7 +324,8 @@ export class KeysView {
   async create(form) {
     const name = $("key-name").value.trim();
     const body = { name, enabled: form.enabled, permissions: form.permissions };
-    if (form.description) body.description = form.description;
+    const description = form.description.trim();
+    if (description) body.description = description;
     if (form.expires) body.expiresAt = fromLocalInput(form.expires);
     const { data } = await call("POST", adminPath(this.tenant, "/apiKeys"), { body });
     $("key-dialog").close();
@@ -307,7 +333,10 @@ export class KeysView {
     await this.reload();
   }
 
-  /** Sends only what changed, so an untouched past expiry is not re-submitted. */
+  /**
+   * Sends only what changed (PUT leaves an absent field as it is), so an untouched field is
+   * never rewritten: not a past expiry, not a description's line breaks or spaces.
+   */
   async saveEdit(form) {
     const { key, etag, name } = this.editing;
     const body = { enabled: form.enabled };
@@ -355,6 +384,28 @@ export class KeysView {
     $("delete-submit").disabled = true;
     this.openTarget("delete-dialog", name);
     $("delete-confirm").focus();
+  }
+
+  openEndGrace(name, grace) {
+    const last = grace[grace.length - 1].expiresAt;
+    $("grace-summary").textContent =
+      `${tokenCount(grace.length)} of ${name} still ${grace.length === 1 ? "works" : "work"}, ` +
+      `the last until ${shortTime(last)}. The current token keeps working.`;
+    this.openTarget("grace-dialog", name);
+    $("grace-dialog").querySelector("button.danger").focus();
+  }
+
+  async submitEndGrace() {
+    const name = this.target;
+    try {
+      await call("DELETE", keyPath(this.tenant, name, "/graceTokens"));
+      $("grace-dialog").close();
+      this.notify(`The old tokens of ${name} no longer work.`);
+      await this.reload();
+    } catch (e) {
+      $("grace-error").textContent = e.message;
+      $("grace-error").hidden = false;
+    }
   }
 
   async submitDelete() {

@@ -181,28 +181,68 @@ impl TenantKeys {
         required: &[S],
         now: OffsetDateTime,
     ) -> Verdict {
+        match self.check(hash, required, now) {
+            Ok(v) => Verdict::Valid(v.entry),
+            Err(r) => Verdict::Invalid(r),
+        }
+    }
+
+    /// `verify`, saying also whether the hash is the key's current one or one a rotation
+    /// left in its grace period (which may verify and revoke itself, nothing more).
+    pub fn check<S: AsRef<str>>(
+        &self,
+        hash: &KeyHash,
+        required: &[S],
+        now: OffsetDateTime,
+    ) -> Result<Verified, Refusal> {
         let (i, grace_until) = match self.position(hash) {
             Some(i) => (i, None),
             None => match self.previous.get(hash) {
                 Some(&(i, until)) => (i, Some(until)),
-                None => return Verdict::Invalid(Refusal::NotFound),
+                None => return Err(Refusal::NotFound),
             },
         };
         let key = &self.keys[i as usize];
         let entry = &key.entry;
         if grace_until.is_some_and(|t| t <= now) || entry.is_expired(now) {
-            return Verdict::Invalid(Refusal::Expired);
+            return Err(Refusal::Expired);
         }
         if !entry.enabled {
-            return Verdict::Invalid(Refusal::Disabled);
+            return Err(Refusal::Disabled);
         }
         if !required
             .iter()
             .all(|r| entry.permissions.grants(r.as_ref()))
         {
-            return Verdict::Invalid(Refusal::InsufficientPermissions);
+            return Err(Refusal::InsufficientPermissions);
         }
         key.touch(now);
-        Verdict::Valid(entry.clone())
+        Ok(Verified {
+            entry: entry.clone(),
+            grace_until,
+        })
+    }
+}
+
+/// A presented token that verified: its key, and when it was a token the key was rotated
+/// away from, the end of its grace period.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub entry: Arc<KeyEntry>,
+    pub grace_until: Option<OffsetDateTime>,
+}
+
+impl Verified {
+    /// A token rotated out, still in its grace period.
+    pub fn is_grace(&self) -> bool {
+        self.grace_until.is_some()
+    }
+
+    /// When this token stops working: the key's expiry, or the end of its grace if sooner.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        match (self.grace_until, self.entry.expires_at) {
+            (Some(g), Some(e)) => Some(g.min(e)),
+            (g, e) => g.or(e),
+        }
     }
 }

@@ -24,15 +24,19 @@ pub enum Verb {
     Rotate,
     Delete,
     Revoke,
+    /// The owner ends the grace period of every token a rotation replaced.
+    #[serde(rename = "end-grace")]
+    EndGrace,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 5] = [
+    pub const ALL: [Verb; 6] = [
         Self::Create,
         Self::Update,
         Self::Rotate,
         Self::Delete,
         Self::Revoke,
+        Self::EndGrace,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +46,7 @@ impl Verb {
             Self::Rotate => "rotate",
             Self::Delete => "delete",
             Self::Revoke => "revoke",
+            Self::EndGrace => "end-grace",
         }
     }
 
@@ -101,7 +106,15 @@ pub enum What {
     Revoke {
         hash: KeyHash,
     },
+    /// Every token a rotation left in its grace period stops working.
+    EndGrace {
+        if_match: Option<IfMatch>,
+    },
 }
+
+/// The most tokens a key keeps in their grace period: each is a live credential, and a
+/// loop of rotations must not leave hundreds of them.
+pub const MAX_GRACE_TOKENS: usize = 5;
 
 /// The fields of an update.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +193,7 @@ impl Intent {
             What::Rotate { .. } => Verb::Rotate,
             What::Delete { .. } => Verb::Delete,
             What::Revoke { .. } => Verb::Revoke,
+            What::EndGrace { .. } => Verb::EndGrace,
         }
     }
 
@@ -236,23 +250,18 @@ impl Intent {
                 }
                 // A new token is a new lifetime for whoever holds it.
                 check_lifetime(limits, next.expires_at)?;
-                next.previous_hashes.retain(|p| p.expires_at > now);
-                let until = match (*grace_until, next.expires_at) {
-                    (Some(g), Some(expiry)) => Some(g.min(expiry)),
-                    (g, _) => g,
-                };
-                if let Some(until) = until.filter(|u| *u > now) {
-                    next.previous_hashes.push(PreviousHash {
-                        hash: next.hash,
-                        expires_at: until,
-                    });
-                }
+                rotate_grace(&mut next, *grace_until, now);
                 next.hash = *hash;
                 Ok(Change::Replace(next))
             }
             What::Delete { if_match } => {
                 target(file, &self.key, if_match.as_ref(), limits)?;
                 Ok(Change::Delete(self.key.clone()))
+            }
+            What::EndGrace { if_match } => {
+                let mut next = target(file, &self.key, if_match.as_ref(), limits)?.clone();
+                next.previous_hashes.clear();
+                Ok(Change::Replace(next))
             }
             What::Revoke { hash } => {
                 let (_, entry) = file.find(&self.key).ok_or(Error::KeyNotFound)?;
@@ -268,6 +277,29 @@ impl Intent {
             }
         }
     }
+}
+
+/// Moves `entry`'s current hash to its grace tokens until `grace_until` (never beyond the
+/// key's expiry). Without a grace period, every earlier grace token ends too: a rotation
+/// "stop the old token now" is how an owner answers a leak, whichever token leaked. Past
+/// `MAX_GRACE_TOKENS`, the oldest (first rotated out, first in the list) end.
+fn rotate_grace(entry: &mut KeyEntry, grace_until: Option<OffsetDateTime>, now: OffsetDateTime) {
+    let Some(grace_until) = grace_until else {
+        entry.previous_hashes.clear();
+        return;
+    };
+    entry.previous_hashes.retain(|p| p.expires_at > now);
+    let until = entry
+        .expires_at
+        .map_or(grace_until, |expiry| grace_until.min(expiry));
+    if until > now {
+        entry.previous_hashes.push(PreviousHash {
+            hash: entry.hash,
+            expires_at: until,
+        });
+    }
+    let over = entry.previous_hashes.len().saturating_sub(MAX_GRACE_TOKENS);
+    entry.previous_hashes.drain(..over);
 }
 
 /// The fields of `fields` that would change `seen`.
@@ -353,6 +385,7 @@ pub fn recover(
                 .find(|p| p.hash == was.hash)
                 .map(|p| p.expires_at),
         },
+        (Some(_), Some(_)) if verb == Verb::EndGrace => What::EndGrace { if_match: None },
         (Some(was), Some(is)) if verb == Verb::Revoke => {
             let gone = was
                 .previous_hashes

@@ -40,6 +40,8 @@ pub struct Page {
 pub struct Issued {
     pub key: KeyState,
     pub token: Token,
+    /// A rotation's answer: when the grace tokens it ended would have ended.
+    pub ended_grace: Vec<OffsetDateTime>,
 }
 
 /// What the status endpoint says about one tenant's file.
@@ -319,6 +321,7 @@ impl Service {
         Ok(Issued {
             key: self.state_of(actor, entry),
             token,
+            ended_grace: Vec::new(),
         })
     }
 
@@ -356,6 +359,11 @@ impl Service {
         rotation: Rotation,
     ) -> Result<Issued, Error> {
         let grace = rotation.grace;
+        // The key as this server serves it now: what the rotation ended is told against it.
+        let before = self
+            .index
+            .keys(&actor.tenant)
+            .and_then(|keys| Some(keys.get(&target.name)?.entry.clone()));
         let token = Token::generate(&self.prefix);
         let what = What::Rotate {
             if_match: target.if_match,
@@ -367,11 +375,28 @@ impl Service {
             Ok(entry) => entry.ok_or(MISSING_ENTRY)?,
             Err(e) => return Err(with_token(e, token)),
         };
-        tracing::info!(actor = actor.name(), key = %entry.name, grace_seconds = grace.as_secs(), "key rotated");
+        let ended_grace = ended_grace(before.as_deref(), &entry, self.clock.now());
+        tracing::info!(actor = actor.name(), key = %entry.name, grace_seconds = grace.as_secs(),
+            ended_grace_tokens = ended_grace.len(), "key rotated");
         Ok(Issued {
             key: self.state_of(actor, entry),
             token,
+            ended_grace,
         })
+    }
+
+    /// Every token a rotation left in its grace period stops working now (the owner's early
+    /// end to a grace period, say after a leak).
+    pub async fn end_grace(&self, actor: &Actor, target: Target) -> Result<KeyState, Error> {
+        let what = What::EndGrace {
+            if_match: target.if_match,
+        };
+        let entry = self
+            .write(self.intent(actor, &target.name, what))
+            .await?
+            .ok_or(MISSING_ENTRY)?;
+        tracing::info!(actor = actor.name(), key = %entry.name, "grace tokens ended");
+        Ok(self.state_of(actor, entry))
     }
 
     pub async fn delete(&self, actor: &Actor, target: Target) -> Result<(), Error> {
@@ -631,11 +656,35 @@ impl Service {
     }
 }
 
+/// The ends of the grace tokens `before` had running at `now` that `after` no longer has.
+fn ended_grace(
+    before: Option<&KeyEntry>,
+    after: &KeyEntry,
+    now: OffsetDateTime,
+) -> Vec<OffsetDateTime> {
+    let Some(before) = before else {
+        return Vec::new();
+    };
+    let mut ended: Vec<OffsetDateTime> = before
+        .previous_hashes
+        .iter()
+        .filter(|p| p.expires_at > now)
+        .filter(|p| !after.previous_hashes.iter().any(|q| q.hash == p.hash))
+        .map(|p| p.expires_at)
+        .collect();
+    ended.sort();
+    ended
+}
+
 /// An answer left unknown keeps the token it would have given, for a retry to give it.
 fn with_token(e: Error, token: Token) -> Error {
     match e {
         Error::OutcomeUnknown(mut u) => {
-            u.issued = u.key.take().map(|key| Issued { key, token });
+            u.issued = u.key.take().map(|key| Issued {
+                key,
+                token,
+                ended_grace: Vec::new(),
+            });
             Error::OutcomeUnknown(u)
         }
         e => e,

@@ -1,8 +1,10 @@
+//! The hot path: is this key valid for this tenant, and may it do this?
+
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::domain::{KeyHash, PresentedKey, Refusal, TokenPrefix, Verdict};
-use crate::index::Index;
+use crate::index::{Index, Verified};
 use crate::metrics::Metrics;
 
 /// The hot path: is this key valid for this tenant, and may it do this? A format check,
@@ -30,13 +32,16 @@ impl Verifier {
         }
     }
 
-    /// Checks a presented key and counts the outcome in metrics.
-    pub fn check<S: AsRef<str>>(&self, tenant: &str, presented: &str, required: &[S]) -> Verdict {
-        let verdict = self.lookup(tenant, presented, required);
-        self.metrics.verify_outcome(match &verdict {
-            Verdict::Valid(_) => None,
-            Verdict::Invalid(r) => Some(*r),
-        });
+    /// Checks a presented key and counts the outcome in metrics. A token a rotation left
+    /// in its grace period verifies too: the answer says so, and when it stops.
+    pub fn check<S: AsRef<str>>(
+        &self,
+        tenant: &str,
+        presented: &str,
+        required: &[S],
+    ) -> Result<Verified, Refusal> {
+        let verdict = self.find(tenant, presented, required);
+        self.metrics.verify_outcome(verdict.as_ref().err().copied());
         verdict
     }
 
@@ -47,15 +52,31 @@ impl Verifier {
             .map(|k| *k.hash())
     }
 
-    /// Checks a presented key without counting it (an API key acting as an admin).
+    /// Checks a presented key that would act as its key on the admin API, without counting
+    /// it. Only the key's current token may: a token rotated out verifies until its grace
+    /// ends, but whoever still holds it must never rotate, delete or hand out keys (a
+    /// rotation away from a leaked token would otherwise change nothing).
     pub fn lookup<S: AsRef<str>>(&self, tenant: &str, presented: &str, required: &[S]) -> Verdict {
+        match self.find(tenant, presented, required) {
+            Ok(v) if v.is_grace() => Verdict::Invalid(Refusal::NotFound),
+            Ok(v) => Verdict::Valid(v.entry),
+            Err(r) => Verdict::Invalid(r),
+        }
+    }
+
+    fn find<S: AsRef<str>>(
+        &self,
+        tenant: &str,
+        presented: &str,
+        required: &[S],
+    ) -> Result<Verified, Refusal> {
         let Ok(key) = PresentedKey::parse(presented, &self.prefix) else {
-            return Verdict::Invalid(Refusal::Malformed);
+            return Err(Refusal::Malformed);
         };
         let now = self.clock.now();
         self.index.with_keys(tenant, |keys| match keys {
-            Some(keys) => keys.verify(key.hash(), required, now),
-            None => Verdict::Invalid(Refusal::NotFound),
+            Some(keys) => keys.check(key.hash(), required, now),
+            None => Err(Refusal::NotFound),
         })
     }
 }

@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 
 use super::idempotency;
 use super::json::{JsonBody, OptionalJsonBody};
-use super::views::{ApiKeyView, ApiKeyWithToken};
+use super::views::{ApiKeyView, ApiKeyWithToken, GraceTokenView, RotatedApiKey};
 use super::{AdminErrors, BodyErrors, Endpoint, PreconditionErrors, WriteErrors};
 use crate::auth::{Admin, ReadKeys, WriteKeys};
 use crate::domain::{Description, FieldError, FieldErrors, KeyName, Permission, Permissions};
@@ -38,15 +38,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         Endpoint::new("/api/{tenantId}/admin/apiKeys/{keyName}/rotate")
             .post(rotate)
             .finish(),
+    )
+    .service(
+        Endpoint::new("/api/{tenantId}/admin/apiKeys/{keyName}/graceTokens")
+            .delete(end_grace)
+            .finish(),
     );
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(list, create, get, update, delete, rotate),
+    paths(list, create, get, update, delete, rotate, end_grace),
     components(schemas(
         ApiKeyView,
         ApiKeyWithToken,
+        RotatedApiKey,
+        GraceTokenView,
         CreateApiKey,
         UpdateApiKey,
         RotateApiKey,
@@ -358,7 +365,8 @@ pub(crate) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let filter = ListQuery::parse(req.query_string())?;
     let page = service.list(&admin.actor.tenant, &filter).await?;
-    let views: Vec<ApiKeyView> = page.keys.iter().map(ApiKeyView::from).collect();
+    let now = service.clock().now();
+    let views: Vec<ApiKeyView> = page.keys.iter().map(|k| ApiKeyView::of(k, now)).collect();
     let mut res = HttpResponse::Ok();
     if let Some(last) = &page.next {
         // The same query, from after this page's last key.
@@ -399,7 +407,7 @@ pub(crate) async fn get(
     let key = service.key(&admin.actor.tenant, &target.name).await?;
     Ok(HttpResponse::Ok()
         .insert_header((ETAG, keys::etag(&key.entry)))
-        .json(ApiKeyView::from(&key)))
+        .json(ApiKeyView::of(&key, service.clock().now())))
 }
 
 #[utoipa::path(
@@ -433,12 +441,15 @@ pub(crate) async fn create(
     let (svc, r) = (service.clone(), req.clone());
     idempotency::once(&req, &admin.actor, &raw, &service, |actor| async move {
         match svc.create(&actor, cmd).await {
-            Ok(issued) => Ok(created(&r, &issued)),
+            Ok(issued) => Ok(created(&r, &issued, svc.clock().now())),
             Err(keys::Error::AppliedElsewhere) => {
                 idempotency::applied_elsewhere(&svc, &actor, &name, StatusCode::CREATED).await
             }
             Err(keys::Error::OutcomeUnknown(u)) => {
-                Err(unresolved(u.issued.as_ref(), u.doubt, |i| created(&r, i)))
+                let now = svc.clock().now();
+                Err(unresolved(u.issued.as_ref(), u.doubt, |i| {
+                    created(&r, i, now)
+                }))
             }
             Err(e) => Err(e.into()),
         }
@@ -447,7 +458,7 @@ pub(crate) async fn create(
 }
 
 /// 201 with the new key, its token shown this once.
-fn created(req: &HttpRequest, issued: &keys::Issued) -> HttpResponse {
+fn created(req: &HttpRequest, issued: &keys::Issued, now: OffsetDateTime) -> HttpResponse {
     let entry = &issued.key.entry;
     let tenant = req.match_info().get("tenantId").unwrap_or_default();
     let location = req
@@ -458,21 +469,21 @@ fn created(req: &HttpRequest, issued: &keys::Issued) -> HttpResponse {
         .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((ETAG, keys::etag(entry)))
-        .json(ApiKeyWithToken::from(issued))
+        .json(ApiKeyWithToken::new(issued, now))
 }
 
-/// 200 with the rotated key, its new token shown this once.
-fn rotated(issued: &keys::Issued) -> HttpResponse {
+/// 200 with the rotated key, its new token shown this once, and the grace tokens it ended.
+fn rotated(issued: &keys::Issued, now: OffsetDateTime) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((ETAG, keys::etag(&issued.key.entry)))
-        .json(ApiKeyWithToken::from(issued))
+        .json(RotatedApiKey::new(issued, now))
 }
 
-fn updated(key: &keys::KeyState) -> HttpResponse {
+fn updated(key: &keys::KeyState, now: OffsetDateTime) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((ETAG, keys::etag(&key.entry)))
-        .json(ApiKeyView::from(key))
+        .json(ApiKeyView::of(key, now))
 }
 
 /// A write answered `outcome_unknown`, with what it would have answered (`respond` on what
@@ -519,14 +530,15 @@ pub(crate) async fn update(
     let svc = service.clone();
     idempotency::once(&req, &admin.actor, &raw, &service, |actor| async move {
         let name = target.name.clone();
+        let now = svc.clock().now();
         match svc.update(&actor, target, changes).await {
-            Ok(key) => Ok(updated(&key)),
+            Ok(key) => Ok(updated(&key, now)),
             Err(keys::Error::AppliedElsewhere) => {
                 let key = svc.key(&actor.tenant, &name).await?;
-                Ok(updated(&key))
+                Ok(updated(&key, now))
             }
             Err(keys::Error::OutcomeUnknown(u)) => {
-                Err(unresolved(u.key.as_ref(), u.doubt, updated))
+                Err(unresolved(u.key.as_ref(), u.doubt, |k| updated(k, now)))
             }
             Err(e) => Err(e.into()),
         }
@@ -535,7 +547,8 @@ pub(crate) async fn update(
 }
 
 /// A new token for the key; the old one keeps working for `gracePeriodSeconds` (default 0),
-/// never beyond the key's own expiry.
+/// never beyond the key's own expiry. With 0, every earlier grace token stops too; a key
+/// keeps at most 5 grace tokens, and a rotation past that ends the oldest.
 #[utoipa::path(
     post,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
@@ -543,7 +556,11 @@ pub(crate) async fn update(
     params(KeyPath, IfMatchHeader),
     request_body(content = Option<RotateApiKey>, description = "Optional"),
     responses(
-        (status = 200, description = "A new token, shown this once", body = ApiKeyWithToken),
+        (
+            status = 200,
+            description = "A new token, shown this once; `endedGraceTokens`: the grace tokens this rotation ended (every one with a grace of 0; the oldest when the key already kept 5)",
+            body = RotatedApiKey
+        ),
         AdminErrors,
         BodyErrors,
         WriteErrors,
@@ -565,13 +582,14 @@ pub(crate) async fn rotate(
     let svc = service.clone();
     idempotency::once(&req, &admin.actor, &raw, &service, |actor| async move {
         let name = target.name.clone();
+        let now = svc.clock().now();
         match svc.rotate(&actor, target, rotation).await {
-            Ok(issued) => Ok(rotated(&issued)),
+            Ok(issued) => Ok(rotated(&issued, now)),
             Err(keys::Error::AppliedElsewhere) => {
                 idempotency::applied_elsewhere(&svc, &actor, &name, StatusCode::OK).await
             }
             Err(keys::Error::OutcomeUnknown(u)) => {
-                Err(unresolved(u.issued.as_ref(), u.doubt, rotated))
+                Err(unresolved(u.issued.as_ref(), u.doubt, |i| rotated(i, now)))
             }
             Err(e) => Err(e.into()),
         }
@@ -607,6 +625,51 @@ pub(crate) async fn delete(
             Err(keys::Error::OutcomeUnknown(u)) => Err(unresolved(Some(&()), u.doubt, |()| {
                 HttpResponse::NoContent().finish()
             })),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+/// Ends the grace period of every token rotations replaced: only the current token works.
+#[utoipa::path(
+    delete,
+    path = "/api/{tenantId}/admin/apiKeys/{keyName}/graceTokens",
+    tag = "admin",
+    params(KeyPath, IfMatchHeader),
+    responses(
+        (
+            status = 200,
+            description = "Ended: the key, with `graceTokens: []`; `ETag` header",
+            body = ApiKeyView
+        ),
+        AdminErrors,
+        WriteErrors,
+        PreconditionErrors,
+    ),
+    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+)]
+#[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
+pub(crate) async fn end_grace(
+    admin: Admin<WriteKeys>,
+    service: web::Data<keys::Service>,
+    req: HttpRequest,
+    path: web::Path<KeyPath>,
+) -> Result<HttpResponse, ApiError> {
+    let target = path.target(&req)?;
+    let svc = service.clone();
+    idempotency::once(&req, &admin.actor, &[], &service, |actor| async move {
+        let name = target.name.clone();
+        let now = svc.clock().now();
+        match svc.end_grace(&actor, target).await {
+            Ok(key) => Ok(updated(&key, now)),
+            Err(keys::Error::AppliedElsewhere) => {
+                let key = svc.key(&actor.tenant, &name).await?;
+                Ok(updated(&key, now))
+            }
+            Err(keys::Error::OutcomeUnknown(u)) => {
+                Err(unresolved(u.key.as_ref(), u.doubt, |k| updated(k, now)))
+            }
             Err(e) => Err(e.into()),
         }
     })

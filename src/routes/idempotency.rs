@@ -167,7 +167,8 @@ pub async fn applied_elsewhere(
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
     let key = service.key(&actor.tenant, name).await?;
-    let mut view = serde_json::to_value(ApiKeyView::from(&key)).map_err(ApiError::internal)?;
+    let mut view = serde_json::to_value(ApiKeyView::of(&key, service.clock().now()))
+        .map_err(ApiError::internal)?;
     if let Value::Object(map) = &mut view {
         map.insert("token".into(), Value::Null);
         map.insert("code".into(), Value::from("token_issued_elsewhere"));

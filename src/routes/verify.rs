@@ -2,7 +2,7 @@
 //! in-memory index with no file I/O and no lock.
 
 use std::borrow::Cow;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use actix_web::body::MessageBody;
 use actix_web::http::header::{CACHE_CONTROL, ETAG, HeaderName, HeaderValue};
@@ -15,8 +15,9 @@ use super::Endpoint;
 use super::json::JsonBody;
 use super::views::ApiKeyView;
 use crate::auth::API_KEY_HEADER;
-use crate::domain::{KeyEntry, Refusal, Subject, TenantId, Verdict};
+use crate::domain::{Refusal, Subject, TenantId};
 use crate::error::{ApiError, Credential, ProblemDetails};
+use crate::index::Verified;
 use crate::keys::{self, Actor, KeyLimits, Verifier};
 use crate::store::render;
 
@@ -104,13 +105,15 @@ pub(crate) async fn verify(
 ) -> HttpResponse {
     let body = body.0;
     let res = match verifier.check(&path, &body.key, &body.permissions) {
-        Verdict::Valid(e) => VerifyResponse::Valid {
+        Ok(v) => VerifyResponse::Valid {
             valid: true,
-            name: e.name.to_string(),
-            permissions: e.permissions.iter().map(|p| p.to_string()).collect(),
-            expires_at: e.expires_at.map(render::timestamp),
+            name: v.entry.name.to_string(),
+            permissions: v.entry.permissions.iter().map(|p| p.to_string()).collect(),
+            // A token in its grace period stops at the grace's end: a gateway that caches
+            // the answer must not keep it longer.
+            expires_at: v.expires_at().map(render::timestamp),
         },
-        Verdict::Invalid(r) => VerifyResponse::Invalid {
+        Err(r) => VerifyResponse::Invalid {
             valid: false,
             code: r.code(),
         },
@@ -164,7 +167,7 @@ pub(crate) async fn forward_auth(
         required.push(value);
     }
     match verifier.check(tenant, presented, &required) {
-        Verdict::Valid(e) => {
+        Ok(Verified { entry: e, .. }) => {
             let mut res = HttpResponse::NoContent();
             if let Ok(v) = HeaderValue::from_str(tenant) {
                 res.insert_header((X_KEYWARD_TENANT, v));
@@ -178,7 +181,7 @@ pub(crate) async fn forward_auth(
             }
             Ok(res.finish())
         }
-        Verdict::Invalid(r) => Ok(refused(presented, r)),
+        Err(r) => Ok(refused(presented, r)),
     }
 }
 
@@ -238,21 +241,16 @@ fn invalid_key(presented: &str, refusal: Refusal) -> ApiError {
     }
 }
 
-/// The calling key itself, from `X-API-Key`.
-fn calling_key(
-    verifier: &Verifier,
-    req: &HttpRequest,
-    tenant: &str,
-) -> Result<Arc<KeyEntry>, ApiError> {
+/// The calling key itself, from `X-API-Key` (its current token, or one in its grace period).
+fn calling_key(verifier: &Verifier, req: &HttpRequest, tenant: &str) -> Result<Verified, ApiError> {
     let presented = req
         .headers()
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    match verifier.check::<&str>(tenant, presented, &[]) {
-        Verdict::Valid(e) => Ok(e),
-        Verdict::Invalid(r) => Err(invalid_key(presented, r)),
-    }
+    verifier
+        .check::<&str>(tenant, presented, &[])
+        .map_err(|r| invalid_key(presented, r))
 }
 
 #[utoipa::path(
@@ -272,15 +270,20 @@ pub(crate) async fn current(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = calling_key(&verifier, &req, &path)?;
+    let entry = calling_key(&verifier, &req, &path)?.entry;
     let tenant = TenantId::parse(&path).map_err(|_| ApiError::TenantNotFound)?;
     let key = service.key(&tenant, &entry.name).await?;
     Ok(HttpResponse::Ok()
         .insert_header((ETAG, keys::etag(&entry)))
-        .json(ApiKeyView::new(&entry, key.last_used)))
+        .json(ApiKeyView::new(
+            &entry,
+            key.last_used,
+            service.clock().now(),
+        )))
 }
 
-/// The calling key revokes itself: its entry is removed from the file.
+/// The calling key revokes itself: its entry is removed from the file; a token in its grace
+/// period removes only itself.
 #[utoipa::path(
     delete,
     path = "/api/{tenantId}/apiKeys/current",
@@ -300,7 +303,8 @@ pub(crate) async fn revoke_current(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = calling_key(&verifier, &req, &path)?;
+    let calling = calling_key(&verifier, &req, &path)?;
+    let entry = &calling.entry;
     let presented = req
         .headers()
         .get(API_KEY_HEADER)
@@ -310,9 +314,10 @@ pub(crate) async fn revoke_current(
     let actor = Actor {
         tenant: TenantId::parse(&path).map_err(|_| ApiError::TenantNotFound)?,
         subject: Subject::parse(&format!("apikey:{}", entry.name)).ok(),
+        // What this token holds: a token in its grace period lives only until its end.
         key: Some(KeyLimits {
             permissions: entry.permissions.clone(),
-            expires_at: entry.expires_at,
+            expires_at: calling.expires_at(),
         }),
         request_id: crate::auth::request_id(&req),
         idempotency: None,

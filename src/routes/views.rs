@@ -4,7 +4,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::domain::KeyEntry;
-use crate::index::IndexedKey;
 use crate::keys::{Issued, KeyState};
 use crate::store::render;
 
@@ -21,10 +20,38 @@ pub struct ApiKeyView {
     pub expires_at: Option<String>,
     /// The last successful verification, to the second (kept across restarts).
     pub last_used_at: Option<String>,
+    /// Earlier tokens of this key that rotations left working for a grace period, soonest
+    /// end first; `[]` when none is. `DELETE .../graceTokens` ends them all.
+    pub grace_tokens: Vec<GraceTokenView>,
+}
+
+/// A token a rotation replaced, still working until `expiresAt`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraceTokenView {
+    /// When it stops working (RFC 3339).
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+impl GraceTokenView {
+    pub fn new(expires_at: OffsetDateTime) -> Self {
+        Self {
+            expires_at: render::timestamp(expires_at),
+        }
+    }
 }
 
 impl ApiKeyView {
-    pub fn new(e: &KeyEntry, last_used: Option<OffsetDateTime>) -> Self {
+    /// The key as it is at `now` (which grace periods are still running).
+    pub fn new(e: &KeyEntry, last_used: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+        let mut grace: Vec<OffsetDateTime> = e
+            .previous_hashes
+            .iter()
+            .map(|p| p.expires_at)
+            .filter(|end| *end > now)
+            .collect();
+        grace.sort();
         Self {
             name: e.name.to_string(),
             enabled: e.enabled,
@@ -34,23 +61,16 @@ impl ApiKeyView {
             created_by: e.created_by.as_ref().map(|s| s.as_str().to_owned()),
             expires_at: e.expires_at.map(render::timestamp),
             last_used_at: last_used.map(render::timestamp),
+            grace_tokens: grace.into_iter().map(GraceTokenView::new).collect(),
         }
     }
-}
 
-impl From<&IndexedKey> for ApiKeyView {
-    fn from(k: &IndexedKey) -> Self {
-        Self::new(&k.entry, k.last_used())
+    pub fn of(k: &KeyState, now: OffsetDateTime) -> Self {
+        Self::new(&k.entry, k.last_used, now)
     }
 }
 
-impl From<&KeyState> for ApiKeyView {
-    fn from(k: &KeyState) -> Self {
-        Self::new(&k.entry, k.last_used)
-    }
-}
-
-/// The create and rotate responses: the key, plus its token this one time.
+/// The create response: the key, plus its token this one time.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ApiKeyWithToken {
     #[serde(flatten)]
@@ -59,11 +79,35 @@ pub struct ApiKeyWithToken {
     pub token: String,
 }
 
-impl From<&Issued> for ApiKeyWithToken {
-    fn from(issued: &Issued) -> Self {
+impl ApiKeyWithToken {
+    pub fn new(issued: &Issued, now: OffsetDateTime) -> Self {
         Self {
-            key: ApiKeyView::from(&issued.key),
+            key: ApiKeyView::of(&issued.key, now),
             token: issued.token.expose().to_owned(),
+        }
+    }
+}
+
+/// The rotate response: the key and its new token, and the grace tokens this rotation
+/// ended (all of them with a grace of 0; the oldest when the key already had the most a
+/// key may keep).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKeyWithToken,
+    pub ended_grace_tokens: Vec<GraceTokenView>,
+}
+
+impl RotatedApiKey {
+    pub fn new(issued: &Issued, now: OffsetDateTime) -> Self {
+        Self {
+            key: ApiKeyWithToken::new(issued, now),
+            ended_grace_tokens: issued
+                .ended_grace
+                .iter()
+                .map(|end| GraceTokenView::new(*end))
+                .collect(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod fuzz_regressions;
 mod git;
 mod git_truth;
 mod git_world;
+mod grace;
 mod hardening;
 mod helpers;
 mod jwks_url;
