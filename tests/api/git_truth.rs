@@ -1304,7 +1304,7 @@ async fn an_async_backlog_is_replayed_in_slices_while_new_writes_are_taken_and_n
     // The worker hears of its push landing a moment after the remote has it.
     let status = eventually(
         "nothing left unpushed",
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         || a.api.status("acme"),
         |s| s["git"]["unpushed"] == json!(0),
     )
