@@ -22,6 +22,7 @@ mod openapi;
 mod ops;
 mod props;
 mod reload;
+mod security_git;
 mod store;
 mod verify;
 mod warm_start;
