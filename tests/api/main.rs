@@ -23,6 +23,7 @@ mod ops;
 mod props;
 mod reload;
 mod security_git;
+mod security_store;
 mod store;
 mod verify;
 mod warm_start;
