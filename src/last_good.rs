@@ -10,7 +10,8 @@
 //! | 8..12  | format version, u32 little-endian                                 |
 //! | 12..44 | SHA-256 of the `security.yml` the keys came from                  |
 //! | 44..76 | SHA-256 of the payload                                            |
-//! | 76..   | the payload: the keys, encoded with postcard (`Payload` below)    |
+//! | 76..108| the owner: which tenant directory the keys came from (`Owner`)    |
+//! | 108..  | the payload: the keys, encoded with postcard (`Payload` below)    |
 //!
 //! The source digest tells an unchanged file once it has been read and hashed: the file is
 //! always read, so a snapshot is never trusted over it. The payload digest makes a torn,
@@ -18,6 +19,12 @@
 //! version is ignored; either way the file is parsed. (It is no signature: whoever can
 //! write `state_dir` can write a snapshot, as they can `last_used.json` and git's journal.)
 //! Snapshots are replaced by rename and never live inside `tenants_dir`.
+//!
+//! A snapshot serves an invalid file only for the tenant that wrote it: its owner must be
+//! the tenant directory there is now (its device, inode and birth time), so a tenant
+//! removed and created again under the same name, while keyward ran or while it was
+//! down, never serves the removed one's keys. A scan that finds a tenant gone deletes its
+//! snapshot too.
 
 use std::collections::HashMap;
 use std::fs;
@@ -34,9 +41,10 @@ use crate::domain::{
 };
 
 const MAGIC: [u8; 8] = *b"keyward\0";
-/// Version 1 was YAML text in `<tenant>.yml`; a change to `Payload` is a new version.
-const VERSION: u32 = 2;
-const HEADER_LEN: usize = 76;
+/// Version 1 was YAML text in `<tenant>.yml`; version 2 had no owner; a change to
+/// `Payload` is a new version.
+const VERSION: u32 = 3;
+const HEADER_LEN: usize = 108;
 const EXTENSION: &str = "snapshot";
 
 /// A snapshot read back.
@@ -50,6 +58,49 @@ pub struct Saved {
 
 pub struct LastGood {
     dir: PathBuf,
+}
+
+/// Which tenant a snapshot belongs to: a digest of its directory's identity. Two owners
+/// are the same tenant; a directory removed and made again is another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner([u8; 32]);
+
+impl Owner {
+    /// The directory at `dir` as it is now: device, inode, and birth time where the
+    /// filesystem records one (an inode number alone can be handed out again at once).
+    /// None when it cannot be examined.
+    pub fn of_dir(dir: &std::path::Path) -> Option<Self> {
+        use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+        let st = statx(
+            CWD,
+            dir,
+            AtFlags::empty(),
+            StatxFlags::INO | StatxFlags::BTIME,
+        )
+        .ok()?;
+        let born = if st.stx_mask & StatxFlags::BTIME.bits() != 0 {
+            (st.stx_btime.tv_sec, st.stx_btime.tv_nsec)
+        } else {
+            (0, 0)
+        };
+        let mut h = Sha256::new();
+        h.update(b"dir");
+        h.update(st.stx_dev_major.to_le_bytes());
+        h.update(st.stx_dev_minor.to_le_bytes());
+        h.update(st.stx_ino.to_le_bytes());
+        h.update(born.0.to_le_bytes());
+        h.update(born.1.to_le_bytes());
+        Some(Self(h.finalize().into()))
+    }
+
+    /// A tenant of a served commit (git mode): named by its id alone, since a commit has no
+    /// directory identity. Its snapshot is deleted when a served commit drops the tenant.
+    pub fn of_name(tenant: &TenantId) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"name");
+        h.update(tenant.as_str().as_bytes());
+        Self(h.finalize().into())
+    }
 }
 
 /// The keys as written: what `SecurityFile` holds, with each distinct permission set once
@@ -81,6 +132,8 @@ struct Key<'a> {
 enum Unusable {
     /// Kept for other content of the file: the file changed since (no warning).
     OtherSource,
+    /// Kept by another tenant of the same name, since removed.
+    OtherOwner,
     NotASnapshot,
     OtherVersion,
     Damaged,
@@ -102,6 +155,7 @@ impl LastGood {
     pub fn save<'a>(
         &self,
         tenant: &TenantId,
+        owner: Owner,
         source: [u8; 32],
         keys: impl IntoIterator<Item = &'a KeyEntry>,
     ) -> io::Result<()> {
@@ -112,6 +166,7 @@ impl LastGood {
         bytes.extend_from_slice(&VERSION.to_le_bytes());
         bytes.extend_from_slice(&source);
         bytes.extend_from_slice(&Sha256::digest(&payload));
+        bytes.extend_from_slice(&owner.0);
         bytes.extend_from_slice(&payload);
         fs::create_dir_all(&self.dir)?;
         let mut tmp = tempfile::Builder::new()
@@ -127,12 +182,13 @@ impl LastGood {
     /// The keys kept for exactly the content whose digest is `source`, if a whole snapshot
     /// of it is kept: the fast start, which parses no YAML for an unchanged file.
     pub fn recall(&self, tenant: &TenantId, source: &[u8; 32]) -> Option<SecurityFile> {
-        self.read(tenant, Some(source)).map(|(file, _)| file)
+        self.read(tenant, Some(source), None).map(|(file, _)| file)
     }
 
-    /// The tenant's last valid version, whatever its source, if one is kept and whole.
-    pub fn load(&self, tenant: &TenantId) -> Option<Saved> {
-        let (file, source) = self.read(tenant, None)?;
+    /// The tenant's last valid version, whatever its source, if one is kept and whole and
+    /// `owner` wrote it.
+    pub fn load(&self, tenant: &TenantId, owner: Owner) -> Option<Saved> {
+        let (file, source) = self.read(tenant, None, Some(owner))?;
         let saved_at = fs::metadata(self.path(tenant))
             .and_then(|m| m.modified())
             .ok()
@@ -151,6 +207,7 @@ impl LastGood {
         &self,
         tenant: &TenantId,
         source: Option<&[u8; 32]>,
+        owner: Option<Owner>,
     ) -> Option<(SecurityFile, [u8; 32])> {
         // Read whole: a snapshot is a third of its file's size, and one read is fewer calls.
         let bytes = match fs::read(self.path(tenant)) {
@@ -161,9 +218,13 @@ impl LastGood {
                 return None;
             }
         };
-        let why = match check_and_decode(&bytes, source) {
+        let why = match check_and_decode(&bytes, source, owner) {
             Ok(found) => return Some(found),
             Err(Unusable::OtherSource) => return None,
+            Err(Unusable::OtherOwner) => {
+                tracing::info!(%tenant, "the last-good snapshot is another tenant's of this name; not used");
+                return None;
+            }
             Err(Unusable::NotASnapshot) => "it is not a keyward snapshot",
             Err(Unusable::OtherVersion) => "it is of another format version",
             Err(Unusable::Damaged) => "it is damaged or truncated",
@@ -171,12 +232,46 @@ impl LastGood {
         tracing::warn!(%tenant, why, "ignoring the last-good snapshot");
         None
     }
+
+    /// Deletes the tenant's snapshot: the tenant is gone.
+    pub fn forget(&self, tenant: &TenantId) {
+        match fs::remove_file(self.path(tenant)) {
+            Ok(()) => tracing::info!(%tenant, "deleted the last-good snapshot of a removed tenant"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(%tenant, error = %e, "cannot delete the last-good snapshot of a removed tenant")
+            }
+        }
+    }
+
+    /// Deletes the snapshots of every tenant but `present` (a start-up's listing).
+    pub fn forget_all_but<'a>(&self, present: impl IntoIterator<Item = &'a TenantId>) {
+        let present: std::collections::HashSet<&TenantId> = present.into_iter().collect();
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(stem) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(&format!(".{EXTENSION}")))
+            else {
+                continue;
+            };
+            if let Ok(tenant) = TenantId::parse(stem)
+                && !present.contains(&tenant)
+            {
+                self.forget(&tenant);
+            }
+        }
+    }
 }
 
 /// Checks the header, then the payload's digest, and decodes it.
 fn check_and_decode(
     bytes: &[u8],
     source: Option<&[u8; 32]>,
+    owner: Option<Owner>,
 ) -> Result<(SecurityFile, [u8; 32]), Unusable> {
     let (header, payload) = bytes
         .split_first_chunk::<HEADER_LEN>()
@@ -191,6 +286,9 @@ fn check_and_decode(
     let saved_from = field(12..44);
     if source.is_some_and(|s| *s != saved_from) {
         return Err(Unusable::OtherSource);
+    }
+    if owner.is_some_and(|o| o.0 != field(76..108)) {
+        return Err(Unusable::OtherOwner);
     }
     if <[u8; 32]>::from(Sha256::digest(payload)) != field(44..76) {
         return Err(Unusable::Damaged);
@@ -301,12 +399,42 @@ apiKeys:
     hash: 4444444444444444444444444444444444444444444444444444444444444444
 ";
 
+    fn owner() -> Owner {
+        Owner::of_name(&TenantId::parse("acme").unwrap())
+    }
+
+    #[test]
+    fn a_snapshot_serves_only_the_tenant_directory_that_wrote_it() {
+        let (dir, kept, acme, _) = kept();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        let (owner_a, owner_b) = (Owner::of_dir(&a).unwrap(), Owner::of_dir(&b).unwrap());
+        assert_eq!(Owner::of_dir(&a), Some(owner_a), "stable");
+        assert_ne!(owner_a, owner_b);
+        let file = SecurityFile::parse(FILE).unwrap();
+        kept.save(&acme, owner_a, [7; 32], &file.keys).unwrap();
+        assert!(kept.load(&acme, owner_a).is_some());
+        assert!(kept.load(&acme, owner_b).is_none(), "another directory");
+        assert!(
+            kept.recall(&acme, &[7; 32]).is_some(),
+            "same content, same keys"
+        );
+        kept.forget_all_but([&TenantId::parse("globex").unwrap()]);
+        assert!(kept.load(&acme, owner_a).is_none(), "forgotten");
+    }
+
     fn kept() -> (tempfile::TempDir, LastGood, TenantId, SecurityFile) {
         let dir = tempfile::tempdir().unwrap();
         let kept = LastGood::new(dir.path().to_path_buf());
         let file = SecurityFile::parse(FILE).unwrap();
-        kept.save(&TenantId::parse("acme").unwrap(), [7; 32], &file.keys)
-            .unwrap();
+        kept.save(
+            &TenantId::parse("acme").unwrap(),
+            owner(),
+            [7; 32],
+            &file.keys,
+        )
+        .unwrap();
         (dir, kept, TenantId::parse("acme").unwrap(), file)
     }
 
@@ -319,18 +447,18 @@ apiKeys:
         // Equality of timestamps ignores the offset: the offset must come back too.
         let offsets = |f: &SecurityFile| f.keys[0].created_at.map(|t| t.offset());
         assert_eq!(offsets(&recalled), offsets(&file));
-        let saved = kept.load(&acme).unwrap();
+        let saved = kept.load(&acme, owner()).unwrap();
         assert_eq!(saved.file, file);
         assert_eq!(saved.source, [7; 32]);
         assert!(saved.saved_at.is_some());
 
         assert!(kept.recall(&acme, &[8; 32]).is_none(), "another source");
         assert!(
-            kept.load(&acme).is_some(),
+            kept.load(&acme, owner()).is_some(),
             "kept for the invalid-file fallback"
         );
         let other = TenantId::parse("other").unwrap();
-        assert!(kept.recall(&other, &[7; 32]).is_none() && kept.load(&other).is_none());
+        assert!(kept.recall(&other, &[7; 32]).is_none() && kept.load(&other, owner()).is_none());
     }
 
     #[test]
@@ -350,7 +478,7 @@ apiKeys:
         let mut flipped = good.clone();
         *flipped.last_mut().unwrap() ^= 1;
         let mut other_version = good.clone();
-        other_version[8] = 3;
+        other_version[8] = 9;
         let mut other_magic = good.clone();
         other_magic[0] = b'K';
         let damaged: [(&str, Vec<u8>); 6] = [
@@ -365,9 +493,9 @@ apiKeys:
             fs::write(&path, &bytes).unwrap();
             assert!(kept.recall(&acme, &[7; 32]).is_none(), "{what}");
             fs::write(&path, &bytes).unwrap();
-            assert!(kept.load(&acme).is_none(), "{what}");
+            assert!(kept.load(&acme, owner()).is_none(), "{what}");
             // Whatever was there, the next save writes a whole snapshot again.
-            kept.save(&acme, [7; 32], &file.keys).unwrap();
+            kept.save(&acme, owner(), [7; 32], &file.keys).unwrap();
             assert_eq!(kept.recall(&acme, &[7; 32]).unwrap(), file, "{what}");
         }
     }
@@ -398,11 +526,19 @@ apiKeys:
         .unwrap();
         let kept = LastGood::new(dir.path().to_path_buf());
         let acme = TenantId::parse("acme").unwrap();
-        assert!(kept.load(&acme).is_none(), "another format: not read");
+        assert!(
+            kept.load(&acme, owner()).is_none(),
+            "another format: not read"
+        );
 
-        kept.save(&acme, [7; 32], &SecurityFile::parse(FILE).unwrap().keys)
-            .unwrap();
+        kept.save(
+            &acme,
+            owner(),
+            [7; 32],
+            &SecurityFile::parse(FILE).unwrap().keys,
+        )
+        .unwrap();
         assert!(!v1.exists());
-        assert!(kept.load(&acme).is_some());
+        assert!(kept.load(&acme, owner()).is_some());
     }
 }

@@ -134,7 +134,10 @@ pub struct TreeFile {
 pub struct LoggedCommit {
     pub id: String,
     pub author: String,
+    /// The author date, strict ISO 8601.
     pub date: String,
+    /// The committer date, seconds since the epoch.
+    pub time: i64,
     pub committer: String,
     pub subject: String,
     pub body: String,
@@ -259,7 +262,8 @@ impl Repo {
         match fetched {
             Ok(_) => self.rev(into).ok_or(RemoteError::Unreachable),
             Err(e) => {
-                tracing::debug!(stderr = e.stderr(), "git fetch failed");
+                // git's words name the remote and carry its hooks' text: for ops, not clients.
+                tracing::warn!(remote, stderr = e.stderr(), "git fetch failed");
                 Err(match e {
                     GitError::Timeout { .. } => RemoteError::Unknown,
                     _ => RemoteError::Unreachable,
@@ -306,7 +310,8 @@ impl Repo {
             Ok(_) => Ok(()),
             Err(GitError::Timeout { .. }) => Err(RemoteError::Unknown),
             Err(e) => {
-                tracing::debug!(stderr = e.stderr(), "git push failed");
+                // git's words name the remote and carry its hooks' text: for ops, not clients.
+                tracing::warn!(url, stderr = e.stderr(), "git push failed");
                 Err(match &e {
                     GitError::Failed { stderr, .. } => classify_push(stderr),
                     _ => RemoteError::Unreachable,
@@ -449,10 +454,9 @@ impl Repo {
         max: Option<usize>,
         since: Option<&str>,
     ) -> Result<Vec<LoggedCommit>, GitError> {
-        const FORMAT: &str = "--format=%H%x1f%an%x1f%aI%x1f%cn%x1f%s%x1f%b%x1e";
         let max = max.map(|m| format!("--max-count={m}"));
         let since = since.map(|s| format!("--since={s}"));
-        let mut args = vec!["log", FORMAT];
+        let mut args = vec!["log", "-z", LOG_FORMAT];
         args.extend(max.as_deref());
         args.extend(since.as_deref());
         args.push(tip);
@@ -460,28 +464,9 @@ impl Repo {
             args.push("--not");
             args.extend_from_slice(not);
         }
-        if let Some(path) = path {
-            args.extend(["--", path]);
-        }
-        let out = self.git(&args)?;
-        Ok(out
-            .split('\u{1e}')
-            .filter_map(|record| {
-                let mut f = record.trim_start_matches(['\n', '\r']).split('\u{1f}');
-                let id = f.next()?.trim().to_owned();
-                if id.is_empty() {
-                    return None;
-                }
-                Some(LoggedCommit {
-                    id,
-                    author: f.next()?.to_owned(),
-                    date: f.next()?.to_owned(),
-                    committer: f.next()?.to_owned(),
-                    subject: f.next()?.to_owned(),
-                    body: f.next().unwrap_or_default().trim().to_owned(),
-                })
-            })
-            .collect())
+        args.push("--");
+        args.extend(path);
+        parse_log(&self.git(&args)?)
     }
 
     /// The paths under `prefix` whose content differs between two commits.
@@ -689,11 +674,6 @@ impl Repo {
             stderr: "no HEAD after a commit".into(),
         })
     }
-
-    /// `git log` of one path in the work tree's history (the history endpoint).
-    pub fn run_log(&self, args: &[&str]) -> Result<String, GitError> {
-        self.git(args)
-    }
 }
 
 /// Every file staged in the index under `dir` (the directory git runs in), as staged, with
@@ -725,6 +705,51 @@ pub fn user_identity(dir: &Path) -> Option<String> {
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     })
+}
+
+/// `git log -z` with one NUL-terminated field each: git ends a commit's text at its first
+/// NUL, so no subject, body or name can hold one, and commit text cannot shift a field or
+/// start a record. (Printable separators such as `%x1f` can be typed into a subject.)
+const LOG_FORMAT: &str = "--format=%H%x00%an%x00%aI%x00%ct%x00%cn%x00%s%x00%b";
+const LOG_FIELDS: usize = 7;
+
+/// Reads `git log -z` output in `LOG_FORMAT`: every record exactly `LOG_FIELDS` fields (the
+/// last ended by `-z`'s own NUL), each starting with a commit id; anything else is refused
+/// whole rather than read with its fields out of place.
+fn parse_log(out: &str) -> Result<Vec<LoggedCommit>, GitError> {
+    let malformed = || GitError::Failed {
+        command: "log".into(),
+        stderr: "its output is not one record of fields per commit".into(),
+    };
+    let mut fields: Vec<&str> = out.split('\0').collect();
+    // The terminator after the last record leaves one empty piece behind it.
+    if fields.last() == Some(&"") {
+        fields.pop();
+    }
+    if !fields.len().is_multiple_of(LOG_FIELDS) {
+        return Err(malformed());
+    }
+    fields
+        .chunks_exact(LOG_FIELDS)
+        .map(|f| {
+            // Between records git puts the NUL only: the next id follows at once.
+            let id = f[0].trim_start_matches('\n');
+            let hex = id.len() >= 40 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            let time = f[3].parse().map_err(|_| malformed())?;
+            if !hex {
+                return Err(malformed());
+            }
+            Ok(LoggedCommit {
+                id: id.to_owned(),
+                author: f[1].to_owned(),
+                date: f[2].to_owned(),
+                time,
+                committer: f[4].to_owned(),
+                subject: f[5].to_owned(),
+                body: f[6].trim().to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// A name or address as fast-import takes it: no angle brackets or line breaks.
@@ -866,6 +891,22 @@ fn kill_group(pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_records_are_fields_between_nuls_and_anything_else_is_refused() {
+        let id = "a".repeat(40);
+        let other = "b".repeat(40);
+        let out = format!(
+            "{id}\0ops\u{1f}x\0d\x001\0ops\0s\u{1e}{other}\0body\n\0\n{other}\0a\0d\x002\0c\0s\0\0"
+        );
+        let log = parse_log(&out).unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].subject, format!("s\u{1e}{other}"));
+        assert_eq!((log[1].id.as_str(), log[1].time), (other.as_str(), 2));
+        assert!(parse_log(&format!("{id}\0a\0d\x001\0c\0s\0")).is_err());
+        assert!(parse_log("not-an-id\0a\0d\x001\0c\0s\0\0").is_err());
+        assert!(parse_log("").unwrap().is_empty());
+    }
 
     #[test]
     fn push_refusals_are_told_apart() {

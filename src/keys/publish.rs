@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{Generation, KeyHash, TenantId};
 use crate::index::{Index, TenantKeys};
-use crate::last_good::LastGood;
+use crate::last_good::{LastGood, Owner};
 use crate::store::{FileProblem, Loaded, Store, Version};
 
 /// What one reload did to the index.
@@ -81,6 +81,11 @@ pub(super) struct Publisher {
     deferred: Mutex<Option<Vec<Unkept>>>,
     /// Threads writing what loads deferred, for a shutdown to wait for.
     writers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The tenant directory each tenant's served keys came from: an invalid file keeps
+    /// them only while it is the same directory.
+    owners: Mutex<HashMap<TenantId, Option<Owner>>>,
+    /// git mode: tenants come from commits, not directories (see `Owner::of_name`).
+    serves_commits: std::sync::atomic::AtomicBool,
 }
 
 /// A version served but not kept in `state_dir` yet.
@@ -89,6 +94,7 @@ pub(super) struct Unkept {
     generation: Generation,
     digest: [u8; 32],
     keys: Arc<TenantKeys>,
+    owner: Option<Owner>,
 }
 
 impl Publisher {
@@ -101,7 +107,35 @@ impl Publisher {
             snapshots: Mutex::default(),
             deferred: Mutex::default(),
             writers: Mutex::default(),
+            owners: Mutex::default(),
+            serves_commits: Default::default(),
         }
+    }
+
+    /// From now on tenants come from served commits (git mode).
+    pub(super) fn serve_commits(&self) {
+        self.serves_commits
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Which tenant of this name is there now, for its snapshot; None when that cannot be
+    /// told (its directory cannot be examined), and then no snapshot serves it.
+    fn owner(&self, tenant: &TenantId) -> Option<Owner> {
+        if self
+            .serves_commits
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            Some(Owner::of_name(tenant))
+        } else {
+            Owner::of_dir(&self.store.tenant_dir(tenant))
+        }
+    }
+
+    /// Deletes the snapshots of tenants that are not in `present` (a start-up's tenants):
+    /// a tenant removed while keyward was down leaves nothing a new one could serve.
+    pub(super) fn forget_all_but<'a>(&self, present: impl IntoIterator<Item = &'a TenantId>) {
+        let _held = self.snapshots.lock();
+        self.last_good.forget_all_but(present);
     }
 
     /// From now until `take_deferred`, snapshots are not written as versions are served
@@ -181,9 +215,14 @@ impl Publisher {
                 problem,
                 generation,
             } => {
-                let serving = if self.index.keys(tenant).is_some_and(|k| !k.is_empty()) {
+                let owner = self.owner(tenant);
+                let same_tenant = owner.is_some() && self.owners.lock().get(tenant) == Some(&owner);
+                let has_keys = self.index.keys(tenant).is_some_and(|k| !k.is_empty());
+                let serving = if has_keys && same_tenant {
                     Serving::Kept
-                } else if let Some(saved) = self.last_good.load(tenant) {
+                } else if let Some(saved) =
+                    owner.and_then(|owner| self.last_good.load(tenant, owner))
+                {
                     let keys = TenantKeys::build_owned(Arc::new(saved.file), None);
                     self.index.publish(tenant, keys, generation);
                     self.kept_in_use
@@ -191,12 +230,19 @@ impl Publisher {
                         .insert(tenant.clone(), saved.saved_at);
                     Serving::LastGood
                 } else {
+                    // The tenant is there, serving nothing: keys it held belonged to a
+                    // directory removed and made again between two reloads.
+                    let none = TenantKeys::build_owned(Arc::default(), None);
+                    self.index.publish(tenant, none, generation);
+                    self.owners.lock().insert(tenant.clone(), owner);
                     Serving::Nothing
                 };
                 Reloaded::Invalid { problem, serving }
             }
             Loaded::Gone { generation } => {
                 self.kept_in_use.lock().remove(tenant);
+                self.owners.lock().remove(tenant);
+                self.forget(tenant, generation);
                 if self.index.remove(tenant, generation) {
                     Reloaded::Removed
                 } else {
@@ -204,6 +250,15 @@ impl Publisher {
                 }
             }
         }
+    }
+
+    /// Deletes a removed tenant's snapshot; a snapshot of an older version still waiting to
+    /// be written is then never written.
+    fn forget(&self, tenant: &TenantId, generation: Generation) {
+        let mut snapshots = self.snapshots.lock();
+        let held = snapshots.entry(tenant.clone()).or_default();
+        *held = generation.max(*held);
+        self.last_good.forget(tenant);
     }
 
     /// Builds a version's keys (carrying each key's last use over) and serves them, unless
@@ -220,6 +275,8 @@ impl Publisher {
         if !self.index.publish(tenant, keys.clone(), version.generation) {
             return;
         }
+        let owner = self.owner(tenant);
+        self.owners.lock().insert(tenant.clone(), owner);
         self.kept_in_use.lock().remove(tenant);
         if !keep {
             let mut snapshots = self.snapshots.lock();
@@ -232,6 +289,7 @@ impl Publisher {
             generation: version.generation,
             digest: version.digest,
             keys,
+            owner,
         };
         match self.deferred.lock().as_mut() {
             Some(deferred) => deferred.push(unkept),
@@ -246,7 +304,12 @@ impl Publisher {
             generation,
             digest,
             keys,
+            owner,
         } = unkept;
+        let Some(owner) = owner else {
+            tracing::warn!(%tenant, "cannot tell the tenant directory apart; its last valid version is not kept");
+            return;
+        };
         let mut snapshots = self.snapshots.lock();
         if snapshots
             .get(&tenant)
@@ -256,7 +319,7 @@ impl Publisher {
         }
         match self
             .last_good
-            .save(&tenant, digest, keys.iter().map(|k| &*k.entry))
+            .save(&tenant, owner, digest, keys.iter().map(|k| &*k.entry))
         {
             Ok(()) => {
                 snapshots.insert(tenant, generation);

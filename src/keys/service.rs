@@ -505,6 +505,7 @@ impl Service {
             );
         }
         let tenants = listing.tenants;
+        self.publisher.forget_all_but(&tenants);
         let present: HashSet<&TenantId> = tenants.iter().collect();
         for tenant in self.index.tenants() {
             if !present.contains(&tenant) {
@@ -582,16 +583,12 @@ impl Service {
             let index = self.index.clone();
             std::thread::spawn(move || warn_all_shared(&index));
         }
-        // Nothing waits for the snapshots or for the removal of temp files a killed writer
-        // left (which nothing reads).
+        // Nothing waits for the snapshots.
         let unkept = self.publisher.take_deferred();
-        let (publisher, store) = (self.publisher.clone(), self.store.clone());
+        let publisher = self.publisher.clone();
         self.publisher.in_background(move || {
             for u in unkept {
                 publisher.keep(u);
-            }
-            for t in &tenants {
-                store.remove_stale_temp_files(t);
             }
         });
         Ok(())

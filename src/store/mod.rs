@@ -352,26 +352,6 @@ impl Store {
         Ok(listing)
     }
 
-    /// Removes temp files a killed writer left behind (ours only: `.security.yml.*.tmp`),
-    /// once they are a minute old, so another live process's write is never touched.
-    pub fn remove_stale_temp_files(&self, tenant: &TenantId) {
-        let Ok(entries) = fs::read_dir(self.tenant_dir(tenant)) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let ours = name.starts_with(".security.yml.") && name.ends_with(".tmp");
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(60)));
-            if ours && stale && fs::remove_file(entry.path()).is_ok() {
-                tracing::info!(%tenant, file = %name, "removed a temp file left by an interrupted write");
-            }
-        }
-    }
-
     fn tenant_lock(&self, tenant: &TenantId) -> Arc<Mutex<()>> {
         self.locks.lock().entry(tenant.clone()).or_default().clone()
     }

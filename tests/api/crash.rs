@@ -47,38 +47,3 @@ async fn sigkill_during_concurrent_creates_never_loses_an_acknowledged_write_or_
         acknowledged.len()
     );
 }
-
-#[tokio::test]
-async fn temp_files_left_by_a_killed_writer_are_removed_once_stale() {
-    let dir = tenants_with(&[("acme", ACME_FILE)]);
-    let acme = dir.path().join("tenants/acme");
-    let stale = acme.join(".security.yml.AbC123.tmp");
-    let fresh = acme.join(".security.yml.XyZ789.tmp");
-    let foreign = acme.join("notes.tmp");
-    for f in [&stale, &fresh, &foreign] {
-        std::fs::write(f, "half a write").unwrap();
-    }
-    for f in [&stale, &foreign] {
-        let ok = std::process::Command::new("touch")
-            .args(["-d", "2 minutes ago"])
-            .arg(f)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    let _app = spawn_app_on(dir, |_| {}).await;
-
-    eventually(
-        "a stale temp file of ours is removed",
-        Duration::from_secs(10),
-        || async { stale.exists() },
-        |exists| !exists,
-    )
-    .await;
-    assert!(
-        fresh.exists(),
-        "a fresh one may belong to another live process"
-    );
-    assert!(foreign.exists(), "other files are never touched");
-}

@@ -26,6 +26,8 @@ mod ops;
 mod principals;
 mod props;
 mod reload;
+mod security_git;
+mod security_store;
 mod store;
 mod verify;
 mod warm_start;

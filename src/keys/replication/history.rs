@@ -8,7 +8,7 @@
 
 use super::file_path;
 use crate::domain::{KeyName, TenantId};
-use crate::git::Repo;
+use crate::git::{LoggedCommit, Repo};
 use crate::keys::Error;
 use crate::keys::intent::Verb;
 
@@ -80,17 +80,11 @@ pub(super) fn history(
         None => (served.to_owned(), 0),
     };
     let want = offset + limit + 1;
-    const FORMAT: &str = "--format=%H%x1f%an%x1f%aI%x1f%s%x1f%ct%x1e";
     let log = |max: Option<usize>| -> Result<Vec<(i64, HistoryEntry)>, Error> {
-        let max = max.map(|m| format!("--max-count={m}"));
-        let mut args = vec!["log", FORMAT];
-        args.extend(max.as_deref());
-        args.extend([tip.as_str(), "--", path.as_str()]);
-        let out = repo.run_log(&args).map_err(git_failed)?;
-        Ok(out
-            .split('\u{1e}')
-            .filter_map(|r| parse_log_record(r, tenant))
-            .collect())
+        let commits = repo
+            .log(&tip, &[], Some(&path), max, None)
+            .map_err(git_failed)?;
+        Ok(commits.into_iter().map(|c| entry_of(c, tenant)).collect())
     };
     let entries = match key {
         None => log(Some(want))?,
@@ -143,20 +137,9 @@ fn git_failed(e: crate::git::GitError) -> Error {
     Error::Git("the history cannot be read".into())
 }
 
-fn parse_log_record(record: &str, tenant: &TenantId) -> Option<(i64, HistoryEntry)> {
-    let mut parts = record.trim_matches(['\n', '\r']).split('\u{1f}');
-    let commit = parts.next()?.trim().to_owned();
-    if commit.is_empty() {
-        return None;
-    }
-    let author = parts.next()?.to_owned();
-    let date = parts.next()?.to_owned();
-    let subject = parts.next().unwrap_or_default();
-    let time = parts
-        .next()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(0);
-    let ours = subject.split_once(' ').and_then(|(verb, rest)| {
+/// A commit as a history entry: keyward's own name their verb and key in the subject.
+fn entry_of(commit: LoggedCommit, tenant: &TenantId) -> (i64, HistoryEntry) {
+    let ours = commit.subject.split_once(' ').and_then(|(verb, rest)| {
         let (t, key) = rest.split_once('/')?;
         (Verb::parse(verb).is_some() && t == tenant.as_str() && KeyName::parse(key).is_ok())
             .then(|| (verb.to_owned(), key.to_owned()))
@@ -165,16 +148,16 @@ fn parse_log_record(record: &str, tenant: &TenantId) -> Option<(i64, HistoryEntr
         Some((verb, key)) => (verb, Some(key)),
         None => ("edit".to_owned(), None),
     };
-    Some((
-        time,
+    (
+        commit.time,
         HistoryEntry {
-            commit,
-            author,
-            date,
+            commit: commit.id,
+            author: commit.author,
+            date: commit.date,
             action,
             key_name,
         },
-    ))
+    )
 }
 
 fn regex_escape(s: &str) -> String {
@@ -209,26 +192,29 @@ fn regex_escape(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn commit(id: &str, subject: &str) -> LoggedCommit {
+        LoggedCommit {
+            id: id.into(),
+            author: "alice".into(),
+            date: "2026-11-28T10:00:00+00:00".into(),
+            time: 1,
+            committer: "keyward".into(),
+            subject: subject.into(),
+            body: String::new(),
+        }
+    }
+
     #[test]
-    fn log_records_tell_keyward_s_commits_from_ops_edits() {
+    fn commits_tell_keyward_s_writes_from_ops_edits() {
         let acme = TenantId::parse("acme").unwrap();
-        let (_, ours) = parse_log_record(
-            "\nabc\u{1f}alice\u{1f}2026-11-28T10:00:00+00:00\u{1f}create acme/ci-deploy\u{1f}1",
-            &acme,
-        )
-        .unwrap();
+        let (_, ours) = entry_of(commit("abc", "create acme/ci-deploy"), &acme);
         assert_eq!(
             (ours.action.as_str(), ours.key_name.as_deref()),
             ("create", Some("ci-deploy"))
         );
-        let (_, theirs) = parse_log_record(
-            "def\u{1f}bob\u{1f}2026-11-28T10:00:00+00:00\u{1f}Rotate keys for Q4\u{1f}2",
-            &acme,
-        )
-        .unwrap();
+        let (_, theirs) = entry_of(commit("def", "Rotate keys for Q4"), &acme);
         assert_eq!((theirs.action.as_str(), theirs.key_name), ("edit", None));
-        let (_, other_tenant) =
-            parse_log_record("ghi\u{1f}bob\u{1f}d\u{1f}create globex/x\u{1f}3", &acme).unwrap();
+        let (_, other_tenant) = entry_of(commit("ghi", "create globex/x"), &acme);
         assert_eq!(other_tenant.action, "edit");
     }
 

@@ -59,7 +59,7 @@ use super::publish::Publisher;
 use crate::clock::Clock;
 use crate::config::PushMode;
 use crate::domain::{KeyEntry, TenantId};
-use crate::git::Repo;
+use crate::git::{RemoteError, Repo};
 use crate::metrics::Metrics;
 use crate::store::render;
 
@@ -98,7 +98,11 @@ struct View {
     remote: Option<String>,
     unpushed: HashMap<TenantId, usize>,
     last_pull: Option<(OffsetDateTime, Instant)>,
-    last_error: Option<crate::git::RemoteError>,
+    /// Why the last fetch failed: every tenant's keys may be stale while it lasts.
+    fetch_error: Option<RemoteError>,
+    /// Why the last push of a tenant's writes failed: that tenant's only, since a hook's
+    /// refusal of one tenant's write says nothing about another's.
+    push_errors: HashMap<TenantId, RemoteError>,
     dropped: Option<report::Reports>,
     rewritten: Option<report::Reports>,
 }
@@ -285,7 +289,10 @@ impl Replicator {
                 v.remote.clone(),
                 v.unpushed.get(tenant).copied().unwrap_or(0),
                 v.last_pull,
-                v.last_error.as_ref().map(ToString::to_string),
+                v.push_errors
+                    .get(tenant)
+                    .or(v.fetch_error.as_ref())
+                    .map(ToString::to_string),
                 v.dropped.as_ref().map(|r| r.of(tenant)).unwrap_or_default(),
                 v.rewritten
                     .as_ref()
@@ -366,17 +373,37 @@ impl Engine {
         v.unpushed = unpushed;
     }
 
-    fn set_error(&self, error: Option<crate::git::RemoteError>) {
-        self.view.lock().last_error = error;
+    fn fetch_failed(&self, error: RemoteError) {
+        self.view.lock().fetch_error = Some(error);
+    }
+
+    /// A push of these tenants' writes failed: their status says so, no other's.
+    fn push_failed<'a>(
+        &self,
+        tenants: impl IntoIterator<Item = &'a TenantId>,
+        error: &RemoteError,
+    ) {
+        let mut v = self.view.lock();
+        for t in tenants {
+            v.push_errors.insert(t.clone(), error.clone());
+        }
+    }
+
+    /// A push of these tenants' writes landed: the remote is reached and takes them.
+    fn push_landed<'a>(&self, tenants: impl IntoIterator<Item = &'a TenantId>) {
+        let mut v = self.view.lock();
+        v.fetch_error = None;
+        for t in tenants {
+            v.push_errors.remove(t);
+        }
     }
 
     /// The remote answered a fetch: an error about reaching it is over (a refusal of a
-    /// push by its policy is not, until a push lands).
+    /// push by its policy is not, until that tenant's push lands).
     fn reached_remote(&self) {
         let mut v = self.view.lock();
-        if v.last_error != Some(crate::git::RemoteError::Refused) {
-            v.last_error = None;
-        }
+        v.fetch_error = None;
+        v.push_errors.retain(|_, e| *e == RemoteError::Refused);
     }
 
     fn now(&self) -> OffsetDateTime {

@@ -70,7 +70,7 @@ impl Engine {
             Ok(new) => new,
             Err(e) => {
                 tracing::warn!(error = %e, "git fetch failed");
-                self.set_error(Some(e.clone()));
+                self.fetch_failed(e.clone());
                 for (_, reply) in self.settling.drain(..) {
                     let _ = reply.send(Settled::Unknown);
                 }

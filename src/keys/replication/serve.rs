@@ -43,6 +43,11 @@ impl Engine {
             return Ok(());
         }
         let files = tenant_files(&self.repo.files(commit, &self.prefix)?, &self.prefix);
+        if self.served.commit.is_none() {
+            // The first commit served: a tenant it lacks is gone, and so is its snapshot.
+            self.publisher.serve_commits();
+            self.publisher.forget_all_but(files.keys());
+        }
         let changed: Vec<(&TenantId, &FileAt)> = files
             .iter()
             .filter(|(t, f)| self.served.files.get(*t) != Some(*f))

@@ -22,6 +22,7 @@ use super::courier::{Back, Trip, spawn_courier};
 use super::write::Flight;
 use super::{Engine, Job, Msg};
 use crate::config::PushMode;
+use crate::domain::TenantId;
 use crate::git::{REMOTE_REF, RemoteError};
 
 /// How long git's files in the clone must be untouched before keyward moves its branch: a
@@ -287,12 +288,28 @@ impl Engine {
         }
     }
 
+    /// The tenants of the journal's first entries (those an async push carried).
+    fn journal_tenants(&self, covered: std::ops::RangeTo<usize>) -> Vec<TenantId> {
+        let entries = self.journal.entries();
+        let mut tenants: Vec<TenantId> = entries
+            .get(covered)
+            .unwrap_or(entries)
+            .iter()
+            .map(|e| e.intent.tenant.clone())
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        tenants
+    }
+
     /// What an async push of the journal did.
     fn async_pushed(&mut self, tip: String, covered: usize, result: Result<(), RemoteError>) {
         match result {
             Ok(()) => {
                 self.metrics.git_push("ok");
                 let _ = self.repo.set_ref(REMOTE_REF, Some(&tip));
+                let pushed = self.journal_tenants(..covered);
+                self.push_landed(&pushed);
                 self.remote_tip = Some(tip.clone());
                 self.local_base = Some(tip);
                 // Writes taken while the push was out stay: they are on top of it.
@@ -307,7 +324,6 @@ impl Engine {
                 }
                 self.backoff = Duration::from_secs(1);
                 self.push_not_before = None;
-                self.set_error(None);
                 self.publish_view();
                 if !self.journal.is_empty() {
                     self.push_soon(Instant::now());
@@ -326,7 +342,7 @@ impl Engine {
                     _ => "unreachable",
                 });
                 tracing::warn!(error = %e, "cannot push keyward's writes; trying again later");
-                self.set_error(Some(e));
+                self.push_failed(&self.journal_tenants(..covered), &e);
                 self.retry_push_after_failure();
             }
         }

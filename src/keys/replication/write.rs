@@ -546,7 +546,7 @@ impl Engine {
                 } else {
                     "unreachable"
                 });
-                self.set_error(Some(e.clone()));
+                self.push_failed(batch.done.iter().map(|(j, _)| &j.intent.tenant), &e);
                 unreachable_now(batch.done.into_iter().map(|(j, _)| j).collect(), &e);
             }
         }
@@ -559,7 +559,7 @@ impl Engine {
         }
         self.remote_tip = Some(tip.to_owned());
         self.local_base = Some(tip.to_owned());
-        self.set_error(None);
+        self.push_landed(done.iter().map(|(j, _)| &j.intent.tenant));
         self.committed(tip, done);
         // The remote's tip is known this moment: the doubts waiting for one are settled.
         for (doubt, reply) in std::mem::take(&mut self.settling) {
@@ -594,7 +594,10 @@ impl Engine {
             self.pushed(&tip, batch.done);
             return self.next_after_push();
         }
-        self.set_error(Some(RemoteError::Unknown));
+        self.push_failed(
+            batch.done.iter().map(|(j, _)| &j.intent.tenant),
+            &RemoteError::Unknown,
+        );
         let base = self.remote_tip.clone();
         for (job, d) in batch.done {
             self.metrics.git_outcome_unknown();
