@@ -399,6 +399,34 @@ impl Repo {
             .collect())
     }
 
+    /// The first of `path` and the directories above it that `commit` holds as a symlink or
+    /// a submodule, if any: what a checkout of `commit` would take out of the tree there.
+    pub fn link_on_path(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+        let mut ancestors = Vec::new();
+        let mut at = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            if !at.is_empty() {
+                at.push('/');
+            }
+            at.push_str(part);
+            ancestors.push(at.clone());
+        }
+        if ancestors.is_empty() {
+            return Ok(None);
+        }
+        let mut args = vec!["ls-tree", "-z", "--full-tree", commit, "--"];
+        args.extend(ancestors.iter().map(String::as_str));
+        let out = self.git(&args)?;
+        Ok(out
+            .split('\0')
+            .filter_map(|line| {
+                let (meta, entry) = line.split_once('\t')?;
+                let leaves = meta.starts_with("120000 ") || meta.starts_with("160000 ");
+                (leaves && ancestors.iter().any(|a| a == entry)).then(|| entry.to_owned())
+            })
+            .min_by_key(String::len))
+    }
+
     /// The contents of `objects` (blob ids, or `commit:path`), read by one `git cat-file
     /// --batch`; None for one that does not exist.
     pub fn read_blobs(&self, objects: &[String]) -> Result<Vec<Option<Vec<u8>>>, GitError> {

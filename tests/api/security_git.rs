@@ -258,3 +258,133 @@ async fn commit_text_cannot_forge_history_entries() {
     let deletes = entries.iter().filter(|e| e["action"] == "delete").count();
     assert_eq!(deletes, 0, "{entries:#?}");
 }
+
+/// ops replace `path` (from the top of the tree) by a symlink to `target`, and push.
+fn ops_link(world: &World, path: &str, target: &Path) {
+    let ops = world.ops();
+    git(&ops, &["pull", "--quiet", "--ff-only", "origin", "main"]);
+    git(&ops, &["rm", "-r", "--quiet", path]);
+    std::os::unix::fs::symlink(target, ops.join(path)).unwrap();
+    git(&ops, &["add", path]);
+    git(&ops, &["commit", "--quiet", "-m", &format!("link {path}")]);
+    git(&ops, &["push", "--quiet", "origin", "main"]);
+}
+
+/// ops put `path` back as it was `commits_ago` commits before, and push.
+fn ops_restore(world: &World, path: &str, commits_ago: usize) {
+    let ops = world.ops();
+    git(&ops, &["rm", "--quiet", path]);
+    git(
+        &ops,
+        &["checkout", &format!("HEAD~{commits_ago}"), "--", path],
+    );
+    git(
+        &ops,
+        &["commit", "--quiet", "-m", &format!("restore {path}")],
+    );
+    git(&ops, &["push", "--quiet", "origin", "main"]);
+}
+
+async fn problem_of(app: &TestApp, tenant: &str) -> String {
+    status_json(app, tenant).await["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_commit_that_links_a_tenant_out_of_the_clone_is_held_until_ops_fix_it() {
+    // Arrange: acme has a key; outside the clone lies a file whose key is valid nowhere.
+    let world = World::new();
+    let clone = world.clone_for("server");
+    let app = keyward_on(&clone).await;
+    let inside = app.new_key("acme", "inside", &["orders:read"]).await;
+    let spy = app.new_key("globex", "spy", &["*"]).await;
+    let outside = world.root().join("outside");
+    std::fs::create_dir_all(outside.join("acme")).unwrap();
+    std::fs::write(outside.join("acme/security.yml"), world.on_remote("globex")).unwrap();
+    std::fs::write(outside.join("security.yml"), world.on_remote("globex")).unwrap();
+    assert_eq!(app.delete_key("globex", "spy").await.status(), 204);
+    let before_outside = std::fs::read_to_string(outside.join("security.yml")).unwrap();
+
+    // Act: ops turn acme's directory into a symlink out of the clone.
+    ops_link(&world, "tenants/acme", &outside);
+
+    // Assert: acme keeps its keys, the outside key never passes, and acme says why.
+    eventually(
+        "acme reports its directory as a link",
+        Duration::from_secs(10),
+        || problem_of(&app, "acme"),
+        |m| m.contains("symlink"),
+    )
+    .await;
+    assert_eq!(app.verdict("acme", &inside).await["valid"], true);
+    assert_eq!(app.verdict("acme", &spy).await["valid"], false);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("keyward_reload_errors_total{tenant=\"acme\"}"),
+        "{metrics}"
+    );
+    // A write is refused, and lands neither outside nor on the remote.
+    let head = world.remote_head();
+    let res = app
+        .create_key("acme", json!({"name": "sneaky", "permissions": ["*"]}))
+        .await;
+    assert_problem(res, 409, "tenant_read_only").await;
+    assert_eq!(
+        std::fs::read_to_string(outside.join("security.yml")).unwrap(),
+        before_outside
+    );
+    assert_eq!(world.remote_head(), head);
+    // The work tree is not moved onto the link (it moves after 3 s of quiet).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !clone
+            .join("tenants/acme")
+            .symlink_metadata()
+            .unwrap()
+            .is_symlink()
+    );
+
+    // Act: ops fix the remote.
+    ops_restore(&world, "tenants/acme", 1);
+
+    // Assert: acme serves again and takes writes.
+    eventually(
+        "acme is back in bounds",
+        Duration::from_secs(10),
+        || problem_of(&app, "acme"),
+        String::is_empty,
+    )
+    .await;
+    assert_eq!(app.verdict("acme", &inside).await["valid"], true);
+    assert_eq!(
+        app.create_key("acme", json!({"name": "after", "permissions": []}))
+            .await
+            .status(),
+        201
+    );
+
+    // Act: now ops link the whole tenants directory out of the clone.
+    ops_link(&world, "tenants", &outside);
+
+    // Assert: every tenant keeps its keys and says why; writes are refused.
+    eventually(
+        "globex reports the tenants directory as a link",
+        Duration::from_secs(10),
+        || problem_of(&app, "globex"),
+        |m| m.contains("symlink"),
+    )
+    .await;
+    assert!(problem_of(&app, "acme").await.contains("symlink"));
+    assert_eq!(app.verdict("acme", &inside).await["valid"], true);
+    assert_eq!(app.verdict("acme", &spy).await["valid"], false);
+    let res = app
+        .create_key("acme", json!({"name": "sneaky", "permissions": ["*"]}))
+        .await;
+    assert_problem(res, 409, "tenant_read_only").await;
+    assert_eq!(
+        std::fs::read_to_string(outside.join("security.yml")).unwrap(),
+        before_outside
+    );
+}

@@ -2,7 +2,9 @@
 //! deploy job's `git reset --hard` to an older commit, or a hand edit in the clone, never
 //! changes what keyward answers. Only files whose blob changed are read and parsed again,
 //! and nothing a commit holds is followed out of its tree: a tenant directory or a
-//! `security.yml` that is a symlink in git is not read.
+//! `security.yml` that is a symlink (or a submodule) in git is not read, and neither is a
+//! tenants directory that is one, or sits below one. Such a tenant keeps its last keys and
+//! says why in its status, the metrics and the log, until a commit puts it back in bounds.
 
 use std::collections::HashMap;
 
@@ -33,6 +35,8 @@ enum FileAt {
     Blob(String),
     /// A symlink or a submodule where the file should be.
     Refused,
+    /// A symlink or a submodule where the tenant's directory, or one above it, should be.
+    Moved,
 }
 
 impl Engine {
@@ -42,8 +46,25 @@ impl Engine {
         if self.served.commit.as_deref() == Some(commit) {
             return Ok(());
         }
-        let files = tenant_files(&self.repo.files(commit, &self.prefix)?, &self.prefix);
-        if self.served.commit.is_none() {
+        let listing = self.repo.files(commit, &self.prefix)?;
+        // A tenants directory that is a link lists as that one entry; one below a link, as
+        // nothing.
+        let outside = match listing.len() {
+            0 | 1 if !self.prefix.is_empty() => self.repo.link_on_path(commit, &self.prefix)?,
+            _ => None,
+        };
+        let files = match &outside {
+            Some(link) => {
+                tracing::warn!(commit, path = %link, "the commit makes the tenants directory a symlink or a submodule; keyward does not follow it, and every tenant keeps its last keys");
+                self.served
+                    .files
+                    .keys()
+                    .map(|t| (t.clone(), FileAt::Moved))
+                    .collect()
+            }
+            None => tenant_files(&listing, &self.prefix),
+        };
+        if self.served.commit.is_none() && outside.is_none() {
             // The first commit served: a tenant it lacks is gone, and so is its snapshot.
             self.publisher.serve_commits();
             self.publisher.forget_all_but(files.keys());
@@ -79,6 +100,9 @@ impl Engine {
                 }
                 FileAt::Refused => Err(problem(
                     "security.yml is a symlink or a submodule in git; keyward does not follow it",
+                )),
+                FileAt::Moved => Err(problem(
+                    "the tenant's directory, or one above it, is a symlink or a submodule in git; keyward does not follow it",
                 )),
             };
             let reloaded = self.publisher.load_content(tenant, content);
@@ -133,8 +157,14 @@ fn tenant_files(listing: &[crate::git::TreeFile], prefix: &str) -> HashMap<Tenan
                 None => continue,
             }
         };
-        // A tenant is a directory: a path with a tenant id and something below it.
+        // A tenant is a directory: a path with a tenant id and something below it. A link
+        // in its place is a tenant held out of bounds, not one removed.
         let Some((dir, rest)) = rel.split_once('/') else {
+            if leaves_tree(&f.mode)
+                && let Ok(tenant) = TenantId::parse(rel)
+            {
+                tenants.insert(tenant, FileAt::Moved);
+            }
             continue;
         };
         let Ok(tenant) = TenantId::parse(dir) else {
@@ -151,6 +181,27 @@ fn tenant_files(listing: &[crate::git::TreeFile], prefix: &str) -> HashMap<Tenan
     tenants
 }
 
+/// A symlink or a submodule: what a checkout would take out of the tree.
+fn leaves_tree(mode: &str) -> bool {
+    matches!(mode, "120000" | "160000")
+}
+
+/// Whether a checkout of `commit` would put a link where the tenants directory, a directory
+/// above it, or a tenant's directory is: the work tree is then left where it is.
+pub(super) fn out_of_bounds(
+    repo: &crate::git::Repo,
+    commit: &str,
+    prefix: &str,
+) -> Result<bool, GitError> {
+    if repo.link_on_path(commit, prefix)?.is_some() {
+        return Ok(true);
+    }
+    let listing = repo.files(commit, prefix)?;
+    Ok(tenant_files(&listing, prefix)
+        .values()
+        .any(|f| *f == FileAt::Moved))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,12 +216,13 @@ mod tests {
     }
 
     #[test]
-    fn only_directories_named_as_tenants_are_tenants_and_symlinks_are_not_followed() {
+    fn only_directories_named_as_tenants_are_tenants_and_links_are_held_not_followed() {
         let listing = [
             file("tenants/acme/security.yml", "100644"),
             file("tenants/globex/security.yml", "120000"),
             file("tenants/empty/.gitkeep", "100644"),
             file("tenants/linked", "120000"),
+            file("tenants/module", "160000"),
             file("tenants/..data/acme/security.yml", "100644"),
             file("tenants/README.md", "100644"),
         ];
@@ -182,6 +234,8 @@ mod tests {
         );
         assert_eq!(tenants.get(&t("globex")), Some(&FileAt::Refused));
         assert_eq!(tenants.get(&t("empty")), Some(&FileAt::Missing));
-        assert_eq!(tenants.len(), 3, "{tenants:?}");
+        assert_eq!(tenants.get(&t("linked")), Some(&FileAt::Moved));
+        assert_eq!(tenants.get(&t("module")), Some(&FileAt::Moved));
+        assert_eq!(tenants.len(), 5, "{tenants:?}");
     }
 }

@@ -372,6 +372,20 @@ impl Engine {
             }
             return TREE_EVERY * 5;
         }
+        match super::serve::out_of_bounds(&self.repo, &target, &self.prefix) {
+            Ok(false) => {}
+            Ok(true) => {
+                if warned.insert(format!("bounds {target}")) {
+                    tracing::warn!(commit = %target,
+                        "the remote's tip puts a symlink or a submodule where a tenants directory is; keyward leaves the work tree as it is");
+                }
+                return TREE_EVERY * 5;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, stderr = e.stderr(), "cannot read the remote's tip");
+                return TREE_EVERY * 5;
+            }
+        }
         // A marker in state_dir says a fast-forward of keyward's is running: a restart after
         // a kill finds it and removes the locks that fast-forward left, and only then.
         let marker = self.fast_forward_marker();

@@ -215,9 +215,17 @@ fn tenant_text(
     } else {
         format!("{prefix}/{tenant}")
     };
-    let files = repo.files(base, &format!("{dir}/"))?;
+    let files = repo.files(base, &dir)?;
     if files.is_empty() {
-        return Ok(Err(Unwritable::NoTenant));
+        // No tenant, or one below a link: held out of bounds, not absent.
+        return Ok(Err(match repo.link_on_path(base, &dir)? {
+            Some(_) => Unwritable::NotAFile,
+            None => Unwritable::NoTenant,
+        }));
+    }
+    if files.iter().any(|f| f.path == dir) {
+        // The tenant's directory is itself a symlink or a submodule.
+        return Ok(Err(Unwritable::NotAFile));
     }
     let path = file_path(prefix, tenant);
     let Some(file) = files.iter().find(|f| f.path == path) else {
