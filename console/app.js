@@ -214,7 +214,7 @@ $("tab-history").addEventListener("click", () => selectTab("history"));
 
 // Dev mode's link opened in a tab that already shows the console changes only the hash.
 window.addEventListener("hashchange", () => {
-  const token = session.fromLink();
+  const token = session.fromLink(config.devMode);
   if (!token) return;
   const problem = use(token);
   if (problem) return notify(problem);
@@ -230,7 +230,7 @@ async function main() {
   } catch {
     // Paste-a-token still works without it.
   }
-  let token = session.fromLink();
+  let token = session.fromLink(config.devMode);
   try {
     token = token || (await session.finishSignIn(config.signIn));
   } catch (e) {

@@ -42,12 +42,39 @@ export function forget() {
   sessionStorage.removeItem(PENDING);
 }
 
-/** Dev mode's printed link carries the token after `#token=`; take it and clear the URL. */
-export function fromLink() {
+/**
+ * Dev mode's printed link carries the token after `#token=`. Only a server in dev mode (as
+ * its own /console/config.json says, which no link can change) hands out such links: on
+ * any other, a `#token=` is someone else's session pushed on this tab, and is dropped.
+ */
+export function fromLink(devMode) {
   if (!location.hash.startsWith("#token=")) return null;
   const token = decodeURIComponent(location.hash.slice("#token=".length));
   history.replaceState(null, "", location.pathname);
-  return token || null;
+  return devMode === true ? token || null : null;
+}
+
+/**
+ * What an OAuth 2.0 provider's `?error=` code means (RFC 6749 4.1.2.1, OpenID Connect
+ * 3.1.2.6), in the console's own words: the URL's free text (`error_description`) is
+ * anyone's text, since anyone can make a link to this page.
+ */
+const SIGN_IN_ERRORS = {
+  access_denied: "the sign-in was cancelled or refused.",
+  invalid_request: "the provider found the sign-in request invalid.",
+  invalid_scope: "the provider does not grant the scopes the console asks for.",
+  unauthorized_client: "the provider does not let the console sign in this way.",
+  unsupported_response_type: "the provider does not support the authorization code flow.",
+  server_error: "the provider had an internal error.",
+  temporarily_unavailable: "the provider is temporarily unavailable.",
+  login_required: "you need to sign in at the provider first.",
+  interaction_required: "the provider needs you to interact with it.",
+  consent_required: "the provider needs your consent.",
+  account_selection_required: "the provider needs you to choose an account.",
+};
+
+function signInError(code) {
+  return `Sign-in failed: ${SIGN_IN_ERRORS[code] || "the provider refused it."} Try again.`;
 }
 
 function redirectUri() {
@@ -86,7 +113,7 @@ export async function finishSignIn(signIn) {
   const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
   sessionStorage.removeItem(PENDING);
   if (params.has("error")) {
-    throw new Error(`Sign-in failed: ${params.get("error_description") || params.get("error")}`);
+    throw new Error(signInError(params.get("error")));
   }
   if (!signIn || !pending || params.get("state") !== pending.state) {
     throw new Error("Sign-in failed: this answer does not belong to a sign-in started here. Try again.");

@@ -26,6 +26,13 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     /// Headers, then the body, must each arrive within this many seconds (408 otherwise).
     pub request_timeout_seconds: u64,
+    /// An answer that the client does not take within this many seconds (it stopped
+    /// reading) is dropped with its connection, and the memory it held is freed.
+    pub write_timeout_seconds: u64,
+    /// Open connections on the listener at most; past it, new ones wait in the kernel's
+    /// queue. None: as many as the descriptor limit allows after keeping some for files,
+    /// git and the watcher. Each holds at most one answer, so this also bounds memory.
+    pub max_connections: Option<usize>,
     pub git: GitSettings,
     pub auth: AuthSettings,
     pub console: ConsoleSettings,
@@ -130,6 +137,8 @@ impl Default for Settings {
             state_dir: "state".into(),
             metrics_token: None,
             request_timeout_seconds: 10,
+            write_timeout_seconds: 10,
+            max_connections: None,
             git: GitSettings::default(),
             auth: AuthSettings::default(),
             console: ConsoleSettings::default(),
@@ -170,8 +179,17 @@ pub enum ConfigError {
     MaxBody,
     #[error("`request_timeout_seconds` must be between 1 and 300")]
     RequestTimeout,
+    #[error("`write_timeout_seconds` must be between 1 and 300")]
+    WriteTimeout,
+    #[error("`max_connections` must be at least 1")]
+    MaxConnections,
     #[error("`metrics_token` must be at least 16 characters")]
     MetricsToken,
+    #[error(
+        "`git.webhook_secret` must be at least 16 bytes: anyone who guesses it can make \
+         keyward pull (and an empty one lets an empty X-Gitlab-Token in)"
+    )]
+    WebhookSecret,
     #[error(
         "invalid entry {0:?} in `cors_allowed_origins`: expected an origin like https://dash.example.com"
     )]
@@ -211,12 +229,17 @@ impl Settings {
         if !(1..=300).contains(&self.request_timeout_seconds) {
             return Err(ConfigError::RequestTimeout);
         }
-        if self
-            .metrics_token
-            .as_ref()
-            .is_some_and(|t| secrecy::ExposeSecret::expose_secret(t).len() < 16)
-        {
+        if !(1..=300).contains(&self.write_timeout_seconds) {
+            return Err(ConfigError::WriteTimeout);
+        }
+        if self.max_connections == Some(0) {
+            return Err(ConfigError::MaxConnections);
+        }
+        if too_short(self.metrics_token.as_ref()) {
             return Err(ConfigError::MetricsToken);
+        }
+        if too_short(self.git.webhook_secret.as_ref()) {
+            return Err(ConfigError::WebhookSecret);
         }
         for origin in &self.cors_allowed_origins {
             if !is_origin(origin) {
@@ -230,11 +253,21 @@ impl Settings {
         std::time::Duration::from_secs(self.request_timeout_seconds)
     }
 
+    pub fn write_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.write_timeout_seconds)
+    }
+
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.listen
             .parse()
             .map_err(|_| ConfigError::Listen(self.listen.clone()))
     }
+}
+
+/// A shared secret shorter than 16 bytes can be guessed (and an empty one matches an empty
+/// header).
+fn too_short(secret: Option<&SecretString>) -> bool {
+    secret.is_some_and(|s| secrecy::ExposeSecret::expose_secret(s).len() < 16)
 }
 
 /// `scheme://host[:port]` and nothing more, as browsers send it in `Origin`.
@@ -306,6 +339,10 @@ mod tests {
             "cors_allowed_origins: [dash.example]\n",
             "cors_allowed_origins: ['https://a.example/path']\n",
             "listen: [\n",
+            "git: {webhook_secret: ''}\n",
+            "git: {webhook_secret: fifteen-bytes!!}\n",
+            "max_connections: 0\n",
+            "write_timeout_seconds: 0\n",
         ] {
             std::fs::write(&path, bad).unwrap();
             assert!(Settings::load(&path, true).is_err(), "{bad}");

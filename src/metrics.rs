@@ -1,14 +1,21 @@
 //! Prometheus metrics, one registry per application: requests by route and status with
 //! latency, verify outcomes by code, reloads and reload errors by tenant, keys per tenant.
 //!
+//! Refusals (no credential, a bad one, an unknown route or method) are counted there like
+//! every request, and logged only as a summary at most once a minute: a client must not be
+//! able to flood the log.
+//!
 //! Every metric is a fixed set of atomics (a histogram is its buckets), so memory does not
 //! grow with traffic whether or not anyone scrapes. Keys per tenant are read from the index
 //! when `/metrics` is rendered, not pushed into the registry.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::http::Method;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
@@ -67,6 +74,41 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     reload_errors: Family<TenantLabels, Counter>,
     git: GitCounters,
+    refusals: RefusalSummary,
+}
+
+/// Refused requests since the last summary line, and how often one may be written.
+struct RefusalSummary {
+    since_last: AtomicU64,
+    lines: DefaultDirectRateLimiter,
+}
+
+impl RefusalSummary {
+    fn new() -> Self {
+        Self {
+            since_last: AtomicU64::new(0),
+            lines: RateLimiter::direct(Quota::per_minute(NonZeroU32::MIN)),
+        }
+    }
+
+    /// Counts one refusal; writes the summary when a line is due.
+    fn refused(&self) {
+        self.since_last.fetch_add(1, Ordering::Relaxed);
+        if self.lines.check().is_ok() {
+            let refused = self.since_last.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                refused,
+                "requests refused since the last summary (no credential, a bad one, an \
+                 unknown route or method); http_requests_total counts them by route and status"
+            );
+        }
+    }
+}
+
+/// The statuses that refuse a caller before anything is done: one summary line at most a
+/// minute covers them all.
+fn is_refusal(status: u16) -> bool {
+    matches!(status, 401 | 403 | 404 | 405)
 }
 
 /// Git mode's replica-wide counters (a tenant's own writes are in its status).
@@ -166,6 +208,7 @@ impl Metrics {
             verify,
             reloads,
             reload_errors,
+            refusals: RefusalSummary::new(),
         }
     }
 
@@ -228,6 +271,9 @@ impl Metrics {
 
     /// One HTTP request: its route pattern (None: no route matched), method and status.
     pub fn request(&self, route: Option<String>, method: &Method, status: u16, took: Duration) {
+        if is_refusal(status) {
+            self.refusals.refused();
+        }
         let route = route.unwrap_or_else(|| "unmatched".into());
         let method = method_label(method);
         let seconds = took.as_secs_f64();

@@ -28,7 +28,7 @@ use crate::routes::json::BodyLimits;
 use crate::routes::ops::{MetricsAccess, Readiness};
 use crate::routes::{self, admin_keys, console, docs, git, ops, status, verify};
 use crate::store::Store;
-use crate::{server, usage, watcher};
+use crate::{server, telemetry, usage, watcher};
 
 /// What the handlers get, each part registered on its own so a handler names only what it
 /// uses.
@@ -144,10 +144,13 @@ impl Application {
         if settings.metrics_token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "/metrics names every tenant and is open to anyone who reaches {addr}: set metrics_token");
         }
+        let limits = server::Limits {
+            request_timeout: settings.request_timeout(),
+            write_timeout: settings.write_timeout(),
+            max_connections: connection_cap(settings.max_connections, raise_nofile_limit()),
+        };
         let app_data = data.clone();
-        let server = server::serve(listener, settings.request_timeout(), move || {
-            create_app(app_data.clone())
-        })?;
+        let server = server::serve(listener, limits, move || create_app(app_data.clone()))?;
         Ok(Self {
             port,
             server,
@@ -245,6 +248,46 @@ fn absolute(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
     }
 }
 
+/// Descriptors kept for everything but connections: tenant files and their temp files,
+/// the watcher, git's pipes, the state directory, logs.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// The default cap on connections, when the descriptor limit allows it: with every
+/// connection holding one answer at most, it also bounds the memory clients can pin.
+const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
+
+/// Raises the soft limit on open descriptors to the hard one (the soft default, 1024, is
+/// far below what a server needs); returns the limit now in force.
+fn raise_nofile_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// The connection cap: the configured one, or as many as leave `RESERVED_DESCRIPTORS` free
+/// (up to `DEFAULT_MAX_CONNECTIONS`).
+fn connection_cap(configured: Option<usize>, nofile: u64) -> usize {
+    let room = nofile.saturating_sub(RESERVED_DESCRIPTORS).max(16);
+    match configured {
+        Some(cap) => {
+            if cap as u64 > room {
+                tracing::warn!(
+                    max_connections = cap,
+                    open_file_limit = nofile,
+                    "max_connections leaves too few descriptors for files, git and the \
+                     watcher under the open-file limit: writes and reloads may fail under load"
+                );
+            }
+            cap
+        }
+        None => room.min(DEFAULT_MAX_CONNECTIONS) as usize,
+    }
+}
+
 /// With no key material on a loopback address, make a secret and a ready admin token.
 /// With none on any other address, refuse to start.
 fn dev_mode(settings: &mut Settings, loopback: bool) -> anyhow::Result<Option<String>> {
@@ -325,7 +368,7 @@ pub fn create_app(
                 .configure(ops::configure_hot)
                 .service(
                     web::scope("")
-                        .wrap(TracingLogger::default())
+                        .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                         .configure(admin_keys::configure)
                         .configure(status::configure)
                         .configure(verify::configure)
