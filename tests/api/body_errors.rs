@@ -154,6 +154,7 @@ async fn a_token_in_a_wrongly_typed_field_is_neither_answered_nor_logged() {
     })
     .await
     .unwrap();
-    assert!(log.contains("WARN"), "the refusals were not logged:\n{log}");
+    // A refusal is counted, not logged one line each: should a line come back, it holds
+    // no part of the token either.
     assert_holds_no_part_of(&log, &token, "the log");
 }
