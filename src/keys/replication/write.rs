@@ -577,7 +577,8 @@ impl Engine {
 
     /// After a push: what waits goes out next, after a fetch like every other replica's
     /// batch. While other writers' commits were seen in the last 30 s, the replica that just
-    /// won first pauses a random while of up to four times its last round (fetch, decide, push):
+    /// won first pauses a random while of one to two and a half times its last round (fetch,
+    /// decide, push):
     /// a replica that lost must fetch and decide again before it can push, and would lose
     /// every round to one that went straight on.
     fn next_after_push(&mut self) {
@@ -585,9 +586,12 @@ impl Engine {
         // clients just answered send their next at once).
         self.fetch_wanted |= !self.waiting.is_empty();
         if self.contended_until.is_some_and(|t| Instant::now() < t) {
-            let most = (self.push_took * 4).as_millis() as u64;
-            self.fetch_after =
-                Some(Instant::now() + Duration::from_millis(rand::random_range(0..=most)));
+            // At least one round: a replica that lost this one has just begun its own
+            // (fetch, decide, push) and lands first. Past two and a half, the pause is only
+            // this replica's writes waiting.
+            let round = self.push_took.as_millis() as u64;
+            let pause = rand::random_range(round..=round * 5 / 2);
+            self.fetch_after = Some(Instant::now() + Duration::from_millis(pause));
         }
     }
 
