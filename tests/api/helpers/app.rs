@@ -1,24 +1,19 @@
 //! `spawn_app()`: a real keyward on a random port over its own temp tenants directory, and
 //! one method per endpoint so test bodies say what they do, not how a request is built.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use jsonwebtoken::{EncodingKey, Header, encode};
 use keyward::clock::Clock;
 use keyward::config::Settings;
 use keyward::startup::Application;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long!";
-pub const READ: &str = "tenant.apiKey:read";
-pub const WRITE: &str = "tenant.apiKey:write";
+use super::{READ, SECRET, eventually, token, writer};
 
 /// Logs only when TEST_LOG is set, so failures are readable.
 static TRACING: LazyLock<()> = LazyLock::new(|| {
@@ -121,29 +116,6 @@ pub async fn serve(
     (address, handle, stopped)
 }
 
-/// Asks `probe` again and again until `done` accepts its answer, which it returns; panics
-/// with the last answer after `within`. For what happens in the background (file events,
-/// start-up): the deadline is generous because latency is not what these tests measure.
-pub async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
-    what: &str,
-    within: Duration,
-    mut probe: impl FnMut() -> F,
-    done: impl Fn(&T) -> bool,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        let answer = probe().await;
-        if done(&answer) {
-            return answer;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never {what} within {within:?}; last: {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 pub fn settings_for(dir: &Path) -> Settings {
     let mut s = Settings {
         listen: "127.0.0.1:0".into(),
@@ -154,47 +126,6 @@ pub fn settings_for(dir: &Path) -> Settings {
     };
     s.auth.hs256_secret = Some(SECRET.to_owned().into());
     s
-}
-
-pub fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// An HS256 JWT signed with the test secret.
-pub fn jwt(claims: Value) -> String {
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-/// A valid admin token for `tenant` with the given space-delimited scopes.
-pub fn token(tenant: &str, scope: &str) -> String {
-    jwt(
-        json!({"sub": "alice@example.com", "exp": now() + 600, "scope": scope, "tenant_id": tenant}),
-    )
-}
-
-pub fn writer(tenant: &str) -> String {
-    token(tenant, WRITE)
-}
-
-/// `git -C dir args...`, which must succeed; returns its standard output.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// How a request to the admin API or `current` proves who calls.
@@ -417,7 +348,6 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
-    /// GET /api/{tenant}/admin/status as the tenant's reader.
     /// The body of an unauthenticated GET of `path` (a page, a document).
     pub async fn text(&self, path: &str) -> String {
         let res = self.client.get(self.url(path)).send().await.unwrap();
@@ -450,6 +380,7 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GET /api/{tenant}/admin/status as the tenant's reader.
     pub async fn status(&self, tenant: &str) -> Response {
         let url = self.url(&format!("/api/{tenant}/admin/status"));
         self.request(Method::GET, url, tenant, Reader, None)
@@ -546,148 +477,4 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert_eq!(body["status"], status);
     assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
     body
-}
-
-// ---- keyward as a real process ----
-
-/// The keyward binary cargo built for these tests.
-pub fn keyward() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
-}
-
-/// A temp dir whose `tenants/` holds these tenants' files.
-pub fn tenants_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (tenant, text) in files {
-        let t = dir.path().join("tenants").join(tenant);
-        std::fs::create_dir_all(&t).unwrap();
-        std::fs::write(t.join("security.yml"), text).unwrap();
-    }
-    dir
-}
-
-/// A real `keyward serve` process with JSON logs, in `dir`.
-pub struct Server {
-    pub child: std::process::Child,
-    pub port: u16,
-    pub lines: std::sync::mpsc::Receiver<String>,
-    pub log: Vec<String>,
-}
-
-pub fn serve_process(dir: &Path) -> Server {
-    serve_process_with(dir, &[])
-}
-
-/// `serve_process` with more `KEYWARD_*` settings.
-pub fn serve_process_with(dir: &Path, settings: &[(&str, String)]) -> Server {
-    let mut child = keyward()
-        .current_dir(dir)
-        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("KEYWARD_LISTEN", "127.0.0.1:0")
-        .env("KEYWARD_LOG_FORMAT", "json")
-        .env("KEYWARD_AUTH__HS256_SECRET", SECRET)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut server = Server {
-        child,
-        port: 0,
-        lines,
-        log: Vec::new(),
-    };
-    let listening = server.wait_for("keyward listening");
-    server.port = listening["port"].as_u64().unwrap() as u16;
-    server.wait_for("keyward ready");
-    server
-}
-
-impl Drop for Server {
-    /// A test that fails or ends early leaves no process behind.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Waits for a JSON log line whose message contains `needle`.
-    pub fn wait_for(&mut self, needle: &str) -> Value {
-        // Generous: a start after a kill may wait out a killed git's lock (10 s).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-        {
-            let v: Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            self.log.push(line);
-            if v["message"].as_str().is_some_and(|m| m.contains(needle)) {
-                return v;
-            }
-        }
-        panic!("no log line with {needle:?}; got {:#?}", self.log);
-    }
-
-    pub fn signal(&self, sig: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, sig).unwrap();
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Whether `POST /api/{tenant}/apiKeys/verify` finds `key` valid.
-    pub async fn valid(&self, tenant: &str, key: &str) -> bool {
-        let res = reqwest::Client::new()
-            .post(self.url(&format!("/api/{tenant}/apiKeys/verify")))
-            .json(&json!({"key": key}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["valid"] == true
-    }
-}
-
-/// `writers` clients creating keys named `r<round>-w<w>-<i>` on `url` (as acme's writer)
-/// until the server is gone; each returns the names answered 201. Any other answer fails.
-pub fn create_until_gone(
-    url: &str,
-    round: u64,
-    writers: usize,
-) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
-    (0..writers)
-        .map(|w| {
-            let url = url.to_owned();
-            tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                let mut ok = Vec::new();
-                for i in 0.. {
-                    let name = format!("r{round}-w{w}-{i}");
-                    let res = client
-                        .post(&url)
-                        .bearer_auth(writer("acme"))
-                        .json(&json!({"name": name}))
-                        .send()
-                        .await;
-                    match res {
-                        Ok(r) if r.status() == 201 => ok.push(name),
-                        Ok(r) => panic!("unexpected {}", r.status()),
-                        Err(_) => break, // the server is gone
-                    }
-                }
-                ok
-            })
-        })
-        .collect()
 }
