@@ -1,6 +1,7 @@
-//! Every bad input: a problem+json error, nothing written, no panic.
+//! Every bad input: a problem+json error, nothing written, no panic; the HTTP layer's own
+//! refusals (a malformed or slow head, a trickled body) included.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -135,4 +136,111 @@ async fn unknown_routes_and_methods_are_problems_too() {
     let allow = res.headers()["allow"].to_str().unwrap().to_owned();
     assert_eq!(allow, "GET, POST", "RFC 9110 wants the allowed methods");
     assert_problem(res, 405, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn a_body_sent_a_byte_at_a_time_is_cut_off_with_a_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.request_timeout_seconds = 1).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(
+        b"POST /api/acme/apiKeys/verify HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+
+    let mut answer = Vec::new();
+    let read = async {
+        // Keep trickling until the server gives up on us.
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if conn.write_all(b" ").await.is_err() {
+                break;
+            }
+            let mut buf = [0u8; 4096];
+            match tokio::time::timeout(std::time::Duration::from_millis(10), conn.read(&mut buf))
+                .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("the server closed the connection");
+
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 408"), "{text}");
+    assert!(
+        text.contains("content-type: application/problem+json"),
+        "{text}"
+    );
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+}
+
+/// Sends raw bytes on a new connection and reads until the server closes it (10 s at most).
+async fn raw_exchange(app: &TestApp, request: &[u8], pause: std::time::Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    tokio::time::sleep(pause).await;
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closed the connection")
+    .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn assert_raw_problem(answer: &str, status: u16, code: &str) {
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    let head = head.to_lowercase();
+    assert!(head.starts_with(&format!("http/1.1 {status} ")), "{answer}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{answer}"
+    );
+    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(body["code"], code);
+    assert_eq!(body["status"], status);
+}
+
+#[tokio::test]
+async fn the_http_layer_s_own_refusals_are_problems_too() {
+    let app = spawn_app_with(|s| s.request_timeout_seconds = 1).await;
+    let quick = std::time::Duration::ZERO;
+
+    let malformed = raw_exchange(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n",
+        quick,
+    )
+    .await;
+    assert_raw_problem(&malformed, 400, "invalid_request");
+
+    let many: String = (0..200).map(|i| format!("X-H{i}: a\r\n")).collect();
+    let huge = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let too_large = raw_exchange(&app, huge.as_bytes(), quick).await;
+    assert_raw_problem(&too_large, 431, "headers_too_large");
+
+    // Half a head, then nothing: the head timer answers.
+    let slow = raw_exchange(&app, b"GET /healthz HTTP/1.1\r\nHost:", quick).await;
+    assert_raw_problem(&slow, 408, "request_timeout");
+
+    // Ordinary answers pass untouched.
+    let ok = raw_exchange(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        quick,
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
 }

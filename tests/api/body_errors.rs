@@ -158,3 +158,22 @@ async fn a_token_in_a_wrongly_typed_field_is_neither_answered_nor_logged() {
     // no part of the token either.
     assert_holds_no_part_of(&log, &token, "the log");
 }
+
+#[tokio::test]
+async fn a_body_is_exactly_one_json_value() {
+    let app = spawn_app().await;
+    let before = app.read_file("acme");
+
+    let res = app
+        .client
+        .post(app.keys_url("acme"))
+        .bearer_auth(writer("acme"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"name":"a"}{"name":"b","permissions":["*"]}"#)
+        .send()
+        .await
+        .unwrap();
+
+    assert_problem(res, 400, "invalid_request").await;
+    assert_eq!(app.read_file("acme"), before);
+}

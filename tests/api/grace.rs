@@ -303,3 +303,32 @@ async fn in_git_mode_a_grace_token_changes_nothing_and_the_owner_ends_it_in_one_
     let log = git(&world.origin(), &["log", "-1", "--format=%s"]);
     assert_eq!(log.trim(), "end-grace acme/robot");
 }
+
+#[tokio::test]
+async fn a_previous_token_in_its_grace_period_revokes_only_itself() {
+    let app = spawn_app().await;
+    let old = app.new_key("acme", "svc", &["orders:read"]).await;
+    let rotated = app
+        .rotate_key("acme", "svc", Some(json!({"gracePeriodSeconds": 3600})))
+        .await;
+    assert_eq!(rotated.status(), 200);
+    let new = rotated.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let res = app.revoke_current("acme", &old).await;
+    assert_eq!(res.status(), 204);
+
+    assert_eq!(
+        app.verdict("acme", &new).await["valid"],
+        true,
+        "the replacement lives on"
+    );
+    assert_eq!(
+        app.verdict("acme", &old).await["valid"],
+        false,
+        "the old token is gone"
+    );
+    assert!(app.read_file("acme").contains("name: svc"));
+}

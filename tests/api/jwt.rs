@@ -1,4 +1,5 @@
-//! Asymmetric JWTs from a JWKS file, with real keys generated here: RS256, ES256, EdDSA.
+//! Asymmetric JWTs from a JWKS file, with real keys generated here: RS256, ES256, EdDSA;
+//! and the edges of any JWT: critical extensions, an issuer list, a `kid` never echoed.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -175,4 +176,75 @@ async fn a_short_secret_or_a_missing_jwks_file_is_a_startup_error() {
     let mut s = settings_for(dir.path());
     s.tenants_dir = dir.path().join("no-such-dir");
     assert!(keyward::startup::Application::build(s).await.is_err());
+}
+
+fn unsigned_token(header: Value, claims: Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    };
+    format!("{}.{}.c2ln", b64(&header), b64(&claims))
+}
+
+#[tokio::test]
+async fn a_jwt_with_critical_extensions_is_refused() {
+    let app = spawn_app().await;
+    let claims = json!({"sub": "a", "exp": now() + 600, "scope": WRITE, "tenant_id": "acme"});
+    let token = {
+        // Signed for real with the test secret: only `crit` is wrong.
+        let header =
+            json!({"alg": "HS256", "typ": "JWT", "crit": ["exp-policy"], "exp-policy": "strict"});
+        let signing_input = unsigned_token(header, claims.clone());
+        let signing_input = signing_input.rsplit_once('.').unwrap().0.to_owned();
+        let sig = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{signing_input}.{sig}")
+    };
+
+    let res = app.list_keys("acme", &token).await;
+    let body = assert_problem(res, 401, "invalid_token").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("critical"),
+        "{body}"
+    );
+    // The same claims without `crit` pass.
+    let plain = jwt(claims);
+    assert_eq!(app.list_keys("acme", &plain).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_issuer_given_as_a_list_is_refused_when_an_issuer_is_configured() {
+    let app = spawn_app_with(|s| s.auth.issuer = Some("https://idp.example".into())).await;
+    let claims = |iss: Value| {
+        jwt(json!({"sub": "a", "exp": now() + 600, "scope": READ, "tenant_id": "acme", "iss": iss}))
+    };
+
+    let listed = claims(json!(["https://idp.example", "https://evil.example"]));
+    assert_problem(app.list_keys("acme", &listed).await, 401, "invalid_token").await;
+    let single = claims(json!("https://idp.example"));
+    assert_eq!(app.list_keys("acme", &single).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_unknown_kid_is_never_echoed_in_full() {
+    let app = spawn_app().await;
+    let kid = format!("{}<script>{}", "k".repeat(500), "\u{7}".repeat(5));
+    let token = unsigned_token(
+        json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+        json!({"sub": "a", "exp": now() + 600}),
+    );
+
+    let res = app.list_keys("acme", &token).await;
+
+    let body = assert_problem(res, 401, "invalid_token").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.len() < 120, "{detail}");
+    assert!(
+        !detail.contains("<script>") && !detail.contains('\u{7}'),
+        "{detail}"
+    );
 }

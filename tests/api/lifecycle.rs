@@ -299,3 +299,74 @@ async fn rotate_takes_a_null_body_and_whole_numbers_written_as_floats() {
     assert_eq!(body["errors"][0]["field"], "gracePeriodSeconds");
     assert_eq!(app.read_file("acme"), before);
 }
+
+fn in_days(days: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    t.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// An admin API key for acme that expires in `days`.
+async fn expiring_admin_key(app: &TestApp, days: i64) -> String {
+    let res = app
+        .create_key(
+            "acme",
+            json!({
+                "name": "temp-admin",
+                "permissions": [WRITE, "orders:read"],
+                "expiresAt": in_days(days),
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_expiring_api_key_can_neither_extend_itself_nor_create_longer_lived_keys() {
+    let app = spawn_app().await;
+    let key = expiring_admin_key(&app, 7).await;
+    let own = app.keys_url("acme") + "/temp-admin";
+    let before = app.read_file("acme");
+
+    let attempts = [
+        app.client
+            .put(&own)
+            .json(&json!({"enabled": true, "expiresAt": null})),
+        app.client
+            .put(&own)
+            .json(&json!({"enabled": true, "expiresAt": in_days(30)})),
+        app.client
+            .post(app.keys_url("acme"))
+            .json(&json!({"name": "forever", "permissions": ["orders:read"]})),
+        app.client.post(app.keys_url("acme")).json(
+            &json!({"name": "longer", "permissions": ["orders:read"], "expiresAt": in_days(30)}),
+        ),
+        // A new token for a key that never expires is a lifetime the caller does not have.
+        app.client.post(app.keys_url("acme") + "/reporting/rotate"),
+    ];
+    for req in attempts {
+        let res = req.header("X-API-Key", &key).send().await.unwrap();
+        assert_problem(res, 403, "insufficient_scope").await;
+    }
+    assert_eq!(app.read_file("acme"), before, "nothing was written");
+
+    let shorter = app
+        .client
+        .post(app.keys_url("acme"))
+        .header("X-API-Key", &key)
+        .json(&json!({"name": "short", "permissions": ["orders:read"], "expiresAt": in_days(3)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        shorter.status(),
+        201,
+        "a shorter life is the caller's to give"
+    );
+}

@@ -13,7 +13,6 @@ mod git;
 mod git_truth;
 mod git_world;
 mod grace;
-mod hardening;
 mod helpers;
 mod jwks_url;
 mod jwt;

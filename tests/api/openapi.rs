@@ -1,4 +1,5 @@
-//! The OpenAPI document: valid OpenAPI 3.1 by a real validator, and complete.
+//! The OpenAPI document: valid OpenAPI 3.1 by a real validator, and complete; and the
+//! `/docs` page that renders it, from a pinned script only.
 
 use std::process::Command;
 
@@ -109,4 +110,18 @@ async fn the_docs_page_points_at_the_document() {
     let res = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("/openapi.json"));
+}
+
+#[tokio::test]
+async fn the_docs_page_loads_redoc_only_at_a_pinned_version_with_an_integrity_hash() {
+    let app = spawn_app().await;
+    let page = app.text("/docs").await;
+
+    assert!(!page.contains("latest"), "{page}");
+    for script in page.split("<script").skip(1) {
+        let tag = script.split('>').next().unwrap();
+        assert!(tag.contains("redoc@2.5.4/"), "pinned: {tag}");
+        assert!(tag.contains(r#"integrity="sha384-"#), "integrity: {tag}");
+        assert!(tag.contains(r#"crossorigin="anonymous""#), "{tag}");
+    }
 }

@@ -1,4 +1,5 @@
-//! Operations: Prometheus metrics and CORS for browser dashboards.
+//! Operations: Prometheus metrics (guarded by `metrics_token` when set) and CORS for
+//! browser dashboards.
 
 use std::time::Duration;
 
@@ -129,4 +130,33 @@ async fn cors_lets_configured_dashboards_in_and_exposes_the_etag() {
         .await
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn metrics_need_the_metrics_token_when_one_is_set() {
+    let token = "scraper-token-0123456789";
+    let app = spawn_app_with(|s| s.metrics_token = Some(token.to_owned().into())).await;
+    let metrics = |bearer: Option<&str>| {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send()
+    };
+
+    assert_problem(metrics(None).await.unwrap(), 401, "invalid_token").await;
+    assert_problem(
+        metrics(Some("scraper-token-0123456780")).await.unwrap(),
+        401,
+        "invalid_token",
+    )
+    .await;
+    let ok = metrics(Some(token)).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.text()
+            .await
+            .unwrap()
+            .contains("keyward_keys{tenant=\"acme\"}")
+    );
 }

@@ -173,3 +173,33 @@ async fn an_ordinary_sub_is_written_as_it_is() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn descriptions_and_created_by_refuse_bidirectional_overrides() {
+    let app = spawn_app().await;
+    for text in ["ok \u{202E}txt.exe", "isolate \u{2066}x\u{2069}"] {
+        let res = app
+            .create_key("acme", json!({"name": "trojan", "description": text}))
+            .await;
+        assert_problem(res, 422, "validation_failed").await;
+    }
+
+    // A `sub` is the identity provider's: keyward stores it encoded, without the overrides.
+    let sneaky = jwt(json!({
+        "sub": "mallory\u{202E}nimda", "exp": now() + 600, "scope": WRITE, "tenant_id": "acme"
+    }));
+    let res = app
+        .client
+        .post(app.keys_url("acme"))
+        .bearer_auth(sneaky)
+        .json(&json!({"name": "by-mallory"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["createdBy"],
+        "jwt:mallory%E2%80%AEnimda"
+    );
+    assert!(!app.read_file("acme").contains('\u{202E}'));
+}

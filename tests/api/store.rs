@@ -1,9 +1,10 @@
 //! The file rules: invalid files are never overwritten, read-only files are never written,
-//! flow-style YAML is edited in place, unknown tenants are never created.
+//! flow-style YAML is edited in place, unknown tenants are never created, symlinks never
+//! cross a tenant's boundary, and a file's content never leaves it.
 
 use std::os::unix::fs::symlink;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -207,4 +208,148 @@ async fn an_invalid_files_problem_names_the_position_and_kind_never_the_content(
         !all.contains("DB_PASSWORD") && !all.contains("hunter2"),
         "{all}"
     );
+}
+
+#[tokio::test]
+async fn a_symlinked_tenant_never_aliases_another_tenant_nor_reaches_outside() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("security.yml"), "apiKeys: []\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir_all(tenants.join("acme")).unwrap();
+    std::fs::write(tenants.join("acme/security.yml"), ACME_FILE).unwrap();
+    std::os::unix::fs::symlink("acme", tenants.join("alias")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), tenants.join("escape")).unwrap();
+    let app = spawn_app_on(dir, |_| {}).await;
+    let key = app.new_key("acme", "real", &[]).await;
+
+    assert_eq!(app.verdict("acme", &key).await["valid"], true);
+    assert_eq!(
+        app.verdict("alias", &key).await["valid"],
+        false,
+        "acme's key at /alias"
+    );
+    for tenant in ["alias", "escape"] {
+        let res = app
+            .client
+            .post(app.keys_url(tenant))
+            .bearer_auth(writer(tenant))
+            .json(&json!({"name": "planted"}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 404, "tenant_not_found").await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("security.yml")).unwrap(),
+        "apiKeys: []\n",
+        "nothing written outside tenants_dir"
+    );
+    assert!(!app.read_file("acme").contains("planted"));
+}
+
+#[tokio::test]
+async fn a_projected_volume_layout_is_served_read_only() {
+    // What the kubelet makes: tenants/..2026_x/acme/security.yml, tenants/..data ->
+    // ..2026_x, tenants/acme -> ..data/acme.
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir_all(tenants.join("..2026_11_28/acme")).unwrap();
+    std::fs::write(tenants.join("..2026_11_28/acme/security.yml"), ACME_FILE).unwrap();
+    std::os::unix::fs::symlink("..2026_11_28", tenants.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/acme", tenants.join("acme")).unwrap();
+    let app = spawn_app_on(dir, |_| {}).await;
+
+    let list = app.list_keys("acme", Reader).await;
+    assert_eq!(list.status(), 200);
+    let names: Vec<Value> = list.json().await.unwrap();
+    assert_eq!(names.len(), 2);
+    let res = app.create_key("acme", json!({"name": "vanishing"})).await;
+    assert_problem(res, 409, "tenant_read_only").await;
+    let status: Value = app.status("acme").await.json().await.unwrap();
+    assert_eq!(status["readOnly"], true, "{status}");
+}
+
+#[tokio::test]
+async fn a_security_yml_linked_outside_its_tenant_is_never_read() {
+    let secret = tempfile::tempdir().unwrap();
+    let target = secret.path().join("id_rsa");
+    std::fs::write(&target, "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir_all(tenants.join("acme")).unwrap();
+    std::os::unix::fs::symlink(&target, tenants.join("acme/security.yml")).unwrap();
+    let app = spawn_app_on(dir, |_| {}).await;
+
+    let status = app.status("acme").await.text().await.unwrap();
+    assert!(status.contains("\"valid\":false"), "{status}");
+    assert!(status.contains("outside its tenant directory"), "{status}");
+    assert!(
+        !status.contains("MIIEvQ") && !status.contains("PRIVATE"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn a_file_s_content_never_appears_in_a_status_or_an_error() {
+    let app = spawn_app().await;
+    std::fs::write(
+        app.file("globex"),
+        "apiKeys:\n  - name: a\n    hash: 1111111111111111111111111111111111111111111111111111111111111111\nDB_PASSWORD=hunter2-secret\n",
+    )
+    .unwrap();
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = app.status("globex").await.json().await.unwrap();
+        if status["valid"] == false {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["valid"], false, "{status}");
+    assert!(status["error"]["line"].is_number(), "{status}");
+    let write = app
+        .create_key("globex", json!({"name": "x"}))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for text in [status.to_string(), write] {
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("DB_PASSWORD"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_on_a_read_only_filesystem_answers_409_not_500() {
+    // Mounting a read-only filesystem needs root, which CI has.
+    if !rustix::process::geteuid().is_root() && std::env::var_os("CI").is_none() {
+        eprintln!("SKIPPED: the read-only filesystem test needs root (to mount a tmpfs)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    let acme = tenants.join("acme");
+    std::fs::create_dir_all(&acme).unwrap();
+    let mount = |args: &[&str]| {
+        let ok = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount {args:?} (the test needs root, as CI has)");
+    };
+    let acme_path = acme.to_str().unwrap().to_owned();
+    mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs", &acme_path]);
+    std::fs::write(acme.join("security.yml"), ACME_FILE).unwrap();
+    mount(&["-o", "remount,ro", &acme_path]);
+    let app = spawn_app_on(dir, |_| {}).await;
+
+    let res = app.create_key("acme", json!({"name": "nope"})).await;
+
+    let answer = assert_problem(res, 409, "tenant_read_only").await;
+    let _ = std::process::Command::new("umount")
+        .arg(&acme_path)
+        .status();
+    assert!(answer["detail"].is_string());
 }

@@ -147,3 +147,43 @@ async fn health_and_readiness_answer_without_credentials() {
         assert_eq!(res.status(), 200, "{path}");
     }
 }
+
+#[tokio::test]
+async fn forward_auth_refuses_any_query_parameter_but_permission() {
+    let app = spawn_app().await;
+    let key = app.new_key("acme", "gw", &["orders:read"]).await;
+    let auth = |query: &str| {
+        app.client
+            .get(app.url(&format!("/auth/acme{query}")))
+            .header("X-API-Key", &key)
+            .send()
+    };
+
+    // The typo that meant "any valid key".
+    assert_problem(
+        auth("?permissions=orders:write").await.unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_problem(
+        auth("?permission=orders:read&tenant=globex").await.unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(auth("?permission=orders:read").await.unwrap().status(), 204);
+    assert_eq!(auth("").await.unwrap().status(), 204);
+}
+
+#[tokio::test]
+async fn forward_auth_challenges_a_missing_key_as_it_does_a_bad_one() {
+    let app = spawn_app().await;
+    let missing = app.client.get(app.url("/auth/acme")).send().await.unwrap();
+    let challenge = missing.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(challenge, r#"ApiKey realm="keyward""#);
+    assert_problem(missing, 401, "invalid_token").await;
+}

@@ -285,3 +285,35 @@ async fn a_snapshot_of_other_content_is_ignored_without_a_warning() {
         "a file that changed is no damage"
     );
 }
+
+#[tokio::test]
+async fn a_restart_with_a_broken_file_serves_the_last_valid_keys_and_says_so() {
+    let app = spawn_app().await;
+    let key = app.new_key("acme", "survivor", &["orders:read"]).await;
+    let dir = app.stop().await;
+    let file = dir.path().join("tenants/acme/security.yml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("apiKeys:", "apiKeys: [")).unwrap();
+
+    let app = spawn_app_on(dir, |_| {}).await;
+
+    assert_eq!(app.verdict("acme", &key).await["valid"], true);
+    let status: Value = app.status("acme").await.json().await.unwrap();
+    assert_eq!(status["valid"], false, "{status}");
+    assert_eq!(status["keysFrom"], "lastGood", "{status}");
+    assert!(status["lastGoodSavedAt"].is_string(), "{status}");
+    assert_eq!(status["keys"], 3, "{status}");
+    let kept = app.dir.path().join("state/last-good/acme.snapshot");
+    assert!(kept.exists(), "kept in state_dir, not in tenants_dir");
+
+    // Fixed by ops: the file is what is served again.
+    std::fs::write(&file, text).unwrap();
+    let status = eventually(
+        "the fixed file is loaded",
+        std::time::Duration::from_secs(10),
+        || async { app.status("acme").await.json::<Value>().await.unwrap() },
+        |s| s["valid"] == true,
+    )
+    .await;
+    assert_eq!(status["keysFrom"], "file");
+}
