@@ -1,11 +1,12 @@
 //! `GET /api/{tenantId}/admin/status`: is the tenant's file valid, and if not, where is
-//! it broken?
+//! it broken? And may the caller write here: the console shows write controls only when
+//! the server would take a write, so it never judges scopes by a rule of its own.
 
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
 use super::{AdminErrors, Endpoint};
-use crate::auth::{Admin, ReadKeys};
+use crate::auth::{Admin, ReadKeys, WriteKeys};
 use crate::domain::FileProblem;
 use crate::error::ApiError;
 use crate::keys::{self, KeysFrom};
@@ -40,6 +41,9 @@ pub struct TenantStatusView {
     /// When the kept version was saved (with `keysFrom: lastGood`).
     last_good_saved_at: Option<String>,
     read_only: bool,
+    /// May this caller write to this tenant now: it holds the write scope here (by the rule
+    /// every write route applies), and the tenant is neither read-only nor invalid.
+    can_write: bool,
     loaded_at: Option<String>,
     checked_at: String,
     /// Where the file is broken: `{line, column, message}`.
@@ -63,10 +67,13 @@ pub struct TenantStatusView {
 )]
 pub(crate) async fn status(
     admin: Admin<ReadKeys>,
+    // The write routes' own extractor: present exactly when they would let this caller in.
+    writer: Option<Admin<WriteKeys>>,
     service: web::Data<keys::Service>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &admin.actor.tenant;
     let s = service.status(tenant).await?;
+    let can_write = writer.is_some() && s.problem.is_none() && !s.read_only;
     let git = service.git_status(tenant).await;
     Ok(HttpResponse::Ok().json(TenantStatusView {
         tenant: tenant.to_string(),
@@ -81,6 +88,7 @@ pub(crate) async fn status(
             KeysFrom::File => None,
         },
         read_only: s.read_only,
+        can_write,
         loaded_at: s.loaded_at.map(render::timestamp),
         checked_at: render::timestamp(s.checked_at),
         error: s.problem,

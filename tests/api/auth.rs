@@ -140,3 +140,62 @@ async fn issuer_and_audience_are_checked_when_configured() {
         assert_problem(res, 401, "invalid_token").await;
     }
 }
+
+/// `canWrite` in `who`'s status of acme.
+async fn can_write<'a>(app: &TestApp, who: impl Into<Credential<'a>>) -> serde_json::Value {
+    let res = app.status_as("acme", who).await;
+    assert_eq!(res.status(), 200);
+    res.json::<serde_json::Value>().await.unwrap()["canWrite"].clone()
+}
+
+#[tokio::test]
+async fn the_status_tells_each_principal_whether_it_may_write() {
+    let app = spawn_app().await;
+    let read_key = app.new_key("acme", "auditor", &[READ]).await;
+    let write_key = app.new_key("acme", "deployer", &[WRITE]).await;
+
+    assert_eq!(can_write(&app, Reader).await, false, "a read-only JWT");
+    assert_eq!(can_write(&app, Writer).await, true, "a writer's JWT");
+    assert_eq!(
+        can_write(&app, ApiKey(&read_key)).await,
+        false,
+        "a reading key"
+    );
+    assert_eq!(
+        can_write(&app, ApiKey(&write_key)).await,
+        true,
+        "a writing key"
+    );
+    // What the console once assumed "may write": a JWT with no scope claim at all.
+    let unscoped = jwt(json!({"sub": "a", "exp": now() + 600, "tenant_id": "acme"}));
+    let res = app.status_as("acme", &unscoped).await;
+    assert_problem(res, 403, "insufficient_scope").await;
+    let document: serde_json::Value =
+        serde_json::from_str(&app.text("/openapi.json").await).unwrap();
+    let field = &document["components"]["schemas"]["TenantStatusView"]["properties"]["canWrite"];
+    assert_eq!(field["type"], "boolean", "documented: {field}");
+}
+
+#[tokio::test]
+async fn a_writer_is_told_it_may_not_write_where_every_write_is_refused() {
+    let read_only = spawn_app_with(|s| s.read_only = true).await;
+    assert_eq!(
+        can_write(&read_only, Writer).await,
+        false,
+        "a read-only server"
+    );
+    let res = read_only.create_key("acme", json!({"name": "x"})).await;
+    assert_problem(res, 409, "tenant_read_only").await;
+
+    let app = spawn_app().await;
+    std::fs::write(app.file("acme"), "apiKeys: [\n").unwrap();
+    eventually(
+        "acme's file is seen invalid",
+        std::time::Duration::from_secs(10),
+        || can_write(&app, Writer),
+        |v| *v == false,
+    )
+    .await;
+    let res = app.create_key("acme", json!({"name": "x"})).await;
+    assert_problem(res, 409, "tenant_file_invalid").await;
+}

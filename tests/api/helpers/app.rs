@@ -382,8 +382,13 @@ impl TestApp {
 
     /// GET /api/{tenant}/admin/status as the tenant's reader.
     pub async fn status(&self, tenant: &str) -> Response {
+        self.status_as(tenant, Reader).await
+    }
+
+    /// GET /api/{tenant}/admin/status on behalf of `who`.
+    pub async fn status_as<'a>(&self, tenant: &str, who: impl Into<Credential<'a>>) -> Response {
         let url = self.url(&format!("/api/{tenant}/admin/status"));
-        self.request(Method::GET, url, tenant, Reader, None)
+        self.request(Method::GET, url, tenant, who.into(), None)
             .send()
             .await
             .unwrap()
