@@ -4,9 +4,9 @@ import * as api from "./api.js";
 import * as session from "./session.js";
 import { KeysView } from "./keys.js";
 import { showHistory } from "./history.js";
+import { $, el } from "./dom.js";
 
 const WRITE_SCOPE = "tenant.apiKey:write";
-const $ = (id) => document.getElementById(id);
 
 let config = { devMode: false, tenantClaim: "tenant_id", signIn: null };
 let expiryTimer = null;
@@ -129,13 +129,7 @@ function enter() {
   const select = $("tenant-select");
   select.hidden = any || granted.length < 2;
   $("tenant").hidden = !select.hidden;
-  select.replaceChildren(
-    ...granted.map((t) => {
-      const option = document.createElement("option");
-      option.value = option.textContent = t;
-      return option;
-    }),
-  );
+  select.replaceChildren(...granted.map((t) => el("option", { value: t, textContent: t })));
   $("tenant-form").hidden = false;
   $("tenant-form").querySelector("label").htmlFor = select.hidden ? "tenant" : "tenant-select";
   const fromUrl = decodeURIComponent(location.hash.replace(/^#\//, "").split("/")[0] || "");

@@ -1,8 +1,7 @@
 // The history tab (git mode): who changed the tenant's file, newest first.
 
 import { adminPath, call } from "./api.js";
-
-const $ = (id) => document.getElementById(id);
+import { $, el, shortTime } from "./dom.js";
 
 export async function showHistory(tenant) {
   const body = $("history-body");
@@ -18,14 +17,8 @@ export async function showHistory(tenant) {
     return;
   }
   const rows = (res.data || []).map((entry) => {
-    const row = document.createElement("tr");
-    const when = new Date(entry.date).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-    for (const text of [when, entry.action, entry.keyName || "", entry.author, entry.commit.slice(0, 10)]) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      row.append(td);
-    }
-    return row;
+    const texts = [shortTime(entry.date), entry.action, entry.keyName || "", entry.author, entry.commit.slice(0, 10)];
+    return el("tr", {}, ...texts.map((text) => el("td", { textContent: text })));
   });
   body.replaceChildren(...rows);
   if (rows.length === 0) {

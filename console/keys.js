@@ -2,30 +2,38 @@
 // rotate and delete a key, and end the grace period of the tokens a rotation replaced.
 
 import { ApiError, adminPath, call, keyPath, nextLink } from "./api.js";
+import { $, el, shortTime } from "./dom.js";
 
 const PAGE_SIZE = 50;
-const $ = (id) => document.getElementById(id);
 
 const COLUMNS = ["Name", "Enabled", "Permissions", "Description", "Expires", "Last used", "Created by", "Actions"];
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  if (className) td.className = className;
-  td.textContent = text;
-  return td;
+function cell(text, className = "") {
+  return el("td", { className, textContent: text });
 }
 
 function badge(text, className) {
-  const span = document.createElement("span");
-  span.className = `badge ${className}`;
-  span.textContent = text;
-  return span;
+  return el("span", { className: `badge ${className}`, textContent: text });
 }
 
-function shortTime(iso) {
-  if (!iso) return "";
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+/** A row's button: its `data-action` names what the table's one listener does (ROW_ACTIONS). */
+function actionButton(action, label, name) {
+  return el("button", {
+    type: "button",
+    className: "link",
+    textContent: label,
+    dataset: { action },
+    attrs: { "aria-label": name },
+  });
 }
+
+/** What each row button opens, given the view and the key its row shows. */
+const ROW_ACTIONS = {
+  edit: (view, key) => view.openEdit(key.name),
+  rotate: (view, key) => view.openRotate(key.name),
+  delete: (view, key) => view.openDelete(key.name),
+  "end-grace": (view, key) => view.openEndGrace(key.name, key.graceTokens),
+};
 
 /** `datetime-local` wants local time without a zone. */
 function toLocalInput(iso) {
@@ -49,12 +57,12 @@ function tokenCount(n) {
 
 /** How many replaced tokens still work, and until when (keyward sorts them, soonest end first). */
 function graceNote(grace) {
-  const note = document.createElement("div");
-  note.className = "grace-note";
   const last = grace[grace.length - 1].expiresAt;
-  note.textContent = `${tokenCount(grace.length)} ${grace.length === 1 ? "works" : "work"} until ${shortTime(last)}`;
-  note.title = grace.map((g) => shortTime(g.expiresAt)).join(", ");
-  return note;
+  return el("div", {
+    className: "grace-note",
+    textContent: `${tokenCount(grace.length)} ${grace.length === 1 ? "works" : "work"} until ${shortTime(last)}`,
+    title: grace.map((g) => shortTime(g.expiresAt)).join(", "),
+  });
 }
 
 /** Which input a field error from keyward belongs to. */
@@ -66,14 +74,13 @@ const FIELD_INPUTS = {
 };
 
 export class KeysView {
-  /**
-   * `notify(message)` reports success; `showToken(name, token)` shows a new token once;
-   * `writable()` says whether write controls may be used.
-   */
+  /** `notify(message)` reports success; `showToken(name, token)` shows a new token once. */
   constructor({ notify, showToken }) {
     this.notify = notify;
     this.showToken = showToken;
     this.tenant = null;
+    /** The keys the table shows now, by name: what a row's buttons act on. */
+    this.shown = new Map();
     this.pages = [];
     this.next = null;
     this.editing = null;
@@ -94,6 +101,13 @@ export class KeysView {
       this.load(this.pages.pop());
     });
     $("new-key").addEventListener("click", () => this.openCreate());
+    // One listener for every row, drawn now or later: a button says what it does in
+    // `data-action`, its row which key in `data-key`.
+    $("keys-body").addEventListener("click", (e) => {
+      const button = e.target.closest("button[data-action]");
+      const key = this.shown.get(button?.closest("tr[data-key]")?.dataset.key);
+      if (key) ROW_ACTIONS[button.dataset.action]?.(this, key);
+    });
     $("key-form").addEventListener("submit", (e) => {
       e.preventDefault();
       this.submitKey();
@@ -158,11 +172,8 @@ export class KeysView {
   }
 
   renderMessage(text) {
-    const row = document.createElement("tr");
-    const td = cell(text, "empty");
-    td.colSpan = 8;
-    row.append(td);
-    $("keys-body").replaceChildren(row);
+    this.shown = new Map();
+    $("keys-body").replaceChildren(el("tr", {}, el("td", { className: "empty", textContent: text, colSpan: 8 })));
     $("page-label").textContent = "";
     $("prev-page").disabled = true;
     $("next-page").disabled = true;
@@ -176,9 +187,9 @@ export class KeysView {
       return;
     }
     const now = Date.now();
+    this.shown = new Map(keys.map((key) => [key.name, key]));
     const rows = keys.map((key) => {
-      const row = document.createElement("tr");
-      row.dataset.key = key.name;
+      const row = el("tr", { dataset: { key: key.name } });
       const enabled = cell("");
       enabled.append(key.enabled ? badge("enabled", "on") : badge("disabled", "off"));
       const perms = cell("", "perm");
@@ -190,23 +201,12 @@ export class KeysView {
       const grace = key.graceTokens || [];
       if (grace.length) expires.append(graceNote(grace));
       const actions = cell("", "actions-cell write");
-      const commands = [
-        ["Edit", () => this.openEdit(key.name)],
-        ["Rotate", () => this.openRotate(key.name)],
-        ["Delete", () => this.openDelete(key.name)],
-      ];
-      if (grace.length) {
-        commands.push(["End grace", () => this.openEndGrace(key.name, grace), `End grace of ${key.name}`]);
-      }
-      for (const [label, handler, name = `${label} ${key.name}`] of commands) {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.className = "link";
-        button.textContent = label;
-        button.setAttribute("aria-label", name);
-        button.addEventListener("click", handler);
-        actions.append(button);
-      }
+      actions.append(
+        actionButton("edit", "Edit", `Edit ${key.name}`),
+        actionButton("rotate", "Rotate", `Rotate ${key.name}`),
+        actionButton("delete", "Delete", `Delete ${key.name}`),
+      );
+      if (grace.length) actions.append(actionButton("end-grace", "End grace", `End grace of ${key.name}`));
       row.append(
         cell(key.name, "name"),
         enabled,

@@ -101,6 +101,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 static ASSETS: &[Asset] = &[
     asset!("console.css", "text/css; charset=utf-8"),
     asset!("app.js", JS),
+    asset!("dom.js", JS),
     asset!("api.js", JS),
     asset!("session.js", JS),
     asset!("keys.js", JS),
