@@ -6,8 +6,6 @@ import { KeysView } from "./keys.js";
 import { showHistory } from "./history.js";
 import { $, el } from "./dom.js";
 
-const WRITE_SCOPE = "tenant.apiKey:write";
-
 let config = { devMode: false, tenantClaim: "tenant_id", signIn: null };
 let expiryTimer = null;
 let signedIn = null;
@@ -48,11 +46,6 @@ $("token-dialog").addEventListener("close", () => {
 });
 
 // ---- signing in and out ----
-
-function scopes(claims) {
-  const scp = Array.isArray(claims.scp) ? claims.scp : [];
-  return new Set([...(typeof claims.scope === "string" ? claims.scope.split(/\s+/) : []), ...scp]);
-}
 
 /** Accepts a token if it reads as a JWT that has not expired; keyward judges the rest. */
 function use(token) {
@@ -170,11 +163,9 @@ async function openTenant(name) {
   await keys.open(name);
 }
 
-/** The file's health decides what may be done here. */
+/** The file's health, told in a banner; keyward's `canWrite` decides what may be done here. */
 function showStatus(status) {
   const banner = $("file-banner");
-  const mayWrite = !signedIn.claims.scope && !signedIn.claims.scp ? true : scopes(signedIn.claims).has(WRITE_SCOPE);
-  const writable = mayWrite && status.valid && !status.readOnly;
   if (!status.valid) {
     const e = status.error || {};
     const where = e.line ? `line ${e.line}${e.column ? `, column ${e.column}` : ""}: ` : "";
@@ -188,7 +179,7 @@ function showStatus(status) {
   }
   banner.hidden = status.valid && !status.readOnly;
   // Write controls exist in the page and in every row drawn later; CSS hides them all.
-  document.body.classList.toggle("read-only", !writable);
+  document.body.classList.toggle("read-only", status.canWrite !== true);
   $("tab-history").hidden = !status.git;
 }
 

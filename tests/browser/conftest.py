@@ -35,11 +35,14 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def mint_jwt(tenant="acme", scope="tenant.apiKey:read tenant.apiKey:write", ttl=3600, sub="alice@example.com"):
-    """An HS256 JWT signed with the server's secret."""
+def mint_jwt(tenant="acme", scope="tenant.apiKey:read tenant.apiKey:write", ttl=3600, sub="alice@example.com", **more):
+    """An HS256 JWT signed with the server's secret; `scope=None` leaves the claim out, and
+    `more` adds claims (`scp=...`)."""
     now = int(time.time())
     header = {"alg": "HS256", "typ": "JWT"}
-    claims = {"sub": sub, "tenant_id": tenant, "scope": scope, "iat": now, "exp": now + ttl}
+    claims = {"sub": sub, "tenant_id": tenant, "iat": now, "exp": now + ttl, **more}
+    if scope is not None:
+        claims["scope"] = scope
     signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
     sig = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(sig)}"

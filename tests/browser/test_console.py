@@ -169,6 +169,23 @@ def test_a_read_only_token_shows_no_write_controls(keyward, console):
     expect(page.get_by_role("button", name="New key")).to_be_hidden()
 
 
+def test_a_token_with_no_scope_claim_shows_no_write_controls(keyward, console):
+    c = console(keyward)
+    page = c.sign_in(mint_jwt(scope=None))
+    expect(page.locator("#notice")).to_contain_text("tenant.apiKey:read")
+    expect(page.get_by_role("button", name="New key")).to_be_hidden()
+    expect(page.get_by_role("button", name="Delete ci-deploy")).to_be_hidden()
+
+
+def test_a_writer_whose_scopes_come_as_one_scp_string_gets_write_controls(keyward, console):
+    # The server reads `scp` as a space-separated string too: the console follows its word.
+    c = console(keyward)
+    page = c.sign_in(mint_jwt(scope=None, scp="tenant.apiKey:read tenant.apiKey:write"))
+    expect(c.row("ci-deploy")).to_be_visible()
+    expect(page.get_by_role("button", name="New key")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete ci-deploy")).to_be_visible()
+
+
 def test_pages_through_250_keys_and_filters(start_keyward, console):
     entries = "".join(key_entry(f"key-{i:03}") for i in range(250))
     server = start_keyward({"acme": "apiKeys:\n" + entries})
