@@ -10,7 +10,7 @@
 
 mod atomic;
 mod check;
-mod file;
+mod parse;
 pub mod render;
 pub mod yaml_edit;
 
@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 pub use crate::domain::{FileProblem, SecurityFile};
 pub(crate) use check::checks_agree;
-pub use file::MAX_FILE_BYTES;
+pub use parse::MAX_FILE_BYTES;
 
 use crate::domain::{Generation, KeyEntry, KeyName, TenantId};
 use check::Edited;

@@ -1,4 +1,5 @@
-//! Reading `security.yml`: the one loader used by the server, the watcher and `keyward check`.
+//! Parsing `security.yml` into its meaning: the one loader used by the server, the watcher and
+//! `keyward check`.
 //!
 //! A problem is reported by position and kind only. The file can hold anything (a pasted
 //! secret, a line of another tool's config), and problems reach logs, the status endpoint
