@@ -43,7 +43,7 @@ pub(crate) use check::checks_agree;
 pub use health::FileHealth;
 pub use listing::TenantListing;
 pub use parse::MAX_FILE_BYTES;
-pub use read::{Loaded, Snapshot};
+pub use read::{Loaded, OnDisk};
 pub use write::{Change, Edit, Written};
 
 use crate::domain::{Generation, TenantId};

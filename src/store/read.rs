@@ -14,11 +14,13 @@ use super::listing::TenantDir;
 use super::{FILE_NAME, MAX_FILE_BYTES, Store, StoreError, Version, atomic};
 use crate::domain::{FileProblem, Generation, SecurityFile, TenantId};
 
-/// The outcome of reading a tenant's file from disk.
-pub enum Snapshot {
+/// What one read of a tenant's file found on disk, held in memory: not a copy kept
+/// anywhere, and not a last-good file (`last_good`).
+pub enum OnDisk {
     /// The tenant directory is gone.
     Gone,
-    Read {
+    /// The file's content as read (empty when there is no file).
+    File {
         text: String,
         digest: [u8; 32],
         symlink: bool,
@@ -56,9 +58,9 @@ fn link_stays_in(path: &Path, dir: &Path) -> bool {
 
 impl Store {
     /// Reads the tenant's file as it is now. A missing file is an empty one.
-    pub fn snapshot(&self, tenant: &TenantId) -> Result<Snapshot, StoreError> {
+    pub fn read_file(&self, tenant: &TenantId) -> Result<OnDisk, StoreError> {
         let linked = match self.resolve(tenant) {
-            TenantDir::Missing | TenantDir::Refused => return Ok(Snapshot::Gone),
+            TenantDir::Missing | TenantDir::Refused => return Ok(OnDisk::Gone),
             TenantDir::Plain => false,
             TenantDir::Linked => true,
         };
@@ -96,7 +98,7 @@ impl Store {
             }
         };
         let digest = Sha256::digest(text.as_bytes()).into();
-        Ok(Snapshot::Read {
+        Ok(OnDisk::File {
             text,
             digest,
             symlink,
@@ -121,7 +123,7 @@ impl Store {
         let lock = self.tenant_lock(tenant);
         let _guard = lock.lock();
         let generation = self.next_generation();
-        let snapshot = match self.settled_snapshot(tenant) {
+        let on_disk = match self.read_settled(tenant) {
             Ok(s) => s,
             Err(StoreError::Invalid(problem)) => {
                 self.record_invalid(tenant, None, &problem);
@@ -132,12 +134,12 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let Snapshot::Read {
+        let OnDisk::File {
             text,
             digest,
             symlink,
             ..
-        } = snapshot
+        } = on_disk
         else {
             self.health.lock().remove(tenant);
             self.parsed.lock().remove(tenant);
@@ -170,12 +172,12 @@ impl Store {
         }
     }
 
-    /// Like `snapshot`, but a file caught in the middle of an outside write is read again
+    /// Like `read_file`, but a file caught in the middle of an outside write is read again
     /// shortly: an empty file modified a moment ago (between the truncate and the write of
     /// an editor, `echo >` or `git checkout`), or a missing one in a directory changed a
     /// moment ago (between `git checkout`'s unlink and its create). One that stays so is
     /// taken as it is.
-    pub(super) fn settled_snapshot(&self, tenant: &TenantId) -> Result<Snapshot, StoreError> {
+    pub(super) fn read_settled(&self, tenant: &TenantId) -> Result<OnDisk, StoreError> {
         const SETTLE: Duration = Duration::from_millis(50);
         const FRESH: Duration = Duration::from_secs(1);
         let dir = self.tenant_dir(tenant);
@@ -186,20 +188,20 @@ impl Store {
                 .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < FRESH))
         };
         for _ in 0..10 {
-            let snapshot = self.snapshot(tenant)?;
-            let unsettled = match &snapshot {
-                Snapshot::Read {
+            let on_disk = self.read_file(tenant)?;
+            let unsettled = match &on_disk {
+                OnDisk::File {
                     text, stamp: None, ..
                 } if text.is_empty() => fresh(&dir),
-                Snapshot::Read { text, .. } if text.is_empty() => fresh(&path),
+                OnDisk::File { text, .. } if text.is_empty() => fresh(&path),
                 _ => false,
             };
             if !unsettled {
-                return Ok(snapshot);
+                return Ok(on_disk);
             }
             std::thread::sleep(SETTLE);
         }
-        self.snapshot(tenant)
+        self.read_file(tenant)
     }
 
     /// Takes a tenant file's content from elsewhere than the disk (git mode serves

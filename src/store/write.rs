@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::check::{self, Edited};
-use super::read::Snapshot;
+use super::read::OnDisk;
 use super::yaml_edit::{self, Layout};
 use super::{FILE_NAME, Store, StoreError, Version, atomic, render};
 use crate::domain::{KeyEntry, KeyName, SecurityFile, TenantId};
@@ -85,10 +85,10 @@ impl Store {
         })?;
         let path = dir.join(FILE_NAME);
         for _ in 0..WRITE_ATTEMPTS {
-            let (text, stamp, digest) = match self.settled_snapshot(tenant)? {
-                Snapshot::Gone => return Err(StoreError::TenantNotFound.into()),
-                Snapshot::Read { symlink: true, .. } => return Err(StoreError::ReadOnly.into()),
-                Snapshot::Read {
+            let (text, stamp, digest) = match self.read_settled(tenant)? {
+                OnDisk::Gone => return Err(StoreError::TenantNotFound.into()),
+                OnDisk::File { symlink: true, .. } => return Err(StoreError::ReadOnly.into()),
+                OnDisk::File {
                     text,
                     stamp,
                     digest,
