@@ -16,8 +16,8 @@ use serde::{Deserialize, Deserializer};
 
 use super::yaml_edit::{self, ListScalar, Pos, Step};
 use crate::domain::{
-    Description, FileProblem, KeyEntry, KeyHash, KeyName, Permission, Permissions, SecurityFile,
-    Subject,
+    Description, DomainError, DomainErrorKind, FileProblem, KeyEntry, KeyHash, KeyName, Permission,
+    Permissions, SecurityFile, Subject,
 };
 
 /// Files larger than this are refused rather than parsed (10,000 keys take about 3 MB).
@@ -44,7 +44,9 @@ impl SecurityFile {
                 message: format!("file is larger than {MAX_FILE_BYTES} bytes"),
             });
         }
-        let raw: Option<RawFile> = serde_yaml::from_str(text).map_err(|e| from_serde(text, &e))?;
+        // serde passes a domain type's refusal on as text: its kind is watched for instead.
+        let (raw, refused) = DomainError::watch(|| serde_yaml::from_str::<Option<RawFile>>(text));
+        let raw = raw.map_err(|e| from_serde(text, &e, refused))?;
         let file = SecurityFile {
             keys: raw.map(|r| r.api_keys).unwrap_or_default(),
         };
@@ -197,53 +199,23 @@ fn known_field(field: &str) -> Option<&'static str> {
         .find(|known| *known == field)
 }
 
-/// A refusal of a domain type (src/domain), known by how its message starts, and the field
-/// it is about: serde_yaml reports these at the enclosing entry, so the field is how the
-/// value is found.
-struct Refusal {
-    starts_with: &'static str,
-    kind: Kind,
-    field: &'static str,
+/// The loader's kind for a domain type's refusal (src/domain), and the field that holds such
+/// a value: serde_yaml reports these at the enclosing entry, so the field is how the value
+/// is found. None for refusals no value of a file can cause.
+fn refused_field(kind: DomainErrorKind) -> Option<(Kind, &'static str)> {
+    Some(match kind {
+        DomainErrorKind::BadHash => (Kind::InvalidHash, "hash"),
+        DomainErrorKind::BadKeyName => (Kind::InvalidName, "name"),
+        DomainErrorKind::BadPermission => (Kind::InvalidPermission, "permissions"),
+        DomainErrorKind::DuplicatePermission => (Kind::DuplicatePermission, "permissions"),
+        DomainErrorKind::TooManyPermissions => (Kind::TooManyPermissions, "permissions"),
+        DomainErrorKind::BadDescription => (Kind::InvalidDescription, "description"),
+        DomainErrorKind::BadSubject => (Kind::InvalidSubject, "createdBy"),
+        DomainErrorKind::BadTenantId
+        | DomainErrorKind::BadTokenPrefix
+        | DomainErrorKind::MalformedKey => return None,
+    })
 }
-
-/// A test checks this table against the domain types themselves.
-const DOMAIN_REFUSALS: [Refusal; 7] = [
-    Refusal {
-        starts_with: "a hash is ",
-        kind: Kind::InvalidHash,
-        field: "hash",
-    },
-    Refusal {
-        starts_with: "a key name is ",
-        kind: Kind::InvalidName,
-        field: "name",
-    },
-    Refusal {
-        starts_with: "a permission is ",
-        kind: Kind::InvalidPermission,
-        field: "permissions",
-    },
-    Refusal {
-        starts_with: "duplicate permission",
-        kind: Kind::DuplicatePermission,
-        field: "permissions",
-    },
-    Refusal {
-        starts_with: "a key holds at most ",
-        kind: Kind::TooManyPermissions,
-        field: "permissions",
-    },
-    Refusal {
-        starts_with: "a description ",
-        kind: Kind::InvalidDescription,
-        field: "description",
-    },
-    Refusal {
-        starts_with: "createdBy is ",
-        kind: Kind::InvalidSubject,
-        field: "createdBy",
-    },
-];
 
 /// A path from the top of the file, made of keyward's field names and list indices only.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -328,14 +300,19 @@ fn problem(path: &FieldPath, kind: Kind, at: Option<Pos>) -> FileProblem {
 }
 
 /// serde_yaml's error as a problem that does not quote the file, at the offending value.
-fn from_serde(text: &str, err: &serde_yaml::Error) -> FileProblem {
+/// `refused`: the kind of the domain refusal that stopped the parse, if one did.
+fn from_serde(
+    text: &str,
+    err: &serde_yaml::Error,
+    refused: Option<DomainErrorKind>,
+) -> FileProblem {
     let full = err.to_string();
     let reported = err.location().map(|l| Pos {
         line: l.line(),
         column: l.column(),
     });
     let (path, rest) = FieldPath::split_off(&full);
-    let (kind, path) = classify(path, rest);
+    let (kind, path) = classify(path, rest, refused);
     let found = match kind {
         // serde_yaml already points at the unknown key (the path ends above it); a second
         // document has no one value to point at.
@@ -359,9 +336,10 @@ fn from_serde(text: &str, err: &serde_yaml::Error) -> FileProblem {
     problem(&path, kind, found.or(reported))
 }
 
-/// The kind of serde_yaml's message `rest` (what follows its path), and the path of the
-/// offending value, which for some kinds is one field below serde_yaml's.
-fn classify(path: FieldPath, rest: &str) -> (Kind, FieldPath) {
+/// The kind of serde_yaml's message `rest` (what follows its path), or of the domain
+/// refusal that stopped the parse (`refused`), and the path of the offending value, which
+/// for some kinds is one field below serde_yaml's.
+fn classify(path: FieldPath, rest: &str, refused: Option<DomainErrorKind>) -> (Kind, FieldPath) {
     let quoted_field = |prefix: &str| {
         let name = rest.strip_prefix(prefix)?.split('`').next()?;
         known_field(name)
@@ -390,16 +368,13 @@ fn classify(path: FieldPath, rest: &str) -> (Kind, FieldPath) {
     {
         return (expected(rest), path);
     }
-    if let Some(refusal) = DOMAIN_REFUSALS
-        .iter()
-        .find(|r| rest.starts_with(r.starts_with))
-    {
-        let path = if path.last_key() == Some(refusal.field) {
+    if let Some((kind, field)) = refused.and_then(refused_field) {
+        let path = if path.last_key() == Some(field) {
             path
         } else {
-            path.then(Step::Key(refusal.field))
+            path.then(Step::Key(field))
         };
-        return (refusal.kind, path);
+        return (kind, path);
     }
     if rest.starts_with("deserializing from YAML containing more than one document") {
         return (Kind::MoreThanOneDocument, path);
@@ -604,7 +579,7 @@ mod tests {
     }
 
     #[test]
-    fn the_domain_refusals_table_knows_every_refusal_the_domain_types_make() {
+    fn every_refusal_a_domain_type_makes_in_a_file_has_its_kind_and_field() {
         let p = |s: &str| Permission::parse(s).unwrap();
         let too_many = (0..=Permissions::MAX)
             .map(|i| p(&format!("p{i}")))
@@ -636,8 +611,23 @@ mod tests {
         ];
         for (refusal, kind) in refusals {
             let path = FieldPath::entry(0);
-            assert_eq!(classify(path, &refusal.0).0, kind, "{refusal}");
+            let message = refusal.to_string();
+            assert_eq!(
+                classify(path, &message, Some(refusal.kind())).0,
+                kind,
+                "{refusal}"
+            );
         }
+    }
+
+    #[test]
+    fn a_refusal_is_known_by_its_kind_whatever_its_words() {
+        let path = FieldPath::entry(0);
+
+        let (kind, at) = classify(path, "reworded", Some(DomainErrorKind::BadKeyName));
+
+        assert_eq!(kind, Kind::InvalidName);
+        assert_eq!(at.to_string(), "apiKeys[0].name");
     }
 
     #[test]
