@@ -14,7 +14,8 @@
 //! - `read.rs`: reading a tenant's file from disk (never torn) and loading it.
 //! - `write.rs`: the write engine and its parse cache.
 //! - `health.rs`: what the last load or write found in each tenant's file.
-//! - `parse.rs`: the loader, text to `SecurityFile`, with problems that never quote the file.
+//! - `parse/`: the loader, text to `SecurityFile`; `parse/problem.rs` words its problems
+//!   without ever quoting the file.
 //! - `check.rs`: proof that an edited text means exactly the intended change.
 //! - `atomic.rs`: the directory lock, and a replace by temp file, fsync and rename.
 //! - `render.rs`: a key entry as the editor's YAML node.
