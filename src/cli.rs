@@ -13,7 +13,7 @@ use crate::domain::{
     KeyEntry, KeyHash, KeyName, Permission, Permissions, TenantId, Token, TokenPrefix,
 };
 use crate::lint;
-use crate::store::{Change, FILE_NAME, SecurityFile, Snapshot, Store, StoreError, render};
+use crate::store::{Change, FILE_NAME, OnDisk, SecurityFile, Store, StoreError, render};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -121,9 +121,9 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         let mut files = Vec::new();
         for tenant in listing.tenants {
             // Read as the server reads: within the boundaries, never a file they exclude.
-            let text = match store.snapshot(&tenant) {
-                Ok(Snapshot::Read { text, .. }) => Ok(text),
-                Ok(Snapshot::Gone) => continue,
+            let text = match store.read_file(&tenant) {
+                Ok(OnDisk::File { text, .. }) => Ok(text),
+                Ok(OnDisk::Gone) => continue,
                 Err(StoreError::Invalid(problem)) => Err(problem),
                 Err(e) => Err(FileProblem {
                     line: None,

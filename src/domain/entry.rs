@@ -4,7 +4,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
-use super::{DomainError, KeyHash, KeyName, Permissions};
+use super::{DomainError, DomainErrorKind, KeyHash, KeyName, Permissions};
 
 /// One entry of `apiKeys` in `security.yml`, exactly as stored.
 ///
@@ -70,15 +70,16 @@ impl Description {
 
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         if s.chars().count() > Self::MAX_CHARS {
-            return Err(DomainError::new(format!(
-                "a description is at most {} characters",
-                Self::MAX_CHARS
-            )));
+            return Err(DomainError::new(
+                DomainErrorKind::BadDescription,
+                format!("a description is at most {} characters", Self::MAX_CHARS),
+            ));
         }
         if s.chars()
             .any(|c| forbidden_char(c) && c != '\n' && c != '\t')
         {
             return Err(DomainError::new(
+                DomainErrorKind::BadDescription,
                 "a description may not contain control characters or bidirectional overrides",
             ));
         }
@@ -145,6 +146,7 @@ impl Subject {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         if s.is_empty() || s.chars().count() > Self::MAX_CHARS || s.chars().any(forbidden_char) {
             return Err(DomainError::new(
+                DomainErrorKind::BadSubject,
                 "createdBy is 1 to 256 characters without control characters or bidirectional overrides",
             ));
         }

@@ -3,7 +3,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::DomainError;
+use super::{DomainError, DomainErrorKind};
 
 /// The SHA-256 of a whole token: all that is ever stored of it.
 ///
@@ -26,8 +26,12 @@ impl KeyHash {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
         let bytes = hex.as_bytes();
-        let err =
-            || DomainError::new("a hash is `sha256:` followed by 64 lowercase hexadecimal digits");
+        let err = || {
+            DomainError::new(
+                DomainErrorKind::BadHash,
+                "a hash is `sha256:` followed by 64 lowercase hexadecimal digits",
+            )
+        };
         if bytes.len() != 64 {
             return Err(err());
         }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::DomainError;
+use super::{DomainError, DomainErrorKind};
 
 /// A key's name, unique within its tenant: `^[A-Za-z0-9._-]{1,128}$`, but never `.` or `..`.
 ///
@@ -26,6 +26,7 @@ impl KeyName {
             Ok(Self(s.into()))
         } else {
             Err(DomainError::new(
+                DomainErrorKind::BadKeyName,
                 "a key name is 1 to 128 characters of [A-Za-z0-9._-], and not `.` or `..`",
             ))
         }

@@ -1,6 +1,7 @@
 //! Validated values: once one exists it is valid, so handlers never re-check.
 
 mod entry;
+mod error;
 mod field_error;
 mod key_hash;
 mod key_name;
@@ -11,6 +12,7 @@ mod token;
 mod verdict;
 
 pub use entry::{Description, KeyEntry, PreviousHash, Subject};
+pub use error::{DomainError, DomainErrorKind};
 pub use field_error::{FieldError, FieldErrors};
 pub use key_hash::KeyHash;
 pub use key_name::KeyName;
@@ -23,14 +25,3 @@ pub use verdict::{Refusal, Verdict};
 /// Orders the versions of one tenant's keys: the store takes one under the tenant's lock
 /// for each version it loads or writes, and the index never goes back to an older one.
 pub type Generation = u64;
-
-/// Why a value was refused; the message is safe to show to the caller.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DomainError(pub String);
-
-impl DomainError {
-    pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-}

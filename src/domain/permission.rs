@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::DomainError;
+use super::{DomainError, DomainErrorKind};
 
 /// A permission string: 1 to 256 printable ASCII characters without whitespace.
 ///
@@ -18,6 +18,7 @@ impl Permission {
             Ok(Self(s.into()))
         } else {
             Err(DomainError::new(
+                DomainErrorKind::BadPermission,
                 "a permission is 1 to 256 printable ASCII characters without whitespace",
             ))
         }
@@ -84,14 +85,17 @@ impl Permissions {
 
     pub fn new(list: Vec<Permission>) -> Result<Self, DomainError> {
         if list.len() > Self::MAX {
-            return Err(DomainError::new(format!(
-                "a key holds at most {} permissions",
-                Self::MAX
-            )));
+            return Err(DomainError::new(
+                DomainErrorKind::TooManyPermissions,
+                format!("a key holds at most {} permissions", Self::MAX),
+            ));
         }
         for (i, p) in list.iter().enumerate() {
             if list[..i].contains(p) {
-                return Err(DomainError::new(format!("duplicate permission {p:?}")));
+                return Err(DomainError::new(
+                    DomainErrorKind::DuplicatePermission,
+                    format!("duplicate permission {p:?}"),
+                ));
             }
         }
         Ok(Self(list.into()))

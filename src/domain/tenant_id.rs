@@ -1,7 +1,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::DomainError;
+use super::{DomainError, DomainErrorKind};
 
 /// A tenant's id, which is also its directory name under the tenants directory.
 ///
@@ -21,6 +21,7 @@ impl TenantId {
             Ok(Self(Arc::from(s)))
         } else {
             Err(DomainError::new(
+                DomainErrorKind::BadTenantId,
                 "a tenant id is 1 to 64 characters of [A-Za-z0-9._-] starting with a letter or digit",
             ))
         }

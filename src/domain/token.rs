@@ -2,7 +2,7 @@ use std::fmt;
 
 use rand::RngExt;
 
-use super::{DomainError, KeyHash};
+use super::{DomainError, DomainErrorKind, KeyHash};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BODY_LEN: usize = 43; // 62^43 > 2^256: 256 random bits
@@ -20,6 +20,7 @@ impl TokenPrefix {
             Ok(Self(format!("{s}_")))
         } else {
             Err(DomainError::new(
+                DomainErrorKind::BadTokenPrefix,
                 "a token prefix is 1 to 16 letters or digits",
             ))
         }
@@ -81,7 +82,7 @@ impl PresentedKey {
     /// refused without a lookup. Other strings (keys imported from elsewhere) are hashed as
     /// they are.
     pub fn parse(presented: &str, prefix: &TokenPrefix) -> Result<Self, DomainError> {
-        let malformed = || DomainError::new("malformed key");
+        let malformed = || DomainError::new(DomainErrorKind::MalformedKey, "malformed key");
         if presented.is_empty() || presented.len() > MAX_PRESENTED {
             return Err(malformed());
         }

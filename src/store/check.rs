@@ -16,8 +16,9 @@ use std::iter;
 
 use serde_yaml::Mapping;
 
+use super::write::{Parsed, other_top_level};
 use super::yaml_edit::{self, ItemEdit, Layout};
-use super::{MAX_FILE_BYTES, Parsed, StoreError, other_top_level};
+use super::{MAX_FILE_BYTES, StoreError};
 use crate::domain::{KeyEntry, KeyHash, SecurityFile};
 
 /// An edit as the store made it: the new text, and what it must mean.
@@ -169,7 +170,7 @@ pub(crate) fn checks_agree(
         return None;
     };
     let layout = Layout::of(text).ok()?;
-    let edited = super::apply(text, &layout, &file, pick(&file)?).ok()?;
+    let edited = super::write::apply(text, &layout, &file, pick(&file)?).ok()?;
     let quick = incremental(text, &layout, &file, &others, &edited);
     let full = full(&edited.text, &edited.expected, &others).ok();
     if let Some(quick) = &quick {

@@ -2,16 +2,7 @@
 //! whose file has not changed decodes it instead of parsing the YAML again, and a restart
 //! whose file is broken serves it instead of nothing.
 //!
-//! One file per tenant, `<tenant>.snapshot`:
-//!
-//! | bytes  | what                                                              |
-//! |--------|-------------------------------------------------------------------|
-//! | 0..8   | magic, `keyward\0`                                                |
-//! | 8..12  | format version, u32 little-endian                                 |
-//! | 12..44 | SHA-256 of the `security.yml` the keys came from                  |
-//! | 44..76 | SHA-256 of the payload                                            |
-//! | 76..108| the owner: which tenant directory the keys came from (`Owner`)    |
-//! | 108..  | the payload: the keys, encoded with postcard (`Payload` below)    |
+//! One file per tenant, `<tenant>.snapshot`, in the format `format` describes.
 //!
 //! The source digest tells an unchanged file once it has been read and hashed: the file is
 //! always read, so a snapshot is never trusted over it. The payload digest makes a torn,
@@ -26,25 +17,18 @@
 //! down, never serves the removed one's keys. A scan that finds a tenant gone deletes its
 //! snapshot too.
 
-use std::collections::HashMap;
+mod format;
+
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::domain::{
-    Description, KeyEntry, KeyHash, KeyName, Permission, Permissions, PreviousHash, SecurityFile,
-    Subject, TenantId,
-};
+use crate::domain::{KeyEntry, SecurityFile, TenantId};
+use format::{Unusable, check_and_decode};
 
-const MAGIC: [u8; 8] = *b"keyward\0";
-/// Version 1 was YAML text in `<tenant>.yml`; version 2 had no owner; a change to
-/// `Payload` is a new version.
-const VERSION: u32 = 3;
-const HEADER_LEN: usize = 108;
 const EXTENSION: &str = "snapshot";
 
 /// A snapshot read back.
@@ -103,42 +87,6 @@ impl Owner {
     }
 }
 
-/// The keys as written: what `SecurityFile` holds, with each distinct permission set once
-/// (most keys of a tenant share one of a few) and hashes as bytes.
-#[derive(Serialize, Deserialize)]
-struct Payload<'a> {
-    #[serde(borrow)]
-    permission_sets: Vec<Vec<&'a str>>,
-    #[serde(borrow)]
-    keys: Vec<Key<'a>>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Key<'a> {
-    name: &'a str,
-    hash: [u8; 32],
-    enabled: bool,
-    /// Position in `permission_sets`.
-    permissions: u32,
-    description: Option<&'a str>,
-    created_at: Option<OffsetDateTime>,
-    created_by: Option<&'a str>,
-    expires_at: Option<OffsetDateTime>,
-    previous_hashes: Vec<([u8; 32], OffsetDateTime)>,
-}
-
-/// Why a snapshot is not used; never anything read from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unusable {
-    /// Kept for other content of the file: the file changed since (no warning).
-    OtherSource,
-    /// Kept by another tenant of the same name, since removed.
-    OtherOwner,
-    NotASnapshot,
-    OtherVersion,
-    Damaged,
-}
-
 impl LastGood {
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
@@ -160,14 +108,7 @@ impl LastGood {
         keys: impl IntoIterator<Item = &'a KeyEntry>,
     ) -> io::Result<()> {
         let path = self.path(tenant);
-        let payload = encode(keys);
-        let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-        bytes.extend_from_slice(&MAGIC);
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
-        bytes.extend_from_slice(&source);
-        bytes.extend_from_slice(&Sha256::digest(&payload));
-        bytes.extend_from_slice(&owner.0);
-        bytes.extend_from_slice(&payload);
+        let bytes = format::to_bytes(source, owner, keys);
         fs::create_dir_all(&self.dir)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".last-good.")
@@ -267,116 +208,9 @@ impl LastGood {
     }
 }
 
-/// Checks the header, then the payload's digest, and decodes it.
-fn check_and_decode(
-    bytes: &[u8],
-    source: Option<&[u8; 32]>,
-    owner: Option<Owner>,
-) -> Result<(SecurityFile, [u8; 32]), Unusable> {
-    let (header, payload) = bytes
-        .split_first_chunk::<HEADER_LEN>()
-        .ok_or(Unusable::Damaged)?;
-    if header[..8] != MAGIC {
-        return Err(Unusable::NotASnapshot);
-    }
-    let field = |r: std::ops::Range<usize>| -> [u8; 32] { header[r].try_into().expect("32 bytes") };
-    if header[8..12] != VERSION.to_le_bytes() {
-        return Err(Unusable::OtherVersion);
-    }
-    let saved_from = field(12..44);
-    if source.is_some_and(|s| *s != saved_from) {
-        return Err(Unusable::OtherSource);
-    }
-    if owner.is_some_and(|o| o.0 != field(76..108)) {
-        return Err(Unusable::OtherOwner);
-    }
-    if <[u8; 32]>::from(Sha256::digest(payload)) != field(44..76) {
-        return Err(Unusable::Damaged);
-    }
-    let file = decode(payload).ok_or(Unusable::Damaged)?;
-    Ok((file, saved_from))
-}
-
-fn encode<'a>(keys: impl IntoIterator<Item = &'a KeyEntry>) -> Vec<u8> {
-    let mut sets: Vec<&Permissions> = Vec::new();
-    let mut positions: HashMap<&Permissions, u32> = HashMap::new();
-    let keys = keys
-        .into_iter()
-        .map(|k| {
-            let set = *positions.entry(&k.permissions).or_insert_with(|| {
-                sets.push(&k.permissions);
-                sets.len() as u32 - 1
-            });
-            Key {
-                name: k.name.as_str(),
-                hash: *k.hash.as_bytes(),
-                enabled: k.enabled,
-                permissions: set,
-                description: k.description.as_ref().map(Description::as_str),
-                created_at: k.created_at,
-                created_by: k.created_by.as_ref().map(Subject::as_str),
-                expires_at: k.expires_at,
-                previous_hashes: k
-                    .previous_hashes
-                    .iter()
-                    .map(|p| (*p.hash.as_bytes(), p.expires_at))
-                    .collect(),
-            }
-        })
-        .collect();
-    let payload = Payload {
-        permission_sets: sets.iter().map(|s| s.as_strs()).collect(),
-        keys,
-    };
-    postcard::to_allocvec(&payload).expect("keys always encode")
-}
-
-/// Decodes a payload whose digest matched; every value still goes through its domain type.
-fn decode(bytes: &[u8]) -> Option<SecurityFile> {
-    let (payload, rest): (Payload, _) = postcard::take_from_bytes(bytes).ok()?;
-    if !rest.is_empty() {
-        return None;
-    }
-    let sets = payload
-        .permission_sets
-        .iter()
-        .map(|set| {
-            let list = set
-                .iter()
-                .map(|p| Permission::parse(p).ok())
-                .collect::<Option<_>>()?;
-            Permissions::new(list).ok()
-        })
-        .collect::<Option<Vec<_>>>()?;
-    let keys = payload
-        .keys
-        .into_iter()
-        .map(|k| {
-            Some(KeyEntry {
-                name: KeyName::parse(k.name).ok()?,
-                hash: KeyHash::from_bytes(k.hash),
-                enabled: k.enabled,
-                permissions: sets.get(k.permissions as usize)?.clone(),
-                description: k.description.map(Description::parse).transpose().ok()?,
-                created_at: k.created_at,
-                created_by: k.created_by.map(Subject::parse).transpose().ok()?,
-                expires_at: k.expires_at,
-                previous_hashes: k
-                    .previous_hashes
-                    .into_iter()
-                    .map(|(h, expires_at)| PreviousHash {
-                        hash: KeyHash::from_bytes(h),
-                        expires_at,
-                    })
-                    .collect(),
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(SecurityFile { keys })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::format::{decode, encode};
     use super::*;
 
     const FILE: &str = "\

@@ -1,90 +1,17 @@
-//! Reading `security.yml`: the one loader used by the server, the watcher and `keyward check`.
-//!
-//! A problem is reported by position and kind only. The file can hold anything (a pasted
-//! secret, a line of another tool's config), and problems reach logs, the status endpoint
-//! and CI output, so no message made here quotes the file. serde_yaml's messages do quote
-//! values, so only their shape is read: the path (keyward's own field names) and the kind.
-//! The position is then moved to the offending value with the editor's locator, since
-//! serde_yaml puts a value refused by a domain type at the start of its whole entry.
+//! A parse's problem in keyward's own words: what is wrong (`Kind`), where (a path made of
+//! keyward's field names only), and the line and column of the offending value. Apart from
+//! the parse because reading serde_yaml's messages without ever quoting the file is a job
+//! of its own.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::iter;
 
-use serde::{Deserialize, Deserializer};
-
-use super::yaml_edit::{self, ListScalar, Pos, Step};
-use crate::domain::{
-    Description, FileProblem, KeyEntry, KeyHash, KeyName, Permission, Permissions, SecurityFile,
-    Subject,
-};
-
-/// Files larger than this are refused rather than parsed (10,000 keys take about 3 MB).
-pub const MAX_FILE_BYTES: usize = 32 * 1024 * 1024;
-
-#[derive(Deserialize)]
-struct RawFile {
-    #[serde(rename = "apiKeys", default, deserialize_with = "null_as_empty")]
-    api_keys: Vec<KeyEntry>,
-}
-
-fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<KeyEntry>, D::Error> {
-    Ok(Option::<Vec<KeyEntry>>::deserialize(d)?.unwrap_or_default())
-}
-
-/// The loader: what a file means lives in `domain`, how to read it here.
-impl SecurityFile {
-    /// Parses and validates a whole file. Other top-level keys are allowed and ignored.
-    pub fn parse(text: &str) -> Result<Self, FileProblem> {
-        if text.len() > MAX_FILE_BYTES {
-            return Err(FileProblem {
-                line: None,
-                column: None,
-                message: format!("file is larger than {MAX_FILE_BYTES} bytes"),
-            });
-        }
-        let raw: Option<RawFile> = serde_yaml::from_str(text).map_err(|e| from_serde(text, &e))?;
-        let file = SecurityFile {
-            keys: raw.map(|r| r.api_keys).unwrap_or_default(),
-        };
-        check_unique(&file, text)?;
-        Ok(file)
-    }
-}
-
-/// Names and hashes (previous hashes included) are unique within a file.
-fn check_unique(file: &SecurityFile, text: &str) -> Result<(), FileProblem> {
-    let mut names: HashMap<&KeyName, usize> = HashMap::new();
-    let mut hashes: HashMap<&KeyHash, usize> = HashMap::new();
-    for (i, key) in file.keys.iter().enumerate() {
-        if let Some(first) = names.insert(&key.name, i) {
-            let path = FieldPath::entry(i).then(Step::Key("name"));
-            let at = yaml_edit::value_position(text, &path.0);
-            return Err(problem(&path, Kind::DuplicateName { first }, at));
-        }
-        // None: the key's own hash; Some(j): its previous hash number j.
-        let previous = key.previous_hashes.iter().enumerate();
-        let previous = previous.map(|(j, p)| (Some(j), &p.hash));
-        for (previous, hash) in iter::once((None, &key.hash)).chain(previous) {
-            if let Some(first) = hashes.insert(hash, i) {
-                let holder = match previous {
-                    None => FieldPath::entry(i),
-                    Some(j) => FieldPath::entry(i)
-                        .then(Step::Key("previousHashes"))
-                        .then(Step::Index(j)),
-                };
-                let path = holder.then(Step::Key("hash"));
-                let at = yaml_edit::value_position(text, &path.0);
-                return Err(problem(&path, Kind::DuplicateHash { first }, at));
-            }
-        }
-    }
-    Ok(())
-}
+use super::super::yaml_edit::{self, ListScalar, Pos, Step};
+use crate::domain::{Description, DomainErrorKind, FileProblem, Permission, Permissions, Subject};
 
 /// What is wrong, in keyward's own words: never anything read from the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     NotYaml,
     MoreThanOneDocument,
     ExpectedMapping,
@@ -196,64 +123,34 @@ fn known_field(field: &str) -> Option<&'static str> {
         .find(|known| *known == field)
 }
 
-/// A refusal of a domain type (src/domain), known by how its message starts, and the field
-/// it is about: serde_yaml reports these at the enclosing entry, so the field is how the
-/// value is found.
-struct Refusal {
-    starts_with: &'static str,
-    kind: Kind,
-    field: &'static str,
+/// The loader's kind for a domain type's refusal (src/domain), and the field that holds such
+/// a value: serde_yaml reports these at the enclosing entry, so the field is how the value
+/// is found. None for refusals no value of a file can cause.
+fn refused_field(kind: DomainErrorKind) -> Option<(Kind, &'static str)> {
+    Some(match kind {
+        DomainErrorKind::BadHash => (Kind::InvalidHash, "hash"),
+        DomainErrorKind::BadKeyName => (Kind::InvalidName, "name"),
+        DomainErrorKind::BadPermission => (Kind::InvalidPermission, "permissions"),
+        DomainErrorKind::DuplicatePermission => (Kind::DuplicatePermission, "permissions"),
+        DomainErrorKind::TooManyPermissions => (Kind::TooManyPermissions, "permissions"),
+        DomainErrorKind::BadDescription => (Kind::InvalidDescription, "description"),
+        DomainErrorKind::BadSubject => (Kind::InvalidSubject, "createdBy"),
+        DomainErrorKind::BadTenantId
+        | DomainErrorKind::BadTokenPrefix
+        | DomainErrorKind::MalformedKey => return None,
+    })
 }
-
-/// A test checks this table against the domain types themselves.
-const DOMAIN_REFUSALS: [Refusal; 7] = [
-    Refusal {
-        starts_with: "a hash is ",
-        kind: Kind::InvalidHash,
-        field: "hash",
-    },
-    Refusal {
-        starts_with: "a key name is ",
-        kind: Kind::InvalidName,
-        field: "name",
-    },
-    Refusal {
-        starts_with: "a permission is ",
-        kind: Kind::InvalidPermission,
-        field: "permissions",
-    },
-    Refusal {
-        starts_with: "duplicate permission",
-        kind: Kind::DuplicatePermission,
-        field: "permissions",
-    },
-    Refusal {
-        starts_with: "a key holds at most ",
-        kind: Kind::TooManyPermissions,
-        field: "permissions",
-    },
-    Refusal {
-        starts_with: "a description ",
-        kind: Kind::InvalidDescription,
-        field: "description",
-    },
-    Refusal {
-        starts_with: "createdBy is ",
-        kind: Kind::InvalidSubject,
-        field: "createdBy",
-    },
-];
 
 /// A path from the top of the file, made of keyward's field names and list indices only.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct FieldPath(Vec<Step<'static>>);
+pub(super) struct FieldPath(pub(super) Vec<Step<'static>>);
 
 impl FieldPath {
-    fn entry(index: usize) -> Self {
+    pub(super) fn entry(index: usize) -> Self {
         Self(vec![Step::Key(API_KEYS), Step::Index(index)])
     }
 
-    fn then(&self, step: Step<'static>) -> Self {
+    pub(super) fn then(&self, step: Step<'static>) -> Self {
         let mut steps = self.0.clone();
         steps.push(step);
         Self(steps)
@@ -313,7 +210,7 @@ impl fmt::Display for FieldPath {
     }
 }
 
-fn problem(path: &FieldPath, kind: Kind, at: Option<Pos>) -> FileProblem {
+pub(super) fn problem(path: &FieldPath, kind: Kind, at: Option<Pos>) -> FileProblem {
     let message = if path.0.is_empty() {
         kind.to_string()
     } else {
@@ -327,14 +224,19 @@ fn problem(path: &FieldPath, kind: Kind, at: Option<Pos>) -> FileProblem {
 }
 
 /// serde_yaml's error as a problem that does not quote the file, at the offending value.
-fn from_serde(text: &str, err: &serde_yaml::Error) -> FileProblem {
+/// `refused`: the kind of the domain refusal that stopped the parse, if one did.
+pub(super) fn from_serde(
+    text: &str,
+    err: &serde_yaml::Error,
+    refused: Option<DomainErrorKind>,
+) -> FileProblem {
     let full = err.to_string();
     let reported = err.location().map(|l| Pos {
         line: l.line(),
         column: l.column(),
     });
     let (path, rest) = FieldPath::split_off(&full);
-    let (kind, path) = classify(path, rest);
+    let (kind, path) = classify(path, rest, refused);
     let found = match kind {
         // serde_yaml already points at the unknown key (the path ends above it); a second
         // document has no one value to point at.
@@ -358,9 +260,10 @@ fn from_serde(text: &str, err: &serde_yaml::Error) -> FileProblem {
     problem(&path, kind, found.or(reported))
 }
 
-/// The kind of serde_yaml's message `rest` (what follows its path), and the path of the
-/// offending value, which for some kinds is one field below serde_yaml's.
-fn classify(path: FieldPath, rest: &str) -> (Kind, FieldPath) {
+/// The kind of serde_yaml's message `rest` (what follows its path), or of the domain
+/// refusal that stopped the parse (`refused`), and the path of the offending value, which
+/// for some kinds is one field below serde_yaml's.
+fn classify(path: FieldPath, rest: &str, refused: Option<DomainErrorKind>) -> (Kind, FieldPath) {
     let quoted_field = |prefix: &str| {
         let name = rest.strip_prefix(prefix)?.split('`').next()?;
         known_field(name)
@@ -389,16 +292,13 @@ fn classify(path: FieldPath, rest: &str) -> (Kind, FieldPath) {
     {
         return (expected(rest), path);
     }
-    if let Some(refusal) = DOMAIN_REFUSALS
-        .iter()
-        .find(|r| rest.starts_with(r.starts_with))
-    {
-        let path = if path.last_key() == Some(refusal.field) {
+    if let Some((kind, field)) = refused.and_then(refused_field) {
+        let path = if path.last_key() == Some(field) {
             path
         } else {
-            path.then(Step::Key(refusal.field))
+            path.then(Step::Key(field))
         };
-        return (refusal.kind, path);
+        return (kind, path);
     }
     if rest.starts_with("deserializing from YAML containing more than one document") {
         return (Kind::MoreThanOneDocument, path);
@@ -460,150 +360,10 @@ fn scanning_start(message: &str) -> Option<Pos> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const H1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-    const H2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
-
-    fn problem_in(text: &str) -> String {
-        SecurityFile::parse(text).unwrap_err().to_string()
-    }
-
-    /// Each case: a file whose every value from outside keyward says "secret", and the
-    /// whole problem as `keyward check` shows it (after the file name).
-    fn cases() -> Vec<(String, &'static str)> {
-        let entry = format!("apiKeys:\n  - name: a\n    hash: {H1}\n");
-        vec![
-            (
-                "apiKeys:\n  - name: a\n    enabled: true\n    hash: \"secret-not-a-hash\"\n"
-                    .into(),
-                "4:11: apiKeys[0].hash: invalid hash (expected sha256:<64 lowercase hex> or 64 hex)",
-            ),
-            (
-                format!("{entry}    name: secret\n"),
-                "4:5: apiKeys[0].name: duplicate field",
-            ),
-            (
-                format!("{entry}  - name: a\n    hash: {H2}\n"),
-                "4:11: apiKeys[1].name: duplicate key name (first used by apiKeys[0])",
-            ),
-            (
-                format!("{entry}  - name: b\n    hash: {H1}\n"),
-                "5:11: apiKeys[1].hash: duplicate hash (also used by apiKeys[0])",
-            ),
-            (
-                format!(
-                    "{entry}  - name: b\n    hash: {H2}\n    previousHashes:\n      - hash: {H1}\n        expiresAt: 2026-01-01T00:00:00Z\n"
-                ),
-                "7:15: apiKeys[1].previousHashes[0].hash: duplicate hash (also used by apiKeys[0])",
-            ),
-            (
-                format!("{entry}DB_PASSWORD=hunter2-secret\n"),
-                "4:1: not valid YAML",
-            ),
-            (
-                "apiKeys:\n  - name: a\n    DB_PASSWORD=hunter2-secret\n".into(),
-                "3:5: not valid YAML",
-            ),
-            (
-                "DB_PASSWORD=hunter2-secret\n".into(),
-                "1:1: expected a mapping",
-            ),
-            (
-                format!("{entry}    secret: 1\n"),
-                "4:5: apiKeys[0]: unknown field in a key entry (known: name, hash, enabled, \
-                 permissions, description, createdAt, createdBy, expiresAt, previousHashes)",
-            ),
-            (
-                format!("apiKeys:\n  - name: a b secret\n    hash: {H1}\n"),
-                "2:11: apiKeys[0].name: invalid key name (expected 1 to 128 characters of A-Z a-z 0-9 . _ -, not . or ..)",
-            ),
-            (
-                format!("{entry}    permissions: [ok, \"a b secret\"]\n"),
-                "4:23: apiKeys[0].permissions: invalid permission (expected 1 to 256 printable \
-                 ASCII characters, no whitespace)",
-            ),
-            (
-                format!("{entry}    permissions:\n      - secret\n      - x\n      - secret\n"),
-                "7:9: apiKeys[0].permissions: duplicate permission",
-            ),
-            (
-                format!("{entry}    description: \"secret\\u0001\"\n"),
-                "4:18: apiKeys[0].description: invalid description (at most 1024 characters, \
-                 no control characters but newline and tab)",
-            ),
-            (
-                format!("{entry}    createdBy: \"\"\n"),
-                "4:16: apiKeys[0].createdBy: invalid createdBy (expected 1 to 256 characters, \
-                 no control characters)",
-            ),
-            (
-                format!("{entry}    createdAt: secret\n"),
-                "4:16: apiKeys[0].createdAt: invalid timestamp (expected RFC 3339, like 2026-11-22T10:00:00Z)",
-            ),
-            (
-                format!("{entry}    enabled: secret\n"),
-                "4:14: apiKeys[0].enabled: expected true or false",
-            ),
-            (
-                format!("{entry}    permissions: {{secret: 1}}\n"),
-                "4:18: apiKeys[0].permissions: expected a list",
-            ),
-            (
-                "apiKeys:\n  - secret\n".into(),
-                "2:5: apiKeys[0]: expected a mapping",
-            ),
-            ("apiKeys: secret\n".into(), "1:10: apiKeys: expected a list"),
-            (
-                "apiKeys:\n  - name: secret\n".into(),
-                "2:5: apiKeys[0].hash: required field is missing",
-            ),
-            (
-                format!("{entry}    previousHashes:\n      - hash: secret\n"),
-                "5:15: apiKeys[0].previousHashes[0].hash: invalid hash (expected sha256:<64 lowercase hex> or 64 hex)",
-            ),
-            (
-                format!("{entry}    previousHashes:\n      - hash: {H2}\n        secret: 1\n"),
-                "6:9: apiKeys[0].previousHashes[0]: unknown field in a previous hash (known: hash, expiresAt)",
-            ),
-            (
-                "apiKeys:\n  - name: \"secret\n".into(),
-                "2:11: not valid YAML",
-            ),
-            ("apiKeys:\n\t- name: secret\n".into(), "2:1: not valid YAML"),
-            (
-                "apiKeys:\n  - name: *secret\n".into(),
-                "2:11: not valid YAML",
-            ),
-            (
-                "apiKeys: []\nsecret: []\napiKeys: []\n".into(),
-                "3:1: apiKeys: duplicate field",
-            ),
-            (
-                "apiKeys: [{name: a, hash: secret}]\n".into(),
-                "1:27: apiKeys[0].hash: invalid hash (expected sha256:<64 lowercase hex> or 64 hex)",
-            ),
-            (
-                format!("apiKeys: [{{name: a, name: secret, hash: {H1}}}]\n"),
-                "1:21: apiKeys[0].name: duplicate field",
-            ),
-            (
-                "secret: 1\n---\nsecret: 2\n".into(),
-                "more than one YAML document",
-            ),
-        ]
-    }
+    use crate::domain::{KeyHash, KeyName};
 
     #[test]
-    fn a_problem_points_at_the_offending_value_and_never_quotes_the_file() {
-        for (text, expected) in cases() {
-            let problem = problem_in(&text);
-            assert_eq!(problem, expected, "{text:?}");
-            assert!(!problem.contains("secret"), "{problem}");
-        }
-    }
-
-    #[test]
-    fn the_domain_refusals_table_knows_every_refusal_the_domain_types_make() {
+    fn every_refusal_a_domain_type_makes_in_a_file_has_its_kind_and_field() {
         let p = |s: &str| Permission::parse(s).unwrap();
         let too_many = (0..=Permissions::MAX)
             .map(|i| p(&format!("p{i}")))
@@ -635,8 +395,23 @@ mod tests {
         ];
         for (refusal, kind) in refusals {
             let path = FieldPath::entry(0);
-            assert_eq!(classify(path, &refusal.0).0, kind, "{refusal}");
+            let message = refusal.to_string();
+            assert_eq!(
+                classify(path, &message, Some(refusal.kind())).0,
+                kind,
+                "{refusal}"
+            );
         }
+    }
+
+    #[test]
+    fn a_refusal_is_known_by_its_kind_whatever_its_words() {
+        let path = FieldPath::entry(0);
+
+        let (kind, at) = classify(path, "reworded", Some(DomainErrorKind::BadKeyName));
+
+        assert_eq!(kind, Kind::InvalidName);
+        assert_eq!(at.to_string(), "apiKeys[0].name");
     }
 
     #[test]
