@@ -334,14 +334,35 @@ fn bare_actix(port: u16, dir: &Path) {
         let found = lookup(&keys, &tenant, &body.key)
             .filter(|e| body.permissions.iter().all(|p| e.permissions.contains(p)));
         HttpResponse::Ok().json(match found {
-            Some(e) => json!({
-                "valid": true,
-                "name": e.name,
-                "permissions": e.permissions,
-                "expiresAt": null,
-            }),
-            None => json!({"valid": false, "code": "not_found"}),
+            Some(e) => Answer::Valid {
+                valid: true,
+                name: &e.name,
+                permissions: &e.permissions,
+                expires_at: None,
+            },
+            None => Answer::Invalid {
+                valid: false,
+                code: "not_found",
+            },
         })
+    }
+
+    /// The answer as a typed struct of borrowed fields: the fastest a hand-written handler
+    /// writes it (a `json!` value would cost the twin an allocation per field).
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Answer<'a> {
+        Valid {
+            valid: bool,
+            name: &'a str,
+            permissions: &'a [String],
+            #[serde(rename = "expiresAt")]
+            expires_at: Option<&'a str>,
+        },
+        Invalid {
+            valid: bool,
+            code: &'static str,
+        },
     }
 
     let mut keys = Keys::new();
