@@ -108,10 +108,10 @@ impl Service {
     pub async fn status(&self, tenant: &TenantId) -> Result<TenantStatus, Error> {
         let keys = self.keys(tenant).await?;
         let health = self.store.health(tenant).ok_or(Error::TenantNotFound)?;
-        let kept = self.publisher.kept_in_use.lock().get(tenant).copied();
+        let on_last_good = self.publisher.on_last_good.lock().get(tenant).copied();
         Ok(TenantStatus {
             keys: keys.len(),
-            keys_from: match kept {
+            keys_from: match on_last_good {
                 None => KeysFrom::File,
                 Some(saved_at) => KeysFrom::LastGood { saved_at },
             },

@@ -11,11 +11,11 @@ use crate::domain::{KeyHash, TenantId};
 use crate::index::Index;
 use crate::lint;
 
-/// A tenant that loaded: the hashes it did not have, and whether its keys came from its
-/// last-good snapshot (the file unchanged since) rather than from parsing the file.
+/// A tenant that loaded: the hashes it did not have, and whether the load was warm (its
+/// keys decoded from its last-good copy, the file unchanged since, rather than parsed).
 struct Fresh {
     added: Vec<KeyHash>,
-    from_snapshot: bool,
+    warm: bool,
 }
 
 /// Up to this many tenants loaded at once are checked one by one for hashes shared with
@@ -26,8 +26,8 @@ impl Service {
     /// Re-reads one tenant (a file event), logs what happened and counts it.
     /// Blocking: call it from a blocking thread.
     pub fn reload(&self, tenant: &TenantId) {
-        if let Some(fresh) = self.reload_quietly(tenant) {
-            self.log_loaded(tenant, fresh.from_snapshot);
+        if let Some(fresh) = self.try_reload(tenant) {
+            self.log_loaded(tenant, fresh.warm);
             self.warn_shared(tenant, &fresh.added, &HashSet::new());
         }
     }
@@ -62,24 +62,24 @@ impl Service {
         }
         self.index.add_tenants(&tenants);
         let started = std::time::Instant::now();
-        // Every tenant is served before any snapshot is written (a cold start writes one
+        // Every tenant is served before any last-good copy is saved (a cold start writes one
         // per tenant, which costs as much as parsing them).
-        self.publisher.defer_snapshots();
+        self.publisher.defer_saves();
         // Parsing is CPU work: spread the tenants over the cores (start-up, full rescans).
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = tenants.len().div_ceil(workers).max(1);
-        let (counted, from_snapshot) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let (counted, warm) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let loaded: Vec<(&TenantId, Fresh)> = std::thread::scope(|s| {
             let parts: Vec<_> = tenants
                 .chunks(chunk)
                 .map(|part| {
-                    let (counted, from_snapshot) = (&counted, &from_snapshot);
+                    let (counted, warm) = (&counted, &warm);
                     s.spawn(move || {
                         let mut loaded = Vec::new();
                         for t in part {
-                            if let Some(fresh) = self.reload_quietly(t) {
-                                if fresh.from_snapshot {
-                                    from_snapshot.fetch_add(1, Ordering::Relaxed);
+                            if let Some(fresh) = self.try_reload(t) {
+                                if fresh.warm {
+                                    warm.fetch_add(1, Ordering::Relaxed);
                                 }
                                 // Past the per-tenant limit (over all workers) the whole
                                 // index is checked at once: holding every added hash would
@@ -107,7 +107,7 @@ impl Service {
             // A pair of tenants loaded together is reported once.
             let mut done: HashSet<&TenantId> = HashSet::new();
             for (tenant, fresh) in loaded {
-                self.log_loaded(tenant, fresh.from_snapshot);
+                self.log_loaded(tenant, fresh.warm);
                 self.warn_shared(tenant, &fresh.added, &done);
                 done.insert(tenant);
             }
@@ -122,7 +122,7 @@ impl Service {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             tracing::info!(
                 loaded = count,
-                from_snapshot = from_snapshot.load(Ordering::Relaxed),
+                from_snapshot = warm.load(Ordering::Relaxed),
                 tenants = tenants.len(),
                 keys,
                 elapsed_ms,
@@ -131,37 +131,32 @@ impl Service {
             let index = self.index.clone();
             std::thread::spawn(move || warn_all_shared(&index));
         }
-        // Nothing waits for the snapshots.
-        let unkept = self.publisher.take_deferred();
+        // Nothing waits for the last-good copies.
+        let unsaved = self.publisher.take_unsaved();
         let publisher = self.publisher.clone();
         self.publisher.in_background(move || {
-            for u in unkept {
-                publisher.keep(u);
+            for u in unsaved {
+                publisher.save(u);
             }
         });
         Ok(())
     }
 
     /// Waits for what the last loads left to do in the background (their last-good
-    /// snapshots): at shutdown, so the next start finds them. Blocking.
+    /// copies): at shutdown, so the next start finds them. Blocking.
     pub fn finish_background(&self) {
         self.publisher.finish_background();
     }
 
-    /// Reloads and logs a failure; returns what a loaded tenant (which the caller logs)
+    /// Reloads and counts the outcome, logging a failure; a loaded tenant's line is left to
+    /// the caller (one line per tenant, or one for a whole load), which gets what it
     /// brought.
-    fn reload_quietly(&self, tenant: &TenantId) -> Option<Fresh> {
+    fn try_reload(&self, tenant: &TenantId) -> Option<Fresh> {
         match self.publisher.load(tenant) {
             Ok(reloaded) => {
                 reloaded.record(tenant, &self.metrics);
                 match reloaded {
-                    Reloaded::Loaded {
-                        added,
-                        from_snapshot,
-                    } => Some(Fresh {
-                        added,
-                        from_snapshot,
-                    }),
+                    Reloaded::Loaded { added, warm } => Some(Fresh { added, warm }),
                     _ => None,
                 }
             }
@@ -173,9 +168,10 @@ impl Service {
         }
     }
 
-    fn log_loaded(&self, tenant: &TenantId, from_snapshot: bool) {
+    /// The log field keeps its name `from_snapshot`: operators and tests read it.
+    fn log_loaded(&self, tenant: &TenantId, warm: bool) {
         let keys = self.index.keys(tenant).map_or(0, |k| k.len());
-        tracing::info!(%tenant, keys, from_snapshot, "tenant loaded");
+        tracing::info!(%tenant, keys, from_snapshot = warm, "tenant loaded");
     }
 
     /// Warns about keys of `tenant` that have the same hash as a key of another tenant.

@@ -322,16 +322,16 @@ impl Engine {
     }
 
     /// Decides `jobs` on `base`; answers the refusals, returns the rest with their outcome.
-    /// `again`: these writes were decided before, on an older tip.
+    /// `redecided`: these writes were decided before, on an older tip.
     fn decide(
         &mut self,
         base: &str,
         jobs: Vec<Job>,
-        again: bool,
+        redecided: bool,
     ) -> Result<Decisions, (Vec<Job>, GitError)> {
         let (tip, kept, refused) = self.decide_all(base, jobs)?;
         for (job, e) in refused {
-            if again {
+            if redecided {
                 // Not acknowledged yet, decided again on a new head: refused there.
                 self.metrics.git_refused_write();
             }
@@ -458,10 +458,10 @@ impl Engine {
     }
 
     /// `sync`: decides `jobs` on the remote tip just fetched (or just pushed) and sends
-    /// one push for all of them. Jobs carry how often they were decided (`again`).
+    /// one push for all of them. Jobs carry how often they were decided (`rounds`).
     fn push_sync(&mut self, jobs: Vec<Job>) {
-        let (again, first): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.rounds > 0);
-        let deadline = again
+        let (redecided, first): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.rounds > 0);
+        let deadline = redecided
             .iter()
             .chain(&first)
             .map(|j| j.deadline)
@@ -469,12 +469,12 @@ impl Engine {
             .unwrap_or_else(Instant::now);
         let Some(base) = self.remote_tip.clone() else {
             return fail(
-                again.into_iter().chain(first).collect(),
+                redecided.into_iter().chain(first).collect(),
                 "the remote branch does not exist",
             );
         };
         let mut done = Vec::new();
-        for (jobs, again) in [(again, true), (first, false)] {
+        for (jobs, redecided) in [(redecided, true), (first, false)] {
             if jobs.is_empty() {
                 continue;
             }
@@ -482,7 +482,7 @@ impl Engine {
             let on = done
                 .last()
                 .map_or(base.clone(), |(tip, _): &(String, _)| tip.clone());
-            match self.decide(&on, jobs, again) {
+            match self.decide(&on, jobs, redecided) {
                 Ok((tip, kept)) => done.push((tip, kept)),
                 Err((mut jobs, e)) => {
                     // Every write of the batch is answered, the ones decided already too.
