@@ -22,7 +22,7 @@ mod writes;
 pub use command::{
     Actor, CreateKey, IfMatch, KeyChanges, KeyFilter, KeyLimits, Patch, Rotation, Target,
 };
-pub use error::{Error, Unsettled};
+pub use error::{Error, GitFailure, OUTCOME_UNKNOWN, Unsettled};
 pub use etag::etag;
 pub use intent::Verb;
 pub use reads::{KeyState, KeysFrom, Page, TenantStatus};
