@@ -66,8 +66,8 @@ pub(super) enum Serving {
     Nothing,
 }
 
-/// Publishes what the store returns to the index, and keeps each valid version in
-/// `state_dir` for a restart that finds the file broken.
+/// Publishes what the store returns to the index, and saves each valid version as the
+/// tenant's last-good copy in `state_dir`, for a restart that finds the file broken.
 pub(super) struct Publisher {
     pub(super) store: Arc<Store>,
     pub(super) index: Arc<Index>,
@@ -81,8 +81,8 @@ pub(super) struct Publisher {
     deferred: Mutex<Option<Vec<Unsaved>>>,
     /// Threads writing what loads deferred, for a shutdown to wait for.
     writers: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// The tenant directory each tenant's served keys came from: an invalid file keeps
-    /// them only while it is the same directory.
+    /// The tenant directory each tenant's served keys came from: an invalid file goes on
+    /// serving them only while it is the same directory.
     owners: Mutex<HashMap<TenantId, Option<Owner>>>,
     /// git mode: tenants come from commits, not directories (see `Owner::of_name`).
     serves_commits: std::sync::atomic::AtomicBool,
@@ -196,7 +196,7 @@ impl Publisher {
         self.settle(tenant, loaded, warm)
     }
 
-    /// Serves what a load found; an invalid file keeps the keys the tenant had.
+    /// Serves what a load found; an invalid file leaves the tenant its previous keys.
     fn settle(&self, tenant: &TenantId, loaded: Loaded, warm: bool) -> Reloaded {
         match loaded {
             Loaded::Unchanged => Reloaded::Unchanged,

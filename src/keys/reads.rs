@@ -45,7 +45,7 @@ pub struct TenantStatus {
 pub enum KeysFrom {
     /// The tenant's file, as last loaded valid (or no file: no keys).
     File,
-    /// The last valid version kept in `state_dir`: the file was invalid when keyward
+    /// The last-good copy saved in `state_dir`: the file was invalid when keyward
     /// started, and has not been valid since.
     LastGood { saved_at: Option<OffsetDateTime> },
 }
