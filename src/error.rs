@@ -1,4 +1,6 @@
 //! One error type for the HTTP layer, turned into `application/problem+json` in one place.
+//! The keys service's refusals keep `keys::Error`'s words; this file adds what only HTTP
+//! can get wrong, and the one table from wire code to status (`status_of`).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -6,7 +8,6 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 pub use crate::domain::FieldError;
-use crate::domain::FileProblem;
 use crate::keys;
 use crate::store::StoreError;
 
@@ -21,6 +22,9 @@ pub enum Credential {
     ApiKeyMissing,
 }
 
+/// What the HTTP layer answers. The keys service's errors ride in `Keys` with their own
+/// words; the other variants are what only HTTP can get wrong (credentials, bodies,
+/// routes).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
@@ -28,34 +32,12 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
-    #[error("the request is not valid")]
-    Validation(Vec<FieldError>),
     #[error("{detail}")]
     Unauthorized { detail: String, sent: Credential },
     #[error("this operation needs the `{0}` scope")]
     InsufficientScope(&'static str),
     #[error("the credential does not grant access to this tenant")]
     TenantForbidden,
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("tenant not found")]
-    TenantNotFound,
-    #[error("API key not found")]
-    KeyNotFound,
-    #[error("an API key with this name already exists")]
-    KeyExists,
-    #[error("the tenant already has {0} keys, the most this server allows; delete one first")]
-    KeyLimit(usize),
-    #[error("security.yml kept changing on disk during the write; try again")]
-    TenantBusy,
-    #[error("the tenant's security.yml is invalid; fix the file first: {0}")]
-    TenantFileInvalid(FileProblem),
-    #[error("keyward cannot edit this security.yml surgically ({0}); edit it by hand")]
-    TenantFileUnsupported(String),
-    #[error("this tenant's keys are read-only here")]
-    TenantReadOnly,
-    #[error("the key changed since the ETag given in If-Match")]
-    PreconditionFailed,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("the request body must be application/json")]
@@ -64,55 +46,55 @@ pub enum ApiError {
     RequestTimeout,
     #[error("the request's headers are too large")]
     HeadersTooLarge,
-    #[error("the git remote did not take the write, and nothing of it was kept: {0}")]
-    RemoteUnavailable(crate::git::RemoteError),
     /// The would-be answer rides along for the `Idempotency-Key` store; clients get none.
-    #[error(
-        "the git remote did not answer in time: the write may or may not have landed; retry with the same Idempotency-Key to learn which"
-    )]
+    #[error("{}", keys::OUTCOME_UNKNOWN)]
     OutcomeUnknown(Option<Box<Unresolved>>),
-    #[error("a request with this Idempotency-Key is still running")]
-    IdempotencyKeyInUse,
-    #[error("this Idempotency-Key was used with another request: send a new key for a new request")]
-    IdempotencyKeyReused,
-    #[error("too many requests of this kind are running; retry shortly")]
-    TooManyRequests,
     #[error("no such resource")]
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("internal error")]
+    #[error(transparent)]
+    Keys(keys::Error),
+    #[error("{}", INTERNAL)]
     Internal(#[source] anyhow::Error),
+}
+
+/// The detail of every internal error: the cause goes to the log, never to the client.
+const INTERNAL: &str = "internal error";
+
+/// Names the routes use for refusals the keys service owns, so a handler writes
+/// `ApiError::KeyNotFound` and the words stay `keys::Error`'s.
+#[allow(non_upper_case_globals, non_snake_case)]
+impl ApiError {
+    pub const TenantNotFound: Self = Self::Keys(keys::Error::TenantNotFound);
+    pub const KeyNotFound: Self = Self::Keys(keys::Error::KeyNotFound);
+    pub const IdempotencyKeyInUse: Self = Self::Keys(keys::Error::IdempotencyKeyInUse);
+    pub const IdempotencyKeyReused: Self = Self::Keys(keys::Error::IdempotencyKeyReused);
+
+    pub fn Validation(errors: Vec<FieldError>) -> Self {
+        Self::Keys(keys::Error::Validation(errors))
+    }
+
+    pub fn Forbidden(why: &'static str) -> Self {
+        Self::Keys(keys::Error::Forbidden(why))
+    }
 }
 
 impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. } => "invalid_request",
-            Self::Validation(_) => "validation_failed",
             Self::Unauthorized { .. } => "invalid_token",
-            Self::InsufficientScope(_) | Self::Forbidden(_) => "insufficient_scope",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::TenantForbidden => "tenant_forbidden",
-            Self::TenantNotFound => "tenant_not_found",
-            Self::KeyNotFound => "key_not_found",
-            Self::KeyExists => "key_exists",
-            Self::KeyLimit(_) => "key_limit_reached",
-            Self::TenantBusy => "tenant_busy",
-            Self::TenantFileInvalid(_) => "tenant_file_invalid",
-            Self::TenantReadOnly => "tenant_read_only",
-            Self::TenantFileUnsupported(_) => "tenant_file_unsupported",
-            Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RequestTimeout => "request_timeout",
             Self::HeadersTooLarge => "headers_too_large",
-            Self::RemoteUnavailable(_) => "remote_unavailable",
             Self::OutcomeUnknown(_) => "outcome_unknown",
-            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
-            Self::IdempotencyKeyReused => "idempotency_key_reused",
-            Self::TooManyRequests => "too_many_requests",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Keys(e) => e.code(),
             Self::Internal(_) => "internal",
         }
     }
@@ -126,6 +108,70 @@ impl ApiError {
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         Self::Internal(e.into())
+    }
+
+    /// What the client reads: the error's own words, or nothing of an internal one.
+    fn detail(&self) -> String {
+        if self.code() == "internal" {
+            INTERNAL.to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+
+    fn field_errors(&self) -> Option<&[FieldError]> {
+        match self {
+            Self::InvalidRequest { errors, .. } if !errors.is_empty() => Some(errors),
+            Self::Keys(e) => e.field_errors(),
+            _ => None,
+        }
+    }
+
+    /// The whole cause chain, for the log.
+    fn cause_chain(&self) -> String {
+        match self {
+            Self::Internal(e) => format!("{e:?}"),
+            Self::Keys(e) => {
+                let mut chain = e.to_string();
+                let mut cause = std::error::Error::source(e);
+                while let Some(c) = cause {
+                    chain.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                chain
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The one table from wire code to HTTP status, with the `Retry-After` seconds of the
+/// refusals worth retrying soon. A code means one status whichever error carries it.
+fn status_of(code: &str) -> (StatusCode, Option<&'static str>) {
+    match code {
+        "invalid_request" => (StatusCode::BAD_REQUEST, None),
+        "invalid_token" => (StatusCode::UNAUTHORIZED, None),
+        "insufficient_scope" | "tenant_forbidden" => (StatusCode::FORBIDDEN, None),
+        "tenant_not_found" | "key_not_found" | "not_found" => (StatusCode::NOT_FOUND, None),
+        "method_not_allowed" => (StatusCode::METHOD_NOT_ALLOWED, None),
+        "request_timeout" => (StatusCode::REQUEST_TIMEOUT, None),
+        "key_exists"
+        | "key_limit_reached"
+        | "tenant_file_invalid"
+        | "tenant_file_unsupported"
+        | "tenant_read_only" => (StatusCode::CONFLICT, None),
+        "idempotency_key_in_use" => (StatusCode::CONFLICT, Some("5")),
+        "precondition_failed" => (StatusCode::PRECONDITION_FAILED, None),
+        "payload_too_large" => (StatusCode::PAYLOAD_TOO_LARGE, None),
+        "unsupported_media_type" => (StatusCode::UNSUPPORTED_MEDIA_TYPE, None),
+        "validation_failed" | "idempotency_key_reused" => (StatusCode::UNPROCESSABLE_ENTITY, None),
+        "too_many_requests" => (StatusCode::TOO_MANY_REQUESTS, Some("1")),
+        "headers_too_large" => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, None),
+        "tenant_busy" => (StatusCode::SERVICE_UNAVAILABLE, Some("1")),
+        "remote_unavailable" => (StatusCode::SERVICE_UNAVAILABLE, Some("10")),
+        "outcome_unknown" => (StatusCode::GATEWAY_TIMEOUT, Some("5")),
+        // "internal", and a code missing here (a unit test keeps there being none).
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, None),
     }
 }
 
@@ -166,53 +212,19 @@ struct Problem<'a> {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope(_) | Self::Forbidden(_) | Self::TenantForbidden => {
-                StatusCode::FORBIDDEN
-            }
-            Self::TenantNotFound | Self::KeyNotFound | Self::NotFound => StatusCode::NOT_FOUND,
-            Self::KeyExists
-            | Self::KeyLimit(_)
-            | Self::TenantFileInvalid(_)
-            | Self::TenantFileUnsupported(_)
-            | Self::TenantReadOnly => StatusCode::CONFLICT,
-            Self::TenantBusy | Self::RemoteUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
-            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        status_of(self.code()).0
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Internal(e) = self {
+        if self.code() == "internal" {
             // The whole cause chain goes to the log; the client gets nothing it could use.
-            tracing::error!(error.cause_chain = ?e, "request failed");
+            tracing::error!(error.cause_chain = %self.cause_chain(), "request failed");
         }
         let (status, body) = self.problem();
         let mut res = HttpResponse::build(status);
         res.content_type("application/problem+json");
-        match self {
-            Self::TenantBusy | Self::TooManyRequests => {
-                res.insert_header((header::RETRY_AFTER, "1"));
-            }
-            Self::RemoteUnavailable(_) => {
-                res.insert_header((header::RETRY_AFTER, "10"));
-            }
-            Self::OutcomeUnknown(_) | Self::IdempotencyKeyInUse => {
-                res.insert_header((header::RETRY_AFTER, "5"));
-            }
-            _ => {}
+        if let (_, Some(seconds)) = status_of(self.code()) {
+            res.insert_header((header::RETRY_AFTER, seconds));
         }
         if let Self::RequestTimeout = self {
             // What is left of a slow body is not read: the connection goes.
@@ -229,21 +241,13 @@ impl ApiError {
     /// The status and the RFC 9457 body of this error.
     pub fn problem(&self) -> (StatusCode, String) {
         let status = self.status_code();
-        let errors = match self {
-            Self::InvalidRequest { errors, .. } | Self::Validation(errors)
-                if !errors.is_empty() =>
-            {
-                Some(errors.as_slice())
-            }
-            _ => None,
-        };
         let body = Problem {
             kind: format!("urn:keyward:problem:{}", self.code()),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
-            detail: self.to_string(),
+            detail: self.detail(),
             code: self.code(),
-            errors,
+            errors: self.field_errors(),
         };
         (status, serde_json::to_string(&body).unwrap_or_default())
     }
@@ -269,36 +273,109 @@ impl ApiError {
 impl From<keys::Error> for ApiError {
     fn from(e: keys::Error) -> Self {
         match e {
-            keys::Error::Validation(errors) => Self::Validation(errors),
-            keys::Error::Forbidden(why) => Self::Forbidden(why.into()),
-            keys::Error::TenantNotFound => Self::TenantNotFound,
-            keys::Error::KeyNotFound => Self::KeyNotFound,
-            keys::Error::KeyExists => Self::KeyExists,
-            keys::Error::KeyLimit(n) => Self::KeyLimit(n),
-            keys::Error::PreconditionFailed => Self::PreconditionFailed,
-            keys::Error::Store(e) => e.into(),
-            keys::Error::Task(e) => Self::Internal(e.into()),
-            keys::Error::RemoteUnavailable(why) => Self::RemoteUnavailable(why),
+            // What it would have answered is the route's to keep (see `Unresolved`); here it
+            // has none, and the token it holds goes no further.
             keys::Error::OutcomeUnknown(_) => Self::OutcomeUnknown(None),
-            keys::Error::AppliedElsewhere | keys::Error::IdempotencyKeyReused => {
-                Self::IdempotencyKeyReused
-            }
-            keys::Error::Busy => Self::TooManyRequests,
-            keys::Error::Git(why) => Self::Internal(anyhow::anyhow!("git: {why}")),
-            keys::Error::NotGitMode => Self::NotFound,
+            e => Self::Keys(e),
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Invalid(p) => Self::TenantFileInvalid(p),
-            StoreError::ReadOnly => Self::TenantReadOnly,
-            StoreError::TenantNotFound => Self::TenantNotFound,
-            StoreError::Busy => Self::TenantBusy,
-            StoreError::Edit(e) => Self::TenantFileUnsupported(e.to_string()),
-            other => Self::Internal(other.into()),
+        keys::Error::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::keys::replication::JournalError;
+    use crate::keys::{Error, GitFailure};
+
+    /// One of each error a client can be answered, internal ones aside.
+    fn answerable() -> Vec<ApiError> {
+        let keys = [
+            Error::Validation(Vec::new()),
+            Error::Forbidden("no"),
+            Error::TenantNotFound,
+            Error::KeyNotFound,
+            Error::KeyExists,
+            Error::KeyLimit(3),
+            Error::PreconditionFailed,
+            Error::TenantBusy,
+            Error::TenantReadOnly,
+            Error::RemoteUnavailable(crate::git::RemoteError::Unreachable),
+            Error::AppliedElsewhere,
+            Error::IdempotencyKeyInUse,
+            Error::IdempotencyKeyReused,
+            Error::Busy,
+            Error::NotGitMode,
+        ];
+        let http = [
+            ApiError::invalid_request("bad"),
+            ApiError::Unauthorized {
+                detail: "no".into(),
+                sent: Credential::Bearer,
+            },
+            ApiError::InsufficientScope("keys:read"),
+            ApiError::TenantForbidden,
+            ApiError::PayloadTooLarge(1),
+            ApiError::UnsupportedMediaType,
+            ApiError::RequestTimeout,
+            ApiError::HeadersTooLarge,
+            ApiError::OutcomeUnknown(None),
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+        ];
+        keys.into_iter().map(ApiError::from).chain(http).collect()
+    }
+
+    #[test]
+    fn every_code_a_client_can_get_has_its_own_row_in_the_status_table() {
+        for e in answerable() {
+            assert_ne!(e.code(), "internal", "{e:?}");
+            assert_ne!(
+                e.status_code(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{} has no row",
+                e.code()
+            );
+            assert_eq!(e.problem().0, e.status_code());
         }
+    }
+
+    #[test]
+    fn an_internal_failure_answers_nothing_of_itself_and_logs_its_whole_cause_chain() {
+        let disk = std::io::Error::other("disk full");
+        let failure = GitFailure::Journal(Arc::new(JournalError::Save(disk)));
+        let e = ApiError::from(Error::Git(failure));
+
+        let (status, body) = e.problem();
+
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["detail"], "internal error");
+        assert_eq!(body["code"], "internal");
+        assert_eq!(
+            e.cause_chain(),
+            "git mode failed: the journal cannot be written: the journal cannot be saved: disk full"
+        );
+    }
+
+    #[test]
+    fn a_refusal_store_error_keeps_its_wire_code_and_other_store_errors_are_internal() {
+        let busy = ApiError::from(StoreError::Busy);
+        assert_eq!(busy.code(), "tenant_busy");
+        assert_eq!(
+            busy.problem().0,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{busy:?}"
+        );
+        let io = ApiError::from(StoreError::Io(std::io::Error::other("eio")));
+        assert_eq!(io.code(), "internal");
+        assert!(io.cause_chain().ends_with(": eio"), "{}", io.cause_chain());
     }
 }

@@ -46,6 +46,9 @@ const CONFIG: &[&str] = &[
     "fetch.recurseSubmodules=false",
 ];
 
+/// Why a git command did not do its job. Typed, so a caller keeps it as the `source` of
+/// its own error and the log shows the whole chain; git's stderr is kept apart (`stderr`),
+/// for the log only.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("git is not installed or cannot be run")]

@@ -2,76 +2,31 @@
 //! run. It takes validated commands, runs the blocking store work off the async workers,
 //! and publishes what the store returns to the index. Verification reads the index
 //! directly (`Verifier`): no I/O, no lock.
+//!
+//! `service.rs` declares `Service`; each flow has its own file (`reads.rs`, `writes.rs`,
+//! `reload.rs`), and `error.rs` holds the one vocabulary of what can go wrong.
 
 mod command;
+mod error;
 mod etag;
 pub mod idempotency;
 pub mod intent;
 mod publish;
+mod reads;
+mod reload;
 pub mod replication;
 mod service;
 mod verifier;
+mod writes;
 
 pub use command::{
     Actor, CreateKey, IfMatch, KeyChanges, KeyFilter, KeyLimits, Patch, Rotation, Target,
 };
+pub use error::{Error, GitFailure, OUTCOME_UNKNOWN, Unsettled};
 pub use etag::etag;
 pub use intent::Verb;
+pub use reads::{KeyState, KeysFrom, Page, TenantStatus};
 pub use replication::{GitStatus, History, HistoryCursor, HistoryEntry, Replicator, Report};
-pub use service::{Issued, KeyState, KeysFrom, Page, Service, TenantStatus};
+pub use service::Service;
 pub use verifier::Verifier;
-
-use crate::domain::FieldError;
-use crate::store::StoreError;
-
-/// A write answered `outcome_unknown`: where to look for it, and what it would answer.
-#[derive(Debug)]
-pub struct Unsettled {
-    pub doubt: idempotency::Doubt,
-    /// A create's or rotation's key and token, as they would be answered.
-    pub issued: Option<Issued>,
-    /// An update's key, as it would be answered.
-    pub key: Option<KeyState>,
-}
-
-/// Why the service refused or failed a request.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("the request is not valid")]
-    Validation(Vec<FieldError>),
-    #[error("{0}")]
-    Forbidden(&'static str),
-    #[error("tenant not found")]
-    TenantNotFound,
-    #[error("API key not found")]
-    KeyNotFound,
-    #[error("an API key with this name already exists")]
-    KeyExists,
-    #[error("the tenant already has {0} keys, the most this server allows")]
-    KeyLimit(usize),
-    #[error("the key changed since the ETag given in If-Match")]
-    PreconditionFailed,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Nothing of the write reached the remote, and nothing of it is kept.
-    #[error("the git remote did not take the write, and nothing of it was kept: {0}")]
-    RemoteUnavailable(crate::git::RemoteError),
-    /// The push did not finish in time and the remote could not say whether it landed.
-    #[error("the git remote did not answer in time: the write may or may not have landed")]
-    OutcomeUnknown(Box<Unsettled>),
-    /// A write with this `Idempotency-Key` is already in the history (made by another
-    /// replica, which holds its answer).
-    #[error("a request with this Idempotency-Key was applied already")]
-    AppliedElsewhere,
-    #[error("this Idempotency-Key was used with another request body")]
-    IdempotencyKeyReused,
-    /// As many history requests as the server takes at once are running.
-    #[error("too many history requests at once")]
-    Busy,
-    #[error("git failed: {0}")]
-    Git(String),
-    #[error("this server is not in git mode")]
-    NotGitMode,
-    #[error("a blocking task failed")]
-    Task(#[source] tokio::task::JoinError),
-}
+pub use writes::Issued;

@@ -18,9 +18,9 @@ pub(super) enum Reloaded {
     /// `added`: the hashes the previous version did not have.
     Loaded {
         added: Vec<KeyHash>,
-        /// The file was unchanged since its last-good snapshot, which was decoded instead
-        /// of parsing the file.
-        from_snapshot: bool,
+        /// A warm load: the file was unchanged since its last-good copy, which was
+        /// decoded instead of parsing the file.
+        warm: bool,
     },
     Invalid {
         problem: FileProblem,
@@ -40,7 +40,7 @@ impl Reloaded {
                 metrics.reload(tenant, "invalid");
                 metrics.reload_error(tenant);
                 match serving {
-                    Serving::Kept => tracing::warn!(%tenant, %problem,
+                    Serving::Previous => tracing::warn!(%tenant, %problem,
                         "security.yml is invalid; keeping the keys of its last valid version"),
                     Serving::LastGood => tracing::warn!(%tenant, %problem,
                         "security.yml is invalid; serving the last valid version kept in state_dir"),
@@ -58,38 +58,38 @@ impl Reloaded {
 
 /// What a tenant with an invalid file serves.
 pub(super) enum Serving {
-    /// The keys it had.
-    Kept,
+    /// The keys it served before the file broke.
+    Previous,
     /// Its last valid version from `state_dir` (at start-up).
     LastGood,
     /// Nothing: no valid version of it was ever seen.
     Nothing,
 }
 
-/// Publishes what the store returns to the index, and keeps each valid version in
-/// `state_dir` for a restart that finds the file broken.
+/// Publishes what the store returns to the index, and saves each valid version as the
+/// tenant's last-good copy in `state_dir`, for a restart that finds the file broken.
 pub(super) struct Publisher {
     pub(super) store: Arc<Store>,
     pub(super) index: Arc<Index>,
     pub(super) last_good: LastGood,
-    /// Tenants serving a kept version, with when it was saved.
-    pub(super) kept_in_use: Mutex<HashMap<TenantId, Option<OffsetDateTime>>>,
-    /// The generation each tenant's snapshot holds. Its lock is held while a snapshot is
-    /// written, so a late write never replaces a newer snapshot.
-    snapshots: Mutex<HashMap<TenantId, Generation>>,
-    /// While a whole load runs, the versions whose snapshots wait to be written.
-    deferred: Mutex<Option<Vec<Unkept>>>,
+    /// Tenants serving their last-good copy from `state_dir`, with when it was saved.
+    pub(super) on_last_good: Mutex<HashMap<TenantId, Option<OffsetDateTime>>>,
+    /// The generation each tenant's last-good copy holds. Its lock is held while a copy is
+    /// saved, so a late save never replaces a newer copy.
+    saved: Mutex<HashMap<TenantId, Generation>>,
+    /// While a whole load runs, the versions whose last-good copies wait to be saved.
+    deferred: Mutex<Option<Vec<Unsaved>>>,
     /// Threads writing what loads deferred, for a shutdown to wait for.
     writers: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// The tenant directory each tenant's served keys came from: an invalid file keeps
-    /// them only while it is the same directory.
+    /// The tenant directory each tenant's served keys came from: an invalid file goes on
+    /// serving them only while it is the same directory.
     owners: Mutex<HashMap<TenantId, Option<Owner>>>,
     /// git mode: tenants come from commits, not directories (see `Owner::of_name`).
     serves_commits: std::sync::atomic::AtomicBool,
 }
 
-/// A version served but not kept in `state_dir` yet.
-pub(super) struct Unkept {
+/// A version served but not saved as the last-good copy in `state_dir` yet.
+pub(super) struct Unsaved {
     tenant: TenantId,
     generation: Generation,
     digest: [u8; 32],
@@ -103,8 +103,8 @@ impl Publisher {
             store,
             index,
             last_good,
-            kept_in_use: Mutex::default(),
-            snapshots: Mutex::default(),
+            on_last_good: Mutex::default(),
+            saved: Mutex::default(),
             deferred: Mutex::default(),
             writers: Mutex::default(),
             owners: Mutex::default(),
@@ -118,8 +118,8 @@ impl Publisher {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Which tenant of this name is there now, for its snapshot; None when that cannot be
-    /// told (its directory cannot be examined), and then no snapshot serves it.
+    /// Which tenant of this name is there now, for its last-good copy; None when that
+    /// cannot be told (its directory cannot be examined), and then no copy serves it.
     fn owner(&self, tenant: &TenantId) -> Option<Owner> {
         if self
             .serves_commits
@@ -131,25 +131,25 @@ impl Publisher {
         }
     }
 
-    /// Deletes the snapshots of tenants that are not in `present` (a start-up's tenants):
+    /// Deletes the last-good copies of tenants that are not in `present` (a start-up's tenants):
     /// a tenant removed while keyward was down leaves nothing a new one could serve.
     pub(super) fn forget_all_but<'a>(&self, present: impl IntoIterator<Item = &'a TenantId>) {
-        let _held = self.snapshots.lock();
+        let _held = self.saved.lock();
         self.last_good.forget_all_but(present);
     }
 
-    /// From now until `take_deferred`, snapshots are not written as versions are served
-    /// but gathered: a start-up serves every tenant first, and writes them after.
-    pub(super) fn defer_snapshots(&self) {
+    /// From now until `take_unsaved`, last-good copies are not saved as versions are
+    /// served but gathered: a start-up serves every tenant first, and saves them after.
+    pub(super) fn defer_saves(&self) {
         self.deferred.lock().get_or_insert_with(Vec::new);
     }
 
-    /// The versions gathered since `defer_snapshots`; writes are direct again.
-    pub(super) fn take_deferred(&self) -> Vec<Unkept> {
+    /// The versions gathered since `defer_saves`; saves are direct again.
+    pub(super) fn take_unsaved(&self) -> Vec<Unsaved> {
         self.deferred.lock().take().unwrap_or_default()
     }
 
-    /// Runs `work` (writing deferred snapshots) on a thread of its own.
+    /// Runs `work` (saving deferred last-good copies) on a thread of its own.
     pub(super) fn in_background(&self, work: impl FnOnce() + Send + 'static) {
         let mut writers = self.writers.lock();
         writers.retain(|w| !w.is_finished());
@@ -165,15 +165,16 @@ impl Publisher {
     }
 
     /// Loads a tenant from the store and publishes what it found. Content that its
-    /// last-good snapshot was taken from is not parsed: the snapshot is decoded instead.
+    /// last-good copy was taken from is not parsed: the copy is decoded instead (a warm
+    /// load).
     pub(super) fn load(&self, tenant: &TenantId) -> Result<Reloaded, crate::store::StoreError> {
-        let mut from_snapshot = false;
+        let mut warm = false;
         let loaded = self.store.load_recalling(tenant, |digest| {
             let file = self.last_good.recall(tenant, digest);
-            from_snapshot = file.is_some();
+            warm = file.is_some();
             file
         })?;
-        Ok(self.settle(tenant, loaded, from_snapshot))
+        Ok(self.settle(tenant, loaded, warm))
     }
 
     /// Publishes a tenant's file as a commit holds it (git mode): `None` for a tenant the
@@ -183,20 +184,20 @@ impl Publisher {
         tenant: &TenantId,
         content: Result<Option<&[u8]>, crate::domain::FileProblem>,
     ) -> Reloaded {
-        let mut from_snapshot = false;
+        let mut warm = false;
         let loaded = match content {
             Ok(content) => self.store.load_content(tenant, content, |digest| {
                 let file = self.last_good.recall(tenant, digest);
-                from_snapshot = file.is_some();
+                warm = file.is_some();
                 file
             }),
             Err(problem) => self.store.load_problem(tenant, problem),
         };
-        self.settle(tenant, loaded, from_snapshot)
+        self.settle(tenant, loaded, warm)
     }
 
-    /// Serves what a load found; an invalid file keeps the keys the tenant had.
-    fn settle(&self, tenant: &TenantId, loaded: Loaded, from_snapshot: bool) -> Reloaded {
+    /// Serves what a load found; an invalid file leaves the tenant its previous keys.
+    fn settle(&self, tenant: &TenantId, loaded: Loaded, warm: bool) -> Reloaded {
         match loaded {
             Loaded::Unchanged => Reloaded::Unchanged,
             Loaded::Valid(version) => {
@@ -204,12 +205,9 @@ impl Publisher {
                     Some(before) => before.added_by(&version.file),
                     None => version.file.keys.iter().map(|k| k.hash).collect(),
                 };
-                // A version decoded from its snapshot is kept already.
-                self.serve(tenant, version, !from_snapshot);
-                Reloaded::Loaded {
-                    added,
-                    from_snapshot,
-                }
+                // A version decoded from its last-good copy is saved already.
+                self.serve(tenant, version, !warm);
+                Reloaded::Loaded { added, warm }
             }
             Loaded::Invalid {
                 problem,
@@ -219,13 +217,13 @@ impl Publisher {
                 let same_tenant = owner.is_some() && self.owners.lock().get(tenant) == Some(&owner);
                 let has_keys = self.index.keys(tenant).is_some_and(|k| !k.is_empty());
                 let serving = if has_keys && same_tenant {
-                    Serving::Kept
+                    Serving::Previous
                 } else if let Some(saved) =
                     owner.and_then(|owner| self.last_good.load(tenant, owner))
                 {
                     let keys = TenantKeys::build_owned(Arc::new(saved.file), None);
                     self.index.publish(tenant, keys, generation);
-                    self.kept_in_use
+                    self.on_last_good
                         .lock()
                         .insert(tenant.clone(), saved.saved_at);
                     Serving::LastGood
@@ -240,7 +238,7 @@ impl Publisher {
                 Reloaded::Invalid { problem, serving }
             }
             Loaded::Gone { generation } => {
-                self.kept_in_use.lock().remove(tenant);
+                self.on_last_good.lock().remove(tenant);
                 self.owners.lock().remove(tenant);
                 self.forget(tenant, generation);
                 if self.index.remove(tenant, generation) {
@@ -252,23 +250,23 @@ impl Publisher {
         }
     }
 
-    /// Deletes a removed tenant's snapshot; a snapshot of an older version still waiting to
-    /// be written is then never written.
+    /// Deletes a removed tenant's last-good copy; a copy of an older version still waiting
+    /// to be saved is then never saved.
     fn forget(&self, tenant: &TenantId, generation: Generation) {
-        let mut snapshots = self.snapshots.lock();
-        let held = snapshots.entry(tenant.clone()).or_default();
+        let mut saved = self.saved.lock();
+        let held = saved.entry(tenant.clone()).or_default();
         *held = generation.max(*held);
         self.last_good.forget(tenant);
     }
 
     /// Builds a version's keys (carrying each key's last use over) and serves them, unless
-    /// the index already holds a newer version; keeps the version for restarts.
+    /// the index already holds a newer version; saves it as the last-good copy for restarts.
     pub(super) fn publish(&self, tenant: &TenantId, version: &Version) {
         self.serve(tenant, version.clone(), true);
     }
 
-    /// `publish`; `keep: false` for a version that is kept already.
-    fn serve(&self, tenant: &TenantId, version: Version, keep: bool) {
+    /// `publish`; `save: false` for a version that is the last-good copy already.
+    fn serve(&self, tenant: &TenantId, version: Version, save: bool) {
         let previous = self.index.keys(tenant);
         let keys = Arc::new(TenantKeys::build_owned(version.file, previous.as_deref()));
         drop(previous);
@@ -277,14 +275,14 @@ impl Publisher {
         }
         let owner = self.owner(tenant);
         self.owners.lock().insert(tenant.clone(), owner);
-        self.kept_in_use.lock().remove(tenant);
-        if !keep {
-            let mut snapshots = self.snapshots.lock();
-            let held = snapshots.entry(tenant.clone()).or_default();
+        self.on_last_good.lock().remove(tenant);
+        if !save {
+            let mut saved = self.saved.lock();
+            let held = saved.entry(tenant.clone()).or_default();
             *held = version.generation.max(*held);
             return;
         }
-        let unkept = Unkept {
+        let unsaved = Unsaved {
             tenant: tenant.clone(),
             generation: version.generation,
             digest: version.digest,
@@ -292,29 +290,26 @@ impl Publisher {
             owner,
         };
         match self.deferred.lock().as_mut() {
-            Some(deferred) => deferred.push(unkept),
-            None => self.keep(unkept),
+            Some(deferred) => deferred.push(unsaved),
+            None => self.save(unsaved),
         }
     }
 
-    /// Writes a version's snapshot, unless the tenant's snapshot holds a newer one already.
-    pub(super) fn keep(&self, unkept: Unkept) {
-        let Unkept {
+    /// Saves a version as the tenant's last-good copy, unless that holds a newer one already.
+    pub(super) fn save(&self, unsaved: Unsaved) {
+        let Unsaved {
             tenant,
             generation,
             digest,
             keys,
             owner,
-        } = unkept;
+        } = unsaved;
         let Some(owner) = owner else {
             tracing::warn!(%tenant, "cannot tell the tenant directory apart; its last valid version is not kept");
             return;
         };
-        let mut snapshots = self.snapshots.lock();
-        if snapshots
-            .get(&tenant)
-            .is_some_and(|held| *held >= generation)
-        {
+        let mut saved = self.saved.lock();
+        if saved.get(&tenant).is_some_and(|held| *held >= generation) {
             return;
         }
         match self
@@ -322,7 +317,7 @@ impl Publisher {
             .save(&tenant, owner, digest, keys.iter().map(|k| &*k.entry))
         {
             Ok(()) => {
-                snapshots.insert(tenant, generation);
+                saved.insert(tenant, generation);
             }
             Err(e) => {
                 tracing::warn!(%tenant, error = %e, "cannot keep the last valid version in state_dir");

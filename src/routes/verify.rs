@@ -200,7 +200,7 @@ static REFUSALS: LazyLock<Vec<Rendered>> = LazyLock::new(|| {
         for missing in [false, true] {
             let error = match r {
                 Refusal::InsufficientPermissions => {
-                    ApiError::Forbidden("the key lacks a required permission".into())
+                    ApiError::Forbidden("the key lacks a required permission")
                 }
                 r => invalid_key(if missing { "" } else { "presented" }, r),
             };

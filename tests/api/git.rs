@@ -943,3 +943,16 @@ async fn async_if_match_puts_on_two_replicas_answer_200_and_the_one_that_loses_i
             .contains("keyward_git_dropped_writes_total 1"),
     );
 }
+
+#[tokio::test]
+async fn history_on_a_server_not_in_git_mode_is_404_and_says_why() {
+    // Arrange: a plain files server.
+    let app = spawn_app().await;
+
+    // Act
+    let res = app.history("acme", None).await;
+
+    // Assert: the service's own words, not a route's "no such resource".
+    let body = assert_problem(res, 404, "not_found").await;
+    assert_eq!(body["detail"], "this server is not in git mode", "{body}");
+}

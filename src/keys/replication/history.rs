@@ -9,8 +9,8 @@
 use super::file_path;
 use crate::domain::{KeyName, TenantId};
 use crate::git::{LoggedCommit, Repo};
-use crate::keys::Error;
 use crate::keys::intent::Verb;
+use crate::keys::{Error, GitFailure};
 
 /// One page of a tenant's history from git.
 #[derive(Debug)]
@@ -134,7 +134,7 @@ pub(super) fn history(
 
 fn git_failed(e: crate::git::GitError) -> Error {
     tracing::error!(error = %e, stderr = e.stderr(), "git log failed");
-    Error::Git("the history cannot be read".into())
+    GitFailure::History(std::sync::Arc::new(e)).into()
 }
 
 /// A commit as a history entry: keyward's own name their verb and key in the subject.

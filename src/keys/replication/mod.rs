@@ -48,14 +48,15 @@ use parking_lot::Mutex;
 use time::OffsetDateTime;
 
 pub use history::{History, HistoryCursor, HistoryEntry};
+pub use journal::JournalError;
 pub use open::Opened;
 pub use reapply::reapply;
 pub use replay::Settled;
 pub use report::Report;
 
-use super::Error;
 use super::intent::Intent;
 use super::publish::Publisher;
+use super::{Error, GitFailure};
 use crate::clock::Clock;
 use crate::config::PushMode;
 use crate::domain::{KeyEntry, TenantId};
@@ -239,9 +240,7 @@ impl Replicator {
             rounds: 0,
         };
         self.send(Msg::Write(Box::new(job)))?;
-        answer
-            .await
-            .map_err(|_| Error::Git("the git worker stopped".into()))?
+        answer.await.map_err(|_| GitFailure::WorkerStopped)?
     }
 
     /// Finds out, fetching now, what became of a write answered `outcome_unknown`.
@@ -270,7 +269,7 @@ impl Replicator {
         let sent = inbox.as_ref().map(|tx| tx.send(msg).is_ok());
         match sent {
             Some(true) => Ok(()),
-            _ => Err(Error::Git("the git worker stopped".into())),
+            _ => Err(GitFailure::WorkerStopped.into()),
         }
     }
 
@@ -327,7 +326,7 @@ impl Replicator {
         cursor: Option<HistoryCursor>,
     ) -> Result<History, Error> {
         let tip = self.view.lock().served.clone();
-        let tip = tip.ok_or_else(|| Error::Git("nothing is served yet".into()))?;
+        let tip = tip.ok_or(GitFailure::NothingServed)?;
         history::history(&self.repo, &self.prefix, &tip, tenant, key, limit, cursor)
     }
 }

@@ -72,12 +72,13 @@ impl Opened {
             None => None,
         };
         repair_interrupted_git(&repo, &settings.branch, state_dir);
+        // The cause stays in the chain that start-up prints.
         let journal = Journal::open(state_dir).map_err(|e| {
-            anyhow::anyhow!(
-                "git mode: cannot read {} ({e}). A journal from a keyward before this release: push the \
+            anyhow::Error::new(e).context(format!(
+                "git mode: cannot read {}. A journal from a keyward before this release: push the \
                  clone's branch by hand (`git push`), then remove that file and start again",
                 state_dir.join("git/journal.json").display()
-            )
+            ))
         })?;
         let dirty = repo.dirty(if prefix.is_empty() { "." } else { &prefix })?;
         if !dirty.is_empty() {

@@ -26,7 +26,9 @@ use crate::config::PushMode;
 use crate::domain::{KeyEntry, TenantId};
 use crate::git::{Author, GitError, LOCAL_REF, NewCommit, REMOTE_REF, RemoteError, Repo};
 use crate::keys::intent::Intent;
-use crate::keys::{Error, Unsettled};
+use std::sync::Arc;
+
+use crate::keys::{Error, GitFailure, Unsettled};
 use crate::store::Store;
 
 /// The trailer of a commit `keyward git reapply` made.
@@ -193,12 +195,13 @@ impl Unwritable {
         use crate::store::StoreError;
         match self {
             Self::NoTenant => Error::TenantNotFound,
-            Self::NotAFile => Error::Store(StoreError::ReadOnly),
-            Self::NotUtf8 => Error::Store(StoreError::Invalid(crate::domain::FileProblem {
+            Self::NotAFile => StoreError::ReadOnly.into(),
+            Self::NotUtf8 => StoreError::Invalid(crate::domain::FileProblem {
                 line: None,
                 column: None,
                 message: "file is not valid UTF-8".into(),
-            })),
+            })
+            .into(),
         }
     }
 }
@@ -322,16 +325,16 @@ impl Engine {
     }
 
     /// Decides `jobs` on `base`; answers the refusals, returns the rest with their outcome.
-    /// `again`: these writes were decided before, on an older tip.
+    /// `redecided`: these writes were decided before, on an older tip.
     fn decide(
         &mut self,
         base: &str,
         jobs: Vec<Job>,
-        again: bool,
+        redecided: bool,
     ) -> Result<Decisions, (Vec<Job>, GitError)> {
         let (tip, kept, refused) = self.decide_all(base, jobs)?;
         for (job, e) in refused {
-            if again {
+            if redecided {
                 // Not acknowledged yet, decided again on a new head: refused there.
                 self.metrics.git_refused_write();
             }
@@ -374,14 +377,14 @@ impl Engine {
     /// No remote: the commit is the write.
     fn take_locally(&mut self, jobs: Vec<Job>) {
         let Some(base) = self.local_tip.clone() else {
-            return fail(jobs, "no commit to write on");
+            return fail(jobs, GitFailure::NoBase);
         };
         let (tip, done) = match self.decide(&base, jobs, false) {
             Ok(d) => d,
-            Err((jobs, e)) => return self.git_failed(jobs, &e),
+            Err((jobs, e)) => return self.git_failed(jobs, e),
         };
         if let Err(e) = self.repo.set_ref(LOCAL_REF, Some(&tip)) {
-            return self.git_failed(done.into_iter().map(|(j, _)| j).collect(), &e);
+            return self.git_failed(done.into_iter().map(|(j, _)| j).collect(), e);
         }
         self.committed(&tip, done);
     }
@@ -411,11 +414,11 @@ impl Engine {
             return;
         }
         let Some(base) = self.local_tip.clone() else {
-            return fail(jobs, "no commit to write on");
+            return fail(jobs, GitFailure::NoBase);
         };
         let (tip, done, refused) = match self.decide_all(&base, jobs) {
             Ok(d) => d,
-            Err((jobs, e)) => return self.git_failed(jobs, &e),
+            Err((jobs, e)) => return self.git_failed(jobs, e),
         };
         for (job, e) in refused {
             if !fetched && matches!(e, Error::KeyNotFound | Error::KeyExists) {
@@ -440,13 +443,13 @@ impl Engine {
             tracing::error!(error = %e, "cannot journal a write in state_dir; it is not acknowledged");
             return fail(
                 done.into_iter().map(|(j, _)| j).collect(),
-                "the journal cannot be written",
+                GitFailure::Journal(Arc::new(e)),
             );
         }
         if let Err(e) = self.repo.set_ref(LOCAL_REF, Some(&tip)) {
             // Not kept after all: the journal goes back to what it was.
             let _ = self.journal.replace(before);
-            return self.git_failed(done.into_iter().map(|(j, _)| j).collect(), &e);
+            return self.git_failed(done.into_iter().map(|(j, _)| j).collect(), e);
         }
         self.committed(&tip, done);
         self.push_soon(Instant::now());
@@ -458,10 +461,10 @@ impl Engine {
     }
 
     /// `sync`: decides `jobs` on the remote tip just fetched (or just pushed) and sends
-    /// one push for all of them. Jobs carry how often they were decided (`again`).
+    /// one push for all of them. Jobs carry how often they were decided (`rounds`).
     fn push_sync(&mut self, jobs: Vec<Job>) {
-        let (again, first): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.rounds > 0);
-        let deadline = again
+        let (redecided, first): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.rounds > 0);
+        let deadline = redecided
             .iter()
             .chain(&first)
             .map(|j| j.deadline)
@@ -469,12 +472,12 @@ impl Engine {
             .unwrap_or_else(Instant::now);
         let Some(base) = self.remote_tip.clone() else {
             return fail(
-                again.into_iter().chain(first).collect(),
-                "the remote branch does not exist",
+                redecided.into_iter().chain(first).collect(),
+                GitFailure::NoRemoteBranch,
             );
         };
         let mut done = Vec::new();
-        for (jobs, again) in [(again, true), (first, false)] {
+        for (jobs, redecided) in [(redecided, true), (first, false)] {
             if jobs.is_empty() {
                 continue;
             }
@@ -482,12 +485,12 @@ impl Engine {
             let on = done
                 .last()
                 .map_or(base.clone(), |(tip, _): &(String, _)| tip.clone());
-            match self.decide(&on, jobs, again) {
+            match self.decide(&on, jobs, redecided) {
                 Ok((tip, kept)) => done.push((tip, kept)),
                 Err((mut jobs, e)) => {
                     // Every write of the batch is answered, the ones decided already too.
                     jobs.extend(done.into_iter().flat_map(|(_, d)| d).map(|(j, _)| j));
-                    return self.git_failed(jobs, &e);
+                    return self.git_failed(jobs, e);
                 }
             }
         }
@@ -636,9 +639,9 @@ impl Engine {
     }
 
     /// git itself failed (not the remote): nothing was acknowledged.
-    fn git_failed(&self, jobs: Vec<Job>, e: &GitError) {
+    fn git_failed(&self, jobs: Vec<Job>, e: GitError) {
         tracing::error!(error = %e, stderr = e.stderr(), "git failed during a write");
-        fail(jobs, "git failed")
+        fail(jobs, GitFailure::Write(Arc::new(e)))
     }
 }
 
@@ -648,9 +651,9 @@ fn answer(done: Vec<(Job, Decided)>) {
     }
 }
 
-fn fail(jobs: Vec<Job>, why: &str) {
+fn fail(jobs: Vec<Job>, why: GitFailure) {
     for job in jobs {
-        let _ = job.reply.send(Err(Error::Git(why.to_owned())));
+        let _ = job.reply.send(Err(why.clone().into()));
     }
 }
 
