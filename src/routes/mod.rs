@@ -8,6 +8,7 @@ pub mod git;
 pub mod idempotency;
 pub mod json;
 pub mod ops;
+pub mod requests;
 pub mod status;
 pub mod verify;
 pub mod views;
