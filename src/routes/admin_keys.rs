@@ -11,8 +11,8 @@ use utoipa::OpenApi;
 use super::idempotency;
 use super::json::{JsonBody, OptionalJsonBody};
 use super::requests::{
-    CreateApiKey, DescriptionText, IfMatchHeader, KeyPath, ListQuery, PermissionText, RotateApiKey,
-    UpdateApiKey, encode_cursor,
+    CreateApiKey, DescriptionText, IfMatchHeader, KeyNameText, KeyPath, ListQuery, PermissionText,
+    RotateApiKey, UpdateApiKey, encode_cursor,
 };
 use super::views::{ApiKeyView, ApiKeyWithToken, GraceTokenView, RotatedApiKey};
 use super::{AdminErrors, BodyErrors, Endpoint, PreconditionErrors, WriteErrors};
@@ -60,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         CreateApiKey,
         UpdateApiKey,
         RotateApiKey,
+        KeyNameText,
         PermissionText,
         DescriptionText,
         ProblemDetails,

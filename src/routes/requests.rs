@@ -9,6 +9,8 @@ use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use utoipa::openapi::{KnownFormat, SchemaFormat};
+
 use crate::domain::{Description, FieldError, FieldErrors, KeyName, Permission, Permissions};
 use crate::error::ApiError;
 use crate::keys::{CreateKey, IfMatch, KeyChanges, KeyFilter, Patch, Rotation, Target};
@@ -54,7 +56,7 @@ impl KeyPath {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateApiKey {
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
+    #[schema(value_type = KeyNameText)]
     pub(super) name: String,
     /// Default true.
     enabled: Option<bool>,
@@ -138,9 +140,9 @@ impl TryFrom<UpdateApiKey> for KeyChanges {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RotateApiKey {
-    /// 0 to 2592000: how long the old token keeps working. Default 0.
+    /// How long the old token keeps working; see `grace_period_schema`.
     #[serde(default, deserialize_with = "whole_number")]
-    #[schema(maximum = 2592000)]
+    #[schema(schema_with = grace_period_schema)]
     grace_period_seconds: u64,
 }
 
@@ -159,6 +161,52 @@ impl TryFrom<Option<RotateApiKey>> for Rotation {
         Ok(Rotation { grace })
     }
 }
+
+/// `gracePeriodSeconds` as documented: its bounds are `Rotation`'s own.
+fn grace_period_schema() -> utoipa::openapi::Object {
+    let max = Rotation::MAX_GRACE.as_secs();
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .format(Some(int_format(KnownFormat::Int64)))
+        .description(Some(format!(
+            "0 to {max}: how long the old token keeps working. Default 0."
+        )))
+        .minimum(Some(0))
+        .maximum(Some(max))
+        .build()
+}
+
+/// `limit` as documented: its bounds are `KeyFilter`'s own.
+fn page_limit_schema() -> utoipa::openapi::Object {
+    let max = KeyFilter::MAX_LIMIT as u64;
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .format(Some(int_format(KnownFormat::Int32)))
+        .description(Some(format!(
+            "1 to {max} keys per page; absent: every key."
+        )))
+        .minimum(Some(1))
+        .maximum(Some(max))
+        .build()
+}
+
+fn int_format(format: KnownFormat) -> SchemaFormat {
+    SchemaFormat::KnownFormat(format)
+}
+
+/// A key name in a request: `KeyName`'s rule, which refuses `.` and `..`.
+pub struct KeyNameText;
+
+impl utoipa::PartialSchema for KeyNameText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(KeyName::PATTERN))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for KeyNameText {}
 
 /// A permission in a request body: 1 to 256 printable ASCII characters, no whitespace.
 pub struct PermissionText;
@@ -228,11 +276,11 @@ fn timestamp(raw: &str) -> Result<OffsetDateTime, &'static str> {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct ListQuery {
-    /// 1 to 1000 keys per page; absent: every key.
-    #[param(minimum = 1, maximum = 1000)]
+    /// Keys per page; see `page_limit_schema`.
+    #[param(schema_with = page_limit_schema)]
     limit: Option<u32>,
     /// Where the page starts: from the `Link: <...>; rel="next"` of the page before.
-    #[param(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
+    #[param(value_type = Option<KeyNameText>)]
     cursor: Option<String>,
     /// Only names containing this.
     q: Option<String>,
@@ -260,7 +308,9 @@ impl ListQuery {
                             .parse::<usize>()
                             .ok()
                             .filter(|n| (1..=KeyFilter::MAX_LIMIT).contains(n))
-                            .ok_or("must be a whole number from 1 to 1000"),
+                            .ok_or_else(|| {
+                                format!("must be a whole number from 1 to {}", KeyFilter::MAX_LIMIT)
+                            }),
                     );
                 }
                 "cursor" => filter.after = errors.check("cursor", decode_cursor(&value)),
