@@ -26,7 +26,7 @@ use crate::routes::console::Console;
 use crate::routes::git::WebhookSecret;
 use crate::routes::json::BodyLimits;
 use crate::routes::ops::{MetricsAccess, Readiness};
-use crate::routes::{self, admin_keys, console, docs, git, ops, status, verify};
+use crate::routes::{self, admin_keys, console, docs, git, ops, self_service, status, verify};
 use crate::store::Store;
 use crate::{server, telemetry, usage, watcher};
 
@@ -371,7 +371,7 @@ pub fn create_app(
                         .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                         .configure(admin_keys::configure)
                         .configure(status::configure)
-                        .configure(verify::configure)
+                        .configure(self_service::configure)
                         .configure(docs::configure)
                         .configure(git::configure)
                         .configure(console::configure)

@@ -3,8 +3,9 @@
 //! The scope a handler needs is part of its signature: `Admin<ReadKeys>` or
 //! `Admin<WriteKeys>`. Checks run in an order that keeps tenants from being probed: no or
 //! invalid credential → 401; tenant not allowed or scope missing → 403; tenant does not
-//! exist → 404.
+//! exist → 404. A key about itself (`/apiKeys/current`) is `CallingKey`, in `api_key`.
 
+mod api_key;
 pub mod jwks;
 pub mod jwt;
 pub mod oidc;
@@ -17,16 +18,18 @@ use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
+pub(crate) use api_key::invalid_key;
+pub use api_key::{API_KEY_HEADER, CallingKey, PresentedToken, presented_key};
 pub use jwt::{Claims, JwtVerifier, TenantGrant};
 
+use self::api_key::key_actor;
 use self::jwks::JwksSource;
 use crate::domain::{Subject, TenantId, Verdict};
 use crate::error::{ApiError, Credential};
-use crate::keys::{self, Actor, KeyLimits};
+use crate::keys::{self, Actor};
 
 pub const READ_SCOPE: &str = "tenant.apiKey:read";
 pub const WRITE_SCOPE: &str = "tenant.apiKey:write";
-pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// The scope an admin route needs.
 pub trait Policy {
@@ -108,8 +111,8 @@ impl Authenticator {
                 request_id: None,
                 idempotency: None,
             }
-        } else if let Some(key) = headers.get(API_KEY_HEADER) {
-            self.api_key_actor::<P>(raw_tenant, key.to_str().unwrap_or_default())?
+        } else if let Some(key) = presented_key(headers) {
+            self.api_key_actor::<P>(raw_tenant, key)?
         } else {
             return Err(ApiError::Unauthorized {
                 detail: "send `Authorization: Bearer <JWT>` or `X-API-Key`".into(),
@@ -140,16 +143,8 @@ impl Authenticator {
         if !(perms.grants(P::SCOPE) || perms.grants(WRITE_SCOPE)) {
             return Err(ApiError::InsufficientScope(P::SCOPE));
         }
-        Ok(Actor {
-            tenant,
-            subject: Some(Subject::api_key(&entry.name)),
-            key: Some(KeyLimits {
-                permissions: perms.clone(),
-                expires_at: entry.expires_at,
-            }),
-            request_id: None,
-            idempotency: None,
-        })
+        // Only a current token gets here: it holds all its key holds.
+        Ok(key_actor(tenant, &entry, entry.expires_at))
     }
 }
 

@@ -17,8 +17,16 @@ use super::{DomainError, DomainErrorKind};
 pub struct KeyName(Box<str>);
 
 impl KeyName {
+    /// Longest name, in bytes (every allowed character is one).
+    pub const MAX_LEN: usize = 128;
+
+    /// `parse`'s rule as one regular expression, for the OpenAPI document: a first character
+    /// that is not a dot, or one dot and then not a dot, or two dots and at least one more.
+    /// JSON Schema's dialect has no lookahead, hence three alternatives, each 1 to 128 long.
+    pub const PATTERN: &str = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,126}|\.\.[A-Za-z0-9._-]{1,126})$";
+
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        let ok = (1..=128).contains(&s.len())
+        let ok = (1..=Self::MAX_LEN).contains(&s.len())
             && s.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
             && !matches!(s, "." | "..");

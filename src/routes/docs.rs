@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{Endpoint, admin_keys, console, git, ops, status, verify};
+use super::{Endpoint, admin_keys, console, git, ops, self_service, status, verify};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Endpoint::new("/openapi.json").get(openapi_json).finish())
@@ -36,6 +36,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         status::Api::openapi(),
         git::Api::openapi(),
         verify::Api::openapi(),
+        self_service::Api::openapi(),
         ops::Api::openapi(),
         console::Api::openapi(),
     ] {

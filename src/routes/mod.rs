@@ -8,6 +8,8 @@ pub mod git;
 pub mod idempotency;
 pub mod json;
 pub mod ops;
+pub mod requests;
+pub mod self_service;
 pub mod status;
 pub mod verify;
 pub mod views;

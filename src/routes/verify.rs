@@ -1,11 +1,12 @@
 //! The hot path: is this key valid for this tenant, and may it do this? Answered from the
-//! in-memory index with no file I/O and no lock.
+//! in-memory index with no file I/O and no lock. A key about itself (`/apiKeys/current`)
+//! is in `self_service`.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use actix_web::body::MessageBody;
-use actix_web::http::header::{CACHE_CONTROL, ETAG, HeaderName, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -13,12 +14,11 @@ use utoipa::OpenApi;
 
 use super::Endpoint;
 use super::json::JsonBody;
-use super::views::ApiKeyView;
-use crate::auth::API_KEY_HEADER;
-use crate::domain::{Refusal, Subject, TenantId};
-use crate::error::{ApiError, Credential, ProblemDetails};
+use crate::auth::{invalid_key, presented_key};
+use crate::domain::Refusal;
+use crate::error::{ApiError, ProblemDetails};
 use crate::index::Verified;
-use crate::keys::{self, Actor, KeyLimits, Verifier};
+use crate::keys::Verifier;
 use crate::store::render;
 
 const X_KEYWARD_TENANT: HeaderName = HeaderName::from_static("x-keyward-tenant");
@@ -40,19 +40,9 @@ pub fn configure_hot(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// A key about itself: looked up like a verification, but logged like an admin request.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        Endpoint::new("/api/{tenantId}/apiKeys/current")
-            .get(current)
-            .delete(revoke_current)
-            .finish(),
-    );
-}
-
 #[derive(OpenApi)]
 #[openapi(
-    paths(verify, forward_auth, current, revoke_current),
+    paths(verify, forward_auth),
     components(schemas(VerifyRequest, VerifyResponse))
 )]
 pub struct Api;
@@ -149,11 +139,7 @@ pub(crate) async fn forward_auth(
 ) -> Result<HttpResponse, ApiError> {
     // Borrowed from the matched path, not copied: this runs on every gateway request.
     let tenant = req.match_info().get("tenantId").unwrap_or_default();
-    let presented = req
-        .headers()
-        .get(API_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let presented = presented_key(req.headers()).unwrap_or_default();
     // Borrowed where no percent-decoding is needed, and inline for the usual few. Any
     // other parameter fails closed: a misspelt `?permissions=` must never mean "any valid
     // key".
@@ -226,113 +212,4 @@ fn refused(presented: &str, refusal: Refusal) -> HttpResponse {
         res.insert_header(header.clone());
     }
     res.body(rendered.body.clone())
-}
-
-/// 401 for a missing or invalid `X-API-Key`, saying which; the challenge is `ApiKey` for
-/// both, since nothing else is accepted here.
-fn invalid_key(presented: &str, refusal: Refusal) -> ApiError {
-    ApiError::Unauthorized {
-        detail: format!("invalid API key ({})", refusal.code()),
-        sent: if presented.is_empty() {
-            Credential::ApiKeyMissing
-        } else {
-            Credential::ApiKey
-        },
-    }
-}
-
-/// The calling key itself, from `X-API-Key` (its current token, or one in its grace period).
-fn calling_key(verifier: &Verifier, req: &HttpRequest, tenant: &str) -> Result<Verified, ApiError> {
-    let presented = req
-        .headers()
-        .get(API_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    verifier
-        .check::<&str>(tenant, presented, &[])
-        .map_err(|r| invalid_key(presented, r))
-}
-
-#[utoipa::path(
-    get,
-    path = "/api/{tenantId}/apiKeys/current",
-    tag = "verify",
-    params(("tenantId" = String, Path, description = "Tenant id")),
-    responses(
-        (status = 200, description = "The calling key", body = ApiKeyView),
-        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
-    ),
-    security(("apiKey" = []))
-)]
-pub(crate) async fn current(
-    verifier: web::Data<Verifier>,
-    service: web::Data<keys::Service>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let entry = calling_key(&verifier, &req, &path)?.entry;
-    let tenant = TenantId::parse(&path).map_err(|_| ApiError::TenantNotFound)?;
-    let key = service.key(&tenant, &entry.name).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((ETAG, keys::etag(&entry)))
-        .json(ApiKeyView::new(
-            &entry,
-            key.last_used,
-            service.clock().now(),
-        )))
-}
-
-/// The calling key revokes itself: its entry is removed from the file; a token in its grace
-/// period removes only itself.
-#[utoipa::path(
-    delete,
-    path = "/api/{tenantId}/apiKeys/current",
-    tag = "verify",
-    params(("tenantId" = String, Path, description = "Tenant id")),
-    responses(
-        (status = 204, description = "Revoked"),
-        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
-        (status = 409, description = "The tenant's file cannot be written", body = ProblemDetails),
-        (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails),
-    ),
-    security(("apiKey" = []))
-)]
-pub(crate) async fn revoke_current(
-    verifier: web::Data<Verifier>,
-    service: web::Data<keys::Service>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let calling = calling_key(&verifier, &req, &path)?;
-    let entry = &calling.entry;
-    let presented = req
-        .headers()
-        .get(API_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|k| verifier.hash_of(k))
-        .ok_or(ApiError::KeyNotFound)?;
-    let actor = Actor {
-        tenant: TenantId::parse(&path).map_err(|_| ApiError::TenantNotFound)?,
-        subject: Subject::parse(&format!("apikey:{}", entry.name)).ok(),
-        // What this token holds: a token in its grace period lives only until its end.
-        key: Some(KeyLimits {
-            permissions: entry.permissions.clone(),
-            expires_at: calling.expires_at(),
-        }),
-        request_id: crate::auth::request_id(&req),
-        idempotency: None,
-    };
-    let (svc, name) = (service.clone(), entry.name.clone());
-    super::idempotency::once(&req, &actor, &[], &service, |actor| async move {
-        match svc.revoke(&actor, name, presented).await {
-            Ok(()) | Err(keys::Error::AppliedElsewhere) => Ok(HttpResponse::NoContent().finish()),
-            Err(keys::Error::OutcomeUnknown(u)) => {
-                Err(super::admin_keys::unresolved(Some(&()), u.doubt, |()| {
-                    HttpResponse::NoContent().finish()
-                }))
-            }
-            Err(e) => Err(e.into()),
-        }
-    })
-    .await
 }

@@ -332,3 +332,39 @@ async fn a_previous_token_in_its_grace_period_revokes_only_itself() {
     );
     assert!(app.read_file("acme").contains("name: svc"));
 }
+
+#[tokio::test]
+async fn a_grace_token_reads_its_own_key_until_its_grace_ends_and_then_can_do_nothing() {
+    // Arrange
+    let app = spawn_app_with_manual_clock().await;
+    let old = app.new_key("acme", "svc", &["orders:read"]).await;
+    rotate(&app, "svc", 60).await;
+
+    // Act
+    let res = app.current("acme", &old).await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["name"], "svc");
+    app.clock.advance(Duration::from_secs(60));
+    let before = app.read_file("acme");
+    let problem = assert_problem(app.current("acme", &old).await, 401, "invalid_token").await;
+    assert_eq!(problem["detail"], "invalid API key (expired)");
+    let res = app.revoke_current("acme", &old).await;
+    assert_problem(res, 401, "invalid_token").await;
+    assert_eq!(app.read_file("acme"), before);
+}
+
+#[tokio::test]
+async fn the_current_token_revoking_itself_ends_the_key_and_its_grace_tokens() {
+    let app = spawn_app().await;
+    let old = app.new_key("acme", "robot", &[]).await;
+    let new = token(&rotate(&app, "robot", 3600).await);
+
+    let res = app.revoke_current("acme", &new).await;
+
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.verdict("acme", &new).await["valid"], false);
+    assert_eq!(app.verdict("acme", &old).await["valid"], false);
+    assert!(!app.read_file("acme").contains("name: robot"));
+}
