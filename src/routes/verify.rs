@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 use super::Endpoint;
 use super::json::JsonBody;
 use crate::auth::{invalid_key, presented_key};
-use crate::domain::Refusal;
+use crate::domain::{Permission, Permissions, Refusal};
 use crate::error::{ApiError, ProblemDetails};
 use crate::index::Verified;
 use crate::keys::Verifier;
@@ -59,20 +59,32 @@ pub struct VerifyRequest {
 
 /// `{valid: true, name, permissions, expiresAt}` or `{valid: false, code}` with code
 /// `not_found | disabled | expired | insufficient_permissions | malformed`.
+///
+/// Borrowed from the index, not copied: this is written on every gateway request.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
-pub enum VerifyResponse {
+pub enum VerifyResponse<'a> {
     #[serde(rename_all = "camelCase")]
     Valid {
         valid: bool,
-        name: String,
-        permissions: Vec<String>,
+        name: &'a str,
+        #[schema(value_type = Vec<String>)]
+        permissions: Strs<'a>,
         expires_at: Option<String>,
     },
     Invalid {
         valid: bool,
         code: &'static str,
     },
+}
+
+/// Permissions written as the JSON strings they are, without a `String` each.
+pub struct Strs<'a>(&'a Permissions);
+
+impl Serialize for Strs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(Permission::as_str))
+    }
 }
 
 #[utoipa::path(
@@ -94,23 +106,25 @@ pub(crate) async fn verify(
     body: JsonBody<VerifyRequest>,
 ) -> HttpResponse {
     let body = body.0;
-    let res = match verifier.check(&path, &body.key, &body.permissions) {
-        Ok(v) => VerifyResponse::Valid {
+    let answer = |res: VerifyResponse<'_>| {
+        HttpResponse::Ok()
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .json(res)
+    };
+    match verifier.check(&path, &body.key, &body.permissions) {
+        Ok(v) => answer(VerifyResponse::Valid {
             valid: true,
-            name: v.entry.name.to_string(),
-            permissions: v.entry.permissions.iter().map(|p| p.to_string()).collect(),
+            name: v.entry.name.as_str(),
+            permissions: Strs(&v.entry.permissions),
             // A token in its grace period stops at the grace's end: a gateway that caches
             // the answer must not keep it longer.
             expires_at: v.expires_at().map(render::timestamp),
-        },
-        Err(r) => VerifyResponse::Invalid {
+        }),
+        Err(r) => answer(VerifyResponse::Invalid {
             valid: false,
             code: r.code(),
-        },
-    };
-    HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .json(res)
+        }),
+    }
 }
 
 /// For nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz: 204 or 401/403.
