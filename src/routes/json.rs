@@ -3,8 +3,8 @@
 use actix_web::dev::Payload;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{FromRequest, HttpRequest, web};
-use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
@@ -109,15 +109,19 @@ fn read_body(
         if declared.is_some_and(|n| n > limit) {
             return Err(ApiError::PayloadTooLarge(limit));
         }
+        let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+        // What has arrived with the head is taken without a timer: a small body (every
+        // verification) usually has, and arming a timer per request costs the hot path.
+        loop {
+            match payload.next().now_or_never() {
+                Some(Some(chunk)) => take(&mut buf, chunk, limit)?,
+                Some(None) => return Ok(buf.freeze()),
+                None => break,
+            }
+        }
         let read = async {
-            let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::invalid_request(format!("cannot read body: {e}")))?;
-                if buf.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge(limit));
-                }
-                buf.extend_from_slice(&chunk);
+                take(&mut buf, chunk, limit)?;
             }
             Ok(buf.freeze())
         };
@@ -126,6 +130,20 @@ fn read_body(
             .await
             .map_err(|_| ApiError::RequestTimeout)?
     })
+}
+
+/// Appends one chunk of a body, within `limit`.
+fn take(
+    buf: &mut web::BytesMut,
+    chunk: Result<web::Bytes, actix_web::error::PayloadError>,
+    limit: usize,
+) -> Result<(), ApiError> {
+    let chunk = chunk.map_err(|e| ApiError::invalid_request(format!("cannot read body: {e}")))?;
+    if buf.len() + chunk.len() > limit {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    buf.extend_from_slice(&chunk);
+    Ok(())
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
