@@ -541,7 +541,7 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
         fwd_runs,
         bare_fwd,
         rps,
-        "≥ 0.90",
+        "≥ 0.95",
     );
     ratio_row(
         out,
@@ -557,7 +557,7 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
         json_runs,
         bare_json,
         rps,
-        "≥ 0.90",
+        "≥ 0.95",
     );
     ratio_row(
         out,
