@@ -38,7 +38,7 @@ pub struct Settings {
     pub console: ConsoleSettings,
 }
 
-/// The browser console at `/` (SPEC 10).
+/// The browser console at `/` (README, "Console: keys in the browser").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsoleSettings {
@@ -58,7 +58,7 @@ impl Default for ConsoleSettings {
     }
 }
 
-/// Git mode (SPEC 9): every API write a commit, the clone kept in step with its remote.
+/// Git mode (README, "Git mode"): every API write a commit, the clone kept in step with its remote.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GitSettings {

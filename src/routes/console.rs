@@ -1,4 +1,4 @@
-//! The browser console (SPEC 10): a page at `/` and its assets, embedded in the binary.
+//! The browser console (README, "Console: keys in the browser"): a page at `/` and its assets, embedded in the binary.
 //!
 //! The page runs only the scripts served here (`script-src 'self'`, no inline script) and
 //! calls only this server and, during sign-in, the OpenID provider's token endpoint. The

@@ -51,7 +51,7 @@ impl Store {
         matches!(self.resolve(tenant), TenantDir::Plain | TenantDir::Linked)
     }
 
-    /// What a tenant's directory is, its boundaries checked (SPEC 1, "Boundaries").
+    /// What a tenant's directory is, its boundaries checked (README, "The file: security.yml").
     pub(super) fn resolve(&self, tenant: &TenantId) -> TenantDir {
         let Ok(meta) = fs::symlink_metadata(self.tenant_dir(tenant)) else {
             return TenantDir::Missing;

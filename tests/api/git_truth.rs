@@ -1,4 +1,4 @@
-//! Git mode tells the truth (SPEC 9): real `keyward` processes on their own clones of a
+//! Git mode tells the truth (README, "Git mode"): real `keyward` processes on their own clones of a
 //! real bare remote, an ops clone that commits, force-pushes and breaks things, and a
 //! deploy job that pulls and resets keyward's clone while clients write. Nothing mocked.
 

@@ -1,4 +1,4 @@
-//! Lists (SPEC 3): every key with no query; pages in name order with `limit` + `cursor` and
+//! Lists (README, "Admin API"): every key with no query; pages in name order with `limit` + `cursor` and
 //! a `Link` to the next; `q`, `enabled` and `expired` filter.
 
 use serde_json::Value;

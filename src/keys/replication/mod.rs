@@ -1,4 +1,4 @@
-//! Git mode: REST and git as two writers of one history (SPEC 9).
+//! Git mode: REST and git as two writers of one history (README, "Git mode").
 //!
 //! Every API write is one commit of that tenant's file, authored by its principal. keyward
 //! keeps its own state in refs of its own and never in the checked-out branch or
