@@ -16,19 +16,10 @@ use std::iter;
 
 use serde_yaml::Mapping;
 
-use super::write::{Parsed, other_top_level};
+use super::edit::{Edited, Parsed, other_top_level};
 use super::yaml_edit::{self, ItemEdit, Layout};
 use super::{MAX_FILE_BYTES, StoreError};
 use crate::domain::{KeyEntry, KeyHash, SecurityFile};
-
-/// An edit as the store made it: the new text, and what it must mean.
-pub(super) struct Edited {
-    pub text: String,
-    pub expected: SecurityFile,
-    /// The index in `expected` of the created or replaced entry (None for a removal).
-    pub touched: Option<usize>,
-    pub splice: Option<yaml_edit::Splice>,
-}
 
 /// The new text means `edited.expected` and keeps every other top-level value of the old
 /// text (`before`); returns the new text's other values.
@@ -170,7 +161,7 @@ pub(crate) fn checks_agree(
         return None;
     };
     let layout = Layout::of(text).ok()?;
-    let edited = super::write::apply(text, &layout, &file, pick(&file)?).ok()?;
+    let edited = super::edit::apply(text, &layout, &file, pick(&file)?).ok()?;
     let quick = incremental(text, &layout, &file, &others, &edited);
     let full = full(&edited.text, &edited.expected, &others).ok();
     if let Some(quick) = &quick {

@@ -23,6 +23,7 @@
 
 mod atomic;
 mod check;
+mod edit;
 mod health;
 mod listing;
 mod parse;
@@ -48,7 +49,7 @@ pub use read::{Loaded, OnDisk};
 pub use write::{Change, Edit, Written};
 
 use crate::domain::{Generation, TenantId};
-use write::Parsed;
+use edit::Parsed;
 
 pub const FILE_NAME: &str = "security.yml";
 

@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::check::{self, Edited};
+use super::check;
+use super::edit::{Edited, Parsed, apply, other_top_level};
 use super::read::OnDisk;
 use super::yaml_edit::{self, Layout};
-use super::{FILE_NAME, Store, StoreError, Version, atomic, render};
+use super::{FILE_NAME, Store, StoreError, Version, atomic};
 use crate::domain::{KeyEntry, KeyName, SecurityFile, TenantId};
 
 /// A change to one key, decided by the caller against the file as it is on disk.
@@ -25,15 +26,6 @@ pub enum Change {
 /// How often a write starts again because the file was replaced from outside keyward while
 /// it was being written, before it gives up with `StoreError::Busy`.
 const WRITE_ATTEMPTS: usize = 5;
-
-/// A file's text as already parsed: its keys, its other top-level values, and where the
-/// editor finds its items (None until an edit needs it).
-pub(super) struct Parsed {
-    pub(super) digest: [u8; 32],
-    pub(super) file: Arc<SecurityFile>,
-    pub(super) others: serde_yaml::Mapping,
-    pub(super) layout: Option<Layout>,
-}
 
 /// At most this many tenants' parsed files are kept (the ones written last).
 const PARSED_CACHE: usize = 64;
@@ -211,52 +203,6 @@ impl Store {
             entry,
         })
     }
-}
-
-/// Makes the surgical edit in `text`, whose layout is `layout` and meaning `current`.
-pub(super) fn apply(
-    text: &str,
-    layout: &Layout,
-    current: &SecurityFile,
-    change: Change,
-) -> Result<Edited, StoreError> {
-    let mut expected = current.clone();
-    let (edit, touched) = match change {
-        Change::Create(entry) => {
-            let edit = layout.append(text, &render::entry_node(&entry))?;
-            expected.keys.push(entry);
-            (edit, Some(expected.keys.len() - 1))
-        }
-        Change::Replace(entry) => {
-            let (i, _) = current.find(&entry.name).ok_or(StoreError::EditMismatch)?;
-            let edit = layout.replace(text, i, &render::entry_node(&entry))?;
-            expected.keys[i] = entry;
-            (edit, Some(i))
-        }
-        Change::Delete(name) => {
-            let (i, _) = current.find(&name).ok_or(StoreError::EditMismatch)?;
-            let edit = layout.remove(text, i)?;
-            expected.keys.remove(i);
-            (edit, None)
-        }
-    };
-    Ok(Edited {
-        text: edit.text,
-        expected,
-        touched,
-        splice: edit.splice,
-    })
-}
-
-pub(super) fn other_top_level(text: &str) -> Option<serde_yaml::Mapping> {
-    let mut map = match serde_yaml::from_str(text).ok()? {
-        // An empty file, or one with only comments, has no top-level keys.
-        serde_yaml::Value::Null => serde_yaml::Mapping::new(),
-        serde_yaml::Value::Mapping(m) => m,
-        _ => return None,
-    };
-    map.remove("apiKeys");
-    Some(map)
 }
 
 /// The store's safety nets, which no HTTP request can reach: they guard against a bug in the
