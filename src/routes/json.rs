@@ -43,11 +43,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // Judged now, answered after the body (a body too large is 413 whatever its type).
+        let media_type = check_content_type(req);
         let body = read_body(req, payload);
-        let req = req.clone();
         Box::pin(async move {
             let bytes = body.await?;
-            check_content_type(&req)?;
+            media_type?;
             parse(&bytes).map(|v| JsonBody(v, bytes))
         })
     }
@@ -58,14 +59,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let media_type = check_content_type(req);
         let body = read_body(req, payload);
-        let req = req.clone();
         Box::pin(async move {
             let bytes = body.await?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(OptionalJsonBody(None, bytes));
             }
-            check_content_type(&req)?;
+            media_type?;
             // `null` is no body, as an empty one is.
             parse::<Option<T>>(&bytes).map(|v| OptionalJsonBody(v, bytes))
         })
@@ -91,7 +92,7 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
 fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
-) -> LocalBoxFuture<'static, Result<web::Bytes, ApiError>> {
+) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static {
     let BodyLimits {
         max_bytes: limit,
         timeout,
@@ -105,7 +106,7 @@ fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let mut payload = payload.take();
-    Box::pin(async move {
+    async move {
         if declared.is_some_and(|n| n > limit) {
             return Err(ApiError::PayloadTooLarge(limit));
         }
@@ -129,7 +130,7 @@ fn read_body(
         tokio::time::timeout(timeout, read)
             .await
             .map_err(|_| ApiError::RequestTimeout)?
-    })
+    }
 }
 
 /// Appends one chunk of a body, within `limit`.
