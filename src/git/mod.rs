@@ -29,6 +29,8 @@ pub const REMOTE_REF: &str = "refs/keyward/remote";
 pub const FETCHED_REF: &str = "refs/keyward/fetched";
 /// keyward's own commits not on the remote yet (`async` mode, or no remote at all).
 pub const LOCAL_REF: &str = "refs/keyward/local";
+/// The commits a replay under way has made so far (`async` mode), kept from `git gc`.
+pub const REPLAY_REF: &str = "refs/keyward/replay";
 /// Where `git fast-import` leaves the last batch of commits.
 const SCRATCH_REF: &str = "refs/keyward/scratch";
 

@@ -163,6 +163,8 @@ struct Engine {
     local_base: Option<String>,
     /// A rebuild of the local chain on a newer remote tip, under way.
     replay: Option<replay::Replay>,
+    /// The writes that waited for the fetch of a replay just over, to be decided.
+    finished: Vec<Job>,
     /// The commit the index holds, and its tenant files.
     served: serve::Served,
     view: Arc<Mutex<View>>,

@@ -124,6 +124,7 @@ impl Opened {
             local_tip,
             local_base: None,
             replay: None,
+            finished: Vec::new(),
             served: Served::default(),
             view,
             applied: Default::default(),

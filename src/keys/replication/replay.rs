@@ -23,7 +23,7 @@ use super::report::Report;
 use super::write::{CONTENDED_FOR, Texts, build};
 use crate::config::PushMode;
 use crate::domain::{KeyName, SecurityFile, TenantId};
-use crate::git::{LOCAL_REF, LoggedCommit, REMOTE_REF, RemoteError};
+use crate::git::{LOCAL_REF, LoggedCommit, REMOTE_REF, REPLAY_REF, RemoteError};
 use crate::keys::idempotency::{Doubt, IdempotencyTag};
 use crate::keys::intent::{self, Intent, Verb};
 use crate::store::render;
@@ -51,6 +51,10 @@ pub(super) struct Replay {
     gained: std::collections::HashSet<String>,
     /// The replay's own texts: the worker's follow the old chain meanwhile.
     texts: Texts,
+    /// How long the journal was at the last slice.
+    seen: usize,
+    /// The writes that waited for the fetch that started this replay.
+    waiting: Vec<super::Job>,
 }
 
 impl Engine {
@@ -103,8 +107,12 @@ impl Engine {
         for (doubt, reply) in std::mem::take(&mut self.settling) {
             let _ = reply.send(self.settle(&doubt));
         }
+        // The writes that waited for this fetch are decided once the chain is built on it.
+        let waiting = std::mem::take(&mut self.waiting);
         if self.start_replay() {
-            self.caught_up();
+            self.caught_up(waiting);
+        } else if let Some(r) = &mut self.replay {
+            r.waiting = waiting;
         }
     }
 
@@ -131,6 +139,12 @@ impl Engine {
         if self.replay.as_ref().is_some_and(|r| r.base == base) {
             return false;
         }
+        if self.journal.is_empty() {
+            // Nothing to replay (always so in sync mode): the chain is the tip.
+            self.replay = None;
+            self.built(base.clone(), base);
+            return true;
+        }
         // A journalled write reached the remote when one of its commits is among those the
         // remote gained since the chain was last built (a push whose answer was lost).
         let gained = match self.repo.commits_since(&base, self.local_base.as_deref()) {
@@ -145,6 +159,8 @@ impl Engine {
             tip: base.clone(),
             base,
             next: 0,
+            seen: self.journal.entries().len(),
+            waiting: Vec::new(),
             kept: Vec::new(),
             dropped: Vec::new(),
             gained,
@@ -161,7 +177,11 @@ impl Engine {
             return true;
         };
         let entries = self.journal.entries();
-        let end = (r.next + REPLAY_SLICE).min(entries.len());
+        // A slice takes the writes that came since the last one on top of its own share:
+        // however fast writes come, the replay gains on them.
+        let came = entries.len().saturating_sub(r.seen);
+        r.seen = entries.len();
+        let end = (r.next + REPLAY_SLICE + came).min(entries.len());
         let (landed, mut waiting): (Vec<Journalled>, Vec<Journalled>) = entries[r.next..end]
             .iter()
             .cloned()
@@ -188,8 +208,12 @@ impl Engine {
         let built = match built {
             Ok(b) => b,
             Err(e) => {
-                // Not the writes' fault: they stay journalled for the next pull.
+                // Not the writes' fault: they stay journalled, and the replay is tried again
+                // after the push's backoff.
                 tracing::error!(error = %e, stderr = e.stderr(), "cannot replay the journal on the remote's tip");
+                self.retry_push_after_failure();
+                self.finished = r.waiting;
+                let _ = self.repo.set_ref(REPLAY_REF, None);
                 return true;
             }
         };
@@ -208,28 +232,37 @@ impl Engine {
         r.tip = built.tip;
         r.next = end;
         if r.next < self.journal.entries().len() {
+            // Referenced, so a `git gc` between slices cannot take what the slices made.
+            let _ = self.repo.set_ref(REPLAY_REF, Some(&r.tip));
             self.replay = Some(r);
             return false;
         }
+        let _ = self.repo.set_ref(REPLAY_REF, None);
+        self.finished = r.waiting;
         for (entry, why) in &r.dropped {
             self.dropped(entry, why);
         }
         if let Err(e) = self.journal.replace(r.kept) {
             tracing::error!(error = %e, "cannot rewrite the journal in state_dir");
         }
-        if let Err(e) = self.repo.set_ref(LOCAL_REF, Some(&r.tip)) {
-            tracing::warn!(error = %e, "cannot record refs/keyward/local");
-        }
-        let _ = self.repo.set_ref(REMOTE_REF, Some(&r.base));
-        self.local_tip = Some(r.tip);
-        self.local_base = Some(r.base);
-        self.publish_view();
+        self.built(r.tip, r.base);
         true
     }
 
-    /// The chain is built on the remote's tip: it is served, then the writes that waited
-    /// for a fresh tip are decided on it.
-    pub(super) fn caught_up(&mut self) {
+    /// The local chain is `tip`, built on the remote's `base`.
+    fn built(&mut self, tip: String, base: String) {
+        if let Err(e) = self.repo.set_ref(LOCAL_REF, Some(&tip)) {
+            tracing::warn!(error = %e, "cannot record refs/keyward/local");
+        }
+        let _ = self.repo.set_ref(REMOTE_REF, Some(&base));
+        self.local_tip = Some(tip);
+        self.local_base = Some(base);
+        self.publish_view();
+    }
+
+    /// The chain is built on the remote's tip: it is served, then `waiting`, the writes that
+    /// waited for the fetch that brought it, are decided on it.
+    pub(super) fn caught_up(&mut self, waiting: Vec<super::Job>) {
         // Served before the waiting writes are answered: an answer that a key exists (or
         // was made elsewhere) is followed by reads that find it.
         if let Some(tip) = self.serving()
@@ -237,7 +270,7 @@ impl Engine {
         {
             tracing::error!(error = %e, stderr = e.stderr(), "cannot serve the remote's tip");
         }
-        self.decide_waiting();
+        self.decide_fetched(waiting);
     }
 
     /// An acknowledged write that no longer applies: logged, counted, shown in status.

@@ -135,7 +135,8 @@ impl Engine {
                 next_pull = Instant::now() + every;
             }
             if self.replay.is_some() && self.replay_slice() {
-                self.caught_up();
+                let waiting = std::mem::take(&mut self.finished);
+                self.caught_up(waiting);
             }
             self.watchdog();
             self.dispatch();
@@ -242,7 +243,8 @@ impl Engine {
                     self.push_soon(now);
                     return;
                 }
-                self.caught_up();
+                // Served; the writes waiting for a fetch go on waiting for it.
+                self.caught_up(Vec::new());
                 if self.local_base != self.remote_tip {
                     self.retry_push_after_failure();
                     return;
@@ -264,7 +266,7 @@ impl Engine {
     }
 
     /// After a failed push: the next one waits out the backoff, whatever writes come.
-    fn retry_push_after_failure(&mut self) {
+    pub(super) fn retry_push_after_failure(&mut self) {
         let at = Instant::now() + self.backoff;
         self.push_at = Some(at);
         self.push_not_before = Some(at);

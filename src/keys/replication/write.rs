@@ -312,9 +312,9 @@ impl Engine {
         }
     }
 
-    /// A fetch has just brought the remote tip: the writes waiting for it are decided.
-    pub(super) fn decide_waiting(&mut self) {
-        let jobs = std::mem::take(&mut self.waiting);
+    /// A fetch has brought the remote tip, and the chain is built on it: `jobs`, the writes
+    /// that waited for that fetch, are decided. Writes that came later wait for the next.
+    pub(super) fn decide_fetched(&mut self, jobs: Vec<Job>) {
         if jobs.is_empty() {
             return;
         }
@@ -441,6 +441,8 @@ impl Engine {
         }
         if let Err(e) = self.journal.replace(entries) {
             tracing::error!(error = %e, "cannot journal a write in state_dir; it is not acknowledged");
+            // Answered as failed, so never replayed or pushed either.
+            let _ = self.journal.replace(before);
             return fail(
                 done.into_iter().map(|(j, _)| j).collect(),
                 GitFailure::Journal(Arc::new(e)),
