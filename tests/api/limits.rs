@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    ACME_FILE, SECRET, Server, eventually, keyward, spawn_app, tenants_with, token, writer,
+    ACME_FILE, SECRET, Server, eventually, keyward, spawn_app, started, tenants_with, token, writer,
 };
 
 /// `keyward serve` in `dir` with `settings`, its descriptors limited to `nofile`
@@ -38,24 +38,7 @@ pub(crate) fn serve_limited(dir: &Path, settings: &[(&str, String)], nofile: (u6
             Ok(())
         });
     }
-    let mut child = command.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut server = Server {
-        child,
-        port: 0,
-        lines,
-        log: Vec::new(),
-    };
-    let listening = server.wait_for("keyward listening");
-    server.port = listening["port"].as_u64().unwrap() as u16;
-    server.wait_for("keyward ready");
-    server
+    started(command.spawn().unwrap())
 }
 
 /// One line of `/proc/<pid>/status` (`VmRSS`, say), in kB.

@@ -37,7 +37,7 @@ pub fn serve_process(dir: &Path) -> Server {
 
 /// `serve_process` with more `KEYWARD_*` settings.
 pub fn serve_process_with(dir: &Path, settings: &[(&str, String)]) -> Server {
-    let mut child = keyward()
+    let child = keyward()
         .current_dir(dir)
         .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
         .env("KEYWARD_LISTEN", "127.0.0.1:0")
@@ -48,6 +48,11 @@ pub fn serve_process_with(dir: &Path, settings: &[(&str, String)]) -> Server {
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .unwrap();
+    started(child)
+}
+
+/// A `keyward serve` just spawned with its JSON log on a pipe, once it listens and is ready.
+pub fn started(mut child: std::process::Child) -> Server {
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
