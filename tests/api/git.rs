@@ -6,24 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::git_world::World;
+use crate::git_world::{World, keyward_on};
 use crate::helpers::*;
-
-/// keyward in git mode on `clone`.
-async fn keyward_on(
-    clone: &Path,
-    configure: impl FnOnce(&mut keyward::config::Settings),
-) -> TestApp {
-    let state = tempfile::tempdir().unwrap();
-    let tenants = clone.join("tenants");
-    spawn_app_on(state, move |s| {
-        s.tenants_dir = tenants;
-        s.git.enabled = true;
-        s.git.pull_interval_seconds = 1;
-        configure(s);
-    })
-    .await
-}
 
 fn entry(name: &str, digit: char) -> String {
     format!(

@@ -178,3 +178,20 @@ pub fn names_in(text: &str) -> BTreeSet<String> {
         .map(|k| k["name"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// keyward in git mode on `clone`, in this process, pulling every second unless `configure`
+/// says otherwise.
+pub async fn keyward_on(
+    clone: &Path,
+    configure: impl FnOnce(&mut keyward::config::Settings),
+) -> TestApp {
+    let state = tempfile::tempdir().unwrap();
+    let tenants = clone.join("tenants");
+    spawn_app_on(state, move |s| {
+        s.tenants_dir = tenants;
+        s.git.enabled = true;
+        s.git.pull_interval_seconds = 1;
+        configure(s);
+    })
+    .await
+}

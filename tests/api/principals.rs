@@ -1,28 +1,14 @@
 //! Who a write is recorded as: a JWT `sub` verbatim when git and the file can carry it and it
 //! cannot pass for another kind of principal; otherwise `jwt:` and its percent-encoding.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 
-use crate::git_world::World;
+use crate::git_world::{World, keyward_on};
 use crate::helpers::*;
 
 /// A write token for acme signed with the server's key, for `sub`.
 fn writer_named(sub: &str) -> String {
     jwt(json!({"sub": sub, "exp": now() + 600, "scope": WRITE, "tenant_id": "acme"}))
-}
-
-/// keyward in git mode on `clone`.
-async fn keyward_in_git_mode(clone: &Path) -> TestApp {
-    let state = tempfile::tempdir().unwrap();
-    let tenants = clone.join("tenants");
-    spawn_app_on(state, move |s| {
-        s.tenants_dir = tenants;
-        s.git.enabled = true;
-        s.git.pull_interval_seconds = 1;
-    })
-    .await
 }
 
 /// Creates `name` in acme as `sub`; the key as answered.
@@ -50,7 +36,7 @@ fn created_by_in(text: &str, name: &str) -> String {
 async fn a_sub_git_cannot_carry_is_written_in_git_mode_as_jwt_and_its_percent_encoding() {
     let world = World::new();
     let clone = world.clone_for("server");
-    let app = keyward_in_git_mode(&clone).await;
+    let app = keyward_on(&clone, |_| {}).await;
 
     let angled = create_as(&app, "a<b>c", "angled").await;
     let bare = create_as(&app, "<>", "bare").await;
@@ -105,7 +91,7 @@ async fn a_sub_git_cannot_carry_is_written_without_git_as_jwt_and_its_percent_en
 async fn a_sub_that_names_an_api_key_never_passes_for_that_key() {
     let world = World::new();
     let clone = world.clone_for("server");
-    let app = keyward_in_git_mode(&clone).await;
+    let app = keyward_on(&clone, |_| {}).await;
     let root = app.new_key("acme", "root", &["tenant.apiKey:write"]).await;
 
     let by_jwt = create_as(&app, "apikey:root", "by-jwt").await;
@@ -155,7 +141,7 @@ async fn a_sub_that_looks_like_an_encoded_one_is_encoded_too() {
 async fn an_ordinary_sub_is_written_as_it_is() {
     let world = World::new();
     let clone = world.clone_for("server");
-    let app = keyward_in_git_mode(&clone).await;
+    let app = keyward_on(&clone, |_| {}).await;
 
     let key = create_as(&app, "carol@example.com", "by-carol").await;
     let plain = create_as(&app, "service account 7", "by-service").await;

@@ -8,20 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::git_world::World;
+use crate::git_world::{World, keyward_on};
 use crate::helpers::*;
-
-/// keyward in git mode on `clone`, in this process.
-async fn keyward_on(clone: &Path) -> TestApp {
-    let state = tempfile::tempdir().unwrap();
-    let tenants = clone.join("tenants");
-    spawn_app_on(state, move |s| {
-        s.tenants_dir = tenants;
-        s.git.enabled = true;
-        s.git.pull_interval_seconds = 1;
-    })
-    .await
-}
 
 /// The last commit on the remote's `main` that touched `tenant`'s file.
 fn last_touch(world: &World, tenant: &str) -> String {
@@ -56,7 +44,7 @@ async fn a_tenant_s_status_shows_nothing_of_another_tenant_s_git_activity() {
         "globex edit by ops",
     );
     let clone = world.clone_for("server");
-    let app = keyward_on(&clone).await;
+    let app = keyward_on(&clone, |_| {}).await;
     world.hook("#!/bin/sh\necho 'globex pushes are frozen' >&2\nexit 1\n");
 
     // Act: a write to globex is refused by the remote.
@@ -210,7 +198,7 @@ async fn commit_text_cannot_forge_history_entries() {
     // Arrange: a keyward write, then ops' commit with separators in its text.
     let world = World::new();
     let clone = world.clone_for("server");
-    let app = keyward_on(&clone).await;
+    let app = keyward_on(&clone, |_| {}).await;
     app.new_key("acme", "from-api", &[]).await;
     let forged_id = push_forging_commit(&world);
     let tip = world.remote_head();
@@ -297,7 +285,7 @@ async fn a_commit_that_links_a_tenant_out_of_the_clone_is_held_until_ops_fix_it(
     // Arrange: acme has a key; outside the clone lies a file whose key is valid nowhere.
     let world = World::new();
     let clone = world.clone_for("server");
-    let app = keyward_on(&clone).await;
+    let app = keyward_on(&clone, |_| {}).await;
     let inside = app.new_key("acme", "inside", &["orders:read"]).await;
     let spy = app.new_key("globex", "spy", &["*"]).await;
     let outside = world.root().join("outside");
