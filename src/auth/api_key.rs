@@ -109,20 +109,22 @@ impl CallingKey {
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("verifier missing")))?;
         let raw_tenant = req.match_info().get("tenantId").unwrap_or_default();
         let presented = presented_key(req.headers()).unwrap_or_default();
-        let verified = verifier
-            .check::<&str>(raw_tenant, presented, &[])
+        let (entry, grace_until, expires_at) = verifier
+            .check::<&str, _>(raw_tenant, presented, &[], |verdict| {
+                verdict.map(|v| (v.entry.clone(), v.grace_until, v.expires_at()))
+            })
             .map_err(|r| invalid_key(presented, r))?;
         let tenant = TenantId::parse(raw_tenant).map_err(|_| ApiError::TenantNotFound)?;
         let hash = verifier.hash_of(presented).ok_or(ApiError::KeyNotFound)?;
-        let token = match verified.grace_until {
+        let token = match grace_until {
             None => PresentedToken::Current(hash),
             Some(until) => PresentedToken::Grace { hash, until },
         };
-        let mut actor = key_actor(tenant, &verified.entry, verified.expires_at());
+        let mut actor = key_actor(tenant, &entry, expires_at);
         actor.request_id = super::request_id(req);
         Ok(Self {
             actor,
-            entry: verified.entry,
+            entry,
             token,
         })
     }

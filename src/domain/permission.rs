@@ -122,6 +122,19 @@ impl Permissions {
     pub fn as_strs(&self) -> Vec<&str> {
         self.0.iter().map(Permission::as_str).collect()
     }
+
+    /// Separated by single spaces, in one allocation (forward-auth's header, on every
+    /// gateway request).
+    pub fn joined(&self) -> String {
+        let mut out = String::with_capacity(self.0.iter().map(|p| p.as_str().len() + 1).sum());
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(p.as_str());
+        }
+        out
+    }
 }
 
 impl TryFrom<Vec<Permission>> for Permissions {

@@ -182,7 +182,7 @@ impl TenantKeys {
         now: OffsetDateTime,
     ) -> Verdict {
         match self.check(hash, required, now) {
-            Ok(v) => Verdict::Valid(v.entry),
+            Ok(v) => Verdict::Valid(v.entry.clone()),
             Err(r) => Verdict::Invalid(r),
         }
     }
@@ -194,7 +194,7 @@ impl TenantKeys {
         hash: &KeyHash,
         required: &[S],
         now: OffsetDateTime,
-    ) -> Result<Verified, Refusal> {
+    ) -> Result<Verified<'_>, Refusal> {
         let (i, grace_until) = match self.position(hash) {
             Some(i) => (i, None),
             None => match self.previous.get(hash) {
@@ -217,22 +217,20 @@ impl TenantKeys {
             return Err(Refusal::InsufficientPermissions);
         }
         key.touch(now);
-        Ok(Verified {
-            entry: entry.clone(),
-            grace_until,
-        })
+        Ok(Verified { entry, grace_until })
     }
 }
 
 /// A presented token that verified: its key, and when it was a token the key was rotated
-/// away from, the end of its grace period.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    pub entry: Arc<KeyEntry>,
+/// away from, the end of its grace period. Borrowed from the index, which the answer is
+/// written from: no reference count on the key changes on the hot path.
+#[derive(Debug, Clone, Copy)]
+pub struct Verified<'a> {
+    pub entry: &'a Arc<KeyEntry>,
     pub grace_until: Option<OffsetDateTime>,
 }
 
-impl Verified {
+impl Verified<'_> {
     /// A token rotated out, still in its grace period.
     pub fn is_grace(&self) -> bool {
         self.grace_until.is_some()

@@ -32,17 +32,20 @@ impl Verifier {
         }
     }
 
-    /// Checks a presented key and counts the outcome in metrics. A token a rotation left
-    /// in its grace period verifies too: the answer says so, and when it stops.
-    pub fn check<S: AsRef<str>>(
+    /// Checks a presented key, counts the outcome in metrics, and hands it to `answer`,
+    /// which writes the reply from the index as it is. A token a rotation left in its grace
+    /// period verifies too: the answer says so, and when it stops.
+    pub fn check<S: AsRef<str>, R>(
         &self,
         tenant: &str,
         presented: &str,
         required: &[S],
-    ) -> Result<Verified, Refusal> {
-        let verdict = self.find(tenant, presented, required);
-        self.metrics.verify_outcome(verdict.as_ref().err().copied());
-        verdict
+        answer: impl FnOnce(Result<Verified<'_>, Refusal>) -> R,
+    ) -> R {
+        self.find(tenant, presented, required, |verdict| {
+            self.metrics.verify_outcome(verdict.as_ref().err().copied());
+            answer(verdict)
+        })
     }
 
     /// The hash a well-formed presented key is looked up by.
@@ -57,26 +60,27 @@ impl Verifier {
     /// ends, but whoever still holds it must never rotate, delete or hand out keys (a
     /// rotation away from a leaked token would otherwise change nothing).
     pub fn lookup<S: AsRef<str>>(&self, tenant: &str, presented: &str, required: &[S]) -> Verdict {
-        match self.find(tenant, presented, required) {
+        self.find(tenant, presented, required, |verdict| match verdict {
             Ok(v) if v.is_grace() => Verdict::Invalid(Refusal::NotFound),
-            Ok(v) => Verdict::Valid(v.entry),
+            Ok(v) => Verdict::Valid(v.entry.clone()),
             Err(r) => Verdict::Invalid(r),
-        }
+        })
     }
 
-    fn find<S: AsRef<str>>(
+    fn find<S: AsRef<str>, R>(
         &self,
         tenant: &str,
         presented: &str,
         required: &[S],
-    ) -> Result<Verified, Refusal> {
+        then: impl FnOnce(Result<Verified<'_>, Refusal>) -> R,
+    ) -> R {
         let Ok(key) = PresentedKey::parse(presented, &self.prefix) else {
-            return Err(Refusal::Malformed);
+            return then(Err(Refusal::Malformed));
         };
         let now = self.clock.now();
         self.index.with_keys(tenant, |keys| match keys {
-            Some(keys) => keys.check(key.hash(), required, now),
-            None => Err(Refusal::NotFound),
+            Some(keys) => then(keys.check(key.hash(), required, now)),
+            None => then(Err(Refusal::NotFound)),
         })
     }
 }

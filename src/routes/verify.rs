@@ -111,20 +111,25 @@ pub(crate) async fn verify(
             .insert_header((CACHE_CONTROL, "no-store"))
             .json(res)
     };
-    match verifier.check(&path, &body.key, &body.permissions) {
-        Ok(v) => answer(VerifyResponse::Valid {
-            valid: true,
-            name: v.entry.name.as_str(),
-            permissions: Strs(&v.entry.permissions),
-            // A token in its grace period stops at the grace's end: a gateway that caches
-            // the answer must not keep it longer.
-            expires_at: v.expires_at().map(render::timestamp),
-        }),
-        Err(r) => answer(VerifyResponse::Invalid {
-            valid: false,
-            code: r.code(),
-        }),
-    }
+    verifier.check(
+        &path,
+        &body.key,
+        &body.permissions,
+        |verdict| match verdict {
+            Ok(v) => answer(VerifyResponse::Valid {
+                valid: true,
+                name: v.entry.name.as_str(),
+                permissions: Strs(&v.entry.permissions),
+                // A token in its grace period stops at the grace's end: a gateway that caches
+                // the answer must not keep it longer.
+                expires_at: v.expires_at().map(render::timestamp),
+            }),
+            Err(r) => answer(VerifyResponse::Invalid {
+                valid: false,
+                code: r.code(),
+            }),
+        },
+    )
 }
 
 /// For nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz: 204 or 401/403.
@@ -166,23 +171,25 @@ pub(crate) async fn forward_auth(
         }
         required.push(value);
     }
-    match verifier.check(tenant, presented, &required) {
-        Ok(Verified { entry: e, .. }) => {
-            let mut res = HttpResponse::NoContent();
-            if let Ok(v) = HeaderValue::from_str(tenant) {
-                res.insert_header((X_KEYWARD_TENANT, v));
+    Ok(
+        verifier.check(tenant, presented, &required, |verdict| match verdict {
+            Ok(Verified { entry: e, .. }) => {
+                let mut res = HttpResponse::NoContent();
+                if let Ok(v) = HeaderValue::from_str(tenant) {
+                    res.insert_header((X_KEYWARD_TENANT, v));
+                }
+                if let Ok(v) = HeaderValue::from_str(e.name.as_str()) {
+                    res.insert_header((X_KEYWARD_KEY, v));
+                }
+                let perms = e.permissions.joined();
+                if let Ok(v) = HeaderValue::from_str(&perms) {
+                    res.insert_header((X_KEYWARD_PERMISSIONS, v));
+                }
+                res.finish()
             }
-            if let Ok(v) = HeaderValue::from_str(e.name.as_str()) {
-                res.insert_header((X_KEYWARD_KEY, v));
-            }
-            let perms = e.permissions.as_strs().join(" ");
-            if let Ok(v) = HeaderValue::from_str(&perms) {
-                res.insert_header((X_KEYWARD_PERMISSIONS, v));
-            }
-            Ok(res.finish())
-        }
-        Err(r) => Ok(refused(presented, r)),
-    }
+            Err(r) => refused(presented, r),
+        }),
+    )
 }
 
 /// Forward-auth's answer to a refused key, rendered once per kind from its `ApiError`: a
