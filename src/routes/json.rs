@@ -1,10 +1,14 @@
 //! Request bodies: JSON only, size-limited, and every problem named by its field.
 
+use std::future::poll_fn;
+use std::pin::pin;
+use std::task::Poll;
+
 use actix_web::dev::Payload;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
-use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
@@ -100,6 +104,8 @@ fn read_body(
         max_bytes: 65536,
         timeout: std::time::Duration::from_secs(10),
     });
+    // actix-http has framed the body by this same header (one, digits only), so the body
+    // is whole once this many bytes have come.
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -110,41 +116,95 @@ fn read_body(
         if declared.is_some_and(|n| n > limit) {
             return Err(ApiError::PayloadTooLarge(limit));
         }
-        let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-        // What has arrived with the head is taken without a timer: a small body (every
-        // verification) usually has, and arming a timer per request costs the hot path.
-        loop {
-            match payload.next().now_or_never() {
-                Some(Some(chunk)) => take(&mut buf, chunk, limit)?,
-                Some(None) => return Ok(buf.freeze()),
-                None => break,
-            }
-        }
+        let mut body = Arriving::new(declared, limit);
         let read = async {
             while let Some(chunk) = payload.next().await {
-                take(&mut buf, chunk, limit)?;
+                if body.take(chunk)? {
+                    break;
+                }
             }
-            Ok(buf.freeze())
+            Ok(body.finish())
         };
-        // A body sent a byte every few seconds must not hold a connection forever.
-        tokio::time::timeout(timeout, read)
-            .await
-            .map_err(|_| ApiError::RequestTimeout)?
+        let mut read = pin!(read);
+        // A small body (every verification) comes with its head, and actix-http hands it
+        // over just after the handler is first polled: one more turn finds it. A body still
+        // missing then is given `timeout`, on a timer armed only for it: arming one for every
+        // request would cost each a registration and a cancellation, and carrying one in
+        // every body's future would make each future several times larger.
+        let (mut turned, mut timer) = (false, None);
+        poll_fn(|cx| {
+            if let Poll::Ready(done) = read.as_mut().poll(cx) {
+                return Poll::Ready(done);
+            }
+            if !turned {
+                turned = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            // A body sent a byte every few seconds must not hold a connection forever.
+            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(ApiError::RequestTimeout)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
     }
 }
 
-/// Appends one chunk of a body, within `limit`.
-fn take(
-    buf: &mut web::BytesMut,
-    chunk: Result<web::Bytes, actix_web::error::PayloadError>,
+/// A body as it arrives, within `limit`: a body in one chunk is kept as it came, more
+/// chunks are joined.
+struct Arriving {
+    declared: Option<usize>,
     limit: usize,
-) -> Result<(), ApiError> {
-    let chunk = chunk.map_err(|e| ApiError::invalid_request(format!("cannot read body: {e}")))?;
-    if buf.len() + chunk.len() > limit {
-        return Err(ApiError::PayloadTooLarge(limit));
+    first: Option<web::Bytes>,
+    joined: web::BytesMut,
+}
+
+impl Arriving {
+    fn new(declared: Option<usize>, limit: usize) -> Self {
+        Self {
+            declared,
+            limit,
+            first: None,
+            joined: web::BytesMut::new(),
+        }
     }
-    buf.extend_from_slice(&chunk);
-    Ok(())
+
+    /// Takes one chunk; true once the declared length has come.
+    fn take(
+        &mut self,
+        chunk: Result<web::Bytes, actix_web::error::PayloadError>,
+    ) -> Result<bool, ApiError> {
+        let chunk =
+            chunk.map_err(|e| ApiError::invalid_request(format!("cannot read body: {e}")))?;
+        let len = self.len() + chunk.len();
+        if len > self.limit {
+            return Err(ApiError::PayloadTooLarge(self.limit));
+        }
+        match self.first.take() {
+            None if self.joined.is_empty() => self.first = Some(chunk),
+            first => {
+                let expected = self.declared.unwrap_or(len).max(len);
+                self.joined.reserve(expected - self.joined.len());
+                if let Some(first) = first {
+                    self.joined.extend_from_slice(&first);
+                }
+                self.joined.extend_from_slice(&chunk);
+            }
+        }
+        Ok(self.declared == Some(len))
+    }
+
+    fn len(&self) -> usize {
+        self.first
+            .as_ref()
+            .map_or(self.joined.len(), web::Bytes::len)
+    }
+
+    fn finish(self) -> web::Bytes {
+        self.first.unwrap_or_else(|| self.joined.freeze())
+    }
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

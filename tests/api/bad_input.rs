@@ -182,6 +182,53 @@ async fn a_body_sent_a_byte_at_a_time_is_cut_off_with_a_408() {
     assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
 }
 
+#[tokio::test]
+async fn a_body_that_never_comes_is_cut_off_with_a_408() {
+    // The head alone: the body's timer is armed only once a body is found missing, and
+    // this proves it is.
+    let app = spawn_app_with(|s| s.request_timeout_seconds = 1).await;
+    let answer = raw_exchange(
+        &app,
+        b"POST /api/acme/apiKeys/verify HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/json\r\nContent-Length: 10\r\n\r\n",
+        std::time::Duration::ZERO,
+    )
+    .await;
+    assert_raw_problem(&answer, 408, "request_timeout");
+}
+
+#[tokio::test]
+async fn a_body_that_comes_in_pieces_is_read_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.request_timeout_seconds = 5).await;
+    let token = app.new_key("acme", "svc", &["orders:read"]).await;
+    let body = json!({"key": token, "permissions": ["orders:read"]}).to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/acme/apiKeys/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // Past the first turn, so the rest comes while the body's timer runs.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    conn.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_string(&mut answer),
+    )
+    .await
+    .expect("the server answered")
+    .unwrap();
+    let (head, verdict) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{answer}");
+    let verdict: Value = serde_json::from_str(verdict).unwrap();
+    assert_eq!(verdict["valid"], true, "{answer}");
+}
+
 /// Sends raw bytes on a new connection and reads until the server closes it (10 s at most).
 async fn raw_exchange(app: &TestApp, request: &[u8], pause: std::time::Duration) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
