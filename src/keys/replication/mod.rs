@@ -29,9 +29,11 @@
 //! verification read what it last published.
 
 mod courier;
+mod decide;
 mod history;
 mod journal;
 mod open;
+mod push;
 mod reapply;
 mod replay;
 pub mod report;
