@@ -30,7 +30,7 @@ pub(super) struct Built {
 
 /// Decides each of `intents` on `base`, in order, each on the file as the ones before it
 /// left it, and commits the ones that change a file (one commit each, by its principal).
-/// Shared by the worker and `keyward git reapply`.
+/// Shared by the worker, a replay and `keyward git reapply`.
 #[allow(clippy::too_many_arguments)]
 pub(in crate::keys) fn build(
     repo: &Repo,

@@ -13,9 +13,10 @@
 //!
 //! One worker thread does all git work, in this order of files:
 //! - [`open`]: checks the clone and repairs what a crash left, and the first served commit;
-//! - [`write`]: takes the writes queued since its last round as one batch, decides each by
-//!   meaning on the tip it just fetched, commits each with `git fast-import`, pushes the
-//!   batch's last commit, and answers each write from what the push did;
+//! - [`write`]: takes the writes queued since its last round as one batch and answers each
+//!   from what became of it; [`decide`] decides each by meaning on the tip just fetched and
+//!   builds its file; [`push`] commits the batch with `git fast-import` and pushes its last
+//!   commit (`sync`);
 //! - [`replay`]: a new remote tip: rewrites of its history reported, journalled writes
 //!   decided again by meaning on it, the ones that no longer apply dropped and reported;
 //! - [`sync`]: the worker's loop (pulls on a timer, the webhook and SIGHUP; async pushes
