@@ -17,8 +17,8 @@ use std::time::Duration;
 use actix_web::http::Method;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::{encode_eof, encode_registry};
-use prometheus_client::metrics::counter::{Atomic, Counter};
+use prometheus_client::encoding::{prometheus_text, text};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -26,6 +26,12 @@ use prometheus_client::registry::Registry;
 
 use crate::domain::{Refusal, TenantId};
 use crate::index::Index;
+
+mod format;
+mod striped;
+
+pub use format::{Format, OpenMetricsVersion};
+use striped::Striped;
 
 /// Request latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -47,44 +53,6 @@ struct RouteLabels {
 
 /// A verification count: every worker counts at once, so each on its own stripe.
 type VerifyCounter = Counter<u64, Striped>;
-
-/// A counter's value in stripes on cache lines of their own, summed when read. Every worker
-/// verifies at once; one shared atomic would pass its cache line between their cores on
-/// every verification, which the hot path measurably pays for (BENCHMARKS.md).
-#[derive(Debug, Default)]
-pub struct Striped([Stripe; STRIPES]);
-
-/// More stripes than workers on most machines; threads share one only beyond that.
-const STRIPES: usize = 16;
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Stripe(AtomicU64);
-
-impl Striped {
-    fn mine(&self) -> &AtomicU64 {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        thread_local! {
-            static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) as usize % STRIPES;
-        }
-        &self.0[STRIPE.with(|i| *i)].0
-    }
-}
-
-impl Atomic<u64> for Striped {
-    fn inc(&self) -> u64 {
-        self.inc_by(1)
-    }
-
-    /// Returns this thread's stripe's previous value, not the total's.
-    fn inc_by(&self, v: u64) -> u64 {
-        self.mine().fetch_add(v, Ordering::Relaxed)
-    }
-
-    fn get(&self) -> u64 {
-        self.0.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
-    }
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
@@ -333,8 +301,8 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition of every metric, keys per tenant read from the index now.
-    pub fn render(&self) -> String {
+    /// Every metric in `format`, keys per tenant read from the index now.
+    pub fn render(&self, format: Format) -> String {
         let keys = Family::<TenantLabels, Gauge>::default();
         for (tenant, tenant_keys) in self.index.all() {
             keys.get_or_create(&TenantLabels {
@@ -346,9 +314,13 @@ impl Metrics {
         gauges.register("keyward_keys", "Keys served per tenant", keys);
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode_registry(&mut out, &self.registry)
-            .and_then(|()| encode_registry(&mut out, &gauges))
-            .and_then(|()| encode_eof(&mut out));
+        let _ = match format {
+            Format::Text => prometheus_text::encode(&mut out, &self.registry)
+                .and_then(|()| prometheus_text::encode(&mut out, &gauges)),
+            Format::OpenMetrics(_) => text::encode_registry(&mut out, &self.registry)
+                .and_then(|()| text::encode_registry(&mut out, &gauges))
+                .and_then(|()| text::encode_eof(&mut out)),
+        };
         out
     }
 }
