@@ -118,8 +118,11 @@ async fn traffic(app: &TestApp) {
 }
 
 /// The types every family must parse as, whichever the format.
-const FAMILIES: [(&str, &str); 6] = [
+const FAMILIES: [(&str, &str); 9] = [
     ("http_requests", "counter"),
+    ("keyward_verify_duration_seconds", "histogram"),
+    ("process_cpu_seconds", "counter"),
+    ("process_open_fds", "gauge"),
     ("http_request_duration_seconds", "histogram"),
     ("keyward_verify", "counter"),
     ("keyward_reloads", "counter"),
@@ -155,14 +158,138 @@ async fn python_reads_each_format_with_its_own_parser_and_every_type_right() {
 
     assert!(classic_type.starts_with("text/plain; version=0.0.4"));
     assert!(openmetrics_type.starts_with("application/openmetrics-text; version=1.0.0"));
-    for (parser, text) in [("classic", &classic), ("openmetrics", &openmetrics)] {
+    // The build is an info metric where the format has the type, a gauge of 1 where not.
+    for (parser, text, build) in [
+        ("classic", &classic, ("keyward_build_info", "gauge")),
+        ("openmetrics", &openmetrics, ("keyward_build", "info")),
+    ] {
         let types = parsed_types(parser, text);
-        for (family, want) in FAMILIES {
+        for (family, want) in FAMILIES.into_iter().chain([build]) {
             assert_eq!(
                 types.get(family).map(String::as_str),
                 Some(want),
                 "{parser}: {family} in {types:?}"
             );
         }
+    }
+}
+
+/// The value of the sample `series` (a name with its labels, as written), if there is one.
+pub fn value(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+fn git_head_of_this_checkout() -> Option<String> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[tokio::test]
+async fn the_standard_process_and_build_metrics_and_verify_latency_are_exported() {
+    let app = spawn_app().await;
+    let token = app.new_key("acme", "m", &[]).await;
+    for key in [token.as_str(), "kw_bad", "imported-key"] {
+        app.verify("acme", json!({"key": key})).await;
+    }
+
+    let text = app.metrics().await;
+
+    let positive = |series: &str| {
+        let v = value(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        assert!(v > 0.0, "{series} is {v}");
+        v
+    };
+    positive("process_cpu_seconds_total");
+    positive("process_resident_memory_bytes");
+    let open = positive("process_open_fds");
+    assert!(positive("process_max_fds") >= open);
+    let started = positive("process_start_time_seconds");
+    assert!(started <= now() as f64 + 1.0, "started {started}");
+    let commit = git_head_of_this_checkout().unwrap_or_else(|| "unknown".into());
+    let build = format!(
+        "keyward_build_info{{version=\"{}\",commit=\"{commit}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&text, &build), Some(1.0), "{build} in:\n{text}");
+    // Three checks, whatever their outcome, each within the last bucket.
+    assert_eq!(
+        value(&text, "keyward_verify_duration_seconds_count"),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&text, "keyward_verify_duration_seconds_bucket{le=\"+Inf\"}"),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE keyward_verify_duration_seconds histogram\n"));
+    // Without git mode there is no replica to be behind.
+    assert!(!text.contains("keyward_git_last_pull"), "{text}");
+}
+
+#[tokio::test]
+async fn git_mode_exports_unpushed_writes_last_pull_and_push_and_push_durations() {
+    let world = crate::git_world::World::new();
+    let clone = world.clone_for("server");
+    let origin = world.origin();
+    let app = crate::git_world::keyward_on(&clone, |s| {
+        s.git.push = keyward::config::PushMode::Async;
+    })
+    .await;
+    let before = now() as f64 - 1.0;
+    let pulled = eventually(
+        "a first pull",
+        std::time::Duration::from_secs(20),
+        || app.metrics(),
+        |t| value(t, "keyward_git_last_pull_success_timestamp_seconds").is_some_and(|v| v > 0.0),
+    )
+    .await;
+    assert!(value(&pulled, "keyward_git_last_pull_success_timestamp_seconds").unwrap() >= before);
+
+    // The remote is away: the writes wait here.
+    git(
+        &clone,
+        &["remote", "set-url", "origin", "/nowhere/origin.git"],
+    );
+    app.new_key("acme", "one", &[]).await;
+    app.new_key("acme", "two", &[]).await;
+    let waiting = app.metrics().await;
+    assert_eq!(
+        value(&waiting, "keyward_git_unpushed_writes"),
+        Some(2.0),
+        "{waiting}"
+    );
+    assert_eq!(
+        value(&waiting, "keyward_git_last_push_success_timestamp_seconds"),
+        Some(0.0)
+    );
+
+    // It is back: they land, and the push is timed.
+    git(
+        &clone,
+        &["remote", "set-url", "origin", origin.to_str().unwrap()],
+    );
+    let landed = eventually(
+        "the writes reach the remote",
+        std::time::Duration::from_secs(20),
+        || app.metrics(),
+        |t| value(t, "keyward_git_unpushed_writes") == Some(0.0),
+    )
+    .await;
+    assert!(value(&landed, "keyward_git_last_push_success_timestamp_seconds").unwrap() >= before);
+    let pushes = value(&landed, "keyward_git_push_duration_seconds_count").unwrap();
+    assert!(pushes >= 1.0, "{landed}");
+    assert!(world.remote_names("acme").contains("two"));
+    if promtool_available() {
+        let (ok, out) = run_with_input("promtool", &["check", "metrics"], &landed);
+        assert!(ok, "promtool check metrics: {out}\n{landed}");
     }
 }
