@@ -1,6 +1,7 @@
 //! The hot path: is this key valid for this tenant, and may it do this?
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::clock::Clock;
 use crate::domain::{KeyHash, PresentedKey, Refusal, TokenPrefix, Verdict};
@@ -42,8 +43,11 @@ impl Verifier {
         required: &[S],
         answer: impl FnOnce(Result<Verified<'_>, Refusal>) -> R,
     ) -> R {
+        let started = Instant::now();
         self.find(tenant, presented, required, |verdict| {
-            self.metrics.verify_outcome(verdict.as_ref().err().copied());
+            let took = started.elapsed();
+            self.metrics
+                .verify_outcome(verdict.as_ref().err().copied(), took);
             answer(verdict)
         })
     }

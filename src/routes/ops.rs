@@ -2,14 +2,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use actix_web::http::header::ACCEPT;
+use actix_web::http::header::{ACCEPT, VARY};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use utoipa::OpenApi;
 
 use super::Endpoint;
 use crate::error::{ApiError, Credential, ProblemDetails};
-use crate::metrics::Metrics;
+use crate::metrics::{Format, Metrics};
 
 /// The probes and the scrape: many, alike, and silent (no request span, see `startup`).
 pub fn configure_hot(cfg: &mut web::ServiceConfig) {
@@ -80,13 +80,22 @@ impl MetricsAccess {
     }
 }
 
-/// Prometheus text format (OpenMetrics when the scraper asks for it).
+/// Prometheus text format 0.0.4, or OpenMetrics when the scraper asks for it first.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "ops",
     responses(
-        (status = 200, description = "Prometheus metrics, text format"),
+        (
+            status = 200,
+            description = "Every metric. `Accept: application/openmetrics-text` (version 0.0.1 \
+                or 1.0.0, ranked at least as high as `text/plain`) gets OpenMetrics text; any \
+                other `Accept` gets the Prometheus text format 0.0.4.",
+            content(
+                (String = "text/plain; version=0.0.4; charset=utf-8"),
+                (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            )
+        ),
         (status = 401, description = "`metrics_token` is set and was not sent", body = ProblemDetails),
     ),
     security((), ("metricsToken" = []))
@@ -109,17 +118,10 @@ pub(crate) async fn metrics(
             },
         });
     }
-    let openmetrics = req
-        .headers()
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/openmetrics-text"));
-    let content_type = if openmetrics {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    } else {
-        "text/plain; version=0.0.4; charset=utf-8"
-    };
+    let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
     Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .body(metrics.render()))
+        .content_type(format.content_type())
+        .insert_header((VARY, "Accept"))
+        .body(metrics.render(format)))
 }

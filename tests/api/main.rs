@@ -19,6 +19,7 @@ mod jwt;
 mod lifecycle;
 mod limits;
 mod lists;
+mod monitoring;
 mod names;
 mod nginx;
 mod noise;

@@ -160,3 +160,40 @@ async fn metrics_need_the_metrics_token_when_one_is_set() {
             .contains("keyward_keys{tenant=\"acme\"}")
     );
 }
+
+#[tokio::test]
+async fn a_scraper_gets_openmetrics_only_when_it_asks_for_it_first() {
+    let app = spawn_app().await;
+    let scrape = |accept: &'static str| {
+        let req = app.client.get(app.url("/metrics")).header("accept", accept);
+        async move {
+            let res = req.send().await.unwrap();
+            let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+            (content_type, res.text().await.unwrap())
+        }
+    };
+    // What Prometheus itself sends.
+    let prometheus = "application/openmetrics-text;version=1.0.0;q=0.5,\
+        application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
+    let (om_type, om) = scrape(prometheus).await;
+    let (old_om_type, _) = scrape("application/openmetrics-text; version=0.0.1").await;
+    let (text_type, text) = scrape("text/plain;q=0.9, application/openmetrics-text;q=0.1").await;
+
+    assert_eq!(
+        om_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(om.contains("# TYPE http_requests counter\n"), "{om}");
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert_eq!(
+        old_om_type,
+        "application/openmetrics-text; version=0.0.1; charset=utf-8"
+    );
+    assert_eq!(text_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(
+        text.contains("# TYPE http_requests_total counter\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
+}

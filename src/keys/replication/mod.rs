@@ -370,6 +370,8 @@ impl Engine {
         for e in self.journal.entries() {
             *unpushed.entry(e.intent.tenant.clone()).or_default() += 1;
         }
+        self.metrics
+            .git_unpushed_writes(self.journal.entries().len());
         let mut v = self.view.lock();
         v.tenants = self.served.tenants().cloned().collect();
         v.served = self.served.commit.clone();
@@ -395,6 +397,7 @@ impl Engine {
 
     /// A push of these tenants' writes landed: the remote is reached and takes them.
     fn push_landed<'a>(&self, tenants: impl IntoIterator<Item = &'a TenantId>) {
+        self.metrics.git_push_succeeded();
         let mut v = self.view.lock();
         v.fetch_error = None;
         for t in tenants {

@@ -89,6 +89,7 @@ impl Engine {
             }
         };
         self.view.lock().last_pull = Some((OffsetDateTime::now_utc(), Instant::now()));
+        self.metrics.git_pull_succeeded();
         self.reached_remote();
         if let Some(old) = self.remote_tip.clone()
             && old != new

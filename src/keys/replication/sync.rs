@@ -166,6 +166,9 @@ impl Engine {
             Trip::Push { .. } => Back::Pushed(Err(RemoteError::Unknown)),
             Trip::Ask { .. } => Back::Asked(None),
         };
+        if matches!(trip, Trip::Push { .. }) {
+            self.metrics.git_push_sent();
+        }
         self.in_flight = Some(flight);
         self.flight_due = Some(Instant::now() + limit + WATCHDOG_SLACK);
         self.last_was_fetch = matches!(trip, Trip::Fetch { .. });
@@ -279,6 +282,9 @@ impl Engine {
             return;
         };
         self.flight_due = None;
+        if matches!(back, Back::Pushed(_)) {
+            self.metrics.git_push_returned();
+        }
         match (flight, back) {
             (Flight::Fetch, Back::Fetched(result)) => self.fetched(result),
             (Flight::Sync(batch), Back::Pushed(result)) => self.sync_pushed(batch, result),

@@ -1,5 +1,6 @@
 //! Prometheus metrics, one registry per application: requests by route and status with
-//! latency, verify outcomes by code, reloads and reload errors by tenant, keys per tenant.
+//! latency, verify outcomes by code and the check's latency, reloads and reload errors by
+//! tenant, keys per tenant, git mode's replication, the build and the standard `process_*`.
 //!
 //! Refusals (no credential, a bad one, an unknown route or method) are counted there like
 //! every request, and logged only as a summary at most once a minute: a client must not be
@@ -17,15 +18,26 @@ use std::time::Duration;
 use actix_web::http::Method;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::{encode_eof, encode_registry};
-use prometheus_client::metrics::counter::{Atomic, Counter};
+use prometheus_client::encoding::{prometheus_text, text};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::domain::{Refusal, TenantId};
 use crate::index::Index;
+
+mod format;
+mod git;
+mod process;
+mod striped;
+
+pub use format::{Format, OpenMetricsVersion};
+use git::GitMetrics;
+use process::ProcessCollector;
+use striped::{Striped, StripedHistogram};
 
 /// Request latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -48,47 +60,15 @@ struct RouteLabels {
 /// A verification count: every worker counts at once, so each on its own stripe.
 type VerifyCounter = Counter<u64, Striped>;
 
-/// A counter's value in stripes on cache lines of their own, summed when read. Every worker
-/// verifies at once; one shared atomic would pass its cache line between their cores on
-/// every verification, which the hot path measurably pays for (BENCHMARKS.md).
-#[derive(Debug, Default)]
-pub struct Striped([Stripe; STRIPES]);
-
-/// More stripes than workers on most machines; threads share one only beyond that.
-const STRIPES: usize = 16;
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Stripe(AtomicU64);
-
-impl Striped {
-    fn mine(&self) -> &AtomicU64 {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        thread_local! {
-            static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) as usize % STRIPES;
-        }
-        &self.0[STRIPE.with(|i| *i)].0
-    }
-}
-
-impl Atomic<u64> for Striped {
-    fn inc(&self) -> u64 {
-        self.inc_by(1)
-    }
-
-    /// Returns this thread's stripe's previous value, not the total's.
-    fn inc_by(&self, v: u64) -> u64 {
-        self.mine().fetch_add(v, Ordering::Relaxed)
-    }
-
-    fn get(&self) -> u64 {
-        self.0.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
-    }
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
     code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -112,9 +92,10 @@ pub struct Metrics {
     /// `valid`, then each refusal in `Refusal::ALL` order: resolved once, so the hot path
     /// does no lookup.
     verify: [VerifyCounter; 1 + Refusal::ALL.len()],
+    verify_duration: StripedHistogram,
     reloads: Family<ReloadLabels, Counter>,
     reload_errors: Family<TenantLabels, Counter>,
-    git: GitCounters,
+    git: GitMetrics,
     refusals: RefusalSummary,
 }
 
@@ -150,26 +131,6 @@ impl RefusalSummary {
 /// minute covers them all.
 fn is_refusal(status: u16) -> bool {
     matches!(status, 401 | 403 | 404 | 405)
-}
-
-/// Git mode's replica-wide counters (a tenant's own writes are in its status).
-#[derive(Default)]
-struct GitCounters {
-    dropped: Counter,
-    refused: Counter,
-    rewritten: Family<RevivesLabels, Counter>,
-    unknown: Counter,
-    pushes: Family<OutcomeLabels, Counter>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RevivesLabels {
-    revives: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    outcome: &'static str,
 }
 
 impl Metrics {
@@ -214,32 +175,22 @@ impl Metrics {
             "Tenant file reloads that failed or found an invalid file",
             reload_errors.clone(),
         );
-        let git = GitCounters::default();
+        let git = GitMetrics::register(&mut registry);
+        let verify_duration = StripedHistogram::default();
         registry.register(
-            "keyward_git_dropped_writes",
-            "Git mode: acknowledged writes that no longer applied on the remote's head and were dropped",
-            git.dropped.clone(),
+            "keyward_verify_duration_seconds",
+            "How long the verify check takes (format check, lookup, permissions), whatever its outcome",
+            verify_duration.clone(),
         );
         registry.register(
-            "keyward_git_refused_writes",
-            "Git mode: writes not yet acknowledged that were decided again on a new remote head and refused there",
-            git.refused.clone(),
+            "keyward_build",
+            "The running build: its version and the commit it was built from",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: option_env!("BUILD_COMMIT").unwrap_or("unknown"),
+            }),
         );
-        registry.register(
-            "keyward_git_rewritten_writes",
-            "Git mode: acknowledged writes that a rewrite of the remote's history removed, by whether they bring a revoked token back",
-            git.rewritten.clone(),
-        );
-        registry.register(
-            "keyward_git_outcome_unknown",
-            "Git mode: writes answered 504 outcome_unknown (a push that did not finish in time)",
-            git.unknown.clone(),
-        );
-        registry.register(
-            "keyward_git_pushes",
-            "Git mode: pushes by outcome",
-            git.pushes.clone(),
-        );
+        registry.register_collector(Box::new(ProcessCollector));
         Self {
             registry,
             index,
@@ -247,50 +198,70 @@ impl Metrics {
             requests,
             latency,
             verify,
+            verify_duration,
             reloads,
             reload_errors,
             refusals: RefusalSummary::new(),
         }
     }
 
-    /// One verification's outcome: `None` for a valid key.
-    pub fn verify_outcome(&self, refusal: Option<Refusal>) {
+    /// One verification's outcome (`None` for a valid key) and how long the check took.
+    pub fn verify_outcome(&self, refusal: Option<Refusal>, took: Duration) {
         let i = match refusal {
             None => 0,
             Some(r) => 1 + r.index(),
         };
         self.verify[i].inc();
+        self.verify_duration.observe(took);
     }
 
     /// An acknowledged write that no longer applied and was dropped.
     pub fn git_dropped_write(&self) {
-        self.git.dropped.inc();
+        self.git.dropped();
     }
 
     /// A write not yet acknowledged, refused when decided again on a new remote head.
     pub fn git_refused_write(&self) {
-        self.git.refused.inc();
+        self.git.refused();
     }
 
     /// An acknowledged write a rewrite of the remote removed.
     pub fn git_rewritten_write(&self, revives: bool) {
-        let revives = if revives { "true" } else { "false" };
-        self.git
-            .rewritten
-            .get_or_create(&RevivesLabels { revives })
-            .inc();
+        self.git.rewritten(revives);
     }
 
     pub fn git_outcome_unknown(&self) {
-        self.git.unknown.inc();
+        self.git.unknown();
     }
 
     /// `ok`, `behind`, `unreachable`, `refused` or `unknown`.
     pub fn git_push(&self, outcome: &'static str) {
-        self.git
-            .pushes
-            .get_or_create(&OutcomeLabels { outcome })
-            .inc();
+        self.git.push(outcome);
+    }
+
+    /// How many writes are committed here and not yet on the remote, now.
+    pub fn git_unpushed_writes(&self, writes: usize) {
+        self.git.unpushed(writes);
+    }
+
+    /// A fetch from the remote succeeded.
+    pub fn git_pull_succeeded(&self) {
+        self.git.pulled();
+    }
+
+    /// A push landed on the remote.
+    pub fn git_push_succeeded(&self) {
+        self.git.pushed();
+    }
+
+    /// A push left for the remote (one is out at a time); its duration ends with
+    /// `git_push_returned`, whatever its outcome.
+    pub fn git_push_sent(&self) {
+        self.git.push_started();
+    }
+
+    pub fn git_push_returned(&self) {
+        self.git.push_finished();
     }
 
     pub fn reload(&self, tenant: &TenantId, outcome: &'static str) {
@@ -333,8 +304,8 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition of every metric, keys per tenant read from the index now.
-    pub fn render(&self) -> String {
+    /// Every metric in `format`, keys per tenant read from the index now.
+    pub fn render(&self, format: Format) -> String {
         let keys = Family::<TenantLabels, Gauge>::default();
         for (tenant, tenant_keys) in self.index.all() {
             keys.get_or_create(&TenantLabels {
@@ -346,9 +317,13 @@ impl Metrics {
         gauges.register("keyward_keys", "Keys served per tenant", keys);
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode_registry(&mut out, &self.registry)
-            .and_then(|()| encode_registry(&mut out, &gauges))
-            .and_then(|()| encode_eof(&mut out));
+        let _ = match format {
+            Format::Text => prometheus_text::encode(&mut out, &self.registry)
+                .and_then(|()| prometheus_text::encode(&mut out, &gauges)),
+            Format::OpenMetrics(_) => text::encode_registry(&mut out, &self.registry)
+                .and_then(|()| text::encode_registry(&mut out, &gauges))
+                .and_then(|()| text::encode_eof(&mut out)),
+        };
         out
     }
 }

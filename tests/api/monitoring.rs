@@ -1,0 +1,295 @@
+//! `/metrics` as Prometheus tooling reads it: `promtool` (Debian's `prometheus` package)
+//! and Python's `prometheus_client` parsers, against a real server.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
+
+/// Whether `promtool` is here; under CI its absence is a failure.
+pub fn promtool_available() -> bool {
+    tool_available(
+        Command::new("promtool").arg("--version"),
+        "promtool",
+        "apt-get install -y prometheus",
+    )
+}
+
+/// Whether Python's `prometheus_client` is here; under CI its absence is a failure.
+fn python_client_available() -> bool {
+    tool_available(
+        Command::new("python3").args(["-c", "import prometheus_client"]),
+        "prometheus_client",
+        "python3 -m pip install prometheus-client",
+    )
+}
+
+fn tool_available(probe: &mut Command, name: &str, install: &str) -> bool {
+    let found = probe
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "CI must install {name} (see .ci/run)"
+    );
+    if !found {
+        eprintln!("SKIPPED: {name} is missing: `{install}` to run this test");
+    }
+    found
+}
+
+/// `/metrics` asked for with `accept` (none: no `Accept` header): its content type and body.
+pub async fn scrape(app: &TestApp, accept: Option<&str>) -> (String, String) {
+    let mut req = reqwest::Client::new().get(app.url("/metrics"));
+    if let Some(accept) = accept {
+        req = req.header("accept", accept);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    (content_type, res.text().await.unwrap())
+}
+
+/// Runs `args` with `input` on its standard input: its exit status's success, and its output.
+pub fn run_with_input(program: &str, args: &[&str], input: &str) -> (bool, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Each family's type as `prometheus_client` parses `exposition` (`openmetrics` or the
+/// classic parser), by family name.
+fn parsed_types(parser: &str, exposition: &str) -> BTreeMap<String, String> {
+    const SCRIPT: &str = r#"
+import json, sys
+if sys.argv[1] == "openmetrics":
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+else:
+    from prometheus_client.parser import text_string_to_metric_families
+families = text_string_to_metric_families(sys.stdin.read())
+print(json.dumps({f.name: f.type for f in families}))
+"#;
+    let (ok, out) = run_with_input("python3", &["-c", SCRIPT, parser], exposition);
+    assert!(
+        ok,
+        "the {parser} parser refused /metrics: {out}\n{exposition}"
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Traffic that gives every family of the application a sample: requests, verifications,
+/// a key, a reload error.
+async fn traffic(app: &TestApp) {
+    let token = app.new_key("acme", "m", &[]).await;
+    app.verify("acme", json!({"key": token})).await;
+    app.verify("acme", json!({"key": "kw_bad"})).await;
+    std::fs::write(app.file("globex"), "apiKeys: [\n").unwrap();
+    eventually(
+        "a reload error counted",
+        std::time::Duration::from_secs(5),
+        || app.metrics(),
+        |text| text.contains("keyward_reload_errors_total{"),
+    )
+    .await;
+}
+
+/// The types every family must parse as, whichever the format.
+const FAMILIES: [(&str, &str); 9] = [
+    ("http_requests", "counter"),
+    ("keyward_verify_duration_seconds", "histogram"),
+    ("process_cpu_seconds", "counter"),
+    ("process_open_fds", "gauge"),
+    ("http_request_duration_seconds", "histogram"),
+    ("keyward_verify", "counter"),
+    ("keyward_reloads", "counter"),
+    ("keyward_reload_errors", "counter"),
+    ("keyward_keys", "gauge"),
+];
+
+#[tokio::test]
+async fn promtool_accepts_the_classic_text_format() {
+    if !promtool_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    traffic(&app).await;
+
+    let (content_type, text) = scrape(&app, None).await;
+
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let (ok, out) = run_with_input("promtool", &["check", "metrics"], &text);
+    assert!(ok, "promtool check metrics: {out}\n{text}");
+}
+
+#[tokio::test]
+async fn python_reads_each_format_with_its_own_parser_and_every_type_right() {
+    if !python_client_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    traffic(&app).await;
+
+    let (classic_type, classic) = scrape(&app, Some("text/plain")).await;
+    let (openmetrics_type, openmetrics) = scrape(&app, Some(OPENMETRICS)).await;
+
+    assert!(classic_type.starts_with("text/plain; version=0.0.4"));
+    assert!(openmetrics_type.starts_with("application/openmetrics-text; version=1.0.0"));
+    // The build is an info metric where the format has the type, a gauge of 1 where not.
+    for (parser, text, build) in [
+        ("classic", &classic, ("keyward_build_info", "gauge")),
+        ("openmetrics", &openmetrics, ("keyward_build", "info")),
+    ] {
+        let types = parsed_types(parser, text);
+        for (family, want) in FAMILIES.into_iter().chain([build]) {
+            assert_eq!(
+                types.get(family).map(String::as_str),
+                Some(want),
+                "{parser}: {family} in {types:?}"
+            );
+        }
+    }
+}
+
+/// The value of the sample `series` (a name with its labels, as written), if there is one.
+pub fn value(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+fn git_head_of_this_checkout() -> Option<String> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[tokio::test]
+async fn the_standard_process_and_build_metrics_and_verify_latency_are_exported() {
+    let app = spawn_app().await;
+    let token = app.new_key("acme", "m", &[]).await;
+    for key in [token.as_str(), "kw_bad", "imported-key"] {
+        app.verify("acme", json!({"key": key})).await;
+    }
+
+    let text = app.metrics().await;
+
+    let positive = |series: &str| {
+        let v = value(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        assert!(v > 0.0, "{series} is {v}");
+        v
+    };
+    positive("process_cpu_seconds_total");
+    positive("process_resident_memory_bytes");
+    let open = positive("process_open_fds");
+    assert!(positive("process_max_fds") >= open);
+    let started = positive("process_start_time_seconds");
+    assert!(started <= now() as f64 + 1.0, "started {started}");
+    let commit = git_head_of_this_checkout().unwrap_or_else(|| "unknown".into());
+    let build = format!(
+        "keyward_build_info{{version=\"{}\",commit=\"{commit}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&text, &build), Some(1.0), "{build} in:\n{text}");
+    // Three checks, whatever their outcome, each within the last bucket.
+    assert_eq!(
+        value(&text, "keyward_verify_duration_seconds_count"),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&text, "keyward_verify_duration_seconds_bucket{le=\"+Inf\"}"),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE keyward_verify_duration_seconds histogram\n"));
+    // Without git mode there is no replica to be behind.
+    assert!(!text.contains("keyward_git_last_pull"), "{text}");
+}
+
+#[tokio::test]
+async fn git_mode_exports_unpushed_writes_last_pull_and_push_and_push_durations() {
+    let world = crate::git_world::World::new();
+    let clone = world.clone_for("server");
+    let origin = world.origin();
+    let app = crate::git_world::keyward_on(&clone, |s| {
+        s.git.push = keyward::config::PushMode::Async;
+    })
+    .await;
+    let before = now() as f64 - 1.0;
+    let pulled = eventually(
+        "a first pull",
+        std::time::Duration::from_secs(20),
+        || app.metrics(),
+        |t| value(t, "keyward_git_last_pull_success_timestamp_seconds").is_some_and(|v| v > 0.0),
+    )
+    .await;
+    assert!(value(&pulled, "keyward_git_last_pull_success_timestamp_seconds").unwrap() >= before);
+
+    // The remote is away: the writes wait here.
+    git(
+        &clone,
+        &["remote", "set-url", "origin", "/nowhere/origin.git"],
+    );
+    app.new_key("acme", "one", &[]).await;
+    app.new_key("acme", "two", &[]).await;
+    let waiting = app.metrics().await;
+    assert_eq!(
+        value(&waiting, "keyward_git_unpushed_writes"),
+        Some(2.0),
+        "{waiting}"
+    );
+    assert_eq!(
+        value(&waiting, "keyward_git_last_push_success_timestamp_seconds"),
+        Some(0.0)
+    );
+
+    // It is back: they land, and the push is timed.
+    git(
+        &clone,
+        &["remote", "set-url", "origin", origin.to_str().unwrap()],
+    );
+    let landed = eventually(
+        "the writes reach the remote",
+        std::time::Duration::from_secs(20),
+        || app.metrics(),
+        |t| value(t, "keyward_git_unpushed_writes") == Some(0.0),
+    )
+    .await;
+    assert!(value(&landed, "keyward_git_last_push_success_timestamp_seconds").unwrap() >= before);
+    let pushes = value(&landed, "keyward_git_push_duration_seconds_count").unwrap();
+    assert!(pushes >= 1.0, "{landed}");
+    assert!(world.remote_names("acme").contains("two"));
+    if promtool_available() {
+        let (ok, out) = run_with_input("promtool", &["check", "metrics"], &landed);
+        assert!(ok, "promtool check metrics: {out}\n{landed}");
+    }
+}
