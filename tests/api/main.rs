@@ -15,6 +15,7 @@ mod git;
 mod git_truth;
 mod git_world;
 mod grace;
+mod haproxy;
 mod helpers;
 mod jwks_url;
 mod jwt;
