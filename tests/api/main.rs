@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod console;
 mod crash;
+mod ext_authz;
 mod fuzz_regressions;
 mod gateway;
 mod git;
