@@ -34,5 +34,6 @@ mod reload;
 mod security_git;
 mod security_store;
 mod store;
+mod traefik;
 mod verify;
 mod warm_start;
