@@ -361,6 +361,7 @@ pub fn create_app(
         .app_data(data.webhook_secret)
         .app_data(data.console)
         .configure(verify::configure_hot)
+        .configure(routes::ext_authz::configure_hot)
         .service(
             web::scope("")
                 .wrap(actix_web::middleware::from_fn(routes::record_metrics))

@@ -226,7 +226,7 @@ static REFUSALS: LazyLock<Vec<Rendered>> = LazyLock::new(|| {
     all
 });
 
-fn refused(presented: &str, refusal: Refusal) -> HttpResponse {
+pub(crate) fn refused(presented: &str, refusal: Refusal) -> HttpResponse {
     let rendered = &REFUSALS[2 * refusal.index() + usize::from(presented.is_empty())];
     let mut res = HttpResponse::build(rendered.status);
     for header in &rendered.headers {

@@ -1,0 +1,149 @@
+//! The check for gateways that cannot call `/auth/{tenantId}`: Envoy's HTTP ext_authz
+//! service (and so Istio's `envoyExtAuthzHttp` provider) keeps the request's own method and
+//! appends its path (query string included) to the configured prefix. So this answers any
+//! method on `/ext-authz/{tenantId}` and every path below it, takes the tenant from the
+//! first segment only, and reads the permissions to require from a header the gateway's
+//! configuration sets, never from the client's path or query.
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use smallvec::SmallVec;
+use utoipa::openapi::PathItem;
+use utoipa::{Modify, OpenApi};
+
+use super::verify::refused;
+use crate::auth::presented_key;
+use crate::error::{ApiError, ProblemDetails};
+use crate::index::Verified;
+use crate::keys::Verifier;
+
+/// The permissions a request needs, set by the gateway: repeatable, and each value may list
+/// several, separated by commas or spaces (a permission holds neither a space nor, to be
+/// required here, a comma). Every one must be granted.
+pub const X_KEYWARD_PERMISSION: HeaderName = HeaderName::from_static("x-keyward-permission");
+
+const X_KEYWARD_TENANT: HeaderName = HeaderName::from_static("x-keyward-tenant");
+const X_KEYWARD_KEY: HeaderName = HeaderName::from_static("x-keyward-key");
+const X_KEYWARD_PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-permissions");
+
+/// Mounted beside `/auth/{tenantId}`, without middleware, for the same reason: it runs on
+/// every request a gateway lets through.
+pub fn configure_hot(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/ext-authz/{tenantId}").to(ext_authz))
+        .service(web::resource("/ext-authz/{tenantId}/{path:.*}").to(ext_authz));
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(ext_authz), modifiers(&OperationIdPerMethod))]
+pub struct Api;
+
+/// One handler answers every method, but OpenAPI wants each operation's id unique (and
+/// generated clients name their functions after it): `ext_authz_get`, `ext_authz_post`...
+struct OperationIdPerMethod;
+
+impl Modify for OperationIdPerMethod {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            for (method, operation) in operations(item) {
+                if let Some(operation) = operation {
+                    operation.operation_id = Some(format!("ext_authz_{method}"));
+                }
+            }
+        }
+    }
+}
+
+fn operations(
+    item: &mut PathItem,
+) -> [(&'static str, &mut Option<utoipa::openapi::path::Operation>); 7] {
+    [
+        ("get", &mut item.get),
+        ("head", &mut item.head),
+        ("post", &mut item.post),
+        ("put", &mut item.put),
+        ("patch", &mut item.patch),
+        ("delete", &mut item.delete),
+        ("options", &mut item.options),
+    ]
+}
+
+/// For Envoy / Istio HTTP ext_authz: 200 or 401/403, whatever the method and the path below.
+#[utoipa::path(
+    method(get, head, post, put, patch, delete, options),
+    path = "/ext-authz/{tenantId}/{path}",
+    tag = "verify",
+    description = "Envoy's HTTP ext_authz check: any method, at `/ext-authz/{tenantId}` or any \
+        path below it (the original request's path, query string included, which is ignored). \
+        The key is in `X-API-Key`; the permissions to require are in `X-Keyward-Permission` \
+        (repeatable, comma- or space-separated), which the gateway's configuration sets.",
+    params(
+        ("tenantId" = String, Path, description = "Tenant id"),
+        ("path" = String, Path, description = "The original request's path: ignored"),
+        (
+            "X-Keyward-Permission" = Option<String>, Header,
+            description = "Required permissions, comma- or space-separated (repeatable)"
+        ),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Valid; `X-Keyward-Tenant`, `X-Keyward-Key`, `X-Keyward-Permissions` headers"
+        ),
+        (status = 400, description = "`X-Keyward-Permission` names no permission", body = ProblemDetails),
+        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (status = 403, description = "The key lacks a required permission", body = ProblemDetails),
+    ),
+    security(("apiKey" = []))
+)]
+pub(crate) async fn ext_authz(
+    verifier: web::Data<Verifier>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = req.match_info().get("tenantId").unwrap_or_default();
+    let presented = presented_key(req.headers()).unwrap_or_default();
+    let required = required_permissions(req.headers())?;
+    Ok(
+        verifier.check(tenant, presented, &required, |verdict| match verdict {
+            Ok(verified) => allowed(tenant, &verified),
+            Err(r) => refused(presented, r),
+        }),
+    )
+}
+
+/// Every permission the gateway asks for. A header that names none fails closed: a
+/// misconfigured gateway must never mean "any valid key".
+fn required_permissions(headers: &HeaderMap) -> Result<SmallVec<[&str; 4]>, ApiError> {
+    let mut required = SmallVec::new();
+    for value in headers.get_all(X_KEYWARD_PERMISSION) {
+        let listed = value.to_str().ok().map(|v| {
+            v.split([',', ' ', '\t'])
+                .filter(|p| !p.is_empty())
+                .collect::<SmallVec<[&str; 4]>>()
+        });
+        match listed {
+            Some(listed) if !listed.is_empty() => required.extend(listed),
+            _ => {
+                return Err(ApiError::invalid_request(
+                    "`X-Keyward-Permission` names no permission",
+                ));
+            }
+        }
+    }
+    Ok(required)
+}
+
+/// 200, not 204: Envoy lets a request through on 200 only.
+fn allowed(tenant: &str, Verified { entry, .. }: &Verified<'_>) -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    let permissions = entry.permissions.joined();
+    for (name, value) in [
+        (X_KEYWARD_TENANT, tenant),
+        (X_KEYWARD_KEY, entry.name.as_str()),
+        (X_KEYWARD_PERMISSIONS, permissions.as_str()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            res.insert_header((name, value));
+        }
+    }
+    res.finish()
+}
