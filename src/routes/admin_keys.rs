@@ -69,9 +69,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 )]
 pub struct Api;
 
+/// List the tenant's keys
+///
+/// Every key of the tenant, sorted by name; never a hash or a token. With `limit`, one page
+/// at a time: the `Link` header names the next page. `q`, `enabled` and `expired` filter.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/apiKeys",
+    operation_id = "listApiKeys",
     tag = "admin",
     params(("tenantId" = String, Path, description = "Tenant id"), ListQuery),
     responses(
@@ -113,9 +118,13 @@ pub(crate) async fn list(
     Ok(res.json(views))
 }
 
+/// Get one key
+///
+/// The key as stored, with an `ETag` to send back in `If-Match` when changing it.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
+    operation_id = "getApiKey",
     tag = "admin",
     params(KeyPath),
     responses(
@@ -138,9 +147,14 @@ pub(crate) async fn get(
         .json(ApiKeyView::of(&key, service.clock().now())))
 }
 
+/// Create a key
+///
+/// Adds the key to the tenant's `security.yml` and answers its token, this one time only:
+/// keyward keeps nothing but its hash. An `Idempotency-Key` makes a retry safe.
 #[utoipa::path(
     post,
     path = "/api/{tenantId}/admin/apiKeys",
+    operation_id = "createApiKey",
     tag = "admin",
     params(("tenantId" = String, Path, description = "Tenant id")),
     request_body = CreateApiKey,
@@ -229,9 +243,15 @@ pub(crate) fn unresolved<T>(
     }))
 }
 
+/// Update a key
+///
+/// Sets `enabled`, and the permissions, description and expiry the body names (an absent
+/// field is left as it is; `null` clears it). The name and the token never change. With
+/// `If-Match`, a key changed since is refused with 412 and nothing is written.
 #[utoipa::path(
     put,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
+    operation_id = "updateApiKey",
     tag = "admin",
     params(KeyPath, IfMatchHeader),
     request_body = UpdateApiKey,
@@ -274,12 +294,16 @@ pub(crate) async fn update(
     .await
 }
 
+/// Rotate a key's token
+///
 /// A new token for the key; the old one keeps working for `gracePeriodSeconds` (default 0),
 /// never beyond the key's own expiry. With 0, every earlier grace token stops too; a key
-/// keeps at most 5 grace tokens, and a rotation past that ends the oldest.
+/// keeps at most 5 grace tokens, and a rotation past that ends the oldest. The body is
+/// optional.
 #[utoipa::path(
     post,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
+    operation_id = "rotateApiKey",
     tag = "admin",
     params(KeyPath, IfMatchHeader),
     request_body(content = Option<RotateApiKey>, description = "Optional"),
@@ -325,9 +349,14 @@ pub(crate) async fn rotate(
     .await
 }
 
+/// Delete a key
+///
+/// Removes the key's entry from the tenant's file: its token, and any grace token, stop
+/// working at once.
 #[utoipa::path(
     delete,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
+    operation_id = "deleteApiKey",
     tag = "admin",
     params(KeyPath, IfMatchHeader),
     responses(
@@ -359,10 +388,13 @@ pub(crate) async fn delete(
     .await
 }
 
+/// End a key's grace tokens
+///
 /// Ends the grace period of every token rotations replaced: only the current token works.
 #[utoipa::path(
     delete,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}/graceTokens",
+    operation_id = "endGraceTokens",
     tag = "admin",
     params(KeyPath, IfMatchHeader),
     responses(

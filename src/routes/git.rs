@@ -27,8 +27,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(Endpoint::new("/hooks/git").post(webhook).finish());
 }
 
+/// The webhook is the git host's, not a client's: it stays out of the document.
 #[derive(OpenApi)]
-#[openapi(paths(history, webhook), components(schemas(HistoryEntry)))]
+#[openapi(paths(history), components(schemas(HistoryEntry)))]
 pub struct Api;
 
 /// The webhook's secret (`git.webhook_secret`); none: the webhook refuses everything.
@@ -53,13 +54,16 @@ pub struct HistoryQuery {
 const PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 
-/// The tenant's file history from git, newest first, a page at a time (`Link: <...>;
-/// rel="next"` when more follow); ops' own commits are `edit`s. A shallow clone says so
-/// in `Keyward-History: shallow` (older commits exist). At most a few run at once: past
-/// that, 429 with `Retry-After`.
+/// List the tenant's file history
+///
+/// The tenant's file history from git (git mode only), newest first, a page at a time
+/// (`Link: <...>; rel="next"` when more follow); ops' own commits are `edit`s. A shallow
+/// clone says so in `Keyward-History: shallow` (older commits exist). At most a few run at
+/// once: past that, 429 with `Retry-After`.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/history",
+    operation_id = "listHistory",
     tag = "admin",
     params(("tenantId" = String, Path, description = "Tenant id"), HistoryQuery),
     responses(
@@ -141,15 +145,6 @@ pub(crate) async fn history(
 /// GitHub (`X-Hub-Signature-256`: HMAC-SHA256 of the raw body) or GitLab
 /// (`X-Gitlab-Token`) says the remote moved: pull now. Anything else is 401 and does
 /// nothing.
-#[utoipa::path(
-    post,
-    path = "/hooks/git",
-    tag = "ops",
-    responses(
-        (status = 202, description = "A pull was asked for"),
-        (status = 401, description = "No valid signature or token", body = ProblemDetails),
-    )
-)]
 pub(crate) async fn webhook(
     service: web::Data<keys::Service>,
     secret: web::Data<WebhookSecret>,

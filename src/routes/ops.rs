@@ -37,14 +37,28 @@ impl Readiness {
     }
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive")))]
+/// Liveness probe
+///
+/// 200 while the process runs, from the moment it listens.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "ops",
+    responses((status = 200, description = "Alive"))
+)]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// Readiness probe
+///
+/// 200 once every tenant is loaded and the server serves; 503 while it loads, and again
+/// while it shuts down.
 #[utoipa::path(
     get,
     path = "/readyz",
+    operation_id = "readyz",
     tag = "ops",
     responses(
         (status = 200, description = "Every tenant is loaded and the server is serving"),
@@ -84,6 +98,8 @@ impl MetricsAccess {
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "getMetrics",
+    description = "Every counter and histogram keyward keeps; needs `metrics_token` as a bearer token when one is configured.",
     tag = "ops",
     responses(
         (status = 200, description = "Prometheus metrics, text format"),

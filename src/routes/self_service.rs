@@ -25,9 +25,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(paths(current, revoke_current))]
 pub struct Api;
 
+/// Get the calling key
+///
+/// The key sent in `X-API-Key`, as the admin API shows it: a key may always read itself.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/apiKeys/current",
+    operation_id = "getCurrentApiKey",
     tag = "verify",
     params(("tenantId" = String, Path, description = "Tenant id")),
     responses(
@@ -47,11 +51,14 @@ pub(crate) async fn current(
         .json(ApiKeyView::new(entry, key.last_used, service.clock().now())))
 }
 
+/// Revoke the calling key
+///
 /// The calling key revokes itself: its entry is removed from the file; a token in its grace
 /// period removes only itself.
 #[utoipa::path(
     delete,
     path = "/api/{tenantId}/apiKeys/current",
+    operation_id = "revokeCurrentApiKey",
     tag = "verify",
     params(("tenantId" = String, Path, description = "Tenant id")),
     responses(

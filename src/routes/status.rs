@@ -54,9 +54,14 @@ pub struct TenantStatusView {
     git: Option<keys::GitStatus>,
 }
 
+/// Get the tenant's file status
+///
+/// Whether the tenant's `security.yml` is valid (and if not, where it is broken), where the
+/// served keys come from, and whether this caller may write to the tenant now.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/status",
+    operation_id = "getTenantStatus",
     tag = "admin",
     params(("tenantId" = String, Path, description = "Tenant id")),
     responses(

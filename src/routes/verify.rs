@@ -87,9 +87,14 @@ impl Serialize for Strs<'_> {
     }
 }
 
+/// Verify a key
+///
+/// Is this key valid for this tenant, and does it hold every permission asked for? Always
+/// 200: `valid` says which, and a refusal's `code` says why. Answered from memory.
 #[utoipa::path(
     post,
     path = "/api/{tenantId}/apiKeys/verify",
+    operation_id = "verifyApiKey",
     tag = "verify",
     params(("tenantId" = String, Path, description = "Tenant id")),
     request_body = VerifyRequest,
@@ -132,10 +137,15 @@ pub(crate) async fn verify(
     )
 }
 
-/// For nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz: 204 or 401/403.
+/// Forward-auth a request
+///
+/// For nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz: the key in `X-API-Key`;
+/// 204 with the key's tenant, name and permissions in headers, 401 for a missing or invalid
+/// key, 403 when it lacks a `permission` asked for.
 #[utoipa::path(
     get,
     path = "/auth/{tenantId}",
+    operation_id = "forwardAuth",
     tag = "verify",
     params(
         ("tenantId" = String, Path, description = "Tenant id"),

@@ -62,14 +62,8 @@ async fn the_openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
     // The router and the document agree: on every documented path, a method it does not
     // document is a 405 whose `Allow` names exactly the documented methods.
     let paths = doc["paths"].as_object().unwrap();
-    // A new connection each: the validator can outlast the server's keep-alive, and a
-    // PATCH on a connection the server just closed is not retried.
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
     for (path, item) in paths {
-        let mut documented: Vec<String> = ["get", "post", "put", "delete"]
+        let documented: Vec<String> = ["get", "post", "put", "delete"]
             .into_iter()
             .filter(|m| item.get(*m).is_some())
             .map(str::to_uppercase)
@@ -79,22 +73,7 @@ async fn the_openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
                 .replace("{tenantId}", "acme")
                 .replace("{keyName}", "ci-deploy"),
         );
-        let res = client
-            .request(reqwest::Method::PATCH, &url)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 405, "PATCH {path}");
-        let allow = res.headers()["allow"].to_str().unwrap();
-        // HEAD goes with GET (RFC 9110); the document names GET alone.
-        let mut allowed: Vec<String> = allow
-            .split(", ")
-            .filter(|m| *m != "HEAD")
-            .map(str::to_owned)
-            .collect();
-        allowed.sort();
-        documented.sort();
-        assert_eq!(allowed, documented, "{path}: mounted vs documented");
+        assert_eq!(allowed_methods(&url).await, sorted(documented), "{path}");
     }
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
@@ -102,6 +81,153 @@ async fn the_openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
     let create = &doc["paths"]["/api/{tenantId}/admin/apiKeys"]["post"];
     assert!(create["responses"]["201"].is_object() && create["responses"]["422"].is_object());
     assert!(doc["components"]["schemas"]["ApiKeyView"]["properties"]["hash"].is_null());
+}
+
+/// The methods a path's 405 names in `Allow`, sorted, HEAD aside (it goes with GET, RFC
+/// 9110, and the document names GET alone).
+async fn allowed_methods(url: &str) -> Vec<String> {
+    // A new connection each: the validator can outlast the server's keep-alive, and a
+    // PATCH on a connection the server just closed is not retried.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let res = client
+        .request(reqwest::Method::PATCH, url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405, "PATCH {url}");
+    let allow = res.headers()["allow"].to_str().unwrap();
+    sorted(
+        allow
+            .split(", ")
+            .filter(|m| *m != "HEAD")
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+async fn document(app: &TestApp) -> Value {
+    let res = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// What only a browser or a git host calls: mounted, and kept out of the clients' document.
+const OFF_DOCUMENT: [(&str, &str, &str); 5] = [
+    ("/", "/", "GET"),
+    ("/console/config.json", "/console/config.json", "GET"),
+    ("/console/{version}/{file}", "/console/v1/app.js", "GET"),
+    ("/docs", "/docs", "GET"),
+    ("/hooks/git", "/hooks/git", "POST"),
+];
+
+#[tokio::test]
+async fn the_console_the_docs_page_and_the_webhook_are_mounted_but_not_in_the_document() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    for (pattern, path, method) in OFF_DOCUMENT {
+        assert!(doc["paths"][pattern].is_null(), "{pattern} is documented");
+        assert_eq!(
+            allowed_methods(&app.url(path)).await,
+            [method],
+            "{pattern} is not mounted as expected"
+        );
+    }
+}
+
+/// The operationId each client method is named after.
+const OPERATION_IDS: [(&str, &str, &str); 17] = [
+    ("get", "/api/{tenantId}/admin/apiKeys", "listApiKeys"),
+    ("post", "/api/{tenantId}/admin/apiKeys", "createApiKey"),
+    (
+        "get",
+        "/api/{tenantId}/admin/apiKeys/{keyName}",
+        "getApiKey",
+    ),
+    (
+        "put",
+        "/api/{tenantId}/admin/apiKeys/{keyName}",
+        "updateApiKey",
+    ),
+    (
+        "delete",
+        "/api/{tenantId}/admin/apiKeys/{keyName}",
+        "deleteApiKey",
+    ),
+    (
+        "post",
+        "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
+        "rotateApiKey",
+    ),
+    (
+        "delete",
+        "/api/{tenantId}/admin/apiKeys/{keyName}/graceTokens",
+        "endGraceTokens",
+    ),
+    ("get", "/api/{tenantId}/admin/status", "getTenantStatus"),
+    ("get", "/api/{tenantId}/admin/history", "listHistory"),
+    ("post", "/api/{tenantId}/apiKeys/verify", "verifyApiKey"),
+    ("get", "/auth/{tenantId}", "forwardAuth"),
+    ("get", "/api/{tenantId}/apiKeys/current", "getCurrentApiKey"),
+    (
+        "delete",
+        "/api/{tenantId}/apiKeys/current",
+        "revokeCurrentApiKey",
+    ),
+    ("get", "/healthz", "healthz"),
+    ("get", "/readyz", "readyz"),
+    ("get", "/metrics", "getMetrics"),
+    ("get", "/openapi.json", "getOpenApi"),
+];
+
+/// Every operation of the document, as (method, path, operation).
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut all = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            all.push((method.clone(), path.clone(), op));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn every_operation_is_named_for_what_it_does_and_has_a_summary_and_a_description() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    let ops = operations(&doc);
+    assert_eq!(ops.len(), OPERATION_IDS.len(), "one name per operation");
+    for (method, path, id) in OPERATION_IDS {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["operationId"], id, "{method} {path}");
+    }
+    for (method, path, op) in ops {
+        for field in ["summary", "description"] {
+            let text = op[field].as_str().unwrap_or_default();
+            assert!(!text.trim().is_empty(), "{method} {path} has no {field}");
+        }
+        let summary = op["summary"].as_str().unwrap();
+        assert!(
+            !summary.contains('\n'),
+            "{method} {path}: a one-line summary"
+        );
+    }
 }
 
 #[tokio::test]
