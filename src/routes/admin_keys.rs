@@ -65,9 +65,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         DescriptionText,
         ProblemDetails,
         FieldError
-    ))
+    )),
+    modifiers(&OptionalRotateBody)
 )]
 pub struct Api;
+
+/// `rotate`'s body may be left out. utoipa writes an optional body as `oneOf: [null, ...]`,
+/// which generated clients then send as JSON `null` (or fail to encode); an optional
+/// request body with the plain schema is what OpenAPI means.
+struct OptionalRotateBody;
+
+impl utoipa::Modify for OptionalRotateBody {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let rotate = openapi
+            .paths
+            .paths
+            .get_mut("/api/{tenantId}/admin/apiKeys/{keyName}/rotate")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut());
+        if let Some(body) = rotate {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
 
 /// List the tenant's keys
 ///
@@ -306,7 +326,10 @@ pub(crate) async fn update(
     operation_id = "rotateApiKey",
     tag = "admin",
     params(KeyPath, IfMatchHeader),
-    request_body(content = Option<RotateApiKey>, description = "Optional"),
+    request_body(
+        content = RotateApiKey,
+        description = "Optional: without a body, the old token stops at once"
+    ),
     responses(
         (
             status = 200,

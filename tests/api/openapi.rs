@@ -370,3 +370,186 @@ async fn the_documented_limits_are_the_servers_own() {
         keyward::keys::KeyFilter::MAX_LIMIT
     );
 }
+
+/// Every object schema in the document, with the name of the property it sits under.
+fn properties(value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties") {
+                for (name, schema) in props {
+                    out.push((name.clone(), schema.clone()));
+                }
+            }
+            for v in map.values() {
+                properties(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| properties(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_timestamp_is_documented_as_a_date_time() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    let mut all = Vec::new();
+    properties(&doc, &mut all);
+    let stamps: Vec<_> = all
+        .iter()
+        .filter(|(name, _)| name.ends_with("At") || name == "at" || name == "date")
+        .collect();
+    assert!(stamps.len() >= 10, "{stamps:?}");
+    for (name, schema) in stamps {
+        assert_eq!(schema["format"], "date-time", "{name}: {schema}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_s_every_field_is_required_as_every_answer_carries_it() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let view = &doc["components"]["schemas"]["ApiKeyView"];
+
+    let key: Value = app.get_key("acme", "ci-deploy").await.json().await.unwrap();
+
+    let mut required: Vec<&str> = view["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut sent: Vec<&str> = key
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    required.sort();
+    sent.sort();
+    assert_eq!(required, sent);
+    let problem = &doc["components"]["schemas"]["ProblemDetails"];
+    assert_eq!(
+        problem["required"],
+        json!(["type", "title", "status", "detail", "code"])
+    );
+}
+
+/// The `code` enum of a schema, as strings.
+fn codes(schema: &Value) -> Vec<String> {
+    schema["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_verdict_is_told_apart_by_valid_and_names_only_the_codes_the_server_sends() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let branches = doc["components"]["schemas"]["VerifyResponse"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let branch = |valid: bool| {
+        branches
+            .iter()
+            .find(|b| b["properties"]["valid"]["const"] == valid)
+            .unwrap_or_else(|| panic!("no branch with valid: const {valid}"))
+            .clone()
+    };
+    let (accepted, refused) = (branch(true), branch(false));
+    let refusals: Vec<String> = keyward::domain::Refusal::ALL
+        .iter()
+        .map(|r| r.code().to_owned())
+        .collect();
+    assert_eq!(codes(&refused), refusals);
+    assert!(
+        accepted["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("name"))
+    );
+
+    let token = app
+        .create_key("acme", json!({"name": "gate"}))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (key, perms, valid) in [
+        (token.as_str(), json!([]), true),
+        (token.as_str(), json!(["orders:read"]), false),
+        ("kw_nope", json!([]), false),
+        ("imported-elsewhere", json!([]), false),
+    ] {
+        let res = app
+            .verify("acme", json!({"key": key, "permissions": perms}))
+            .await;
+        let verdict: Value = res.json().await.unwrap();
+        assert_eq!(verdict["valid"], valid, "{verdict}");
+        if !valid {
+            assert!(codes(&refused).contains(&verdict["code"].as_str().unwrap().to_owned()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_problem_code_the_server_sends_is_in_the_documented_enum() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let documented = codes(&doc["components"]["schemas"]["ProblemDetails"]);
+
+    let mut sent = Vec::new();
+    for res in [
+        app.client
+            .get(app.url("/api/acme/admin/apiKeys"))
+            .send()
+            .await
+            .unwrap(),
+        app.get_key("acme", "nobody").await,
+        app.get_key("nowhere", "nobody").await,
+        app.create_key("acme", json!({"name": "a b"})).await,
+        app.create_key("acme", json!({"name": "ci-deploy"})).await,
+        app.client.patch(app.url("/healthz")).send().await.unwrap(),
+        app.client.get(app.url("/nowhere")).send().await.unwrap(),
+    ] {
+        let problem: Value = res.json().await.unwrap();
+        sent.push(problem["code"].as_str().unwrap().to_owned());
+    }
+
+    for code in &sent {
+        assert!(documented.contains(code), "{code} is not documented");
+    }
+    assert_eq!(sent.len(), 7);
+    assert!(documented.contains(&"precondition_failed".to_owned()));
+}
+
+#[tokio::test]
+async fn rotate_s_body_is_optional_with_its_plain_schema_and_if_match_is_a_plain_string() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    let rotate = &doc["paths"]["/api/{tenantId}/admin/apiKeys/{keyName}/rotate"]["post"];
+    let body = &rotate["requestBody"];
+    assert_eq!(body["required"], false, "{body}");
+    assert_eq!(
+        body["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/RotateApiKey"})
+    );
+    for (method, path, op) in operations(&doc) {
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        for p in params.iter().filter(|p| p["name"] == "If-Match") {
+            assert_eq!(p["required"], false, "{method} {path}");
+            assert_eq!(p["schema"], json!({"type": "string"}), "{method} {path}");
+        }
+    }
+}
