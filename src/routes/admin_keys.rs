@@ -103,7 +103,8 @@ impl utoipa::Modify for OptionalRotateBody {
         (
             status = 200,
             description = "The tenant's keys sorted by name (every key without a query); `Link: <...>; rel=\"next\"` when a page follows",
-            body = [ApiKeyView]
+            body = [ApiKeyView],
+            headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when one follows"))
         ),
         (status = 400, description = "A bad query parameter", body = ProblemDetails),
         AdminErrors,
@@ -148,7 +149,7 @@ pub(crate) async fn list(
     tag = "admin",
     params(KeyPath),
     responses(
-        (status = 200, description = "The key; `ETag` header", body = ApiKeyView),
+        (status = 200, description = "The key", body = ApiKeyView, headers(("ETag" = String, description = "The entry's version, for `If-Match`"))),
         AdminErrors,
     ),
     security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
@@ -181,8 +182,13 @@ pub(crate) async fn get(
     responses(
         (
             status = 201,
-            description = "Created; the token is shown this once. `Location`, `ETag`, `Cache-Control: no-store`",
-            body = ApiKeyWithToken
+            description = "Created; the token is shown this once",
+            body = ApiKeyWithToken,
+            headers(
+                ("Location" = String, description = "The new key's path"),
+                ("ETag" = String, description = "The entry's version, for `If-Match`"),
+                ("Cache-Control" = String, description = "`no-store`: the answer holds a token")
+            )
         ),
         AdminErrors,
         BodyErrors,
@@ -276,7 +282,7 @@ pub(crate) fn unresolved<T>(
     params(KeyPath, IfMatchHeader),
     request_body = UpdateApiKey,
     responses(
-        (status = 200, description = "Updated; `ETag` header", body = ApiKeyView),
+        (status = 200, description = "Updated", body = ApiKeyView, headers(("ETag" = String, description = "The entry's version, for `If-Match`"))),
         AdminErrors,
         BodyErrors,
         WriteErrors,
@@ -334,7 +340,11 @@ pub(crate) async fn update(
         (
             status = 200,
             description = "A new token, shown this once; `endedGraceTokens`: the grace tokens this rotation ended (every one with a grace of 0; the oldest when the key already kept 5)",
-            body = RotatedApiKey
+            body = RotatedApiKey,
+            headers(
+                ("ETag" = String, description = "The entry's version, for `If-Match`"),
+                ("Cache-Control" = String, description = "`no-store`: the answer holds a token")
+            )
         ),
         AdminErrors,
         BodyErrors,
@@ -423,8 +433,9 @@ pub(crate) async fn delete(
     responses(
         (
             status = 200,
-            description = "Ended: the key, with `graceTokens: []`; `ETag` header",
-            body = ApiKeyView
+            description = "Ended: the key, with `graceTokens: []`",
+            body = ApiKeyView,
+            headers(("ETag" = String, description = "The entry's version, for `If-Match`"))
         ),
         AdminErrors,
         WriteErrors,

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{Endpoint, admin_keys, git, ops, self_service, status, verify};
+use super::{Endpoint, ProtocolErrors, admin_keys, git, ops, self_service, status, verify};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Endpoint::new("/openapi.json").get(openapi_json).finish())
@@ -19,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         description = "A file-backed, per-tenant API key server. Errors are `application/problem+json` (RFC 9457)."
     ),
     paths(openapi_json),
+    servers((url = "/", description = "This server")),
     tags(
         (name = "admin", description = "Tenant admins manage keys (JWT bearer or an admin API key)"),
         (name = "verify", description = "Gateways check keys: the hot path"),
@@ -55,7 +56,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     path = "/openapi.json",
     operation_id = "getOpenApi",
     tag = "ops",
-    responses((status = 200, description = "OpenAPI 3.1 document"))
+    responses((status = 200, description = "OpenAPI 3.1 document"), ProtocolErrors),
+    security()
 )]
 pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())

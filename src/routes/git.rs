@@ -67,10 +67,23 @@ const MAX_PAGE: usize = 500;
     tag = "admin",
     params(("tenantId" = String, Path, description = "Tenant id"), HistoryQuery),
     responses(
-        (status = 200, description = "Commits, newest first; `Link: <...>; rel=\"next\"` when a page follows", body = [HistoryEntry]),
+        (
+            status = 200,
+            description = "Commits, newest first",
+            body = [HistoryEntry],
+            headers(
+                ("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when one follows"),
+                ("Keyward-History" = String, description = "`shallow`: the clone is shallow, older commits exist")
+            )
+        ),
         (status = 400, description = "An unknown or malformed query parameter", body = ProblemDetails),
         (status = 422, description = "A `limit` out of 1..=500, or a `cursor` this server did not give", body = ProblemDetails),
-        (status = 429, description = "Too many history requests at once; `Retry-After`", body = ProblemDetails),
+        (
+            status = 429,
+            description = "Too many history requests at once",
+            body = ProblemDetails,
+            headers(("Retry-After" = u32, description = "Seconds"))
+        ),
         AdminErrors,
     ),
     security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))

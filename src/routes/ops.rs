@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use utoipa::OpenApi;
 
-use super::Endpoint;
+use super::{Endpoint, ProtocolErrors};
 use crate::error::{ApiError, Credential, ProblemDetails};
 use crate::metrics::Metrics;
 
@@ -45,7 +45,8 @@ impl Readiness {
     path = "/healthz",
     operation_id = "healthz",
     tag = "ops",
-    responses((status = 200, description = "Alive"))
+    responses((status = 200, description = "Alive"), ProtocolErrors),
+    security()
 )]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -63,7 +64,9 @@ pub(crate) async fn healthz() -> HttpResponse {
     responses(
         (status = 200, description = "Every tenant is loaded and the server is serving"),
         (status = 503, description = "Still loading, or shutting down"),
-    )
+        ProtocolErrors,
+    ),
+    security()
 )]
 pub(crate) async fn readyz(ready: web::Data<Readiness>) -> HttpResponse {
     if ready.is_ready() {

@@ -35,8 +35,8 @@ pub struct Api;
     tag = "verify",
     params(("tenantId" = String, Path, description = "Tenant id")),
     responses(
-        (status = 200, description = "The calling key", body = ApiKeyView),
-        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (status = 200, description = "The calling key", body = ApiKeyView, headers(("ETag" = String, description = "The entry's version, for `If-Match`"))),
+        (status = 401, description = "No key, or an invalid one", body = ProblemDetails, headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
     ),
     security(("apiKey" = []))
 )]
@@ -63,9 +63,14 @@ pub(crate) async fn current(
     params(("tenantId" = String, Path, description = "Tenant id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (status = 401, description = "No key, or an invalid one", body = ProblemDetails, headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
         (status = 409, description = "The tenant's file cannot be written", body = ProblemDetails),
-        (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails),
+        (
+            status = 503,
+            description = "security.yml kept changing on disk; retry",
+            body = ProblemDetails,
+            headers(("Retry-After" = u32, description = "Seconds"))
+        ),
     ),
     security(("apiKey" = []))
 )]

@@ -173,11 +173,17 @@ impl Serialize for Strs<'_> {
     params(("tenantId" = String, Path, description = "Tenant id")),
     request_body = VerifyRequest,
     responses(
-        (status = 200, description = "The verdict", body = VerifyResponse),
+        (
+            status = 200,
+            description = "The verdict",
+            body = VerifyResponse,
+            headers(("Cache-Control" = String, description = "`no-store`"))
+        ),
         (status = 400, description = "The body is not JSON of the expected shape", body = ProblemDetails),
         (status = 413, description = "The body is too large", body = ProblemDetails),
         (status = 415, description = "The body is not JSON", body = ProblemDetails),
-    )
+    ),
+    security()
 )]
 pub(crate) async fn verify(
     verifier: web::Data<Verifier>,
@@ -228,10 +234,20 @@ pub(crate) async fn verify(
     responses(
         (
             status = 204,
-            description = "Valid; `X-Keyward-Tenant`, `X-Keyward-Key`, `X-Keyward-Permissions` headers"
+            description = "Valid",
+            headers(
+                ("X-Keyward-Tenant" = String, description = "The tenant"),
+                ("X-Keyward-Key" = String, description = "The key's name"),
+                ("X-Keyward-Permissions" = String, description = "The key's permissions, comma-separated")
+            )
         ),
         (status = 400, description = "A query parameter other than `permission`", body = ProblemDetails),
-        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (
+            status = 401,
+            description = "No key, or an invalid one",
+            body = ProblemDetails,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))
+        ),
         (status = 403, description = "The key lacks a required permission", body = ProblemDetails),
     ),
     security(("apiKey" = []))

@@ -553,3 +553,167 @@ async fn rotate_s_body_is_optional_with_its_plain_schema_and_if_match_is_a_plain
         }
     }
 }
+
+/// The headers keyward itself sets, which a client may need to read.
+const KEYWARD_HEADERS: [&str; 10] = [
+    "etag",
+    "location",
+    "link",
+    "cache-control",
+    "www-authenticate",
+    "retry-after",
+    "x-keyward-tenant",
+    "x-keyward-key",
+    "x-keyward-permissions",
+    "keyward-history",
+];
+
+/// Every one of keyward's headers in `res` is declared on that operation's response.
+fn assert_headers_declared(doc: &Value, method: &str, path: &str, res: &reqwest::Response) {
+    let status = res.status().as_str().to_owned();
+    let declared = &doc["paths"][path][method]["responses"][&status]["headers"];
+    for name in KEYWARD_HEADERS {
+        if res.headers().contains_key(name) {
+            let found = declared
+                .as_object()
+                .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(name)));
+            assert!(found, "{method} {path} {status}: {name} is not declared");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_header_an_answer_carries_is_declared_on_its_response() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let key_path = "/api/{tenantId}/admin/apiKeys/{keyName}";
+    let created = app.create_key("acme", json!({"name": "h1"})).await;
+    assert_headers_declared(&doc, "post", "/api/{tenantId}/admin/apiKeys", &created);
+    let mut seen: Vec<&str> = KEYWARD_HEADERS
+        .into_iter()
+        .filter(|h| created.headers().contains_key(*h))
+        .collect();
+    let key = created.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reader = token("acme", READ);
+    let anonymous = app.client.get(app.url("/api/acme/admin/apiKeys"));
+    let cases: Vec<(&str, &str, reqwest::RequestBuilder)> = vec![
+        (
+            "get",
+            "/api/{tenantId}/admin/apiKeys",
+            app.client
+                .get(app.url("/api/acme/admin/apiKeys?limit=1"))
+                .bearer_auth(writer("acme")),
+        ),
+        ("get", "/api/{tenantId}/admin/apiKeys", anonymous),
+        (
+            "post",
+            "/api/{tenantId}/admin/apiKeys",
+            app.client
+                .post(app.url("/api/acme/admin/apiKeys"))
+                .bearer_auth(&reader)
+                .json(&json!({"name": "h2"})),
+        ),
+        (
+            "get",
+            key_path,
+            app.client
+                .get(app.url("/api/acme/admin/apiKeys/h1"))
+                .bearer_auth(&reader),
+        ),
+        (
+            "put",
+            key_path,
+            app.client
+                .put(app.url("/api/acme/admin/apiKeys/h1"))
+                .bearer_auth(writer("acme"))
+                .json(&json!({"enabled": true})),
+        ),
+        (
+            "post",
+            "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
+            app.client
+                .post(app.url("/api/acme/admin/apiKeys/ci-deploy/rotate"))
+                .bearer_auth(writer("acme")),
+        ),
+        (
+            "post",
+            "/api/{tenantId}/apiKeys/verify",
+            app.client
+                .post(app.url("/api/acme/apiKeys/verify"))
+                .json(&json!({"key": key})),
+        ),
+        (
+            "get",
+            "/auth/{tenantId}",
+            app.client
+                .get(app.url("/auth/acme"))
+                .header("X-API-Key", &key),
+        ),
+        (
+            "get",
+            "/auth/{tenantId}",
+            app.client.get(app.url("/auth/acme")),
+        ),
+        (
+            "get",
+            "/api/{tenantId}/apiKeys/current",
+            app.client
+                .get(app.url("/api/acme/apiKeys/current"))
+                .header("X-API-Key", &key),
+        ),
+        (
+            "get",
+            "/api/{tenantId}/apiKeys/current",
+            app.client.get(app.url("/api/acme/apiKeys/current")),
+        ),
+    ];
+
+    for (method, path, request) in cases {
+        let res = request.send().await.unwrap();
+        seen.extend(
+            KEYWARD_HEADERS
+                .into_iter()
+                .filter(|h| res.headers().contains_key(*h)),
+        );
+        assert_headers_declared(&doc, method, path, &res);
+    }
+
+    // The cases above do meet each header a client reads.
+    for name in KEYWARD_HEADERS
+        .iter()
+        .take(9)
+        .filter(|h| **h != "retry-after")
+    {
+        assert!(seen.contains(name), "no case answered {name}");
+    }
+}
+
+#[tokio::test]
+async fn the_document_names_its_server_public_routes_need_nothing_and_each_operation_has_a_4xx() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    assert_eq!(doc["servers"][0]["url"], "/");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/api/{tenantId}/apiKeys/verify",
+    ] {
+        let item = doc["paths"][path].as_object().unwrap();
+        for (method, op) in item {
+            assert_eq!(op["security"], json!([]), "{method} {path}");
+        }
+    }
+    for (method, path, op) in operations(&doc) {
+        let responses = op["responses"].as_object().unwrap();
+        assert!(
+            responses.keys().any(|s| s.starts_with('4')),
+            "{method} {path} has no 4xx"
+        );
+    }
+}
