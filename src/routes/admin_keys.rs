@@ -93,6 +93,8 @@ impl utoipa::Modify for OptionalRotateBody {
 ///
 /// Every key of the tenant, sorted by name; never a hash or a token. With `limit`, one page
 /// at a time: the `Link` header names the next page. `q`, `enabled` and `expired` filter.
+///
+/// Needs `tenant.apiKey:read`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/apiKeys",
@@ -109,7 +111,7 @@ impl utoipa::Modify for OptionalRotateBody {
         (status = 400, description = "A bad query parameter", body = ProblemDetails),
         AdminErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant))]
 pub(crate) async fn list(
@@ -142,6 +144,8 @@ pub(crate) async fn list(
 /// Get one key
 ///
 /// The key as stored, with an `ETag` to send back in `If-Match` when changing it.
+///
+/// Needs `tenant.apiKey:read`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
@@ -152,7 +156,7 @@ pub(crate) async fn list(
         (status = 200, description = "The key", body = ApiKeyView, headers(("ETag" = String, description = "The entry's version, for `If-Match`"))),
         AdminErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn get(
@@ -172,6 +176,8 @@ pub(crate) async fn get(
 ///
 /// Adds the key to the tenant's `security.yml` and answers its token, this one time only:
 /// keyward keeps nothing but its hash. An `Idempotency-Key` makes a retry safe.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     post,
     path = "/api/{tenantId}/admin/apiKeys",
@@ -194,7 +200,7 @@ pub(crate) async fn get(
         BodyErrors,
         WriteErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %body.0.name))]
 pub(crate) async fn create(
@@ -274,6 +280,8 @@ pub(crate) fn unresolved<T>(
 /// Sets `enabled`, and the permissions, description and expiry the body names (an absent
 /// field is left as it is; `null` clears it). The name and the token never change. With
 /// `If-Match`, a key changed since is refused with 412 and nothing is written.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     put,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
@@ -288,7 +296,7 @@ pub(crate) fn unresolved<T>(
         WriteErrors,
         PreconditionErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn update(
@@ -326,6 +334,8 @@ pub(crate) async fn update(
 /// never beyond the key's own expiry. With 0, every earlier grace token stops too; a key
 /// keeps at most 5 grace tokens, and a rotation past that ends the oldest. The body is
 /// optional.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     post,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
@@ -351,7 +361,7 @@ pub(crate) async fn update(
         WriteErrors,
         PreconditionErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn rotate(
@@ -386,6 +396,8 @@ pub(crate) async fn rotate(
 ///
 /// Removes the key's entry from the tenant's file: its token, and any grace token, stop
 /// working at once.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     delete,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
@@ -398,7 +410,7 @@ pub(crate) async fn rotate(
         WriteErrors,
         PreconditionErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn delete(
@@ -424,6 +436,8 @@ pub(crate) async fn delete(
 /// End a key's grace tokens
 ///
 /// Ends the grace period of every token rotations replaced: only the current token works.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     delete,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}/graceTokens",
@@ -441,7 +455,7 @@ pub(crate) async fn delete(
         WriteErrors,
         PreconditionErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn end_grace(

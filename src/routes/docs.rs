@@ -16,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(
     info(
         title = "keyward",
+        contact(name = "keyward's maintainers"),
         description = "A file-backed, per-tenant API key server. Errors are `application/problem+json` (RFC 9457)."
     ),
     paths(openapi_json),

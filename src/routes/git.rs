@@ -60,6 +60,8 @@ const MAX_PAGE: usize = 500;
 /// (`Link: <...>; rel="next"` when more follow); ops' own commits are `edit`s. A shallow
 /// clone says so in `Keyward-History: shallow` (older commits exist). At most a few run at
 /// once: past that, 429 with `Retry-After`.
+///
+/// Needs `tenant.apiKey:read`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/history",
@@ -86,7 +88,7 @@ const MAX_PAGE: usize = 500;
         ),
         AdminErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 pub(crate) async fn history(
     admin: Admin<ReadKeys>,

@@ -717,3 +717,77 @@ async fn the_document_names_its_server_public_routes_need_nothing_and_each_opera
         );
     }
 }
+
+/// A linter from `tests/clients/node_modules` (`npm ci --prefix tests/clients`, which
+/// `.ci/run` runs). Locally, without it, the lint is skipped with a message; in CI its
+/// absence is a failure.
+fn linter(name: &str) -> Option<std::path::PathBuf> {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients/node_modules/.bin")
+        .join(name);
+    let found = bin.exists();
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "CI must install {name} (npm ci --prefix tests/clients, see .ci/run)"
+    );
+    if !found {
+        eprintln!("SKIPPED: {name}: `npm ci --prefix tests/clients` to run it");
+    }
+    found.then_some(bin)
+}
+
+/// The served document, written to a file a linter can read.
+async fn served_document_file(app: &TestApp) -> std::path::PathBuf {
+    let file = app.dir.path().join("openapi.json");
+    std::fs::write(&file, app.text("/openapi.json").await).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn redocly_finds_no_error_in_the_served_document() {
+    let app = spawn_app().await;
+    let Some(redocly) = linter("redocly") else {
+        return;
+    };
+    let file = served_document_file(&app).await;
+
+    let out = Command::new(redocly)
+        .args(["lint", "--format=stylish"])
+        .arg(&file)
+        .env("REDOCLY_TELEMETRY", "off")
+        .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true")
+        .output()
+        .unwrap();
+
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn spectral_s_openapi_rules_find_no_warning_in_the_served_document() {
+    let app = spawn_app().await;
+    let Some(spectral) = linter("spectral") else {
+        return;
+    };
+    let file = served_document_file(&app).await;
+    let ruleset =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/.spectral.yaml");
+
+    let out = Command::new(spectral)
+        .args(["lint", "--fail-severity=warn", "--ruleset"])
+        .arg(&ruleset)
+        .arg(&file)
+        .output()
+        .unwrap();
+
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
