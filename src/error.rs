@@ -146,33 +146,69 @@ impl ApiError {
 }
 
 /// The one table from wire code to HTTP status, with the `Retry-After` seconds of the
-/// refusals worth retrying soon. A code means one status whichever error carries it.
+/// refusals worth retrying soon. A code means one status whichever error carries it, and
+/// the OpenAPI document lists these codes, so the two cannot drift apart.
+const STATUS_TABLE: &[(&str, StatusCode, Option<&str>)] = &[
+    ("invalid_request", StatusCode::BAD_REQUEST, None),
+    ("invalid_token", StatusCode::UNAUTHORIZED, None),
+    ("insufficient_scope", StatusCode::FORBIDDEN, None),
+    ("tenant_forbidden", StatusCode::FORBIDDEN, None),
+    ("tenant_not_found", StatusCode::NOT_FOUND, None),
+    ("key_not_found", StatusCode::NOT_FOUND, None),
+    ("not_found", StatusCode::NOT_FOUND, None),
+    ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED, None),
+    ("request_timeout", StatusCode::REQUEST_TIMEOUT, None),
+    ("key_exists", StatusCode::CONFLICT, None),
+    ("key_limit_reached", StatusCode::CONFLICT, None),
+    ("tenant_file_invalid", StatusCode::CONFLICT, None),
+    ("tenant_file_unsupported", StatusCode::CONFLICT, None),
+    ("tenant_read_only", StatusCode::CONFLICT, None),
+    ("idempotency_key_in_use", StatusCode::CONFLICT, Some("5")),
+    ("precondition_failed", StatusCode::PRECONDITION_FAILED, None),
+    ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, None),
+    (
+        "unsupported_media_type",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        None,
+    ),
+    ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY, None),
+    (
+        "idempotency_key_reused",
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+    ),
+    (
+        "too_many_requests",
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("1"),
+    ),
+    (
+        "headers_too_large",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        None,
+    ),
+    ("tenant_busy", StatusCode::SERVICE_UNAVAILABLE, Some("1")),
+    (
+        "remote_unavailable",
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some("10"),
+    ),
+    ("outcome_unknown", StatusCode::GATEWAY_TIMEOUT, Some("5")),
+    ("internal", StatusCode::INTERNAL_SERVER_ERROR, None),
+];
+
+/// A code's status and `Retry-After` seconds; a code missing from the table is answered as
+/// internal (a unit test keeps there being none).
 fn status_of(code: &str) -> (StatusCode, Option<&'static str>) {
-    match code {
-        "invalid_request" => (StatusCode::BAD_REQUEST, None),
-        "invalid_token" => (StatusCode::UNAUTHORIZED, None),
-        "insufficient_scope" | "tenant_forbidden" => (StatusCode::FORBIDDEN, None),
-        "tenant_not_found" | "key_not_found" | "not_found" => (StatusCode::NOT_FOUND, None),
-        "method_not_allowed" => (StatusCode::METHOD_NOT_ALLOWED, None),
-        "request_timeout" => (StatusCode::REQUEST_TIMEOUT, None),
-        "key_exists"
-        | "key_limit_reached"
-        | "tenant_file_invalid"
-        | "tenant_file_unsupported"
-        | "tenant_read_only" => (StatusCode::CONFLICT, None),
-        "idempotency_key_in_use" => (StatusCode::CONFLICT, Some("5")),
-        "precondition_failed" => (StatusCode::PRECONDITION_FAILED, None),
-        "payload_too_large" => (StatusCode::PAYLOAD_TOO_LARGE, None),
-        "unsupported_media_type" => (StatusCode::UNSUPPORTED_MEDIA_TYPE, None),
-        "validation_failed" | "idempotency_key_reused" => (StatusCode::UNPROCESSABLE_ENTITY, None),
-        "too_many_requests" => (StatusCode::TOO_MANY_REQUESTS, Some("1")),
-        "headers_too_large" => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, None),
-        "tenant_busy" => (StatusCode::SERVICE_UNAVAILABLE, Some("1")),
-        "remote_unavailable" => (StatusCode::SERVICE_UNAVAILABLE, Some("10")),
-        "outcome_unknown" => (StatusCode::GATEWAY_TIMEOUT, Some("5")),
-        // "internal", and a code missing here (a unit test keeps there being none).
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, None),
-    }
+    STATUS_TABLE.iter().find(|(c, ..)| *c == code).map_or(
+        (StatusCode::INTERNAL_SERVER_ERROR, None),
+        |(_, status, retry)| (*status, *retry),
+    )
+}
+
+/// Every wire code a problem can carry.
+pub fn problem_codes() -> impl Iterator<Item = &'static str> {
+    STATUS_TABLE.iter().map(|(code, ..)| *code)
 }
 
 /// A write answered `outcome_unknown`: what it would have answered, and where to look for
@@ -194,8 +230,20 @@ pub struct ProblemDetails {
     status: u16,
     detail: String,
     /// Stable snake_case code, e.g. `validation_failed`.
+    #[schema(schema_with = problem_code_schema)]
     code: String,
+    /// The fields a `validation_failed` (or a bad query) is about, each with its problem.
     errors: Option<Vec<FieldError>>,
+}
+
+/// `code` as documented: exactly the codes of the status table, so a client may match on
+/// them exhaustively.
+fn problem_code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some("Stable snake_case code, e.g. `validation_failed`."))
+        .enum_values(Some(problem_codes()))
+        .build()
 }
 
 #[derive(Serialize)]

@@ -65,25 +65,53 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         DescriptionText,
         ProblemDetails,
         FieldError
-    ))
+    )),
+    modifiers(&OptionalRotateBody)
 )]
 pub struct Api;
 
+/// `rotate`'s body may be left out. utoipa writes an optional body as `oneOf: [null, ...]`,
+/// which generated clients then send as JSON `null` (or fail to encode); an optional
+/// request body with the plain schema is what OpenAPI means.
+struct OptionalRotateBody;
+
+impl utoipa::Modify for OptionalRotateBody {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let rotate = openapi
+            .paths
+            .paths
+            .get_mut("/api/{tenantId}/admin/apiKeys/{keyName}/rotate")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut());
+        if let Some(body) = rotate {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
+
+/// List the tenant's keys
+///
+/// Every key of the tenant, sorted by name; never a hash or a token. With `limit`, one page
+/// at a time: the `Link` header names the next page. `q`, `enabled` and `expired` filter.
+///
+/// Needs `tenant.apiKey:read`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/apiKeys",
+    operation_id = "listApiKeys",
     tag = "admin",
     params(("tenantId" = String, Path, description = "Tenant id"), ListQuery),
     responses(
         (
             status = 200,
             description = "The tenant's keys sorted by name (every key without a query); `Link: <...>; rel=\"next\"` when a page follows",
-            body = [ApiKeyView]
+            body = [ApiKeyView],
+            headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when one follows"))
         ),
         (status = 400, description = "A bad query parameter", body = ProblemDetails),
         AdminErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant))]
 pub(crate) async fn list(
@@ -113,16 +141,22 @@ pub(crate) async fn list(
     Ok(res.json(views))
 }
 
+/// Get one key
+///
+/// The key as stored, with an `ETag` to send back in `If-Match` when changing it.
+///
+/// Needs `tenant.apiKey:read`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
+    operation_id = "getApiKey",
     tag = "admin",
     params(KeyPath),
     responses(
-        (status = 200, description = "The key; `ETag` header", body = ApiKeyView),
+        (status = 200, description = "The key", body = ApiKeyView, headers(("ETag" = String, description = "The entry's version, for `If-Match`"))),
         AdminErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn get(
@@ -138,23 +172,35 @@ pub(crate) async fn get(
         .json(ApiKeyView::of(&key, service.clock().now())))
 }
 
+/// Create a key
+///
+/// Adds the key to the tenant's `security.yml` and answers its token, this one time only:
+/// keyward keeps nothing but its hash. An `Idempotency-Key` makes a retry safe.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     post,
     path = "/api/{tenantId}/admin/apiKeys",
+    operation_id = "createApiKey",
     tag = "admin",
     params(("tenantId" = String, Path, description = "Tenant id")),
     request_body = CreateApiKey,
     responses(
         (
             status = 201,
-            description = "Created; the token is shown this once. `Location`, `ETag`, `Cache-Control: no-store`",
-            body = ApiKeyWithToken
+            description = "Created; the token is shown this once",
+            body = ApiKeyWithToken,
+            headers(
+                ("Location" = String, description = "The new key's path"),
+                ("ETag" = String, description = "The entry's version, for `If-Match`"),
+                ("Cache-Control" = String, description = "`no-store`: the answer holds a token")
+            )
         ),
         AdminErrors,
         BodyErrors,
         WriteErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %body.0.name))]
 pub(crate) async fn create(
@@ -229,20 +275,28 @@ pub(crate) fn unresolved<T>(
     }))
 }
 
+/// Update a key
+///
+/// Sets `enabled`, and the permissions, description and expiry the body names (an absent
+/// field is left as it is; `null` clears it). The name and the token never change. With
+/// `If-Match`, a key changed since is refused with 412 and nothing is written.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     put,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
+    operation_id = "updateApiKey",
     tag = "admin",
     params(KeyPath, IfMatchHeader),
     request_body = UpdateApiKey,
     responses(
-        (status = 200, description = "Updated; `ETag` header", body = ApiKeyView),
+        (status = 200, description = "Updated", body = ApiKeyView, headers(("ETag" = String, description = "The entry's version, for `If-Match`"))),
         AdminErrors,
         BodyErrors,
         WriteErrors,
         PreconditionErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn update(
@@ -274,27 +328,40 @@ pub(crate) async fn update(
     .await
 }
 
+/// Rotate a key's token
+///
 /// A new token for the key; the old one keeps working for `gracePeriodSeconds` (default 0),
 /// never beyond the key's own expiry. With 0, every earlier grace token stops too; a key
-/// keeps at most 5 grace tokens, and a rotation past that ends the oldest.
+/// keeps at most 5 grace tokens, and a rotation past that ends the oldest. The body is
+/// optional.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     post,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
+    operation_id = "rotateApiKey",
     tag = "admin",
     params(KeyPath, IfMatchHeader),
-    request_body(content = Option<RotateApiKey>, description = "Optional"),
+    request_body(
+        content = RotateApiKey,
+        description = "Optional: without a body, the old token stops at once"
+    ),
     responses(
         (
             status = 200,
             description = "A new token, shown this once; `endedGraceTokens`: the grace tokens this rotation ended (every one with a grace of 0; the oldest when the key already kept 5)",
-            body = RotatedApiKey
+            body = RotatedApiKey,
+            headers(
+                ("ETag" = String, description = "The entry's version, for `If-Match`"),
+                ("Cache-Control" = String, description = "`no-store`: the answer holds a token")
+            )
         ),
         AdminErrors,
         BodyErrors,
         WriteErrors,
         PreconditionErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn rotate(
@@ -325,9 +392,16 @@ pub(crate) async fn rotate(
     .await
 }
 
+/// Delete a key
+///
+/// Removes the key's entry from the tenant's file: its token, and any grace token, stop
+/// working at once.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     delete,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}",
+    operation_id = "deleteApiKey",
     tag = "admin",
     params(KeyPath, IfMatchHeader),
     responses(
@@ -336,7 +410,7 @@ pub(crate) async fn rotate(
         WriteErrors,
         PreconditionErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn delete(
@@ -359,23 +433,29 @@ pub(crate) async fn delete(
     .await
 }
 
+/// End a key's grace tokens
+///
 /// Ends the grace period of every token rotations replaced: only the current token works.
+///
+/// Needs `tenant.apiKey:write`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     delete,
     path = "/api/{tenantId}/admin/apiKeys/{keyName}/graceTokens",
+    operation_id = "endGraceTokens",
     tag = "admin",
     params(KeyPath, IfMatchHeader),
     responses(
         (
             status = 200,
-            description = "Ended: the key, with `graceTokens: []`; `ETag` header",
-            body = ApiKeyView
+            description = "Ended: the key, with `graceTokens: []`",
+            body = ApiKeyView,
+            headers(("ETag" = String, description = "The entry's version, for `If-Match`"))
         ),
         AdminErrors,
         WriteErrors,
         PreconditionErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:write"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 #[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant, key = %path.key_name))]
 pub(crate) async fn end_grace(

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{Endpoint, admin_keys, console, git, ops, self_service, status, verify};
+use super::{Endpoint, ProtocolErrors, admin_keys, git, ops, self_service, status, verify};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Endpoint::new("/openapi.json").get(openapi_json).finish())
@@ -16,19 +16,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(
     info(
         title = "keyward",
+        contact(name = "keyward's maintainers"),
         description = "A file-backed, per-tenant API key server. Errors are `application/problem+json` (RFC 9457)."
     ),
-    paths(openapi_json, docs),
+    paths(openapi_json),
+    servers((url = "/", description = "This server")),
     tags(
         (name = "admin", description = "Tenant admins manage keys (JWT bearer or an admin API key)"),
         (name = "verify", description = "Gateways check keys: the hot path"),
-        (name = "ops", description = "Health, metrics, this document"),
-        (name = "console", description = "The browser console for tenant admins")
+        (name = "ops", description = "Health, metrics, this document")
     )
 )]
 struct ApiDoc;
 
-/// The whole document: every routes module's part, then the shared modifiers.
+/// The document clients are generated from: every routes module's part, then the shared
+/// modifiers. What only a browser or a git host calls (the console, this `/docs` page, the
+/// git webhook) is left out, so no generated client grows methods nobody should call.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     for part in [
@@ -38,7 +41,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
         verify::Api::openapi(),
         self_service::Api::openapi(),
         ops::Api::openapi(),
-        console::Api::openapi(),
     ] {
         doc.merge(part);
     }
@@ -47,12 +49,16 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The OpenAPI 3.1 document of every endpoint, generated from the code.
+/// Get this OpenAPI document
+///
+/// The OpenAPI 3.1 document of every endpoint a client calls, generated from the code.
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "getOpenApi",
     tag = "ops",
-    responses((status = 200, description = "OpenAPI 3.1 document"))
+    responses((status = 200, description = "OpenAPI 3.1 document"), ProtocolErrors),
+    security()
 )]
 pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())
@@ -60,7 +66,6 @@ pub(crate) async fn openapi_json() -> HttpResponse {
 
 /// Interactive API docs: Redoc, loaded by the browser from a CDN at a pinned version, and
 /// only if its bytes match the integrity hash (the npm package's own file, hashed).
-#[utoipa::path(get, path = "/docs", tag = "ops", responses((status = 200, description = "HTML page")))]
 pub(crate) async fn docs() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

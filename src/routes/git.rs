@@ -27,8 +27,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(Endpoint::new("/hooks/git").post(webhook).finish());
 }
 
+/// The webhook is the git host's, not a client's: it stays out of the document.
 #[derive(OpenApi)]
-#[openapi(paths(history, webhook), components(schemas(HistoryEntry)))]
+#[openapi(paths(history), components(schemas(HistoryEntry)))]
 pub struct Api;
 
 /// The webhook's secret (`git.webhook_secret`); none: the webhook refuses everything.
@@ -53,23 +54,41 @@ pub struct HistoryQuery {
 const PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 
-/// The tenant's file history from git, newest first, a page at a time (`Link: <...>;
-/// rel="next"` when more follow); ops' own commits are `edit`s. A shallow clone says so
-/// in `Keyward-History: shallow` (older commits exist). At most a few run at once: past
-/// that, 429 with `Retry-After`.
+/// List the tenant's file history
+///
+/// The tenant's file history from git (git mode only), newest first, a page at a time
+/// (`Link: <...>; rel="next"` when more follow); ops' own commits are `edit`s. A shallow
+/// clone says so in `Keyward-History: shallow` (older commits exist). At most a few run at
+/// once: past that, 429 with `Retry-After`.
+///
+/// Needs `tenant.apiKey:read`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/history",
+    operation_id = "listHistory",
     tag = "admin",
     params(("tenantId" = String, Path, description = "Tenant id"), HistoryQuery),
     responses(
-        (status = 200, description = "Commits, newest first; `Link: <...>; rel=\"next\"` when a page follows", body = [HistoryEntry]),
+        (
+            status = 200,
+            description = "Commits, newest first",
+            body = [HistoryEntry],
+            headers(
+                ("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when one follows"),
+                ("Keyward-History" = String, description = "`shallow`: the clone is shallow, older commits exist")
+            )
+        ),
         (status = 400, description = "An unknown or malformed query parameter", body = ProblemDetails),
         (status = 422, description = "A `limit` out of 1..=500, or a `cursor` this server did not give", body = ProblemDetails),
-        (status = 429, description = "Too many history requests at once; `Retry-After`", body = ProblemDetails),
+        (
+            status = 429,
+            description = "Too many history requests at once",
+            body = ProblemDetails,
+            headers(("Retry-After" = u32, description = "Seconds"))
+        ),
         AdminErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 pub(crate) async fn history(
     admin: Admin<ReadKeys>,
@@ -141,15 +160,6 @@ pub(crate) async fn history(
 /// GitHub (`X-Hub-Signature-256`: HMAC-SHA256 of the raw body) or GitLab
 /// (`X-Gitlab-Token`) says the remote moved: pull now. Anything else is 401 and does
 /// nothing.
-#[utoipa::path(
-    post,
-    path = "/hooks/git",
-    tag = "ops",
-    responses(
-        (status = 202, description = "A pull was asked for"),
-        (status = 401, description = "No valid signature or token", body = ProblemDetails),
-    )
-)]
 pub(crate) async fn webhook(
     service: web::Data<keys::Service>,
     secret: web::Data<WebhookSecret>,

@@ -140,10 +140,16 @@ pub(crate) async fn record_metrics(
 #[allow(dead_code)]
 pub(crate) enum AdminErrors {
     /// No credential, or an invalid one.
-    #[response(status = 401)]
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge")))]
     Unauthorized(ProblemDetails),
     /// The credential does not allow this tenant or lacks the scope.
-    #[response(status = 403)]
+    #[response(
+        status = 403,
+        headers((
+            "WWW-Authenticate" = String,
+            description = "For a missing scope: `error=\"insufficient_scope\"` and the `scope` needed"
+        ))
+    )]
     Forbidden(ProblemDetails),
     /// No such tenant (or key).
     #[response(status = 404)]
@@ -155,12 +161,36 @@ pub(crate) enum AdminErrors {
 #[allow(dead_code)]
 pub(crate) enum WriteErrors {
     /// The tenant's file is invalid, read-only or cannot be edited; the key exists; the
-    /// tenant is full.
-    #[response(status = 409)]
+    /// tenant is full; a request with this `Idempotency-Key` is still running.
+    #[response(
+        status = 409,
+        headers(("Retry-After" = u32, description = "Seconds, with `idempotency_key_in_use`"))
+    )]
     Conflict(ProblemDetails),
-    /// `security.yml` kept changing on disk during the write; try again.
-    #[response(status = 503)]
+    /// `security.yml` kept changing on disk during the write, or (git mode) the remote
+    /// cannot be reached; try again.
+    #[response(status = 503, headers(("Retry-After" = u32, description = "Seconds")))]
     Busy(ProblemDetails),
+    /// Git mode: whether the write reached the remote is not known yet; a retry with the
+    /// same `Idempotency-Key` answers what became of it.
+    #[response(status = 504, headers(("Retry-After" = u32, description = "Seconds")))]
+    OutcomeUnknown(ProblemDetails),
+}
+
+/// What the HTTP layer itself refuses, on any route: for the routes that refuse nothing
+/// else.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum ProtocolErrors {
+    /// The request line or a header is malformed.
+    #[response(status = 400)]
+    Malformed(ProblemDetails),
+    /// The request did not arrive within `request_timeout_seconds`.
+    #[response(status = 408)]
+    Timeout(ProblemDetails),
+    /// The request's headers are too large.
+    #[response(status = 431)]
+    HeadersTooLarge(ProblemDetails),
 }
 
 /// The errors of a request with a JSON body.

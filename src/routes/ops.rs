@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use utoipa::OpenApi;
 
-use super::Endpoint;
+use super::{Endpoint, ProtocolErrors};
 use crate::error::{ApiError, Credential, ProblemDetails};
 use crate::metrics::{Format, Metrics};
 
@@ -37,19 +37,36 @@ impl Readiness {
     }
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive")))]
+/// Liveness probe
+///
+/// 200 while the process runs, from the moment it listens.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "ops",
+    responses((status = 200, description = "Alive"), ProtocolErrors),
+    security()
+)]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// Readiness probe
+///
+/// 200 once every tenant is loaded and the server serves; 503 while it loads, and again
+/// while it shuts down.
 #[utoipa::path(
     get,
     path = "/readyz",
+    operation_id = "readyz",
     tag = "ops",
     responses(
         (status = 200, description = "Every tenant is loaded and the server is serving"),
         (status = 503, description = "Still loading, or shutting down"),
-    )
+        ProtocolErrors,
+    ),
+    security()
 )]
 pub(crate) async fn readyz(ready: web::Data<Readiness>) -> HttpResponse {
     if ready.is_ready() {
@@ -84,6 +101,8 @@ impl MetricsAccess {
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "getMetrics",
+    description = "Every counter and histogram keyward keeps; needs `metrics_token` as a bearer token when one is configured.",
     tag = "ops",
     responses(
         (

@@ -36,7 +36,7 @@ pub struct KeyPath {
 #[allow(dead_code)]
 pub struct IfMatchHeader {
     /// ETag of the entry you last saw
-    #[param(rename = "If-Match")]
+    #[param(rename = "If-Match", value_type = String, required = false)]
     if_match: Option<String>,
 }
 

@@ -25,14 +25,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(paths(current, revoke_current))]
 pub struct Api;
 
+/// Get the calling key
+///
+/// The key sent in `X-API-Key`, as the admin API shows it: a key may always read itself.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/apiKeys/current",
+    operation_id = "getCurrentApiKey",
     tag = "verify",
     params(("tenantId" = String, Path, description = "Tenant id")),
     responses(
-        (status = 200, description = "The calling key", body = ApiKeyView),
-        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (status = 200, description = "The calling key", body = ApiKeyView, headers(("ETag" = String, description = "The entry's version, for `If-Match`"))),
+        (status = 401, description = "No key, or an invalid one", body = ProblemDetails, headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
     ),
     security(("apiKey" = []))
 )]
@@ -47,18 +51,26 @@ pub(crate) async fn current(
         .json(ApiKeyView::new(entry, key.last_used, service.clock().now())))
 }
 
+/// Revoke the calling key
+///
 /// The calling key revokes itself: its entry is removed from the file; a token in its grace
 /// period removes only itself.
 #[utoipa::path(
     delete,
     path = "/api/{tenantId}/apiKeys/current",
+    operation_id = "revokeCurrentApiKey",
     tag = "verify",
     params(("tenantId" = String, Path, description = "Tenant id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (status = 401, description = "No key, or an invalid one", body = ProblemDetails, headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
         (status = 409, description = "The tenant's file cannot be written", body = ProblemDetails),
-        (status = 503, description = "security.yml kept changing on disk; retry", body = ProblemDetails),
+        (
+            status = 503,
+            description = "security.yml kept changing on disk; retry",
+            body = ProblemDetails,
+            headers(("Retry-After" = u32, description = "Seconds"))
+        ),
     ),
     security(("apiKey" = []))
 )]

@@ -23,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     paths(status),
-    components(schemas(TenantStatusView, keys::GitStatus, keys::Report))
+    components(schemas(TenantStatusView, KeysSource, keys::GitStatus, keys::Report))
 )]
 pub struct Api;
 
@@ -37,33 +37,52 @@ pub struct TenantStatusView {
     keys: usize,
     /// Where the served keys come from: `file`, or `lastGood` (the last valid version kept
     /// in `state_dir`, served because the file was invalid when keyward started).
-    keys_from: &'static str,
+    keys_from: KeysSource,
     /// When the kept version was saved (with `keysFrom: lastGood`).
+    #[schema(required = true, format = DateTime)]
     last_good_saved_at: Option<String>,
     read_only: bool,
     /// May this caller write to this tenant now: it holds the write scope here (by the rule
     /// every write route applies), and the tenant is neither read-only nor invalid.
     can_write: bool,
+    /// When the served keys were loaded.
+    #[schema(required = true, format = DateTime)]
     loaded_at: Option<String>,
+    #[schema(format = DateTime)]
     checked_at: String,
     /// Where the file is broken: `{line, column, message}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     error: Option<FileProblem>,
     /// Git mode only, about this tenant only.
     #[serde(skip_serializing_if = "Option::is_none")]
     git: Option<keys::GitStatus>,
 }
 
+/// Where the served keys come from, as `keysFrom` names it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+enum KeysSource {
+    File,
+    LastGood,
+}
+
+/// Get the tenant's file status
+///
+/// Whether the tenant's `security.yml` is valid (and if not, where it is broken), where the
+/// served keys come from, and whether this caller may write to the tenant now.
+///
+/// Needs `tenant.apiKey:read`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
     get,
     path = "/api/{tenantId}/admin/status",
+    operation_id = "getTenantStatus",
     tag = "admin",
     params(("tenantId" = String, Path, description = "Tenant id")),
     responses(
         (status = 200, description = "The tenant file's status", body = TenantStatusView),
         AdminErrors,
     ),
-    security(("bearer" = ["tenant.apiKey:read"]), ("apiKey" = []))
+    security(("bearer" = []), ("apiKey" = []))
 )]
 pub(crate) async fn status(
     admin: Admin<ReadKeys>,
@@ -80,8 +99,8 @@ pub(crate) async fn status(
         valid: s.problem.is_none(),
         keys: s.keys,
         keys_from: match s.keys_from {
-            KeysFrom::File => "file",
-            KeysFrom::LastGood { .. } => "lastGood",
+            KeysFrom::File => KeysSource::File,
+            KeysFrom::LastGood { .. } => KeysSource::LastGood,
         },
         last_good_saved_at: match s.keys_from {
             KeysFrom::LastGood { saved_at } => saved_at.map(render::timestamp),

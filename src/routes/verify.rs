@@ -11,6 +11,11 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use utoipa::OpenApi;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
 
 use super::Endpoint;
 use super::json::JsonBody;
@@ -60,15 +65,15 @@ pub struct VerifyRequest {
 /// `{valid: true, name, permissions, expiresAt}` or `{valid: false, code}` with code
 /// `not_found | disabled | expired | insufficient_permissions | malformed`.
 ///
-/// Borrowed from the index, not copied: this is written on every gateway request.
-#[derive(Serialize, utoipa::ToSchema)]
+/// Borrowed from the index, not copied: this is written on every gateway request. Its
+/// schema is written out (`verdict_schema`) so that `valid` tells the two apart.
+#[derive(Serialize)]
 #[serde(untagged)]
 pub enum VerifyResponse<'a> {
     #[serde(rename_all = "camelCase")]
     Valid {
         valid: bool,
         name: &'a str,
-        #[schema(value_type = Vec<String>)]
         permissions: Strs<'a>,
         expires_at: Option<String>,
     },
@@ -76,6 +81,75 @@ pub enum VerifyResponse<'a> {
         valid: bool,
         code: &'static str,
     },
+}
+
+impl utoipa::PartialSchema for VerifyResponse<'_> {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(valid_schema())
+            .item(refused_schema())
+            .description(Some(
+                "`valid: true` with the key's name, permissions and expiry, or `valid: false` \
+                 with the refusal's `code`",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for VerifyResponse<'_> {
+    fn name() -> Cow<'static, str> {
+        "VerifyResponse".into()
+    }
+}
+
+/// `valid` is a `const` in each branch, so a typed client narrows on it (`if (v.valid)
+/// v.name`). utoipa 5 has no `const`; its extensions are written into the schema as they
+/// are, which is where JSON Schema reads the keyword.
+fn valid_is(value: bool) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .extensions(Some(Extensions::from_iter([("const", value)])))
+}
+
+fn valid_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("ValidKey"))
+        .property("valid", valid_is(true))
+        .property("name", ObjectBuilder::new().schema_type(Type::String))
+        .property(
+            "permissions",
+            ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)),
+        )
+        .property(
+            "expiresAt",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .description(Some(
+                    "When the key (or the grace token presented) stops working; a gateway \
+                     must not cache the answer longer",
+                )),
+        )
+        .required("valid")
+        .required("name")
+        .required("permissions")
+        .required("expiresAt")
+}
+
+/// The refused branch: its `code` is one of `Refusal::ALL`'s, the same list the hot path
+/// answers from.
+fn refused_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("RefusedKey"))
+        .property("valid", valid_is(false))
+        .property(
+            "code",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(Refusal::ALL.map(Refusal::code))),
+        )
+        .required("valid")
+        .required("code")
 }
 
 /// Permissions written as the JSON strings they are, without a `String` each.
@@ -87,18 +161,29 @@ impl Serialize for Strs<'_> {
     }
 }
 
+/// Verify a key
+///
+/// Is this key valid for this tenant, and does it hold every permission asked for? Always
+/// 200: `valid` says which, and a refusal's `code` says why. Answered from memory.
 #[utoipa::path(
     post,
     path = "/api/{tenantId}/apiKeys/verify",
+    operation_id = "verifyApiKey",
     tag = "verify",
     params(("tenantId" = String, Path, description = "Tenant id")),
     request_body = VerifyRequest,
     responses(
-        (status = 200, description = "The verdict", body = VerifyResponse),
+        (
+            status = 200,
+            description = "The verdict",
+            body = VerifyResponse,
+            headers(("Cache-Control" = String, description = "`no-store`"))
+        ),
         (status = 400, description = "The body is not JSON of the expected shape", body = ProblemDetails),
         (status = 413, description = "The body is too large", body = ProblemDetails),
         (status = 415, description = "The body is not JSON", body = ProblemDetails),
-    )
+    ),
+    security()
 )]
 pub(crate) async fn verify(
     verifier: web::Data<Verifier>,
@@ -132,10 +217,15 @@ pub(crate) async fn verify(
     )
 }
 
-/// For nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz: 204 or 401/403.
+/// Forward-auth a request
+///
+/// For nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz: the key in `X-API-Key`;
+/// 204 with the key's tenant, name and permissions in headers, 401 for a missing or invalid
+/// key, 403 when it lacks a `permission` asked for.
 #[utoipa::path(
     get,
     path = "/auth/{tenantId}",
+    operation_id = "forwardAuth",
     tag = "verify",
     params(
         ("tenantId" = String, Path, description = "Tenant id"),
@@ -144,10 +234,20 @@ pub(crate) async fn verify(
     responses(
         (
             status = 204,
-            description = "Valid; `X-Keyward-Tenant`, `X-Keyward-Key`, `X-Keyward-Permissions` headers"
+            description = "Valid",
+            headers(
+                ("X-Keyward-Tenant" = String, description = "The tenant"),
+                ("X-Keyward-Key" = String, description = "The key's name"),
+                ("X-Keyward-Permissions" = String, description = "The key's permissions, comma-separated")
+            )
         ),
         (status = 400, description = "A query parameter other than `permission`", body = ProblemDetails),
-        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (
+            status = 401,
+            description = "No key, or an invalid one",
+            body = ProblemDetails,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))
+        ),
         (status = 403, description = "The key lacks a required permission", body = ProblemDetails),
     ),
     security(("apiKey" = []))

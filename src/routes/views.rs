@@ -8,17 +8,27 @@ use crate::keys::{Issued, KeyState};
 use crate::store::render;
 
 /// A key as the admin API shows it. It has no field that could hold a hash or token.
+///
+/// Every field is always sent (an absent optional one as `null`), so every field is
+/// `required` in the document and clients need not guess between missing and `null`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyView {
     pub name: String,
     pub enabled: bool,
     pub permissions: Vec<String>,
+    #[schema(required = true)]
     pub description: Option<String>,
+    #[schema(required = true, format = DateTime)]
     pub created_at: Option<String>,
+    /// The `sub` of whoever created it, or `apikey:<name>` for a key.
+    #[schema(required = true)]
     pub created_by: Option<String>,
+    /// After it the key is invalid (RFC 3339).
+    #[schema(required = true, format = DateTime)]
     pub expires_at: Option<String>,
     /// The last successful verification, to the second (kept across restarts).
+    #[schema(required = true, format = DateTime)]
     pub last_used_at: Option<String>,
     /// Earlier tokens of this key that rotations left working for a grace period, soonest
     /// end first; `[]` when none is. `DELETE .../graceTokens` ends them all.

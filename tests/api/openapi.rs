@@ -62,14 +62,8 @@ async fn the_openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
     // The router and the document agree: on every documented path, a method it does not
     // document is a 405 whose `Allow` names exactly the documented methods.
     let paths = doc["paths"].as_object().unwrap();
-    // A new connection each: the validator can outlast the server's keep-alive, and a
-    // PATCH on a connection the server just closed is not retried.
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
     for (path, item) in paths {
-        let mut documented: Vec<String> = ["get", "post", "put", "delete"]
+        let documented: Vec<String> = ["get", "post", "put", "delete"]
             .into_iter()
             .filter(|m| item.get(*m).is_some())
             .map(str::to_uppercase)
@@ -79,22 +73,7 @@ async fn the_openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
                 .replace("{tenantId}", "acme")
                 .replace("{keyName}", "ci-deploy"),
         );
-        let res = client
-            .request(reqwest::Method::PATCH, &url)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 405, "PATCH {path}");
-        let allow = res.headers()["allow"].to_str().unwrap();
-        // HEAD goes with GET (RFC 9110); the document names GET alone.
-        let mut allowed: Vec<String> = allow
-            .split(", ")
-            .filter(|m| *m != "HEAD")
-            .map(str::to_owned)
-            .collect();
-        allowed.sort();
-        documented.sort();
-        assert_eq!(allowed, documented, "{path}: mounted vs documented");
+        assert_eq!(allowed_methods(&url).await, sorted(documented), "{path}");
     }
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
@@ -102,6 +81,153 @@ async fn the_openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
     let create = &doc["paths"]["/api/{tenantId}/admin/apiKeys"]["post"];
     assert!(create["responses"]["201"].is_object() && create["responses"]["422"].is_object());
     assert!(doc["components"]["schemas"]["ApiKeyView"]["properties"]["hash"].is_null());
+}
+
+/// The methods a path's 405 names in `Allow`, sorted, HEAD aside (it goes with GET, RFC
+/// 9110, and the document names GET alone).
+async fn allowed_methods(url: &str) -> Vec<String> {
+    // A new connection each: the validator can outlast the server's keep-alive, and a
+    // PATCH on a connection the server just closed is not retried.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let res = client
+        .request(reqwest::Method::PATCH, url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405, "PATCH {url}");
+    let allow = res.headers()["allow"].to_str().unwrap();
+    sorted(
+        allow
+            .split(", ")
+            .filter(|m| *m != "HEAD")
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+async fn document(app: &TestApp) -> Value {
+    let res = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// What only a browser or a git host calls: mounted, and kept out of the clients' document.
+const OFF_DOCUMENT: [(&str, &str, &str); 5] = [
+    ("/", "/", "GET"),
+    ("/console/config.json", "/console/config.json", "GET"),
+    ("/console/{version}/{file}", "/console/v1/app.js", "GET"),
+    ("/docs", "/docs", "GET"),
+    ("/hooks/git", "/hooks/git", "POST"),
+];
+
+#[tokio::test]
+async fn the_console_the_docs_page_and_the_webhook_are_mounted_but_not_in_the_document() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    for (pattern, path, method) in OFF_DOCUMENT {
+        assert!(doc["paths"][pattern].is_null(), "{pattern} is documented");
+        assert_eq!(
+            allowed_methods(&app.url(path)).await,
+            [method],
+            "{pattern} is not mounted as expected"
+        );
+    }
+}
+
+/// The operationId each client method is named after.
+const OPERATION_IDS: [(&str, &str, &str); 17] = [
+    ("get", "/api/{tenantId}/admin/apiKeys", "listApiKeys"),
+    ("post", "/api/{tenantId}/admin/apiKeys", "createApiKey"),
+    (
+        "get",
+        "/api/{tenantId}/admin/apiKeys/{keyName}",
+        "getApiKey",
+    ),
+    (
+        "put",
+        "/api/{tenantId}/admin/apiKeys/{keyName}",
+        "updateApiKey",
+    ),
+    (
+        "delete",
+        "/api/{tenantId}/admin/apiKeys/{keyName}",
+        "deleteApiKey",
+    ),
+    (
+        "post",
+        "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
+        "rotateApiKey",
+    ),
+    (
+        "delete",
+        "/api/{tenantId}/admin/apiKeys/{keyName}/graceTokens",
+        "endGraceTokens",
+    ),
+    ("get", "/api/{tenantId}/admin/status", "getTenantStatus"),
+    ("get", "/api/{tenantId}/admin/history", "listHistory"),
+    ("post", "/api/{tenantId}/apiKeys/verify", "verifyApiKey"),
+    ("get", "/auth/{tenantId}", "forwardAuth"),
+    ("get", "/api/{tenantId}/apiKeys/current", "getCurrentApiKey"),
+    (
+        "delete",
+        "/api/{tenantId}/apiKeys/current",
+        "revokeCurrentApiKey",
+    ),
+    ("get", "/healthz", "healthz"),
+    ("get", "/readyz", "readyz"),
+    ("get", "/metrics", "getMetrics"),
+    ("get", "/openapi.json", "getOpenApi"),
+];
+
+/// Every operation of the document, as (method, path, operation).
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut all = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            all.push((method.clone(), path.clone(), op));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn every_operation_is_named_for_what_it_does_and_has_a_summary_and_a_description() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    let ops = operations(&doc);
+    assert_eq!(ops.len(), OPERATION_IDS.len(), "one name per operation");
+    for (method, path, id) in OPERATION_IDS {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["operationId"], id, "{method} {path}");
+    }
+    for (method, path, op) in ops {
+        for field in ["summary", "description"] {
+            let text = op[field].as_str().unwrap_or_default();
+            assert!(!text.trim().is_empty(), "{method} {path} has no {field}");
+        }
+        let summary = op["summary"].as_str().unwrap();
+        assert!(
+            !summary.contains('\n'),
+            "{method} {path}: a one-line summary"
+        );
+    }
 }
 
 #[tokio::test]
@@ -242,5 +368,426 @@ async fn the_documented_limits_are_the_servers_own() {
     assert_eq!(
         resolved(&doc, &limit["schema"])["maximum"],
         keyward::keys::KeyFilter::MAX_LIMIT
+    );
+}
+
+/// Every object schema in the document, with the name of the property it sits under.
+fn properties(value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties") {
+                for (name, schema) in props {
+                    out.push((name.clone(), schema.clone()));
+                }
+            }
+            for v in map.values() {
+                properties(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| properties(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_timestamp_is_documented_as_a_date_time() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    let mut all = Vec::new();
+    properties(&doc, &mut all);
+    let stamps: Vec<_> = all
+        .iter()
+        .filter(|(name, _)| name.ends_with("At") || name == "at" || name == "date")
+        .collect();
+    assert!(stamps.len() >= 10, "{stamps:?}");
+    for (name, schema) in stamps {
+        assert_eq!(schema["format"], "date-time", "{name}: {schema}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_s_every_field_is_required_as_every_answer_carries_it() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let view = &doc["components"]["schemas"]["ApiKeyView"];
+
+    let key: Value = app.get_key("acme", "ci-deploy").await.json().await.unwrap();
+
+    let mut required: Vec<&str> = view["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut sent: Vec<&str> = key
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    required.sort();
+    sent.sort();
+    assert_eq!(required, sent);
+    let problem = &doc["components"]["schemas"]["ProblemDetails"];
+    assert_eq!(
+        problem["required"],
+        json!(["type", "title", "status", "detail", "code"])
+    );
+}
+
+/// The `code` enum of a schema, as strings.
+fn codes(schema: &Value) -> Vec<String> {
+    schema["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_verdict_is_told_apart_by_valid_and_names_only_the_codes_the_server_sends() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let branches = doc["components"]["schemas"]["VerifyResponse"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let branch = |valid: bool| {
+        branches
+            .iter()
+            .find(|b| b["properties"]["valid"]["const"] == valid)
+            .unwrap_or_else(|| panic!("no branch with valid: const {valid}"))
+            .clone()
+    };
+    let (accepted, refused) = (branch(true), branch(false));
+    let refusals: Vec<String> = keyward::domain::Refusal::ALL
+        .iter()
+        .map(|r| r.code().to_owned())
+        .collect();
+    assert_eq!(codes(&refused), refusals);
+    assert!(
+        accepted["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("name"))
+    );
+
+    let token = app
+        .create_key("acme", json!({"name": "gate"}))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (key, perms, valid) in [
+        (token.as_str(), json!([]), true),
+        (token.as_str(), json!(["orders:read"]), false),
+        ("kw_nope", json!([]), false),
+        ("imported-elsewhere", json!([]), false),
+    ] {
+        let res = app
+            .verify("acme", json!({"key": key, "permissions": perms}))
+            .await;
+        let verdict: Value = res.json().await.unwrap();
+        assert_eq!(verdict["valid"], valid, "{verdict}");
+        if !valid {
+            assert!(codes(&refused).contains(&verdict["code"].as_str().unwrap().to_owned()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_problem_code_the_server_sends_is_in_the_documented_enum() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let documented = codes(&doc["components"]["schemas"]["ProblemDetails"]);
+
+    let mut sent = Vec::new();
+    for res in [
+        app.client
+            .get(app.url("/api/acme/admin/apiKeys"))
+            .send()
+            .await
+            .unwrap(),
+        app.get_key("acme", "nobody").await,
+        app.get_key("nowhere", "nobody").await,
+        app.create_key("acme", json!({"name": "a b"})).await,
+        app.create_key("acme", json!({"name": "ci-deploy"})).await,
+        app.client.patch(app.url("/healthz")).send().await.unwrap(),
+        app.client.get(app.url("/nowhere")).send().await.unwrap(),
+    ] {
+        let problem: Value = res.json().await.unwrap();
+        sent.push(problem["code"].as_str().unwrap().to_owned());
+    }
+
+    for code in &sent {
+        assert!(documented.contains(code), "{code} is not documented");
+    }
+    assert_eq!(sent.len(), 7);
+    assert!(documented.contains(&"precondition_failed".to_owned()));
+}
+
+#[tokio::test]
+async fn rotate_s_body_is_optional_with_its_plain_schema_and_if_match_is_a_plain_string() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    let rotate = &doc["paths"]["/api/{tenantId}/admin/apiKeys/{keyName}/rotate"]["post"];
+    let body = &rotate["requestBody"];
+    assert_eq!(body["required"], false, "{body}");
+    assert_eq!(
+        body["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/RotateApiKey"})
+    );
+    for (method, path, op) in operations(&doc) {
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        for p in params.iter().filter(|p| p["name"] == "If-Match") {
+            assert_eq!(p["required"], false, "{method} {path}");
+            assert_eq!(p["schema"], json!({"type": "string"}), "{method} {path}");
+        }
+    }
+}
+
+/// The headers keyward itself sets, which a client may need to read.
+const KEYWARD_HEADERS: [&str; 10] = [
+    "etag",
+    "location",
+    "link",
+    "cache-control",
+    "www-authenticate",
+    "retry-after",
+    "x-keyward-tenant",
+    "x-keyward-key",
+    "x-keyward-permissions",
+    "keyward-history",
+];
+
+/// Every one of keyward's headers in `res` is declared on that operation's response.
+fn assert_headers_declared(doc: &Value, method: &str, path: &str, res: &reqwest::Response) {
+    let status = res.status().as_str().to_owned();
+    let declared = &doc["paths"][path][method]["responses"][&status]["headers"];
+    for name in KEYWARD_HEADERS {
+        if res.headers().contains_key(name) {
+            let found = declared
+                .as_object()
+                .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(name)));
+            assert!(found, "{method} {path} {status}: {name} is not declared");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_header_an_answer_carries_is_declared_on_its_response() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let key_path = "/api/{tenantId}/admin/apiKeys/{keyName}";
+    let created = app.create_key("acme", json!({"name": "h1"})).await;
+    assert_headers_declared(&doc, "post", "/api/{tenantId}/admin/apiKeys", &created);
+    let mut seen: Vec<&str> = KEYWARD_HEADERS
+        .into_iter()
+        .filter(|h| created.headers().contains_key(*h))
+        .collect();
+    let key = created.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reader = token("acme", READ);
+    let anonymous = app.client.get(app.url("/api/acme/admin/apiKeys"));
+    let cases: Vec<(&str, &str, reqwest::RequestBuilder)> = vec![
+        (
+            "get",
+            "/api/{tenantId}/admin/apiKeys",
+            app.client
+                .get(app.url("/api/acme/admin/apiKeys?limit=1"))
+                .bearer_auth(writer("acme")),
+        ),
+        ("get", "/api/{tenantId}/admin/apiKeys", anonymous),
+        (
+            "post",
+            "/api/{tenantId}/admin/apiKeys",
+            app.client
+                .post(app.url("/api/acme/admin/apiKeys"))
+                .bearer_auth(&reader)
+                .json(&json!({"name": "h2"})),
+        ),
+        (
+            "get",
+            key_path,
+            app.client
+                .get(app.url("/api/acme/admin/apiKeys/h1"))
+                .bearer_auth(&reader),
+        ),
+        (
+            "put",
+            key_path,
+            app.client
+                .put(app.url("/api/acme/admin/apiKeys/h1"))
+                .bearer_auth(writer("acme"))
+                .json(&json!({"enabled": true})),
+        ),
+        (
+            "post",
+            "/api/{tenantId}/admin/apiKeys/{keyName}/rotate",
+            app.client
+                .post(app.url("/api/acme/admin/apiKeys/ci-deploy/rotate"))
+                .bearer_auth(writer("acme")),
+        ),
+        (
+            "post",
+            "/api/{tenantId}/apiKeys/verify",
+            app.client
+                .post(app.url("/api/acme/apiKeys/verify"))
+                .json(&json!({"key": key})),
+        ),
+        (
+            "get",
+            "/auth/{tenantId}",
+            app.client
+                .get(app.url("/auth/acme"))
+                .header("X-API-Key", &key),
+        ),
+        (
+            "get",
+            "/auth/{tenantId}",
+            app.client.get(app.url("/auth/acme")),
+        ),
+        (
+            "get",
+            "/api/{tenantId}/apiKeys/current",
+            app.client
+                .get(app.url("/api/acme/apiKeys/current"))
+                .header("X-API-Key", &key),
+        ),
+        (
+            "get",
+            "/api/{tenantId}/apiKeys/current",
+            app.client.get(app.url("/api/acme/apiKeys/current")),
+        ),
+    ];
+
+    for (method, path, request) in cases {
+        let res = request.send().await.unwrap();
+        seen.extend(
+            KEYWARD_HEADERS
+                .into_iter()
+                .filter(|h| res.headers().contains_key(*h)),
+        );
+        assert_headers_declared(&doc, method, path, &res);
+    }
+
+    // The cases above do meet each header a client reads.
+    for name in KEYWARD_HEADERS
+        .iter()
+        .take(9)
+        .filter(|h| **h != "retry-after")
+    {
+        assert!(seen.contains(name), "no case answered {name}");
+    }
+}
+
+#[tokio::test]
+async fn the_document_names_its_server_public_routes_need_nothing_and_each_operation_has_a_4xx() {
+    let app = spawn_app().await;
+
+    let doc = document(&app).await;
+
+    assert_eq!(doc["servers"][0]["url"], "/");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/api/{tenantId}/apiKeys/verify",
+    ] {
+        let item = doc["paths"][path].as_object().unwrap();
+        for (method, op) in item {
+            assert_eq!(op["security"], json!([]), "{method} {path}");
+        }
+    }
+    for (method, path, op) in operations(&doc) {
+        let responses = op["responses"].as_object().unwrap();
+        assert!(
+            responses.keys().any(|s| s.starts_with('4')),
+            "{method} {path} has no 4xx"
+        );
+    }
+}
+
+/// A linter from `tests/clients/node_modules` (`npm ci --prefix tests/clients`, which
+/// `.ci/run` runs). Locally, without it, the lint is skipped with a message; in CI its
+/// absence is a failure.
+fn linter(name: &str) -> Option<std::path::PathBuf> {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients/node_modules/.bin")
+        .join(name);
+    let found = bin.exists();
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "CI must install {name} (npm ci --prefix tests/clients, see .ci/run)"
+    );
+    if !found {
+        eprintln!("SKIPPED: {name}: `npm ci --prefix tests/clients` to run it");
+    }
+    found.then_some(bin)
+}
+
+/// The served document, written to a file a linter can read.
+async fn served_document_file(app: &TestApp) -> std::path::PathBuf {
+    let file = app.dir.path().join("openapi.json");
+    std::fs::write(&file, app.text("/openapi.json").await).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn redocly_finds_no_error_in_the_served_document() {
+    let app = spawn_app().await;
+    let Some(redocly) = linter("redocly") else {
+        return;
+    };
+    let file = served_document_file(&app).await;
+
+    let out = Command::new(redocly)
+        .args(["lint", "--format=stylish"])
+        .arg(&file)
+        .env("REDOCLY_TELEMETRY", "off")
+        .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true")
+        .output()
+        .unwrap();
+
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn spectral_s_openapi_rules_find_no_warning_in_the_served_document() {
+    let app = spawn_app().await;
+    let Some(spectral) = linter("spectral") else {
+        return;
+    };
+    let file = served_document_file(&app).await;
+    let ruleset =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/.spectral.yaml");
+
+    let out = Command::new(spectral)
+        .args(["lint", "--fail-severity=warn", "--ruleset"])
+        .arg(&ruleset)
+        .arg(&file)
+        .output()
+        .unwrap();
+
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

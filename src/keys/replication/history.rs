@@ -53,9 +53,11 @@ impl HistoryCursor {
 pub struct HistoryEntry {
     pub commit: String,
     pub author: String,
+    #[schema(format = DateTime)]
     pub date: String,
     /// `create`, `update`, `rotate`, `delete`, `revoke`, or `edit` (not keyward's commit).
     pub action: String,
+    #[schema(required = true)]
     pub key_name: Option<String>,
 }
 

@@ -78,15 +78,20 @@ pub struct Applied {
 #[serde(rename_all = "camelCase")]
 pub struct GitStatus {
     /// The last commit that touched the tenant's file in what this replica serves.
+    #[schema(required = true)]
     pub head: Option<String>,
     /// The last commit that touched it on the remote branch as last fetched.
+    #[schema(required = true)]
     pub remote_head: Option<String>,
     /// The tenant's acknowledged writes the remote does not have yet.
     pub unpushed: usize,
+    #[schema(required = true, format = DateTime)]
     pub last_pull_at: Option<String>,
     /// Seconds since the last successful fetch.
+    #[schema(required = true)]
     pub last_pull_age_seconds: Option<u64>,
     /// The last failure to reach the remote, in keyward's words (never git's).
+    #[schema(required = true)]
     pub last_error: Option<String>,
     /// The tenant's acknowledged writes that no longer applied on the remote's head.
     pub dropped: Vec<Report>,

@@ -27,14 +27,17 @@ pub struct Report {
     #[schema(value_type = String)]
     pub key_name: KeyName,
     pub actor: String,
+    #[schema(required = true)]
     pub request_id: Option<String>,
     /// The commit the write was (the removed one, for a rewrite).
+    #[schema(required = true)]
     pub commit: Option<String>,
     /// Why it is not on the head.
     pub reason: String,
     /// A rewrite that removed this write made a revoked, deleted, disabled or rotated-out
     /// token valid again.
     pub revives: bool,
+    #[schema(format = DateTime)]
     pub at: String,
     /// The write by meaning, for `keyward git reapply` (never shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
