@@ -5,7 +5,9 @@ use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{Endpoint, ProtocolErrors, admin_keys, git, ops, self_service, status, verify};
+use super::{
+    Endpoint, ProtocolErrors, admin_keys, ext_authz, git, ops, self_service, status, verify,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Endpoint::new("/openapi.json").get(openapi_json).finish())
@@ -39,6 +41,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         status::Api::openapi(),
         git::Api::openapi(),
         verify::Api::openapi(),
+        ext_authz::Api::openapi(),
         self_service::Api::openapi(),
         ops::Api::openapi(),
     ] {

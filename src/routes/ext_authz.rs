@@ -38,7 +38,7 @@ pub fn configure_hot(cfg: &mut web::ServiceConfig) {
 pub struct Api;
 
 /// One handler answers every method, but OpenAPI wants each operation's id unique (and
-/// generated clients name their functions after it): `ext_authz_get`, `ext_authz_post`...
+/// generated clients name their functions after it): `extAuthzGet`, `extAuthzPost`...
 struct OperationIdPerMethod;
 
 impl Modify for OperationIdPerMethod {
@@ -46,7 +46,7 @@ impl Modify for OperationIdPerMethod {
         for item in doc.paths.paths.values_mut() {
             for (method, operation) in operations(item) {
                 if let Some(operation) = operation {
-                    operation.operation_id = Some(format!("ext_authz_{method}"));
+                    operation.operation_id = Some(format!("extAuthz{method}"));
                 }
             }
         }
@@ -57,13 +57,13 @@ fn operations(
     item: &mut PathItem,
 ) -> [(&'static str, &mut Option<utoipa::openapi::path::Operation>); 7] {
     [
-        ("get", &mut item.get),
-        ("head", &mut item.head),
-        ("post", &mut item.post),
-        ("put", &mut item.put),
-        ("patch", &mut item.patch),
-        ("delete", &mut item.delete),
-        ("options", &mut item.options),
+        ("Get", &mut item.get),
+        ("Head", &mut item.head),
+        ("Post", &mut item.post),
+        ("Put", &mut item.put),
+        ("Patch", &mut item.patch),
+        ("Delete", &mut item.delete),
+        ("Options", &mut item.options),
     ]
 }
 
@@ -72,6 +72,7 @@ fn operations(
     method(get, head, post, put, patch, delete, options),
     path = "/ext-authz/{tenantId}/{path}",
     tag = "verify",
+    summary = "Check a key for Envoy or Istio (HTTP ext_authz)",
     description = "Envoy's HTTP ext_authz check: any method, at `/ext-authz/{tenantId}` or any \
         path below it (the original request's path, query string included, which is ignored). \
         The key is in `X-API-Key`; the permissions to require are in `X-Keyward-Permission` \
@@ -87,10 +88,20 @@ fn operations(
     responses(
         (
             status = 200,
-            description = "Valid; `X-Keyward-Tenant`, `X-Keyward-Key`, `X-Keyward-Permissions` headers"
+            description = "Valid",
+            headers(
+                ("X-Keyward-Tenant" = String, description = "The tenant"),
+                ("X-Keyward-Key" = String, description = "The key's name"),
+                ("X-Keyward-Permissions" = String, description = "The key's permissions, space-separated")
+            )
         ),
         (status = 400, description = "`X-Keyward-Permission` names no permission", body = ProblemDetails),
-        (status = 401, description = "No key, or an invalid one", body = ProblemDetails),
+        (
+            status = 401,
+            description = "No key, or an invalid one",
+            body = ProblemDetails,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))
+        ),
         (status = 403, description = "The key lacks a required permission", body = ProblemDetails),
     ),
     security(("apiKey" = []))

@@ -238,7 +238,7 @@ pub(crate) async fn verify(
             headers(
                 ("X-Keyward-Tenant" = String, description = "The tenant"),
                 ("X-Keyward-Key" = String, description = "The key's name"),
-                ("X-Keyward-Permissions" = String, description = "The key's permissions, comma-separated")
+                ("X-Keyward-Permissions" = String, description = "The key's permissions, space-separated")
             )
         ),
         (status = 400, description = "A query parameter other than `permission`", body = ProblemDetails),

@@ -259,7 +259,8 @@ fn the_documented_check_has_one_operation_id_per_method() {
     let doc = serde_json::to_value(keyward::routes::ext_authz::Api::openapi()).unwrap();
     let item = &doc["paths"]["/ext-authz/{tenantId}/{path}"];
     for method in METHODS {
-        let method = method.to_lowercase();
-        assert_eq!(item[&method]["operationId"], format!("ext_authz_{method}"));
+        let lower = method.to_lowercase();
+        let title = format!("{}{}", &method[..1], &lower[1..]);
+        assert_eq!(item[&lower]["operationId"], format!("extAuthz{title}"));
     }
 }

@@ -63,6 +63,11 @@ async fn the_openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
     // document is a 405 whose `Allow` names exactly the documented methods.
     let paths = doc["paths"].as_object().unwrap();
     for (path, item) in paths {
+        // A path that documents PATCH answers every method (`/ext-authz/...`): there is no
+        // method left to probe for a 405.
+        if item.get("patch").is_some() {
+            continue;
+        }
         let documented: Vec<String> = ["get", "post", "put", "delete"]
             .into_iter()
             .filter(|m| item.get(*m).is_some())
@@ -150,7 +155,7 @@ async fn the_console_the_docs_page_and_the_webhook_are_mounted_but_not_in_the_do
 }
 
 /// The operationId each client method is named after.
-const OPERATION_IDS: [(&str, &str, &str); 17] = [
+const OPERATION_IDS: [(&str, &str, &str); 24] = [
     ("get", "/api/{tenantId}/admin/apiKeys", "listApiKeys"),
     ("post", "/api/{tenantId}/admin/apiKeys", "createApiKey"),
     (
@@ -192,6 +197,13 @@ const OPERATION_IDS: [(&str, &str, &str); 17] = [
     ("get", "/readyz", "readyz"),
     ("get", "/metrics", "getMetrics"),
     ("get", "/openapi.json", "getOpenApi"),
+    ("get", "/ext-authz/{tenantId}/{path}", "extAuthzGet"),
+    ("head", "/ext-authz/{tenantId}/{path}", "extAuthzHead"),
+    ("post", "/ext-authz/{tenantId}/{path}", "extAuthzPost"),
+    ("put", "/ext-authz/{tenantId}/{path}", "extAuthzPut"),
+    ("patch", "/ext-authz/{tenantId}/{path}", "extAuthzPatch"),
+    ("delete", "/ext-authz/{tenantId}/{path}", "extAuthzDelete"),
+    ("options", "/ext-authz/{tenantId}/{path}", "extAuthzOptions"),
 ];
 
 /// Every operation of the document, as (method, path, operation).
