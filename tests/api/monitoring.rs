@@ -293,3 +293,71 @@ async fn git_mode_exports_unpushed_writes_last_pull_and_push_and_push_durations(
         assert!(ok, "promtool check metrics: {out}\n{landed}");
     }
 }
+
+const INVALID_ACME: &str = "keyward_tenant_file_invalid{tenant=\"acme\"}";
+const ACME_ON_LAST_GOOD: &str = "keyward_tenant_serving_last_good{tenant=\"acme\"}";
+
+/// `/metrics` once `series` has `want` (`None`: once it is gone).
+async fn metrics_once(app: &TestApp, series: &str, want: Option<f64>) -> String {
+    eventually(
+        &format!("{series} at {want:?}"),
+        std::time::Duration::from_secs(10),
+        || app.metrics(),
+        |t| value(t, series) == want,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_broken_tenant_file_is_flagged_until_it_is_fixed_and_a_removed_tenant_has_no_series() {
+    let app = spawn_app().await;
+    let good = app.read_file("acme");
+    let loaded = app.metrics().await;
+    assert_eq!(value(&loaded, INVALID_ACME), Some(0.0), "{loaded}");
+    assert_eq!(value(&loaded, ACME_ON_LAST_GOOD), Some(0.0), "{loaded}");
+
+    std::fs::write(app.file("acme"), "apiKeys: [\n").unwrap();
+    let broken = metrics_once(&app, INVALID_ACME, Some(1.0)).await;
+    // It keeps the keys of the file's previous version, not a copy from state_dir.
+    assert_eq!(value(&broken, ACME_ON_LAST_GOOD), Some(0.0), "{broken}");
+
+    // The same broken content written again is read as unchanged: still broken.
+    let unchanged = "keyward_reloads_total{tenant=\"acme\",outcome=\"unchanged\"}";
+    let before = value(&broken, unchanged).unwrap_or(0.0);
+    std::fs::write(app.file("acme"), "apiKeys: [\n").unwrap();
+    let again = eventually(
+        "the rewrite read as unchanged",
+        std::time::Duration::from_secs(10),
+        || app.metrics(),
+        |t| value(t, unchanged).is_some_and(|n| n > before),
+    )
+    .await;
+    assert_eq!(value(&again, INVALID_ACME), Some(1.0), "{again}");
+
+    std::fs::write(app.file("acme"), good).unwrap();
+    metrics_once(&app, INVALID_ACME, Some(0.0)).await;
+
+    std::fs::remove_dir_all(app.tenants().join("acme")).unwrap();
+    let removed = metrics_once(&app, INVALID_ACME, None).await;
+    assert_eq!(value(&removed, ACME_ON_LAST_GOOD), None, "{removed}");
+}
+
+#[tokio::test]
+async fn a_restart_on_a_broken_file_reports_the_tenant_served_from_its_last_good_copy() {
+    let app = spawn_app().await;
+    app.new_key("acme", "survivor", &[]).await;
+    let dir = app.stop().await;
+    let file = dir.path().join("tenants/acme/security.yml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, good.replace("apiKeys:", "apiKeys: [")).unwrap();
+
+    let app = spawn_app_on(dir, |_| {}).await;
+
+    let text = app.metrics().await;
+    assert_eq!(value(&text, ACME_ON_LAST_GOOD), Some(1.0), "{text}");
+    assert_eq!(value(&text, INVALID_ACME), Some(1.0), "{text}");
+
+    std::fs::write(&file, good).unwrap();
+    let fixed = metrics_once(&app, ACME_ON_LAST_GOOD, Some(0.0)).await;
+    assert_eq!(value(&fixed, INVALID_ACME), Some(0.0), "{fixed}");
+}
