@@ -361,3 +361,38 @@ async fn a_restart_on_a_broken_file_reports_the_tenant_served_from_its_last_good
     let fixed = metrics_once(&app, ACME_ON_LAST_GOOD, Some(0.0)).await;
     assert_eq!(value(&fixed, INVALID_ACME), Some(0.0), "{fixed}");
 }
+
+/// A file the repository ships under `deploy/`.
+fn deployed(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path)
+}
+
+/// Runs `promtool args` in `deploy/prometheus`: its success and its output.
+fn promtool(args: &[&str]) -> (bool, String) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(deployed("prometheus"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    if !promtool_available() {
+        return;
+    }
+
+    let (checked, check) = promtool(&["check", "rules", "keyward-rules.yml"]);
+    let (tested, test) = promtool(&["test", "rules", "keyward-rules.test.yml"]);
+
+    assert!(checked, "promtool check rules: {check}");
+    assert!(tested, "promtool test rules: {test}");
+}
