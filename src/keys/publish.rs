@@ -39,6 +39,8 @@ impl Reloaded {
             Self::Invalid { problem, serving } => {
                 metrics.reload(tenant, "invalid");
                 metrics.reload_error(tenant);
+                // `Previous` is never the last-good copy: each invalid file finds that again.
+                metrics.serving_last_good(tenant, matches!(serving, Serving::LastGood));
                 match serving {
                     Serving::Previous => tracing::warn!(%tenant, %problem,
                         "security.yml is invalid; keeping the keys of its last valid version"),

@@ -95,6 +95,11 @@ impl GitMetrics {
             git.pushes.clone(),
         );
         registry.register_collector(Box::new(git.state.clone()));
+        // Both series from the start: an alert on `increase` misses the first write of a
+        // series that appears already at 1.
+        for revives in ["true", "false"] {
+            let _ = git.rewritten.get_or_create(&RevivesLabels { revives });
+        }
         git
     }
 

@@ -1,6 +1,7 @@
 //! Prometheus metrics, one registry per application: requests by route and status with
 //! latency, verify outcomes by code and the check's latency, reloads and reload errors by
-//! tenant, keys per tenant, git mode's replication, the build and the standard `process_*`.
+//! tenant, each tenant's file health (invalid, served from its last-good copy), keys per
+//! tenant, git mode's replication, the build and the standard `process_*`.
 //!
 //! Refusals (no credential, a bad one, an unknown route or method) are counted there like
 //! every request, and logged only as a summary at most once a minute: a client must not be
@@ -33,11 +34,13 @@ mod format;
 mod git;
 mod process;
 mod striped;
+mod tenant;
 
 pub use format::{Format, OpenMetricsVersion};
 use git::GitMetrics;
 use process::ProcessCollector;
 use striped::{Striped, StripedHistogram};
+use tenant::{TenantFiles, TenantLabels};
 
 /// Request latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -72,11 +75,6 @@ struct BuildLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TenantLabels {
-    tenant: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     tenant: String,
     outcome: &'static str,
@@ -95,6 +93,7 @@ pub struct Metrics {
     verify_duration: StripedHistogram,
     reloads: Family<ReloadLabels, Counter>,
     reload_errors: Family<TenantLabels, Counter>,
+    tenant_files: TenantFiles,
     git: GitMetrics,
     refusals: RefusalSummary,
 }
@@ -175,6 +174,7 @@ impl Metrics {
             "Tenant file reloads that failed or found an invalid file",
             reload_errors.clone(),
         );
+        let tenant_files = TenantFiles::register(&mut registry);
         let git = GitMetrics::register(&mut registry);
         let verify_duration = StripedHistogram::default();
         registry.register(
@@ -201,6 +201,7 @@ impl Metrics {
             verify_duration,
             reloads,
             reload_errors,
+            tenant_files,
             refusals: RefusalSummary::new(),
         }
     }
@@ -264,7 +265,9 @@ impl Metrics {
         self.git.push_finished();
     }
 
+    /// One reload's outcome: `loaded`, `unchanged`, `invalid` or `removed`.
     pub fn reload(&self, tenant: &TenantId, outcome: &'static str) {
+        self.tenant_files.reloaded(tenant, outcome);
         self.reloads
             .get_or_create(&ReloadLabels {
                 tenant: tenant.to_string(),
@@ -275,10 +278,13 @@ impl Metrics {
 
     pub fn reload_error(&self, tenant: &TenantId) {
         self.reload_errors
-            .get_or_create(&TenantLabels {
-                tenant: tenant.to_string(),
-            })
+            .get_or_create(&TenantLabels::of(tenant))
             .inc();
+    }
+
+    /// Whether a tenant whose file is invalid is served from its last-good copy.
+    pub fn serving_last_good(&self, tenant: &TenantId, last_good: bool) {
+        self.tenant_files.serving_last_good(tenant, last_good);
     }
 
     /// One HTTP request: its route pattern (None: no route matched), method and status.
@@ -308,10 +314,8 @@ impl Metrics {
     pub fn render(&self, format: Format) -> String {
         let keys = Family::<TenantLabels, Gauge>::default();
         for (tenant, tenant_keys) in self.index.all() {
-            keys.get_or_create(&TenantLabels {
-                tenant: tenant.to_string(),
-            })
-            .set(tenant_keys.len() as i64);
+            keys.get_or_create(&TenantLabels::of(&tenant))
+                .set(tenant_keys.len() as i64);
         }
         let mut gauges = Registry::default();
         gauges.register("keyward_keys", "Keys served per tenant", keys);

@@ -1,7 +1,7 @@
 //! `/metrics` as Prometheus tooling reads it: `promtool` (Debian's `prometheus` package)
 //! and Python's `prometheus_client` parsers, against a real server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -292,4 +292,273 @@ async fn git_mode_exports_unpushed_writes_last_pull_and_push_and_push_durations(
         let (ok, out) = run_with_input("promtool", &["check", "metrics"], &landed);
         assert!(ok, "promtool check metrics: {out}\n{landed}");
     }
+}
+
+const INVALID_ACME: &str = "keyward_tenant_file_invalid{tenant=\"acme\"}";
+const ACME_ON_LAST_GOOD: &str = "keyward_tenant_serving_last_good{tenant=\"acme\"}";
+
+/// `/metrics` once `series` has `want` (`None`: once it is gone).
+async fn metrics_once(app: &TestApp, series: &str, want: Option<f64>) -> String {
+    eventually(
+        &format!("{series} at {want:?}"),
+        std::time::Duration::from_secs(10),
+        || app.metrics(),
+        |t| value(t, series) == want,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_broken_tenant_file_is_flagged_until_it_is_fixed_and_a_removed_tenant_has_no_series() {
+    let app = spawn_app().await;
+    let good = app.read_file("acme");
+    let loaded = app.metrics().await;
+    assert_eq!(value(&loaded, INVALID_ACME), Some(0.0), "{loaded}");
+    assert_eq!(value(&loaded, ACME_ON_LAST_GOOD), Some(0.0), "{loaded}");
+
+    std::fs::write(app.file("acme"), "apiKeys: [\n").unwrap();
+    let broken = metrics_once(&app, INVALID_ACME, Some(1.0)).await;
+    // It keeps the keys of the file's previous version, not a copy from state_dir.
+    assert_eq!(value(&broken, ACME_ON_LAST_GOOD), Some(0.0), "{broken}");
+
+    // The same broken content written again is read as unchanged: still broken.
+    let unchanged = "keyward_reloads_total{tenant=\"acme\",outcome=\"unchanged\"}";
+    let before = value(&broken, unchanged).unwrap_or(0.0);
+    std::fs::write(app.file("acme"), "apiKeys: [\n").unwrap();
+    let again = eventually(
+        "the rewrite read as unchanged",
+        std::time::Duration::from_secs(10),
+        || app.metrics(),
+        |t| value(t, unchanged).is_some_and(|n| n > before),
+    )
+    .await;
+    assert_eq!(value(&again, INVALID_ACME), Some(1.0), "{again}");
+
+    std::fs::write(app.file("acme"), good).unwrap();
+    metrics_once(&app, INVALID_ACME, Some(0.0)).await;
+
+    std::fs::remove_dir_all(app.tenants().join("acme")).unwrap();
+    let removed = metrics_once(&app, INVALID_ACME, None).await;
+    assert_eq!(value(&removed, ACME_ON_LAST_GOOD), None, "{removed}");
+}
+
+#[tokio::test]
+async fn a_restart_on_a_broken_file_reports_the_tenant_served_from_its_last_good_copy() {
+    let app = spawn_app().await;
+    app.new_key("acme", "survivor", &[]).await;
+    let dir = app.stop().await;
+    let file = dir.path().join("tenants/acme/security.yml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, good.replace("apiKeys:", "apiKeys: [")).unwrap();
+
+    let app = spawn_app_on(dir, |_| {}).await;
+
+    let text = app.metrics().await;
+    assert_eq!(value(&text, ACME_ON_LAST_GOOD), Some(1.0), "{text}");
+    assert_eq!(value(&text, INVALID_ACME), Some(1.0), "{text}");
+
+    std::fs::write(&file, good).unwrap();
+    let fixed = metrics_once(&app, ACME_ON_LAST_GOOD, Some(0.0)).await;
+    assert_eq!(value(&fixed, INVALID_ACME), Some(0.0), "{fixed}");
+}
+
+/// A file the repository ships under `deploy/`.
+fn deployed(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path)
+}
+
+/// Runs `promtool args` in `deploy/prometheus`: its success and its output.
+fn promtool(args: &[&str]) -> (bool, String) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(deployed("prometheus"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    if !promtool_available() {
+        return;
+    }
+
+    let (checked, check) = promtool(&["check", "rules", "keyward-rules.yml"]);
+    let (tested, test) = promtool(&["test", "rules", "keyward-rules.test.yml"]);
+
+    assert!(checked, "promtool check rules: {check}");
+    assert!(tested, "promtool test rules: {test}");
+}
+
+/// The names in a PromQL expression that look like keyward's metrics: every identifier
+/// (a run of letters, digits, `_` and `:`) starting `keyward_`, `http_` or `process_`.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|w| {
+            ["keyward_", "http_", "process_"]
+                .iter()
+                .any(|p| w.starts_with(p))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every alert's expression in the rules file.
+fn rule_exprs() -> Vec<String> {
+    let text = std::fs::read_to_string(deployed("prometheus/keyward-rules.yml")).unwrap();
+    let rules: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let groups = rules["groups"].as_sequence().unwrap();
+    groups
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap())
+        .map(|r| r["expr"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn dashboard() -> serde_json::Value {
+    let text = std::fs::read_to_string(deployed("grafana/keyward.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every string under `key` anywhere in `value`.
+fn strings_under(value: &serde_json::Value, key: &str, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (k, v) in fields {
+                match v.as_str() {
+                    Some(s) if k == key => found.push(s.to_owned()),
+                    _ => strings_under(v, key, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings_under(v, key, found)),
+        _ => {}
+    }
+}
+
+/// The PromQL of every panel's queries.
+fn panel_exprs(dashboard: &serde_json::Value) -> Vec<String> {
+    let mut exprs = Vec::new();
+    strings_under(&dashboard["panels"], "expr", &mut exprs);
+    exprs
+}
+
+/// The template variables' queries (Grafana's `label_values(...)`, not PromQL).
+fn variable_queries(dashboard: &serde_json::Value) -> Vec<String> {
+    let mut queries = Vec::new();
+    strings_under(&dashboard["templating"], "definition", &mut queries);
+    queries
+}
+
+/// A panel's query as Prometheus receives it once Grafana has filled its variables in.
+fn as_prometheus_gets_it(expr: &str) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("$job", ".*")
+        .replace("$instance", ".*")
+        .replace("$tenant", ".*")
+}
+
+#[test]
+fn the_dashboard_queries_prometheus_through_its_variables_and_every_query_parses() {
+    if !promtool_available() {
+        return;
+    }
+    let dashboard = dashboard();
+    let exprs = panel_exprs(&dashboard);
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    let variable = |name: &str| variables.iter().find(|v| v["name"] == name).cloned();
+
+    assert!(dashboard["schemaVersion"].as_u64().unwrap() >= 39);
+    let source = variable("datasource").expect("a datasource variable");
+    assert_eq!(
+        (source["type"].as_str(), source["query"].as_str()),
+        (Some("datasource"), Some("prometheus"))
+    );
+    let tenant = variable("tenant").expect("a tenant variable");
+    assert!(tenant["definition"].as_str().unwrap().contains("tenant)"));
+    let mut sources = Vec::new();
+    strings_under(&dashboard["panels"], "uid", &mut sources);
+    assert!(
+        sources.iter().all(|uid| uid == "${datasource}"),
+        "{sources:?}"
+    );
+    assert!(exprs.len() > 20, "{exprs:?}");
+    // Each query is made a recording rule, so that promtool parses it as Prometheus would.
+    let rules = json!({"groups": [{"name": "dashboard", "rules": exprs.iter().enumerate()
+        .map(|(i, e)| json!({"record": format!("keyward:dashboard:{i}"), "expr": as_prometheus_gets_it(e)}))
+        .collect::<Vec<_>>()}]});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&file, serde_yaml::to_string(&rules).unwrap()).unwrap();
+    let (ok, out) = promtool(&["check", "rules", file.to_str().unwrap()]);
+    assert!(ok, "a dashboard query does not parse: {out}");
+}
+
+/// The sample names of an exposition (`x_bucket`, `x_total`, a gauge's own name).
+fn sample_names(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_metric_the_rules_and_the_dashboard_use_is_exported_by_a_git_mode_server() {
+    let world = crate::git_world::World::new();
+    world.ops_commit_at(
+        &world.origin(),
+        "globex",
+        |_| "apiKeys: [\n".into(),
+        "Break globex",
+    );
+    let clone = world.clone_for("server");
+    let app = crate::git_world::keyward_on(&clone, |_| {}).await;
+    let token = app.new_key("acme", "m", &[]).await;
+    app.verify("acme", json!({"key": token})).await;
+    eventually(
+        "a pull, a push and the broken tenant seen",
+        std::time::Duration::from_secs(20),
+        || app.metrics(),
+        |t| {
+            value(t, "keyward_git_last_pull_success_timestamp_seconds").is_some_and(|v| v > 0.0)
+                && value(t, "keyward_git_unpushed_writes") == Some(0.0)
+                && value(t, "keyward_tenant_file_invalid{tenant=\"globex\"}") == Some(1.0)
+        },
+    )
+    .await;
+    let dashboard = dashboard();
+    let used: BTreeSet<String> = rule_exprs()
+        .iter()
+        .chain(&panel_exprs(&dashboard))
+        .chain(&variable_queries(&dashboard))
+        .flat_map(|e| metric_names(e))
+        .collect();
+
+    // Prometheus asks for OpenMetrics first; other scrapers get the classic format.
+    for accept in [None, Some(OPENMETRICS)] {
+        let (_, text) = scrape(&app, accept).await;
+        let exported = sample_names(&text);
+        let missing: Vec<_> = used.difference(&exported).collect();
+        assert!(
+            missing.is_empty(),
+            "{accept:?}: {missing:?} not in:\n{text}"
+        );
+    }
+    assert!(
+        used.contains("keyward_tenant_serving_last_good"),
+        "{used:?}"
+    );
+    assert!(
+        used.contains("keyward_git_push_duration_seconds_bucket"),
+        "{used:?}"
+    );
 }
