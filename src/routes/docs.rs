@@ -1,17 +1,34 @@
-//! The OpenAPI 3.1 document, put together from each routes module's part, and the two
-//! routes that serve it: `/openapi.json` and the `/docs` page.
+//! The OpenAPI 3.1 document, put together from each routes module's part, and the routes
+//! that serve it: `/openapi.json`, and the `/docs` page with its assets.
+//!
+//! The page is our own (`docs-page/`: HTML, one script, one stylesheet) embedded in the
+//! binary, so it works offline and behind an air gap. It loads nothing from anywhere but
+//! this server: its policy names no other origin, allows no inline script or style, and
+//! each asset is pinned by the digest in its URL and by its integrity hash.
 
-use actix_web::{HttpResponse, web};
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
+use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use sha2::{Digest, Sha256, Sha384};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
     Endpoint, ProtocolErrors, admin_keys, ext_authz, git, ops, self_service, status, verify,
 };
+use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Endpoint::new("/openapi.json").get(openapi_json).finish())
-        .service(Endpoint::new("/docs").get(docs).finish());
+        .service(Endpoint::new("/docs").get(docs).finish())
+        .service(Endpoint::new("/docs/{version}/{file}").get(asset).finish());
 }
 
 #[derive(OpenApi)]
@@ -67,21 +84,89 @@ pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())
 }
 
-/// Interactive API docs: Redoc, loaded by the browser from a CDN at a pinned version, and
-/// only if its bytes match the integrity hash (the npm package's own file, hashed).
-pub(crate) async fn docs() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(DOCS_PAGE)
+/// One file of the docs page, embedded at compile time.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    bytes: &'static [u8],
 }
 
-const DOCS_PAGE: &str = r#"<!doctype html>
-<html><head><meta charset="utf-8"><title>keyward API</title></head>
-<body><redoc spec-url="/openapi.json"></redoc>
-<script src="https://cdn.jsdelivr.net/npm/redoc@2.5.4/bundles/redoc.standalone.js"
-  integrity="sha384-w447zOpYfw/1Tv/5AK9NfHTlQIqE3RVR6KY62jCyy9zNDgO64cMwGGP1Fj0zJVf5"
-  crossorigin="anonymous"></script>
-</body></html>"#;
+static ASSETS: &[Asset] = &[
+    Asset {
+        name: "docs.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../docs-page/docs.js"),
+    },
+    Asset {
+        name: "docs.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../docs-page/docs.css"),
+    },
+];
+
+const PAGE: &str = include_str!("../../docs-page/index.html");
+
+/// A digest of every asset: a build with new assets gets new URLs, so an old cached copy
+/// is never mixed with a new page.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let mut hash = Sha256::new();
+    for a in ASSETS {
+        hash.update(a.name.as_bytes());
+        hash.update((a.bytes.len() as u64).to_le_bytes());
+        hash.update(a.bytes);
+    }
+    hash.finalize()[..6].iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+});
+
+/// The page with its assets' URLs and integrity hashes filled in.
+static HTML: LazyLock<String> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .fold(PAGE.replace("{{version}}", &VERSION), |page, a| {
+            let integrity = format!("sha384-{}", BASE64.encode(Sha384::digest(a.bytes)));
+            page.replace(&format!("{{{{integrity:{}}}}}", a.name), &integrity)
+        })
+});
+
+/// Its own script and stylesheet, and calls to this server (for the document) only.
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A 200 with the headers every docs response carries, cached as `cache` says.
+fn hardened(cache: &'static str) -> HttpResponseBuilder {
+    let mut res = HttpResponse::Ok();
+    res.insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((REFERRER_POLICY, "no-referrer"))
+        .insert_header((X_FRAME_OPTIONS, "DENY"))
+        .insert_header((CACHE_CONTROL, cache));
+    res
+}
+
+/// The API reference page. Revalidated on every load, so it always names this build's
+/// assets.
+pub(crate) async fn docs() -> HttpResponse {
+    hardened("no-cache")
+        .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((CONTENT_SECURITY_POLICY, POLICY))
+        .body(HTML.as_str())
+}
+
+/// The docs page's script or stylesheet; kept for good, since its URL changes with its
+/// bytes.
+pub(crate) async fn asset(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (version, file) = path.into_inner();
+    let found = ASSETS
+        .iter()
+        .find(|a| a.name == file)
+        .filter(|_| version == *VERSION)
+        .ok_or(ApiError::NotFound)?;
+    Ok(hardened("public, max-age=31536000, immutable")
+        .insert_header((CONTENT_TYPE, found.content_type))
+        .body(found.bytes))
+}
 
 struct SecuritySchemes;
 
@@ -149,6 +234,25 @@ impl Modify for ProblemContentType {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_names_every_asset_by_this_builds_version_with_its_integrity() {
+        assert!(!HTML.contains("{{"), "a placeholder is left: {}", *HTML);
+        for src in HTML.split("\"docs/").skip(1) {
+            let (version, rest) = src.split_once('/').expect("a versioned asset URL");
+            let file = rest.split('"').next().unwrap_or_default();
+            assert_eq!(version, *VERSION);
+            assert!(
+                ASSETS.iter().any(|a| a.name == file),
+                "{file} is not embedded"
+            );
         }
     }
 }
