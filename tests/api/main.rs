@@ -6,6 +6,7 @@ mod bad_input;
 mod body_errors;
 mod caddy;
 mod cli;
+mod clients;
 mod concurrency;
 mod console;
 mod crash;
