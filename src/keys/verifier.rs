@@ -1,7 +1,6 @@
 //! The hot path: is this key valid for this tenant, and may it do this?
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::clock::Clock;
 use crate::domain::{KeyHash, PresentedKey, Refusal, TokenPrefix, Verdict};
@@ -43,11 +42,10 @@ impl Verifier {
         required: &[S],
         answer: impl FnOnce(Result<Verified<'_>, Refusal>) -> R,
     ) -> R {
-        let started = Instant::now();
+        let timer = self.metrics.verify_timer();
         self.find(tenant, presented, required, |verdict| {
-            let took = started.elapsed();
             self.metrics
-                .verify_outcome(verdict.as_ref().err().copied(), took);
+                .verify_outcome(verdict.as_ref().err().copied(), timer);
             answer(verdict)
         })
     }
