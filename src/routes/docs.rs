@@ -21,7 +21,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    Endpoint, ProtocolErrors, admin_keys, ext_authz, git, ops, self_service, status, verify,
+    Endpoint, ProtocolErrors, admin_keys, ext_authz, git, idempotency, ops, self_service, status,
+    verify,
 };
 use crate::error::ApiError;
 
@@ -65,6 +66,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         doc.merge(part);
     }
     SecuritySchemes.modify(&mut doc);
+    IdempotentWrites.modify(&mut doc);
     ProblemContentType.modify(&mut doc);
     doc
 }
@@ -208,6 +210,63 @@ impl Modify for SecuritySchemes {
 }
 
 /// Every error is sent as `application/problem+json`; the annotations only name the body.
+/// Every admin write takes an `Idempotency-Key` (`routes/idempotency.rs`), and an answer
+/// given again to a retry says so in `Idempotent-Replayed`: declared once here for every
+/// write, as the handlers share the one mechanism.
+struct IdempotentWrites;
+
+impl Modify for IdempotentWrites {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/{tenantId}/admin/") {
+                continue;
+            }
+            for op in [&mut item.put, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                let key = ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "Makes a retry safe: the first answer for this key and body is \
+                         given again, and the write is applied once",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(idempotency::MAX_LEN)),
+                    ))
+                    .build();
+                op.parameters.get_or_insert_with(Vec::new).push(key);
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let utoipa::openapi::RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if status.starts_with('2') {
+                        let replayed = HeaderBuilder::new()
+                            .schema(ObjectBuilder::new().schema_type(Type::String))
+                            .description(Some(
+                                "`true` on an answer given again to a retry with the same \
+                                 `Idempotency-Key`",
+                            ))
+                            .build();
+                        response
+                            .headers
+                            .insert("Idempotent-Replayed".to_owned(), replayed);
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct ProblemContentType;
 
 impl Modify for ProblemContentType {

@@ -24,7 +24,7 @@ pub const HEADER: &str = "idempotency-key";
 /// On an answer given again: `Idempotent-Replayed: true` (as Stripe's API says it).
 const REPLAYED: &str = "idempotent-replayed";
 /// The longest key taken.
-const MAX_LEN: usize = 255;
+pub const MAX_LEN: usize = 255;
 
 /// Runs `write` once per `Idempotency-Key` (with none, simply runs it). `write` gets the
 /// actor with the key's scope, which the write carries into its commit.

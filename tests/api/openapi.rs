@@ -718,7 +718,7 @@ async fn rotate_s_body_is_optional_with_its_plain_schema_and_if_match_is_a_plain
 }
 
 /// The headers keyward itself sets, which a client may need to read.
-const KEYWARD_HEADERS: [&str; 10] = [
+const KEYWARD_HEADERS: [&str; 11] = [
     "etag",
     "location",
     "link",
@@ -729,6 +729,7 @@ const KEYWARD_HEADERS: [&str; 10] = [
     "x-keyward-key",
     "x-keyward-permissions",
     "keyward-history",
+    "idempotent-replayed",
 ];
 
 /// Every one of keyward's headers in `res` is declared on that operation's response.
@@ -844,6 +845,20 @@ async fn every_header_an_answer_carries_is_declared_on_its_response() {
         assert_headers_declared(&doc, method, path, &res);
     }
 
+    // A retry with the same Idempotency-Key and body is given the first answer again, and
+    // says so.
+    let retry = || {
+        app.client
+            .post(app.url("/api/acme/admin/apiKeys"))
+            .bearer_auth(writer("acme"))
+            .header("Idempotency-Key", "h3-once")
+            .json(&json!({"name": "h3"}))
+    };
+    assert_eq!(retry().send().await.unwrap().status(), 201);
+    let again = retry().send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_headers_declared(&doc, "post", "/api/{tenantId}/admin/apiKeys", &again);
+
     // The cases above do meet each header a client reads.
     for name in KEYWARD_HEADERS
         .iter()
@@ -852,6 +867,28 @@ async fn every_header_an_answer_carries_is_declared_on_its_response() {
     {
         assert!(seen.contains(name), "no case answered {name}");
     }
+}
+
+#[tokio::test]
+async fn every_admin_write_takes_an_idempotency_key() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+
+    let mut writes = 0;
+    for (method, path, op) in operations(&doc) {
+        if !path.starts_with("/api/{tenantId}/admin/") || method == "get" {
+            continue;
+        }
+        writes += 1;
+        let takes_key = op["parameters"].as_array().is_some_and(|params| {
+            params
+                .iter()
+                .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header")
+        });
+        assert!(takes_key, "{method} {path}");
+    }
+    // create, update, delete, rotate, and ending grace tokens.
+    assert_eq!(writes, 5);
 }
 
 #[tokio::test]
