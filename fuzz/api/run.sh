@@ -93,12 +93,6 @@ max-examples = $MAX_EXAMPLES
 
 # Updates go to a key that exists: with made-up names nearly every generated update was a
 # 404, and the update path went unfuzzed.
-# The webhook needs an HMAC over the body, which generated requests cannot carry: its
-# refusals are tested in tests/api/git.rs.
-[[operations]]
-include-path = "/hooks/git"
-enabled = false
-
 [[operations]]
 include-path = "/api/{tenantId}/admin/apiKeys/{keyName}"
 include-method = "PUT"

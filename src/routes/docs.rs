@@ -219,7 +219,9 @@ impl Modify for IdempotentWrites {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::header::HeaderBuilder;
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        use utoipa::openapi::{
+            ContentBuilder, ObjectBuilder, Ref, Required, ResponseBuilder, Type,
+        };
 
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/api/{tenantId}/admin/") {
@@ -241,10 +243,30 @@ impl Modify for IdempotentWrites {
                         ObjectBuilder::new()
                             .schema_type(Type::String)
                             .min_length(Some(1))
-                            .max_length(Some(idempotency::MAX_LEN)),
+                            .max_length(Some(idempotency::MAX_LEN))
+                            .pattern(Some("^[!-~]+$")),
                     ))
                     .build();
                 op.parameters.get_or_insert_with(Vec::new).push(key);
+                // A key that is not 1 to 255 visible ASCII characters is refused.
+                op.responses
+                    .responses
+                    .entry("400".to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(
+                                "The request is malformed (an `Idempotency-Key` that is not \
+                                 1 to 255 visible ASCII characters)",
+                            )
+                            .content(
+                                "application/problem+json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ProblemDetails")))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
                 for (status, response) in op.responses.responses.iter_mut() {
                     let utoipa::openapi::RefOr::T(response) = response else {
                         continue;
@@ -277,6 +299,10 @@ impl Modify for ProblemContentType {
                 &mut item.put,
                 &mut item.post,
                 &mut item.delete,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.options,
+                &mut item.trace,
             ];
             for op in operations.into_iter().flatten() {
                 for (status, response) in op.responses.responses.iter_mut() {

@@ -5,8 +5,9 @@
 //! first segment only, and reads the permissions to require from a header the gateway's
 //! configuration sets, never from the client's path or query.
 
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use smallvec::SmallVec;
 use utoipa::openapi::PathItem;
 use utoipa::{Modify, OpenApi};
@@ -29,8 +30,40 @@ const X_KEYWARD_PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-per
 /// Mounted beside `/auth/{tenantId}`, without middleware, for the same reason: it runs on
 /// every request a gateway lets through.
 pub fn configure_hot(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/ext-authz/{tenantId}").to(ext_authz))
-        .service(web::resource("/ext-authz/{tenantId}/{path:.*}").to(ext_authz));
+    cfg.service(checked("/ext-authz/{tenantId}"))
+        .service(checked("/ext-authz/{tenantId}/{path:.*}"));
+}
+
+/// The methods a request Envoy checks can have; any other (TRACE, a made-up one) is 405,
+/// which Envoy takes as a refusal.
+const METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+fn checked(path: &str) -> actix_web::Resource {
+    let mut resource = web::resource(path);
+    for method in METHODS {
+        resource = resource.route(web::method(method).to(ext_authz));
+    }
+    let allow = METHODS
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    resource.default_service(web::to(move || {
+        let mut res = ApiError::MethodNotAllowed.error_response();
+        if let Ok(allow) = HeaderValue::from_str(&allow) {
+            res.headers_mut()
+                .insert(actix_web::http::header::ALLOW, allow);
+        }
+        async move { res }
+    }))
 }
 
 #[derive(OpenApi)]
@@ -82,7 +115,9 @@ fn operations(
         ("path" = String, Path, description = "The original request's path: ignored"),
         (
             "X-Keyward-Permission" = Option<String>, Header,
-            description = "Required permissions, comma- or space-separated (repeatable)"
+            pattern = "[^ ,]",
+            description = "Required permissions, comma- or space-separated (repeatable); \
+                at least one"
         ),
     ),
     responses(

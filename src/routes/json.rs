@@ -71,8 +71,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
                 return Ok(OptionalJsonBody(None, bytes));
             }
             media_type?;
-            // `null` is no body, as an empty one is.
-            parse::<Option<T>>(&bytes).map(|v| OptionalJsonBody(v, bytes))
+            // A body sent is the documented object: `null` is not "no body".
+            parse::<T>(&bytes).map(|v| OptionalJsonBody(Some(v), bytes))
         })
     }
 }

@@ -264,3 +264,19 @@ fn the_documented_check_has_one_operation_id_per_method() {
         assert_eq!(item[&lower]["operationId"], format!("extAuthz{title}"));
     }
 }
+
+#[tokio::test]
+async fn a_method_no_checked_request_has_is_405_and_lets_nothing_through() {
+    let app = spawn_app().await;
+    let token = app.new_key("acme", "svc", &["orders:read"]).await;
+    let trace = reqwest::Method::from_bytes(b"TRACE").unwrap();
+    let res = app
+        .client
+        .request(trace, app.url("/ext-authz/acme/orders/1"))
+        .header("X-API-Key", &token)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("x-keyward-tenant").is_none());
+    assert_problem(res, 405, "method_not_allowed").await;
+}

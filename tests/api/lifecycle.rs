@@ -277,12 +277,17 @@ async fn api_key_principals_are_held_to_scope_and_tenant() {
 }
 
 #[tokio::test]
-async fn rotate_takes_a_null_body_and_whole_numbers_written_as_floats() {
+async fn rotate_takes_no_body_or_its_object_never_null_and_whole_numbers_written_as_floats() {
     let app = spawn_app().await;
     app.new_key("acme", "svc", &[]).await;
 
-    // `null` is no body (the body is optional).
+    // The body is optional, and when sent it is the documented object: `null` is a 400
+    // that rotates nothing.
+    let before = app.read_file("acme");
     let res = app.rotate_key("acme", "svc", Some(Value::Null)).await;
+    assert_problem(res, 400, "invalid_request").await;
+    assert_eq!(app.read_file("acme"), before);
+    let res = app.rotate_key("acme", "svc", None).await;
     assert_eq!(res.status(), 200);
     // JSON Schema counts 30.0 as an integer; so does keyward.
     let res = app
