@@ -5,14 +5,14 @@
 //! first segment only, and reads the permissions to require from a header the gateway's
 //! configuration sets, never from the client's path or query.
 
-use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use smallvec::SmallVec;
 use utoipa::openapi::PathItem;
 use utoipa::{Modify, OpenApi};
 
-use super::verify::refused;
+use super::verify::{allowed, refused};
 use crate::auth::presented_key;
 use crate::error::{ApiError, ProblemDetails};
 use crate::index::Verified;
@@ -22,10 +22,6 @@ use crate::keys::Verifier;
 /// several, separated by commas or spaces (a permission holds neither a space nor, to be
 /// required here, a comma). Every one must be granted.
 pub const X_KEYWARD_PERMISSION: HeaderName = HeaderName::from_static("x-keyward-permission");
-
-const X_KEYWARD_TENANT: HeaderName = HeaderName::from_static("x-keyward-tenant");
-const X_KEYWARD_KEY: HeaderName = HeaderName::from_static("x-keyward-key");
-const X_KEYWARD_PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-permissions");
 
 /// Mounted beside `/auth/{tenantId}`, without middleware, for the same reason: it runs on
 /// every request a gateway lets through.
@@ -150,7 +146,8 @@ pub(crate) async fn ext_authz(
     let required = required_permissions(req.headers())?;
     Ok(
         verifier.check(tenant, presented, &required, |verdict| match verdict {
-            Ok(verified) => allowed(tenant, &verified),
+            // 200, not 204: Envoy lets a request through on 200 only.
+            Ok(Verified { entry, .. }) => allowed(StatusCode::OK, tenant, entry),
             Err(r) => refused(presented, r),
         }),
     )
@@ -176,20 +173,4 @@ fn required_permissions(headers: &HeaderMap) -> Result<SmallVec<[&str; 4]>, ApiE
         }
     }
     Ok(required)
-}
-
-/// 200, not 204: Envoy lets a request through on 200 only.
-fn allowed(tenant: &str, Verified { entry, .. }: &Verified<'_>) -> HttpResponse {
-    let mut res = HttpResponse::Ok();
-    let permissions = entry.permissions.joined();
-    for (name, value) in [
-        (X_KEYWARD_TENANT, tenant),
-        (X_KEYWARD_KEY, entry.name.as_str()),
-        (X_KEYWARD_PERMISSIONS, permissions.as_str()),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            res.insert_header((name, value));
-        }
-    }
-    res.finish()
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use actix_web::body::MessageBody;
+use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ use utoipa::openapi::schema::{
 use super::Endpoint;
 use super::json::JsonBody;
 use crate::auth::{invalid_key, presented_key};
-use crate::domain::{Permission, Permissions, Refusal};
+use crate::domain::{KeyEntry, Permission, Permissions, Refusal};
 use crate::error::{ApiError, ProblemDetails};
 use crate::index::Verified;
 use crate::keys::Verifier;
@@ -273,23 +274,27 @@ pub(crate) async fn forward_auth(
     }
     Ok(
         verifier.check(tenant, presented, &required, |verdict| match verdict {
-            Ok(Verified { entry: e, .. }) => {
-                let mut res = HttpResponse::NoContent();
-                if let Ok(v) = HeaderValue::from_str(tenant) {
-                    res.insert_header((X_KEYWARD_TENANT, v));
-                }
-                if let Ok(v) = HeaderValue::from_str(e.name.as_str()) {
-                    res.insert_header((X_KEYWARD_KEY, v));
-                }
-                let perms = e.permissions.joined();
-                if let Ok(v) = HeaderValue::from_str(&perms) {
-                    res.insert_header((X_KEYWARD_PERMISSIONS, v));
-                }
-                res.finish()
-            }
+            Ok(Verified { entry, .. }) => allowed(StatusCode::NO_CONTENT, tenant, entry),
             Err(r) => refused(presented, r),
         }),
     )
+}
+
+/// A gateway check's answer to a valid key: who is calling, in the three `X-Keyward-*`
+/// headers the gateway copies onto the request it lets through.
+pub(crate) fn allowed(status: StatusCode, tenant: &str, entry: &KeyEntry) -> HttpResponse {
+    let mut res = HttpResponse::build(status);
+    let permissions = entry.permissions.joined();
+    for (name, value) in [
+        (X_KEYWARD_TENANT, tenant),
+        (X_KEYWARD_KEY, entry.name.as_str()),
+        (X_KEYWARD_PERMISSIONS, permissions.as_str()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            res.insert_header((name, value));
+        }
+    }
+    res.finish()
 }
 
 /// Forward-auth's answer to a refused key, rendered once per kind from its `ApiError`: a
