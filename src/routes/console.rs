@@ -6,19 +6,15 @@
 //! itself and the sign-in settings are revalidated on every load. No response here carries
 //! a token: the console keeps its token in the tab's memory and `sessionStorage`.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, LazyLock};
 
-use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
-};
-use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use actix_web::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use utoipa::OpenApi;
 
 use super::Endpoint;
+use super::embedded::{self, Asset, NO_CACHE, hardened};
 use crate::auth::oidc::{Endpoints, Provider};
 use crate::config::Settings;
 use crate::error::{ApiError, ProblemDetails};
@@ -79,13 +75,6 @@ impl Console {
     }
 }
 
-/// One embedded file.
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    bytes: &'static [u8],
-}
-
 macro_rules! asset {
     ($name:literal, $type:expr) => {
         Asset {
@@ -111,36 +100,10 @@ static ASSETS: &[Asset] = &[
 
 const PAGE: &str = include_str!("../../console/index.html");
 
-/// A digest of every asset: a new build with new assets gets new URLs.
-static VERSION: LazyLock<String> = LazyLock::new(|| {
-    let mut hash = Sha256::new();
-    for a in ASSETS {
-        hash.update(a.name.as_bytes());
-        hash.update((a.bytes.len() as u64).to_le_bytes());
-        hash.update(a.bytes);
-    }
-    hash.finalize()[..6].iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-});
+/// This build's files' URL segment.
+static VERSION: LazyLock<String> = LazyLock::new(|| embedded::version(ASSETS));
 
 static HTML: LazyLock<String> = LazyLock::new(|| PAGE.replace("{{version}}", &VERSION));
-
-/// Revalidated on every load: the page and the sign-in settings.
-const NO_CACHE: &str = "no-cache";
-/// Kept for good: an asset's URL changes when its bytes do.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-
-/// A 200 with the headers every console response carries, cached as `cache` says.
-fn hardened(cache: &'static str) -> HttpResponseBuilder {
-    let mut res = HttpResponse::Ok();
-    res.insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((REFERRER_POLICY, "no-referrer"))
-        .insert_header((X_FRAME_OPTIONS, "DENY"))
-        .insert_header((CACHE_CONTROL, cache));
-    res
-}
 
 /// The page's policy: its own scripts and styles only, and calls to this server and (for
 /// sign-in) the provider's token endpoint.
@@ -215,14 +178,7 @@ pub(crate) async fn config(console: web::Data<Console>) -> HttpResponse {
 )]
 pub(crate) async fn asset(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (version, file) = path.into_inner();
-    let found = ASSETS
-        .iter()
-        .find(|a| a.name == file)
-        .filter(|_| version == *VERSION)
-        .ok_or(ApiError::NotFound)?;
-    Ok(hardened(IMMUTABLE)
-        .insert_header((CONTENT_TYPE, found.content_type))
-        .body(found.bytes))
+    embedded::serve(ASSETS, &VERSION, &version, &file)
 }
 
 #[cfg(test)]

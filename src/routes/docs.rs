@@ -6,20 +6,17 @@
 //! this server: its policy names no other origin, allows no inline script or style, and
 //! each asset is pinned by the digest in its URL and by its integrity hash.
 
-use std::fmt::Write as _;
 use std::sync::LazyLock;
 
-use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
-};
-use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use actix_web::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use actix_web::{HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use sha2::{Digest, Sha256, Sha384};
+use sha2::{Digest, Sha384};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::embedded::{self, Asset, NO_CACHE, hardened};
 use super::{
     Endpoint, ProtocolErrors, admin_keys, ext_authz, git, idempotency, ops, self_service, status,
     verify,
@@ -86,13 +83,6 @@ pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())
 }
 
-/// One file of the docs page, embedded at compile time.
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    bytes: &'static [u8],
-}
-
 static ASSETS: &[Asset] = &[
     Asset {
         name: "docs.js",
@@ -108,20 +98,8 @@ static ASSETS: &[Asset] = &[
 
 const PAGE: &str = include_str!("../../docs-page/index.html");
 
-/// A digest of every asset: a build with new assets gets new URLs, so an old cached copy
-/// is never mixed with a new page.
-static VERSION: LazyLock<String> = LazyLock::new(|| {
-    let mut hash = Sha256::new();
-    for a in ASSETS {
-        hash.update(a.name.as_bytes());
-        hash.update((a.bytes.len() as u64).to_le_bytes());
-        hash.update(a.bytes);
-    }
-    hash.finalize()[..6].iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-});
+/// This build's files' URL segment.
+static VERSION: LazyLock<String> = LazyLock::new(|| embedded::version(ASSETS));
 
 /// The page with its assets' URLs and integrity hashes filled in.
 static HTML: LazyLock<String> = LazyLock::new(|| {
@@ -137,20 +115,10 @@ static HTML: LazyLock<String> = LazyLock::new(|| {
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
-/// A 200 with the headers every docs response carries, cached as `cache` says.
-fn hardened(cache: &'static str) -> HttpResponseBuilder {
-    let mut res = HttpResponse::Ok();
-    res.insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((REFERRER_POLICY, "no-referrer"))
-        .insert_header((X_FRAME_OPTIONS, "DENY"))
-        .insert_header((CACHE_CONTROL, cache));
-    res
-}
-
 /// The API reference page. Revalidated on every load, so it always names this build's
 /// assets.
 pub(crate) async fn docs() -> HttpResponse {
-    hardened("no-cache")
+    hardened(NO_CACHE)
         .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((CONTENT_SECURITY_POLICY, POLICY))
         .body(HTML.as_str())
@@ -160,14 +128,7 @@ pub(crate) async fn docs() -> HttpResponse {
 /// bytes.
 pub(crate) async fn asset(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (version, file) = path.into_inner();
-    let found = ASSETS
-        .iter()
-        .find(|a| a.name == file)
-        .filter(|_| version == *VERSION)
-        .ok_or(ApiError::NotFound)?;
-    Ok(hardened("public, max-age=31536000, immutable")
-        .insert_header((CONTENT_TYPE, found.content_type))
-        .body(found.bytes))
+    embedded::serve(ASSETS, &VERSION, &version, &file)
 }
 
 struct SecuritySchemes;

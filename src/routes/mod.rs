@@ -4,6 +4,7 @@
 pub mod admin_keys;
 pub mod console;
 pub mod docs;
+pub mod embedded;
 pub mod ext_authz;
 pub mod git;
 pub mod idempotency;
