@@ -429,11 +429,89 @@ struct Wrk {
     rps: f64,
     p99_ms: f64,
     non2xx: u64,
+    requests: u64,
+    /// The server's CPU time per request, in µs (measured in pinned runs only).
+    cpu_us: f64,
+}
+
+/// How a wrk run shares the machine with the server it loads.
+#[derive(Clone, Copy)]
+enum Placement {
+    /// Wherever the scheduler puts them: what a deployment sees, and on two cores the
+    /// noisiest (three busy threads on two cores; one round's bare app ran 190k req/s and
+    /// the next 129k).
+    Shared,
+    /// The server's threads on core 0, one wrk thread on core 1: each server gets one core
+    /// to itself, so a round measures what a request costs, not where the threads landed.
+    Pinned,
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Whether this machine can run `Placement::Pinned`: two cores and `taskset`.
+fn can_pin() -> bool {
+    num_cpus() >= 2
+        && Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Moves every thread of the server onto `cpus` (a taskset list: "0", or "0-1" to free it).
+fn place(server: &Server, cpus: &str) {
+    let ok = Command::new("taskset")
+        .args(["-a", "-c", "-p", cpus, &server.child.id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset moves the server's threads");
+}
+
+/// A wrk run against `server`, placed as `placement` says; a pinned run also measures the
+/// server's CPU time per request.
+fn load(
+    server: &Server,
+    path: &str,
+    placement: Placement,
+    header: Option<&str>,
+    script: Option<&Path>,
+    seconds: u32,
+) -> Wrk {
+    match placement {
+        Placement::Shared => wrk(&server.url(path), seconds, header, script),
+        Placement::Pinned => {
+            let before = server.cpu_seconds();
+            let mut w = wrk_with(
+                &["taskset", "-c", "1", "wrk", "-t1", "-c32"],
+                &server.url(path),
+                seconds,
+                header,
+                script,
+            );
+            w.cpu_us = (server.cpu_seconds() - before) * 1e6 / w.requests.max(1) as f64;
+            w
+        }
+    }
 }
 
 fn wrk(url: &str, seconds: u32, header: Option<&str>, script: Option<&Path>) -> Wrk {
-    let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency"]);
+    wrk_with(&["wrk", "-t2", "-c64"], url, seconds, header, script)
+}
+
+/// wrk run by `command` (its program, arguments and thread and connection counts).
+fn wrk_with(
+    command: &[&str],
+    url: &str,
+    seconds: u32,
+    header: Option<&str>,
+    script: Option<&Path>,
+) -> Wrk {
+    let mut cmd = Command::new(command[0]);
+    cmd.args(&command[1..]);
+    cmd.args([&format!("-d{seconds}s"), "--latency"]);
     if let Some(h) = header {
         cmd.args(["-H", h]);
     }
@@ -471,6 +549,12 @@ fn wrk(url: &str, seconds: u32, header: Option<&str>, script: Option<&Path>) -> 
         non2xx: field("Non-2xx or 3xx responses:")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        requests: text
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0),
+        cpu_us: 0.0,
     }
 }
 
@@ -510,19 +594,34 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
     let file = dir.path().join("tenants/bench/security.yml");
     let reloads_before = reloads(&server, "bench");
     let mut runs: [Vec<Wrk>; 6] = Default::default();
+    let mut pinned: [Vec<Wrk>; 4] = Default::default();
+    let pin = can_pin();
     let mut rewrites = 0;
     // Alternated, so the machine's noise hits every kind alike.
     for _ in 0..rounds {
-        runs[0].push(wrk(&bare.url(fwd), secs, Some(&accepted), None));
-        runs[1].push(wrk(&server.url(fwd), secs, Some(&accepted), None));
-        runs[2].push(wrk(&bare.url(json_path), secs, None, Some(&script)));
-        runs[3].push(wrk(&server.url(json_path), secs, None, Some(&script)));
-        runs[4].push(wrk(&server.url(fwd), secs, Some(&refused), None));
+        let shared = Placement::Shared;
+        runs[0].push(load(&bare, fwd, shared, Some(&accepted), None, secs));
+        runs[1].push(load(&server, fwd, shared, Some(&accepted), None, secs));
+        runs[2].push(load(&bare, json_path, shared, None, Some(&script), secs));
+        runs[3].push(load(&server, json_path, shared, None, Some(&script), secs));
+        runs[4].push(load(&server, fwd, shared, Some(&refused), None, secs));
         let (w, n) = while_rewriting(&file, &bench_file, || {
-            wrk(&server.url(fwd), secs, Some(&accepted), None)
+            load(&server, fwd, shared, Some(&accepted), None, secs)
         });
         runs[5].push(w);
         rewrites += n;
+        if pin {
+            let (at, all) = ("0", format!("0-{}", num_cpus() - 1));
+            place(&bare, at);
+            place(&server, at);
+            let p = Placement::Pinned;
+            pinned[0].push(load(&bare, fwd, p, Some(&accepted), None, secs));
+            pinned[1].push(load(&server, fwd, p, Some(&accepted), None, secs));
+            pinned[2].push(load(&bare, json_path, p, None, Some(&script), secs));
+            pinned[3].push(load(&server, json_path, p, None, Some(&script), secs));
+            place(&bare, &all);
+            place(&server, &all);
+        }
     }
     let reloaded = reloads(&server, "bench") - reloads_before;
     let [
@@ -585,6 +684,35 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
         rps,
         "≥ 0.95",
     );
+    if pin {
+        let [bare_fwd, fwd_runs, bare_json, json_runs] = &pinned;
+        let per_cpu_second = |w: &Wrk| 1e6 / w.cpu_us;
+        for (label, ours, theirs) in [
+            ("forward-auth", fwd_runs, bare_fwd),
+            ("JSON verify", json_runs, bare_json),
+        ] {
+            ratio_row(
+                out,
+                &format!(
+                    "{label}, pinned (server on core 0, wrk on core 1), req/s: keyward vs the bare app"
+                ),
+                ours,
+                theirs,
+                rps,
+                "≥ 0.95",
+            );
+            ratio_row(
+                out,
+                &format!(
+                    "{label}, pinned, requests per CPU-second of the server: keyward vs the bare app"
+                ),
+                ours,
+                theirs,
+                per_cpu_second,
+                "≥ 0.95",
+            );
+        }
+    }
     let accepted_non2xx: u64 = [fwd_runs, json_runs, busy_runs]
         .iter()
         .flat_map(|r| r.iter())
