@@ -12,6 +12,7 @@ use super::command::{IfMatch, KeyChanges, KeyLimits, Patch};
 use super::etag;
 use crate::domain::{
     Description, KeyEntry, KeyHash, KeyName, Permissions, PreviousHash, SecurityFile, TenantId,
+    TokenHint,
 };
 use crate::store::Change;
 
@@ -94,6 +95,16 @@ pub enum What {
     Rotate {
         if_match: Option<IfMatch>,
         hash: KeyHash,
+        /// The new token's public hint (absent from journals written before hints).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<TokenHint>,
+        /// When the rotation was asked for: the same on every head it is decided on.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "time::serde::rfc3339::option"
+        )]
+        rotated_at: Option<OffsetDateTime>,
         /// When the old token stops working (None: at once).
         #[serde(with = "time::serde::rfc3339::option")]
         grace_until: Option<OffsetDateTime>,
@@ -240,6 +251,8 @@ impl Intent {
             What::Rotate {
                 if_match,
                 hash,
+                hint,
+                rotated_at,
                 grace_until,
             } => {
                 let current = target(file, &self.key, if_match.as_ref(), limits)?;
@@ -252,6 +265,9 @@ impl Intent {
                 check_lifetime(limits, next.expires_at)?;
                 rotate_grace(&mut next, *grace_until, now);
                 next.hash = *hash;
+                // The old token's hint would now name a token that is not the current one.
+                next.hint = hint.clone();
+                next.rotated_at = *rotated_at;
                 Ok(Change::Replace(next))
             }
             What::Delete { if_match } => {
@@ -379,6 +395,8 @@ pub fn recover(
         (Some(was), Some(is)) if was.hash != is.hash => What::Rotate {
             if_match: None,
             hash: is.hash,
+            hint: is.hint.clone(),
+            rotated_at: is.rotated_at,
             grace_until: is
                 .previous_hashes
                 .iter()
