@@ -512,6 +512,32 @@ apiKeys:
     }
 
     #[test]
+    fn a_journal_written_before_hints_still_reads_and_its_writes_still_apply() {
+        // As the journal spelt them then (a variant's fields keep their Rust names).
+        let rotate = format!(
+            r#"{{"tenant":"acme","key":"a","actor":"alice","requestId":null,"limits":null,
+                "what":{{"kind":"rotate","if_match":null,"hash":"sha256:{}","grace_until":null}}}}"#,
+            "3".repeat(64)
+        );
+        let create = format!(
+            r#"{{"tenant":"acme","key":"b","actor":"alice","requestId":null,"limits":null,
+                "what":{{"kind":"create","max_keys":10,"entry":{{"name":"b","hash":"{}"}}}}}}"#,
+            "2".repeat(64)
+        );
+        let file = SecurityFile::parse(FILE).unwrap();
+        let now = OffsetDateTime::now_utc();
+        for json in [rotate, create] {
+            let mut intent: Intent = serde_json::from_str(&json).unwrap();
+            let (Change::Replace(entry) | Change::Create(entry)) =
+                intent.decide(&file, now).unwrap()
+            else {
+                panic!("a rotation replaces, a create creates");
+            };
+            assert_eq!((entry.hint, entry.rotated_at), (None, None));
+        }
+    }
+
+    #[test]
     fn the_journal_keeps_an_intent_as_it_was() {
         let mut intent = update(Fields {
             enabled: Some(false),
