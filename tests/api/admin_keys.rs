@@ -560,3 +560,50 @@ async fn a_create_and_a_rotation_on_one_replica_show_the_same_hint_and_rotation_
     let on_remote = world.on_remote("acme");
     assert!(on_remote.contains(&format!("hint: {}", view["hint"].as_str().unwrap())));
 }
+
+#[tokio::test]
+async fn a_hint_or_rotation_time_cannot_be_set_through_a_request_body() {
+    // Arrange
+    let app = spawn_app().await;
+    app.new_key("acme", "plain", &[]).await;
+    let before = app.read_file("acme");
+
+    // Act
+    let create = app
+        .create_key("acme", json!({"name": "forged", "hint": "kw_...AAAA"}))
+        .await;
+    let update = app
+        .update_key(
+            "acme",
+            "plain",
+            json!({"enabled": true, "rotatedAt": "2026-01-01T00:00:00Z"}),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(create.status(), 400);
+    assert_eq!(update.status(), 400);
+    assert_eq!(app.read_file("acme"), before);
+}
+
+#[tokio::test]
+async fn a_restart_serves_the_hint_and_rotation_time_it_had() {
+    // Arrange: the restart reads the keys back from its last-good snapshot.
+    let app = spawn_app().await;
+    app.new_key("acme", "durable", &[]).await;
+    let rotated: Value = app
+        .rotate_key("acme", "durable", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let dir = app.stop().await;
+
+    // Act
+    let app = spawn_app_on(dir, |_| {}).await;
+
+    // Assert
+    let view: Value = app.get_key("acme", "durable").await.json().await.unwrap();
+    assert_eq!(field(&view, "hint"), field(&rotated, "hint"));
+    assert_eq!(field(&view, "rotatedAt"), field(&rotated, "rotatedAt"));
+}
