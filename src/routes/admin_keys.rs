@@ -3,8 +3,8 @@
 //! types themselves are in `requests`.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ALLOW, CACHE_CONTROL, ETAG, HeaderValue, LINK, LOCATION};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, guard, web};
+use actix_web::http::header::{CACHE_CONTROL, ETAG, LINK, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 use time::OffsetDateTime;
 use utoipa::OpenApi;
 
@@ -31,15 +31,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .post(create)
             .finish(),
     )
-    // Before `{keyName}`, which also matches this path: a key may be named `lookup`, and
-    // GET, PUT and DELETE here are about that key. Any other method is this resource's.
+    // Before `{keyName}`, which also matches this path. The document gives this path to the
+    // lookup alone (a concrete path wins over a template, as OpenAPI matches them), but a key
+    // named `lookup` written before it existed is still read, updated and deleted here.
     .service(
-        web::resource("/api/{tenantId}/admin/apiKeys/lookup")
+        Endpoint::new("/api/{tenantId}/admin/apiKeys/lookup")
+            .post(lookup)
+            .finish()
             .guard(guard::fn_guard(|ctx| {
                 !KEY_METHODS.contains(&ctx.head().method.as_str())
-            }))
-            .route(web::post().to(lookup))
-            .default_service(web::to(lookup_method_not_allowed)),
+            })),
     )
     .service(
         Endpoint::new("/api/{tenantId}/admin/apiKeys/{keyName}")
@@ -63,15 +64,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// What `.../apiKeys/{keyName}` answers for a key named `lookup`.
 const KEY_METHODS: [&str; 4] = ["GET", "HEAD", "PUT", "DELETE"];
-
-/// 405 on `.../apiKeys/lookup`, naming both what the lookup answers and what the key named
-/// `lookup` does.
-async fn lookup_method_not_allowed() -> HttpResponse {
-    let mut res = ApiError::MethodNotAllowed.error_response();
-    res.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static("GET, POST, PUT, DELETE"));
-    res
-}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -347,8 +347,9 @@ fn decode_cursor(cursor: &str) -> Result<KeyName, &'static str> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupApiKey {
-    /// A token this server issued (`<prefix>_` and 49 letters or digits).
-    #[schema(max_length = 1024)]
+    /// A token this server issued: its prefix, `_`, and 49 letters or digits, the last six
+    /// a checksum of the rest.
+    #[schema(pattern = r"^[A-Za-z0-9]{1,16}_[A-Za-z0-9]{49}$")]
     token: String,
 }
 
