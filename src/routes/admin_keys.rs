@@ -519,7 +519,12 @@ pub(crate) async fn end_grace(
     params(("tenantId" = String, Path, description = "Tenant id")),
     request_body = LookupApiKey,
     responses(
-        (status = 200, description = "The key that holds the token, and which of its tokens it is", body = ApiKeyLookup),
+        (
+            status = 200,
+            description = "The key that holds the token, and which of its tokens it is",
+            body = ApiKeyLookup,
+            headers(("Cache-Control" = String, description = "`no-store`: the answer is about a token"))
+        ),
         AdminErrors,
         BodyErrors,
         // After the shared ones, which would otherwise replace these two.
