@@ -83,7 +83,7 @@ impl Authenticator {
             // Debug only: anyone can send a bad token, as often as they like.
             tracing::debug!(reason = %e, "bearer token refused");
             ApiError::Unauthorized {
-                detail: format!("invalid token: {e}"),
+                detail: self.jwt.explain(&e),
                 sent: Credential::Bearer,
             }
         })

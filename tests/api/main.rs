@@ -10,6 +10,7 @@ mod clients;
 mod concurrency;
 mod console;
 mod crash;
+mod dev_mode;
 mod ext_authz;
 mod fuzz_regressions;
 mod gateway;
