@@ -356,6 +356,7 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
             actix_web::http::header::LOCATION,
             actix_web::http::header::LINK,
             actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+            actix_web::http::header::HeaderName::from_static(routes::requests::TOTAL_COUNT),
         ])
         .max_age(600);
     for origin in origins {

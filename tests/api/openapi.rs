@@ -461,9 +461,10 @@ async fn the_documented_key_name_pattern_accepts_exactly_the_names_the_server_ac
         .iter()
         .find(|p| p["name"] == "cursor")
         .unwrap();
+    // Opaque: it carries the sort and the last key's place in it, base64url-encoded.
     assert_eq!(
         resolved(&doc, &cursor["schema"])["pattern"],
-        pattern.as_str()
+        "^[A-Za-z0-9_-]+$"
     );
 
     let long = "a".repeat(128);
