@@ -406,6 +406,7 @@ pub fn create_app(
                         .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                         .configure(admin_keys::configure)
                         .configure(status::configure)
+                        .configure(routes::tenants::configure)
                         .configure(self_service::configure)
                         .configure(docs::configure)
                         .configure(git::configure)

@@ -12,7 +12,7 @@ use super::listing::{KeyFilter, ListPosition, SortField};
 use super::service::{Service, blocking};
 use crate::domain::{KeyEntry, KeyName, TenantId};
 use crate::index::{IndexedKey, TenantKeys};
-use crate::store::FileProblem;
+use crate::store::{FileProblem, StoreError};
 
 /// A key as stored, with when it was last used.
 #[derive(Debug, Clone)]
@@ -42,6 +42,15 @@ pub struct TenantStatus {
     pub checked_at: OffsetDateTime,
 }
 
+impl TenantStatus {
+    /// Whether a caller may write to this tenant now: it holds the write scope here (as the
+    /// write routes judge it), and the tenant is neither read-only nor invalid. The one rule
+    /// behind every `canWrite` an answer shows.
+    pub fn can_write(&self, holds_write_scope: bool) -> bool {
+        holds_write_scope && self.problem.is_none() && !self.read_only
+    }
+}
+
 /// Where the keys a tenant serves come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeysFrom {
@@ -65,6 +74,18 @@ impl Service {
         let (publisher, t) = (self.publisher.clone(), tenant.clone());
         blocking(move || Ok(publisher.load(&t)?)).await?;
         self.index.keys(tenant).ok_or(Error::TenantNotFound)
+    }
+
+    /// Every tenant there is, sorted: the tenants directory as the store lists it (its
+    /// symlink boundaries applied, so nothing outside it), or in git mode the served commit's.
+    pub async fn tenant_ids(&self) -> Result<Vec<TenantId>, Error> {
+        if self.git.is_some() {
+            let mut served = self.index.tenants();
+            served.retain(|t| self.tenant_exists(t));
+            return Ok(served);
+        }
+        let store = self.store.clone();
+        blocking(move || Ok(store.list_tenants().map_err(StoreError::from)?.tenants)).await
     }
 
     /// One page of a tenant's keys in the filter's order, filtered; `next` is where the

@@ -37,6 +37,7 @@ mod reload;
 mod security_git;
 mod security_store;
 mod store;
+mod tenants;
 mod traefik;
 mod verify;
 mod warm_start;

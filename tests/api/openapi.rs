@@ -156,7 +156,7 @@ async fn the_console_the_docs_page_and_the_webhook_are_mounted_but_not_in_the_do
 }
 
 /// The operationId each client method is named after.
-const OPERATION_IDS: [(&str, &str, &str); 24] = [
+const OPERATION_IDS: [(&str, &str, &str); 25] = [
     ("get", "/api/{tenantId}/admin/apiKeys", "listApiKeys"),
     ("post", "/api/{tenantId}/admin/apiKeys", "createApiKey"),
     (
@@ -185,6 +185,7 @@ const OPERATION_IDS: [(&str, &str, &str); 24] = [
         "endGraceTokens",
     ),
     ("get", "/api/{tenantId}/admin/status", "getTenantStatus"),
+    ("get", "/api/tenants", "listTenants"),
     ("get", "/api/{tenantId}/admin/history", "listHistory"),
     ("post", "/api/{tenantId}/apiKeys/verify", "verifyApiKey"),
     ("get", "/auth/{tenantId}", "forwardAuth"),
