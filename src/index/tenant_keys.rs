@@ -2,13 +2,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use hashbrown::HashTable;
 use time::OffsetDateTime;
 
-use crate::domain::{KeyEntry, KeyHash, KeyName, Permissions, Refusal, SecurityFile, Verdict};
+use super::recent_uses::{RecentUses, UseSink};
+use crate::domain::{
+    KeyEntry, KeyHash, KeyName, Permissions, Refusal, SecurityFile, TenantId, Verdict,
+};
 
 /// One tenant's keys: sorted by name (for the admin API, binary search) and by hash (for
 /// verification). Compact on purpose: a million keys must fit in a few hundred MB.
@@ -21,6 +24,8 @@ pub struct TenantKeys {
     hasher: RandomState,
     /// Old hashes kept for a rotation's grace period (few): index and end of grace.
     previous: HashMap<KeyHash, (u32, OffsetDateTime)>,
+    /// Set when `lastUsedAt` is shared with other replicas: where a use is noted for them.
+    uses: OnceLock<UseSink>,
 }
 
 /// A key as the index holds it: the entry, and when it was last used.
@@ -40,12 +45,11 @@ impl IndexedKey {
     }
 
     /// Records a use at most once per second per key: a load, and a store only when the
-    /// second changed, so the hot path does not fight over the cache line.
-    fn touch(&self, now: OffsetDateTime) {
-        let now = now.unix_timestamp();
-        if self.last_used.load(Ordering::Relaxed) < now {
-            self.last_used.fetch_max(now, Ordering::Relaxed);
-        }
+    /// second changed, so the hot path does not fight over the cache line. True when this
+    /// use moved the key to a new second (what other replicas need to hear about).
+    fn touch(&self, now: i64) -> bool {
+        self.last_used.load(Ordering::Relaxed) < now
+            && self.last_used.fetch_max(now, Ordering::Relaxed) < now
     }
 
     /// Restores a last use read back from the state directory.
@@ -130,7 +134,17 @@ impl TenantKeys {
             by_hash,
             hasher,
             previous: previous_hashes,
+            uses: OnceLock::new(),
         }
+    }
+
+    /// From now on, a use that moves a key to a new second is noted in `uses`, under
+    /// `tenant`. Set once, when the index publishes these keys.
+    pub(super) fn share_uses(&self, tenant: &TenantId, uses: &Arc<RecentUses>) {
+        let _ = self.uses.set(UseSink {
+            tenant: tenant.clone(),
+            uses: uses.clone(),
+        });
     }
 
     /// The key whose current hash is `hash`.
@@ -216,7 +230,12 @@ impl TenantKeys {
         {
             return Err(Refusal::InsufficientPermissions);
         }
-        key.touch(now);
+        let second = now.unix_timestamp();
+        if key.touch(second)
+            && let Some(sink) = self.uses.get()
+        {
+            sink.uses.note(&sink.tenant, entry, second);
+        }
         Ok(Verified { entry, grace_until })
     }
 }
