@@ -37,5 +37,6 @@ mod security_git;
 mod security_store;
 mod store;
 mod traefik;
+mod usage;
 mod verify;
 mod warm_start;
