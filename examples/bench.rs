@@ -894,7 +894,7 @@ fn reload_cost(out: &mut String) {
         let keyward::store::Loaded::Valid(version) = store.load(&tenant).unwrap() else {
             panic!("the file did not load");
         };
-        keyward::index::TenantKeys::build(&version.file, None);
+        keyward::index::TenantKeys::build(&version.file, None, &Default::default());
         times.push(t0.elapsed());
     }
     times.sort();

@@ -247,6 +247,7 @@ pub fn new_key(args: &NewKeyArgs) -> anyhow::Result<ExitCode> {
         created_by: created_by(args)?,
         expires_at,
         previous_hashes: Vec::new(),
+        rate_limit: None,
     };
     println!("token (shown once, store it now): {}", token.expose());
     if args.write {

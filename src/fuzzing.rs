@@ -113,6 +113,7 @@ fn item_entry(name: &str) -> KeyEntry {
         created_by: None,
         expires_at: None,
         previous_hashes: Vec::new(),
+        rate_limit: None,
     }
 }
 

@@ -177,7 +177,11 @@ mod tests {
         for (i, name) in names.iter().enumerate() {
             text.push_str(&format!("  - name: {name}\n    hash: {:064x}\n", i + 1));
         }
-        TenantKeys::build(&SecurityFile::parse(&text).unwrap(), None)
+        TenantKeys::build(
+            &SecurityFile::parse(&text).unwrap(),
+            None,
+            &Default::default(),
+        )
     }
 
     #[test]

@@ -42,6 +42,7 @@ impl Service {
             created_by: actor.subject.clone(),
             expires_at: cmd.expires_at,
             previous_hashes: Vec::new(),
+            rate_limit: cmd.rate_limit,
         };
         let name = entry.name.clone();
         let what = What::Create {

@@ -21,14 +21,14 @@ use time::OffsetDateTime;
 
 use super::Owner;
 use crate::domain::{
-    Description, KeyEntry, KeyHash, KeyName, Permission, Permissions, PreviousHash, SecurityFile,
-    Subject,
+    Description, KeyEntry, KeyHash, KeyName, Permission, Permissions, PreviousHash, RateLimit,
+    SecurityFile, Subject,
 };
 
 const MAGIC: [u8; 8] = *b"keyward\0";
-/// Version 1 was YAML text in `<tenant>.yml`; version 2 had no owner; a change to
-/// `Payload` is a new version.
-const VERSION: u32 = 3;
+/// Version 1 was YAML text in `<tenant>.yml`; version 2 had no owner; version 3 no rate
+/// limits; a change to `Payload` is a new version.
+const VERSION: u32 = 4;
 const HEADER_LEN: usize = 108;
 
 /// The keys as written: what `SecurityFile` holds, with each distinct permission set once
@@ -53,6 +53,8 @@ struct Key<'a> {
     created_by: Option<&'a str>,
     expires_at: Option<OffsetDateTime>,
     previous_hashes: Vec<([u8; 32], OffsetDateTime)>,
+    /// `requests` and `perSeconds`.
+    rate_limit: Option<(u32, u32)>,
 }
 
 /// Why a snapshot is not used; never anything read from it.
@@ -138,6 +140,9 @@ pub(super) fn encode<'a>(keys: impl IntoIterator<Item = &'a KeyEntry>) -> Vec<u8
                     .iter()
                     .map(|p| (*p.hash.as_bytes(), p.expires_at))
                     .collect(),
+                rate_limit: k
+                    .rate_limit
+                    .map(|l| (l.requests().get(), l.per_seconds().get())),
             }
         })
         .collect();
@@ -186,6 +191,11 @@ pub(super) fn decode(bytes: &[u8]) -> Option<SecurityFile> {
                         expires_at,
                     })
                     .collect(),
+                rate_limit: k
+                    .rate_limit
+                    .map(|(requests, per_seconds)| RateLimit::new(requests, per_seconds))
+                    .transpose()
+                    .ok()?,
             })
         })
         .collect::<Option<Vec<_>>>()?;

@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use utoipa::openapi::PathItem;
 use utoipa::{Modify, OpenApi};
 
-use super::verify::{allowed, refused};
+use super::verify::{allowed, over_limit_status, refused, with_limit};
 use crate::auth::presented_key;
 use crate::error::{ApiError, ProblemDetails};
 use crate::index::Verified;
@@ -144,11 +144,15 @@ pub(crate) async fn ext_authz(
     let tenant = req.match_info().get("tenantId").unwrap_or_default();
     let presented = presented_key(req.headers()).unwrap_or_default();
     let required = required_permissions(req.headers())?;
+    let over_limit = over_limit_status(&req)?;
     Ok(
-        verifier.check(tenant, presented, &required, |verdict| match verdict {
-            // 200, not 204: Envoy lets a request through on 200 only.
-            Ok(Verified { entry, .. }) => allowed(StatusCode::OK, tenant, entry),
-            Err(r) => refused(presented, r),
+        verifier.check(tenant, presented, &required, |verdict, limit| {
+            let res = match verdict {
+                // 200, not 204: Envoy lets a request through on 200 only.
+                Ok(Verified { entry, .. }) => allowed(StatusCode::OK, tenant, entry),
+                Err(r) => refused(presented, r, over_limit),
+            };
+            with_limit(res, limit)
         }),
     )
 }

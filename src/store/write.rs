@@ -235,6 +235,7 @@ users: [alice]
             created_by: None,
             expires_at: None,
             previous_hashes: Vec::new(),
+            rate_limit: None,
         }
     }
 

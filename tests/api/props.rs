@@ -42,6 +42,7 @@ fn entry(name: &str, perms: &[String], enabled: bool, seed: usize) -> KeyEntry {
         created_by: None,
         expires_at: None,
         previous_hashes: Vec::new(),
+        rate_limit: None,
     }
 }
 

@@ -7,7 +7,9 @@ use std::fmt;
 use std::iter;
 
 use super::super::yaml_edit::{self, ListScalar, Pos, Step};
-use crate::domain::{Description, DomainErrorKind, FileProblem, Permission, Permissions, Subject};
+use crate::domain::{
+    Description, DomainErrorKind, FileProblem, Permission, Permissions, RateLimit, Subject,
+};
 
 /// What is wrong, in keyward's own words: never anything read from the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +22,7 @@ pub(super) enum Kind {
     ExpectedBool,
     UnknownKeyField,
     UnknownPreviousHashField,
+    UnknownRateLimitField,
     DuplicateField,
     MissingField,
     InvalidName,
@@ -29,6 +32,7 @@ pub(super) enum Kind {
     TooManyPermissions,
     InvalidDescription,
     InvalidSubject,
+    InvalidRateLimit,
     InvalidTimestamp,
     InvalidValue,
     /// `first`: the index of the entry that used the name first.
@@ -59,6 +63,11 @@ impl fmt::Display for Kind {
                 "unknown field in a previous hash (known: {})",
                 PREVIOUS_HASH_FIELDS.join(", ")
             ),
+            Kind::UnknownRateLimitField => write!(
+                f,
+                "unknown field in a rate limit (known: {})",
+                RATE_LIMIT_FIELDS.join(", ")
+            ),
             Kind::DuplicateField => f.write_str("duplicate field"),
             Kind::MissingField => f.write_str("required field is missing"),
             Kind::InvalidName => f.write_str(
@@ -84,6 +93,12 @@ impl fmt::Display for Kind {
                 "invalid createdBy (expected 1 to {} characters, no control characters)",
                 Subject::MAX_CHARS
             ),
+            Kind::InvalidRateLimit => write!(
+                f,
+                "invalid rate limit (expected requests 1 to {} and perSeconds 1 to {})",
+                RateLimit::MAX_REQUESTS,
+                RateLimit::MAX_PER_SECONDS
+            ),
             Kind::InvalidTimestamp => {
                 f.write_str("invalid timestamp (expected RFC 3339, like 2026-11-22T10:00:00Z)")
             }
@@ -100,7 +115,7 @@ impl fmt::Display for Kind {
 
 /// The fields of a key entry, as `KeyEntry` spells them. A path is only ever built from
 /// these, so it can be shown.
-const ENTRY_FIELDS: [&str; 9] = [
+const ENTRY_FIELDS: [&str; 10] = [
     "name",
     "hash",
     "enabled",
@@ -110,9 +125,12 @@ const ENTRY_FIELDS: [&str; 9] = [
     "createdBy",
     "expiresAt",
     "previousHashes",
+    "rateLimit",
 ];
 
 const PREVIOUS_HASH_FIELDS: [&str; 2] = ["hash", "expiresAt"];
+
+const RATE_LIMIT_FIELDS: [&str; 2] = ["requests", "perSeconds"];
 
 const API_KEYS: &str = "apiKeys";
 
@@ -120,6 +138,7 @@ const API_KEYS: &str = "apiKeys";
 fn known_field(field: &str) -> Option<&'static str> {
     iter::once(API_KEYS)
         .chain(ENTRY_FIELDS)
+        .chain(RATE_LIMIT_FIELDS)
         .find(|known| *known == field)
 }
 
@@ -135,6 +154,7 @@ fn refused_field(kind: DomainErrorKind) -> Option<(Kind, &'static str)> {
         DomainErrorKind::TooManyPermissions => (Kind::TooManyPermissions, "permissions"),
         DomainErrorKind::BadDescription => (Kind::InvalidDescription, "description"),
         DomainErrorKind::BadSubject => (Kind::InvalidSubject, "createdBy"),
+        DomainErrorKind::BadRateLimit => (Kind::InvalidRateLimit, "rateLimit"),
         DomainErrorKind::BadTenantId
         | DomainErrorKind::BadTokenPrefix
         | DomainErrorKind::MalformedKey => return None,
@@ -240,7 +260,10 @@ pub(super) fn from_serde(
     let found = match kind {
         // serde_yaml already points at the unknown key (the path ends above it); a second
         // document has no one value to point at.
-        Kind::UnknownKeyField | Kind::UnknownPreviousHashField | Kind::MoreThanOneDocument => None,
+        Kind::UnknownKeyField
+        | Kind::UnknownPreviousHashField
+        | Kind::UnknownRateLimitField
+        | Kind::MoreThanOneDocument => None,
         Kind::NotYaml => scanning_start(rest),
         Kind::DuplicateField => {
             let (parent, field) = path.0.split_at(path.0.len().saturating_sub(1));
@@ -275,6 +298,8 @@ fn classify(path: FieldPath, rest: &str, refused: Option<DomainErrorKind>) -> (K
         let in_previous_hash = path.0.contains(&Step::Key("previousHashes"));
         let kind = if in_previous_hash {
             Kind::UnknownPreviousHashField
+        } else if path.last_key() == Some("rateLimit") {
+            Kind::UnknownRateLimitField
         } else {
             Kind::UnknownKeyField
         };
@@ -392,6 +417,7 @@ mod tests {
                 Kind::InvalidDescription,
             ),
             (Subject::parse("").unwrap_err(), Kind::InvalidSubject),
+            (RateLimit::new(0, 60).unwrap_err(), Kind::InvalidRateLimit),
         ];
         for (refusal, kind) in refusals {
             let path = FieldPath::entry(0);
