@@ -32,6 +32,7 @@ mod openapi;
 mod ops;
 mod principals;
 mod props;
+mod rate_limits;
 mod reload;
 mod security_git;
 mod security_store;
