@@ -17,7 +17,7 @@ async fn the_haproxy_recipe_authenticates_strips_the_key_and_fails_closed() {
     else {
         return;
     };
-    let app = spawn_app().await;
+    let app = spawn_gateway_app().await;
     let keys = Keys::make(&app).await;
     let upstream = Upstream::start().await;
     let port = free_port();
