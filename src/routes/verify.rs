@@ -189,9 +189,14 @@ impl Serialize for Strs<'_> {
     responses(
         (
             status = 200,
-            description = "The verdict",
+            description = "The verdict; `rate_limited` for a valid key over its rate limit",
             body = VerifyResponse,
-            headers(("Cache-Control" = String, description = "`no-store`"))
+            headers(
+                ("Cache-Control" = String, description = "`no-store`"),
+                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
+                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`"),
+                ("Retry-After" = String, description = "Whole seconds (at least 1) until the key may verify again")
+            )
         ),
         (status = 400, description = "The body is not JSON of the expected shape", body = ProblemDetails),
         (status = 413, description = "The body is too large", body = ProblemDetails),
@@ -254,6 +259,7 @@ pub(crate) async fn verify(
     params(
         ("tenantId" = String, Path, description = "Tenant id"),
         ("permission" = Option<Vec<String>>, Query, description = "Required permission (repeatable)"),
+        ("X-Keyward-Refuse-With" = Option<String>, Header, description = "`403`: a key over its rate limit is refused with 403 and `X-Keyward-Refusal: rate_limited` instead of 429 (for nginx `auth_request`, which passes on only 401 and 403)"),
     ),
     responses(
         (
@@ -262,17 +268,39 @@ pub(crate) async fn verify(
             headers(
                 ("X-Keyward-Tenant" = String, description = "The tenant"),
                 ("X-Keyward-Key" = String, description = "The key's name"),
-                ("X-Keyward-Permissions" = String, description = "The key's permissions, space-separated")
+                ("X-Keyward-Permissions" = String, description = "The key's permissions, space-separated"),
+                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
+                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`")
             )
         ),
-        (status = 400, description = "A query parameter other than `permission`", body = ProblemDetails),
+        (
+            status = 400,
+            description = "A query parameter other than `permission`, or `X-Keyward-Refuse-With` other than 403",
+            body = ProblemDetails
+        ),
         (
             status = 401,
             description = "No key, or an invalid one",
             body = ProblemDetails,
             headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))
         ),
-        (status = 403, description = "The key lacks a required permission", body = ProblemDetails),
+        (
+            status = 403,
+            description = "The key lacks a required permission, or is over its rate limit when \
+                `X-Keyward-Refuse-With: 403` was sent",
+            body = ProblemDetails,
+            headers(("X-Keyward-Refusal" = String, description = "`rate_limited` when the 403 is a key over its rate limit"))
+        ),
+        (
+            status = 429,
+            description = "The key is valid but over its rate limit",
+            body = ProblemDetails,
+            headers(
+                ("Retry-After" = String, description = "Whole seconds (at least 1) until the key may verify again"),
+                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
+                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`")
+            )
+        ),
     ),
     security(("apiKey" = []))
 )]

@@ -4,7 +4,6 @@
 use std::process::Command;
 
 use crate::gateway::*;
-use crate::helpers::*;
 
 const RECIPE: &str = include_str!("../../deploy/gateways/caddy/Caddyfile");
 

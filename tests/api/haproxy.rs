@@ -4,7 +4,6 @@
 use std::process::Command;
 
 use crate::gateway::*;
-use crate::helpers::*;
 
 const CONFIG: &str = include_str!("../../deploy/gateways/haproxy/haproxy.cfg");
 const LUA: &str = include_str!("../../deploy/gateways/haproxy/keyward.lua");

@@ -372,3 +372,32 @@ fn check_reports_a_bad_limit_with_its_line() {
         "{printed}"
     );
 }
+
+#[tokio::test]
+async fn the_document_declares_the_limit_with_its_bounds_and_the_rate_limited_answers() {
+    let app = spawn_app().await;
+
+    let doc: Value = serde_json::from_str(&app.text("/openapi.json").await).unwrap();
+
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field, max) in [
+        ("RateLimitBody", "requests", 1_000_000),
+        ("RateLimitBody", "perSeconds", 86_400),
+        ("RateLimitView", "requests", 1_000_000),
+        ("RateLimitView", "perSeconds", 86_400),
+    ] {
+        let bounds = &schemas[schema]["properties"][field];
+        assert_eq!(
+            (&bounds["minimum"], &bounds["maximum"]),
+            (&json!(1), &json!(max)),
+            "{schema}.{field}"
+        );
+    }
+    let refused = doc.to_string();
+    assert!(refused.contains(r#""rate_limited""#));
+    let forward_auth = &doc["paths"]["/auth/{tenantId}"]["get"]["responses"];
+    assert!(
+        forward_auth["429"]["headers"]["Retry-After"].is_object(),
+        "{forward_auth}"
+    );
+}
