@@ -29,7 +29,11 @@ fn tenant_with(n: usize, token: &str) -> TenantKeys {
         KeyHash::of(token.as_bytes())
     )
     .unwrap();
-    TenantKeys::build(&SecurityFile::parse(&text).unwrap(), None)
+    TenantKeys::build(
+        &SecurityFile::parse(&text).unwrap(),
+        None,
+        &Default::default(),
+    )
 }
 
 fn verify_path(c: &mut Criterion) {

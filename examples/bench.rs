@@ -220,11 +220,21 @@ fn prefix() -> TokenPrefix {
 
 /// A security.yml with `n` random keys, plus the given (name, token) keys.
 fn file_text(n: usize, known: &[(String, String)]) -> String {
+    file_text_limited(n, known, None)
+}
+
+/// A limit far above what wrk can ask of one key: it is checked on every request and never
+/// refuses, so what it costs is all a run measures.
+const NEVER_REFUSED: &str = "{requests: 1000000, perSeconds: 1}";
+
+/// `file_text`, every key with `rate_limit` (a YAML flow mapping) when one is given.
+fn file_text_limited(n: usize, known: &[(String, String)], rate_limit: Option<&str>) -> String {
+    let limit = rate_limit.map_or(String::new(), |l| format!("\n    rateLimit: {l}"));
     let mut s = String::from("# generated for the benchmark\napiKeys:\n");
     for i in 0..n {
         writeln!(
             s,
-            "  - name: key-{i}\n    hash: {}\n    permissions: [orders:read, orders:write]\n    createdAt: 2026-11-22T10:00:00Z",
+            "  - name: key-{i}\n    hash: {}\n    permissions: [orders:read, orders:write]\n    createdAt: 2026-11-22T10:00:00Z{limit}",
             random_hash()
         )
         .unwrap();
@@ -232,12 +242,31 @@ fn file_text(n: usize, known: &[(String, String)]) -> String {
     for (name, token) in known {
         writeln!(
             s,
-            "  - name: {name}\n    hash: {}\n    permissions: [orders:read]",
+            "  - name: {name}\n    hash: {}\n    permissions: [orders:read]{limit}",
             KeyHash::of(token.as_bytes())
         )
         .unwrap();
     }
     s
+}
+
+/// The same keys and tenants as `dir`'s (generated again, so other hashes), each key with
+/// a limit that never refuses.
+fn write_limited_copy(dir: &Path, tenants: usize, per: usize, known: &[(String, String)]) {
+    let text = file_text_limited(per - 1, known, Some(NEVER_REFUSED));
+    write_tenant(dir, "bench", &text);
+    for t in 1..tenants {
+        let text = file_text_limited(per, &[], Some(NEVER_REFUSED));
+        write_tenant(dir, &format!("tenant-{t:03}"), &text);
+    }
+}
+
+/// The server built without the `rate-limits` feature (`bench/run.sh` builds it into its
+/// own target directory): the same code but for the check verification skips.
+fn bin_without_rate_limits() -> Option<String> {
+    let bin = std::env::var("NO_RATE_LIMITS_BIN").ok()?;
+    let bin = std::fs::canonicalize(bin).ok()?;
+    Some(bin.to_string_lossy().into_owned())
 }
 
 fn write_tenant(dir: &Path, tenant: &str, text: &str) {
@@ -574,6 +603,18 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
     }
     let (server, _) = start(bin, dir.path());
     let bare = start_bare(dir.path());
+    // What rate limits cost: (a) the same files (no limits) served by a build without the
+    // feature, (b) every key limited, served by this build.
+    let unfeatured = bin_without_rate_limits().map(|b| start(&b, dir.path()).0);
+    let limited_dir = tempfile::tempdir().unwrap();
+    write_limited_copy(
+        limited_dir.path(),
+        tenants,
+        per,
+        &[("gateway".into(), token.clone())],
+    );
+    let (limited, _) = start(bin, limited_dir.path());
+    let mut limit_cost: [(Vec<Wrk>, Vec<Wrk>); 2] = Default::default();
     let script = dir.path().join("verify.lua");
     std::fs::write(
         &script,
@@ -621,6 +662,29 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
             pinned[3].push(load(&server, json_path, p, None, Some(&script), secs));
             place(&bare, &all);
             place(&server, &all);
+        }
+        // Each against this build with no limits, run right after it, placed alike (pinned
+        // when the machine allows).
+        for (i, other) in [unfeatured.as_ref(), Some(&limited)]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(other) = other else { continue };
+            let placement = if pin {
+                place(other, "0");
+                place(&server, "0");
+                Placement::Pinned
+            } else {
+                Placement::Shared
+            };
+            let (theirs, ours) = &mut limit_cost[i];
+            theirs.push(load(other, fwd, placement, Some(&accepted), None, secs));
+            ours.push(load(&server, fwd, placement, Some(&accepted), None, secs));
+            if pin {
+                let all = format!("0-{}", num_cpus() - 1);
+                place(other, &all);
+                place(&server, &all);
+            }
         }
     }
     let reloaded = reloads(&server, "bench") - reloads_before;
@@ -713,7 +777,8 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
             );
         }
     }
-    let accepted_non2xx: u64 = [fwd_runs, json_runs, busy_runs]
+    rate_limit_rows(out, &limit_cost, unfeatured.is_some(), pin);
+    let accepted_non2xx: u64 = [fwd_runs, json_runs, busy_runs, &limit_cost[1].0]
         .iter()
         .flat_map(|r| r.iter())
         .map(|w| w.non2xx)
@@ -724,6 +789,46 @@ fn throughput(bin: &str, quick: bool, out: &mut String) {
     )
     .unwrap();
     eprintln!("throughput done");
+}
+
+/// What rate limits cost on forward-auth: (a) this build vs one without the feature, no
+/// limits configured; (b) every key limited vs none, this build. `limit_cost[i]` holds the
+/// other server's runs, then this build's on the plain files.
+fn rate_limit_rows(
+    out: &mut String,
+    limit_cost: &[(Vec<Wrk>, Vec<Wrk>); 2],
+    featured: bool,
+    pin: bool,
+) {
+    let placed = if pin { "pinned" } else { "shared cores" };
+    let rps = |w: &Wrk| w.rps;
+    let [(unfeatured, plain), (limited, plain_b)] = limit_cost;
+    if featured {
+        ratio_row(
+            out,
+            &format!(
+                "forward-auth ({placed}), req/s, no limits configured: this build vs one built without `rate-limits`"
+            ),
+            plain,
+            unfeatured,
+            rps,
+            "≥ 0.98",
+        );
+    } else {
+        writeln!(
+            out,
+            "| forward-auth vs a build without `rate-limits` | not run (NO_RATE_LIMITS_BIN unset; bench/run.sh sets it) | ≥ 0.98 |"
+        )
+        .unwrap();
+    }
+    ratio_row(
+        out,
+        &format!("forward-auth ({placed}), req/s: every key limited (never refused) vs no limits"),
+        limited,
+        plain_b,
+        rps,
+        "≥ 0.95",
+    );
 }
 
 /// One row: the mean of `f` over `ours` and `theirs`, and the ratio of each round's pair
@@ -894,7 +999,7 @@ fn reload_cost(out: &mut String) {
         let keyward::store::Loaded::Valid(version) = store.load(&tenant).unwrap() else {
             panic!("the file did not load");
         };
-        keyward::index::TenantKeys::build(&version.file, None);
+        keyward::index::TenantKeys::build(&version.file, None, &Default::default());
         times.push(t0.elapsed());
     }
     times.sort();

@@ -249,6 +249,7 @@ pub fn new_key(args: &NewKeyArgs) -> anyhow::Result<ExitCode> {
         rotated_at: None,
         expires_at,
         previous_hashes: Vec::new(),
+        rate_limit: None,
     };
     println!("token (shown once, store it now): {}", token.expose());
     if args.write {

@@ -43,9 +43,19 @@ pub struct Settings {
     pub git: GitSettings,
     pub auth: AuthSettings,
     pub console: ConsoleSettings,
+    pub usage: UsageSettings,
     /// `KEYWARD_*` variables that name no setting, left out (names only, never values).
     #[serde(skip)]
     pub ignored_variables: Vec<String>,
+}
+
+/// Where `lastUsedAt` is kept (README, "lastUsedAt across replicas").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageSettings {
+    /// None: in `state_dir` only, this replica's own uses. Set: every replica pointed at
+    /// this Redis shares its uses. A secret: the URL may carry a password.
+    pub redis_url: Option<SecretString>,
 }
 
 /// The browser console at `/` (README, "Console: keys in the browser").
@@ -156,6 +166,7 @@ impl Default for Settings {
             git: GitSettings::default(),
             auth: AuthSettings::default(),
             console: ConsoleSettings::default(),
+            usage: UsageSettings::default(),
             ignored_variables: Vec::new(),
         }
     }
@@ -212,6 +223,8 @@ pub enum ConfigError {
         "invalid entry {0:?} in `cors_allowed_origins`: expected an origin like https://dash.example.com"
     )]
     CorsOrigin(String),
+    #[error(transparent)]
+    RedisUrl(#[from] crate::usage::BadRedisUrl),
 }
 
 impl Settings {
@@ -277,6 +290,9 @@ impl Settings {
             if !is_origin(origin) {
                 return Err(ConfigError::CorsOrigin(origin.clone()));
             }
+        }
+        if let Some(url) = &self.usage.redis_url {
+            crate::usage::check_url(url, crate::usage::REDIS_URL_SETTING)?;
         }
         Ok(())
     }
@@ -490,6 +506,8 @@ mod tests {
             "git: {webhook_secret: fifteen-bytes!!}\n",
             "max_connections: 0\n",
             "write_timeout_seconds: 0\n",
+            "usage: {redis_url: 'localhost:6379'}\n",
+            "usage: {redis_url: 'http://cache:6379'}\n",
         ] {
             std::fs::write(&path, bad).unwrap();
             assert!(Settings::load(&path, true).is_err(), "{bad}");

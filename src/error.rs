@@ -53,6 +53,9 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A valid key over its rate limit (forward-auth); `Retry-After` is the route's to set.
+    #[error("the key is over its rate limit")]
+    RateLimited,
     #[error(transparent)]
     Keys(keys::Error),
     #[error("{}", INTERNAL)]
@@ -94,6 +97,7 @@ impl ApiError {
             Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RateLimited => "rate_limited",
             Self::Keys(e) => e.code(),
             Self::Internal(_) => "internal",
         }
@@ -177,6 +181,7 @@ const STATUS_TABLE: &[(&str, StatusCode, Option<&str>)] = &[
         StatusCode::UNPROCESSABLE_ENTITY,
         None,
     ),
+    ("rate_limited", StatusCode::TOO_MANY_REQUESTS, None),
     (
         "too_many_requests",
         StatusCode::TOO_MANY_REQUESTS,

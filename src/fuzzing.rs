@@ -115,6 +115,7 @@ fn item_entry(name: &str) -> KeyEntry {
         rotated_at: None,
         expires_at: None,
         previous_hashes: Vec::new(),
+        rate_limit: None,
     }
 }
 

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod last_good;
 pub mod lint;
 pub mod metrics;
+pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod startup;

@@ -28,6 +28,7 @@ use crate::routes::json::BodyLimits;
 use crate::routes::ops::{MetricsAccess, Readiness};
 use crate::routes::{self, admin_keys, console, docs, git, ops, self_service, status, verify};
 use crate::store::Store;
+use crate::usage::{RedisLink, UsageStore};
 use crate::{server, telemetry, usage, watcher};
 
 /// What the handlers get, each part registered on its own so a handler names only what it
@@ -43,6 +44,7 @@ pub struct AppData {
     pub metrics_access: web::Data<MetricsAccess>,
     pub webhook_secret: web::Data<WebhookSecret>,
     pub console: web::Data<Console>,
+    pub usage: web::Data<UsageStore>,
     pub cors_allowed_origins: Vec<String>,
 }
 
@@ -56,6 +58,8 @@ pub struct Application {
     watch: watcher::PendingWatch,
     rescan_every: Duration,
     state_dir: PathBuf,
+    /// Shares `lastUsedAt` through Redis (`usage.redis_url`); started once tenants load.
+    usage_syncer: Option<usage::Syncer>,
 }
 
 impl Application {
@@ -106,6 +110,7 @@ impl Application {
             .context("cannot list the tenants directory")?;
         let index = Arc::new(Index::new());
         let metrics = Arc::new(Metrics::new(index.clone()));
+        let (usage_store, usage_syncer) = usage_store(&settings, &index, &metrics)?;
         let mut service = keys::Service::new(
             store,
             index.clone(),
@@ -142,6 +147,7 @@ impl Application {
             metrics_access: web::Data::new(MetricsAccess(settings.metrics_token.clone())),
             webhook_secret: web::Data::new(WebhookSecret(settings.git.webhook_secret.clone())),
             console: web::Data::new(console),
+            usage: web::Data::new(usage_store),
             cors_allowed_origins: settings.cors_allowed_origins.clone(),
         };
         if settings.metrics_token.is_none() && !addr.ip().is_loopback() {
@@ -163,6 +169,7 @@ impl Application {
             watch,
             rescan_every: Duration::from_secs(settings.rescan_interval_seconds.max(1)),
             state_dir: settings.state_dir,
+            usage_syncer,
         })
     }
 
@@ -193,6 +200,7 @@ impl Application {
         let readiness = self.data.readiness.clone();
         let (index, state_dir) = (self.index.clone(), self.state_dir.clone());
         let (watch, rescan_every) = (self.watch, self.rescan_every);
+        let usage_syncer = self.usage_syncer;
         let starting = tokio::spawn(async move {
             let loader = service.clone();
             let loaded = tokio::task::spawn_blocking(move || loader.load_all()).await;
@@ -208,15 +216,19 @@ impl Application {
                 .is_none()
                 .then(|| watch.run(service, rescan_every));
             let flusher = usage::flush_periodically(index, state_dir);
+            let sharing = usage_syncer.map(usage::Syncer::spawn);
             readiness.set(true);
             tracing::info!("keyward ready: every tenant is loaded");
-            Some((watching, flusher))
+            Some((watching, flusher, sharing))
         });
         let res = self.server.await;
         self.data.readiness.set(false);
-        if let Ok(Some((watching, flusher))) = starting.await {
+        if let Ok(Some((watching, flusher, sharing))) = starting.await {
             drop(watching);
             flusher.abort();
+            if let Some(sharing) = sharing {
+                sharing.finish().await;
+            }
         }
         // In-flight requests are done: record their last uses, and finish writing the
         // snapshots the start-up deferred, before exiting.
@@ -235,6 +247,21 @@ impl Application {
         }
         res
     }
+}
+
+/// Where `lastUsedAt` is kept: this replica only, or shared through Redis by a syncer
+/// that notes uses from the start (so it is made before any tenant loads).
+fn usage_store(
+    settings: &Settings,
+    index: &Arc<Index>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(UsageStore, Option<usage::Syncer>)> {
+    let Some(url) = &settings.usage.redis_url else {
+        return Ok((UsageStore::Local, None));
+    };
+    let link = RedisLink::open(url, usage::REDIS_URL_SETTING)?;
+    let syncer = usage::Syncer::new(link.clone(), index.clone(), metrics.clone());
+    Ok((UsageStore::Redis(link), Some(syncer)))
 }
 
 /// The state directory must not be inside the tenants tree, or ops' git would see it.
@@ -394,6 +421,7 @@ pub fn create_app(
         .app_data(data.metrics_access)
         .app_data(data.webhook_secret)
         .app_data(data.console)
+        .app_data(data.usage)
         .configure(verify::configure_hot)
         .configure(routes::ext_authz::configure_hot)
         .service(

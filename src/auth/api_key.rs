@@ -110,7 +110,7 @@ impl CallingKey {
         let raw_tenant = req.match_info().get("tenantId").unwrap_or_default();
         let presented = presented_key(req.headers()).unwrap_or_default();
         let (entry, grace_until, expires_at) = verifier
-            .check::<&str, _>(raw_tenant, presented, &[], |verdict| {
+            .check_unlimited::<&str, _>(raw_tenant, presented, &[], |verdict| {
                 verdict.map(|v| (v.entry.clone(), v.grace_until, v.expires_at()))
             })
             .map_err(|r| invalid_key(presented, r))?;

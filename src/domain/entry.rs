@@ -4,7 +4,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
-use super::{DomainError, DomainErrorKind, KeyHash, KeyName, Permissions, TokenHint};
+use super::{DomainError, DomainErrorKind, KeyHash, KeyName, Permissions, RateLimit, TokenHint};
 
 /// One entry of `apiKeys` in `security.yml`, exactly as stored.
 ///
@@ -41,6 +41,9 @@ pub struct KeyEntry {
     pub expires_at: Option<OffsetDateTime>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub previous_hashes: Vec<PreviousHash>,
+    /// None: the key is not limited.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// An old hash kept valid for a grace period after a rotation.

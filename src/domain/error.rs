@@ -17,6 +17,8 @@ pub enum DomainErrorKind {
     DuplicatePermission,
     TooManyPermissions,
     BadDescription,
+    /// `rateLimit`: out of its bounds.
+    BadRateLimit,
     /// `createdBy`: who created a key.
     BadSubject,
     BadTokenPrefix,

@@ -17,16 +17,19 @@ pub enum Refusal {
     Expired,
     InsufficientPermissions,
     Malformed,
+    /// A valid key over its rate limit.
+    RateLimited,
 }
 
 impl Refusal {
     /// Every refusal, in declaration order: `ALL[r.index()] == r`.
-    pub const ALL: [Refusal; 5] = [
+    pub const ALL: [Refusal; 6] = [
         Self::NotFound,
         Self::Disabled,
         Self::Expired,
         Self::InsufficientPermissions,
         Self::Malformed,
+        Self::RateLimited,
     ];
 
     /// Its position in `ALL`, for tables indexed by refusal on the hot path.
@@ -41,6 +44,7 @@ impl Refusal {
             Self::Expired => "expired",
             Self::InsufficientPermissions => "insufficient_permissions",
             Self::Malformed => "malformed",
+            Self::RateLimited => "rate_limited",
         }
     }
 }

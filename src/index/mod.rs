@@ -5,15 +5,20 @@
 //! generation the store gave that version; a publication older than what the index holds
 //! is refused, so the order in which writers and reloads publish can never send a tenant
 //! back to an older version. Only adding or removing a tenant copies the (small) map.
+//!
+//! When `lastUsedAt` is shared between replicas, the index also notes which keys were used
+//! (`recent_uses`), so the syncer never has to scan every key to find them.
 
+mod recent_uses;
 mod tenant_keys;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
 
+pub use recent_uses::{KeyUse, RecentUses};
 pub use tenant_keys::{Holding, IndexedKey, TenantKeys, Verified};
 
 use crate::domain::{Generation, TenantId};
@@ -38,11 +43,19 @@ pub struct Index {
     tenants: ArcSwap<HashMap<TenantId, Arc<Slot>>>,
     /// Serialises changes to the tenant map itself (rare: tenants come and go).
     map_writer: Mutex<()>,
+    /// Set when `lastUsedAt` is shared with other replicas.
+    uses: OnceLock<Arc<RecentUses>>,
 }
 
 impl Index {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Notes from now on every use that moves a key to a new second, for a syncer to take;
+    /// call before the first publication (keys published earlier note nothing).
+    pub fn share_uses(&self) -> Arc<RecentUses> {
+        self.uses.get_or_init(Default::default).clone()
     }
 
     /// The hot path: no lock, no allocation.
@@ -106,6 +119,9 @@ impl Index {
         keys: Option<Arc<TenantKeys>>,
         generation: Generation,
     ) -> bool {
+        if let (Some(keys), Some(uses)) = (&keys, self.uses.get()) {
+            keys.share_uses(tenant, uses);
+        }
         let slot = match self.tenants.load().get(tenant) {
             Some(slot) => slot.clone(),
             None if keys.is_none() => return false,
@@ -153,14 +169,19 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::SecurityFile;
+    use crate::domain::{KeyName, SecurityFile};
+    use time::OffsetDateTime;
 
     fn keys(names: &[&str]) -> TenantKeys {
         let mut text = String::from("apiKeys:\n");
         for (i, name) in names.iter().enumerate() {
             text.push_str(&format!("  - name: {name}\n    hash: {:064x}\n", i + 1));
         }
-        TenantKeys::build(&SecurityFile::parse(&text).unwrap(), None)
+        TenantKeys::build(
+            &SecurityFile::parse(&text).unwrap(),
+            None,
+            &Default::default(),
+        )
     }
 
     #[test]
@@ -186,6 +207,43 @@ mod tests {
         assert!(
             index.publish(&acme, keys(&["a"]), 4),
             "a newer version brings it back"
+        );
+    }
+
+    #[test]
+    fn a_shared_index_notes_a_used_key_once_per_second_and_an_unused_one_never() {
+        let index = Index::new();
+        let uses = index.share_uses();
+        let acme = TenantId::parse("acme").unwrap();
+        index.publish(&acme, keys(&["a", "b"]), 1);
+        let served = index.keys(&acme).unwrap();
+        let a = served
+            .get(&KeyName::parse("a").unwrap())
+            .unwrap()
+            .entry
+            .hash;
+        let at = |s| OffsetDateTime::from_unix_timestamp(s).unwrap();
+
+        for _ in 0..3 {
+            assert!(matches!(
+                served.verify::<&str>(&a, &[], at(1_000)),
+                crate::domain::Verdict::Valid(_)
+            ));
+        }
+        let noted = uses.take();
+        assert_eq!(noted.len(), 1, "{noted:?}");
+        assert_eq!(
+            (noted[0].tenant.as_str(), noted[0].key.name.as_str()),
+            ("acme", "a")
+        );
+        assert_eq!(noted[0].at, 1_000);
+        assert!(uses.take().is_empty(), "taken once");
+
+        served.verify::<&str>(&a, &[], at(1_001));
+        served.verify::<&str>(&a, &[], at(1_000));
+        assert_eq!(
+            uses.take().iter().map(|u| u.at).collect::<Vec<_>>(),
+            [1_001]
         );
     }
 }

@@ -2,13 +2,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use hashbrown::HashTable;
 use time::OffsetDateTime;
 
-use crate::domain::{KeyEntry, KeyHash, KeyName, Permissions, Refusal, SecurityFile, Verdict};
+use super::recent_uses::{RecentUses, UseSink};
+use crate::domain::{
+    KeyEntry, KeyHash, KeyName, Permissions, Refusal, SecurityFile, TenantId, Verdict,
+};
+use crate::rate_limit::{Decision, KeyLimiter, RateLimits};
 
 /// One tenant's keys: sorted by name (for the admin API, binary search) and by hash (for
 /// verification). Compact on purpose: a million keys must fit in a few hundred MB.
@@ -21,14 +25,19 @@ pub struct TenantKeys {
     hasher: RandomState,
     /// Old hashes kept for a rotation's grace period (few): index and end of grace.
     previous: HashMap<KeyHash, (u32, OffsetDateTime)>,
+    /// Set when `lastUsedAt` is shared with other replicas: where a use is noted for them.
+    uses: OnceLock<UseSink>,
 }
 
-/// A key as the index holds it: the entry, and when it was last used.
+/// A key as the index holds it: the entry, when it was last used, and its limiter when
+/// it has a rate limit.
 #[derive(Debug)]
 pub struct IndexedKey {
     pub entry: Arc<KeyEntry>,
     /// Unix seconds of the last successful verification (0: never).
     last_used: AtomicI64,
+    /// None for a key without a limit: it holds nothing and costs one branch.
+    limiter: Option<Arc<KeyLimiter>>,
 }
 
 impl IndexedKey {
@@ -40,12 +49,11 @@ impl IndexedKey {
     }
 
     /// Records a use at most once per second per key: a load, and a store only when the
-    /// second changed, so the hot path does not fight over the cache line.
-    fn touch(&self, now: OffsetDateTime) {
-        let now = now.unix_timestamp();
-        if self.last_used.load(Ordering::Relaxed) < now {
-            self.last_used.fetch_max(now, Ordering::Relaxed);
-        }
+    /// second changed, so the hot path does not fight over the cache line. True when this
+    /// use moved the key to a new second (what other replicas need to hear about).
+    fn touch(&self, now: i64) -> bool {
+        self.last_used.load(Ordering::Relaxed) < now
+            && self.last_used.fetch_max(now, Ordering::Relaxed) < now
     }
 
     /// Restores a last use read back from the state directory.
@@ -56,23 +64,33 @@ impl IndexedKey {
 
 impl TenantKeys {
     /// Builds a tenant's keys; `previous` (the tenant's current index) hands each key that
-    /// keeps its name its last use. (A use recorded on the old index while this one is
-    /// being built can be lost: lastUsedAt is to the second, not an audit log.)
-    pub fn build(file: &SecurityFile, previous: Option<&TenantKeys>) -> Self {
-        Self::from_entries(file.keys.clone(), previous)
+    /// keeps its name its last use, and its limiter when its limit is unchanged too (what
+    /// it spent stays spent). (A use recorded on the old index while this one is being
+    /// built can be lost: lastUsedAt is to the second, not an audit log.) Limiters for the
+    /// others come from `limits`.
+    pub fn build(file: &SecurityFile, previous: Option<&TenantKeys>, limits: &RateLimits) -> Self {
+        Self::from_entries(file.keys.clone(), previous, limits)
     }
 
     /// `build` for a file nothing else holds: its entries move into the index instead of
     /// being copied (a start-up builds a million of them).
-    pub fn build_owned(file: Arc<SecurityFile>, previous: Option<&TenantKeys>) -> Self {
+    pub fn build_owned(
+        file: Arc<SecurityFile>,
+        previous: Option<&TenantKeys>,
+        limits: &RateLimits,
+    ) -> Self {
         let entries = match Arc::try_unwrap(file) {
             Ok(file) => file.keys,
             Err(shared) => shared.keys.clone(),
         };
-        Self::from_entries(entries, previous)
+        Self::from_entries(entries, previous, limits)
     }
 
-    fn from_entries(entries: Vec<KeyEntry>, previous: Option<&TenantKeys>) -> Self {
+    fn from_entries(
+        entries: Vec<KeyEntry>,
+        previous: Option<&TenantKeys>,
+        limits: &RateLimits,
+    ) -> Self {
         // Keys with equal permissions share one list: most keys of a tenant hold one of a
         // few sets, and the lists are a fifth of the index's memory otherwise. Keys in a
         // row usually hold the same set, so the last one is tried before hashing.
@@ -93,12 +111,17 @@ impl TenantKeys {
                     last = Some(entry.permissions.clone());
                 }
             }
+            let before = previous.and_then(|p| p.get(&entry.name));
             IndexedKey {
                 last_used: AtomicI64::new(
-                    previous
-                        .and_then(|p| p.get(&entry.name))
-                        .map_or(0, |k| k.last_used.load(Ordering::Relaxed)),
+                    before.map_or(0, |k| k.last_used.load(Ordering::Relaxed)),
                 ),
+                limiter: entry.rate_limit.map(|limit| {
+                    before
+                        .and_then(|k| k.limiter.as_ref())
+                        .filter(|l| l.limit() == limit)
+                        .map_or_else(|| limits.limiter(limit), Arc::clone)
+                }),
                 entry: Arc::new(entry),
             }
         }));
@@ -130,7 +153,17 @@ impl TenantKeys {
             by_hash,
             hasher,
             previous: previous_hashes,
+            uses: OnceLock::new(),
         }
+    }
+
+    /// From now on, a use that moves a key to a new second is noted in `uses`, under
+    /// `tenant`. Set once, when the index publishes these keys.
+    pub(super) fn share_uses(&self, tenant: &TenantId, uses: &Arc<RecentUses>) {
+        let _ = self.uses.set(UseSink {
+            tenant: tenant.clone(),
+            uses: uses.clone(),
+        });
     }
 
     /// The key whose current hash is `hash`.
@@ -199,13 +232,65 @@ impl TenantKeys {
     }
 
     /// `verify`, saying also whether the hash is the key's current one or one a rotation
-    /// left in its grace period (which may verify and revoke itself, nothing more).
+    /// left in its grace period (which may verify and revoke itself, nothing more). Never
+    /// looks at the key's rate limit (the admin API's own key checks).
     pub fn check<S: AsRef<str>>(
         &self,
         hash: &KeyHash,
         required: &[S],
         now: OffsetDateTime,
     ) -> Result<Verified<'_>, Refusal> {
+        let (key, grace_until) = self.admit(hash, required, now)?;
+        self.touch(key, now);
+        Ok(Verified {
+            entry: &key.entry,
+            grace_until,
+        })
+    }
+
+    /// `check`, then, last, the key's rate limit: one verification of its allowance is
+    /// spent when everything else holds, none for a key refused otherwise. The decision is
+    /// there for a limited key (allowed or not), for the answer's headers.
+    pub fn check_and_spend<S: AsRef<str>>(
+        &self,
+        hash: &KeyHash,
+        required: &[S],
+        now: OffsetDateTime,
+    ) -> (Result<Verified<'_>, Refusal>, Option<Decision>) {
+        let (key, grace_until) = match self.admit(hash, required, now) {
+            Ok(admitted) => admitted,
+            Err(r) => return (Err(r), None),
+        };
+        let decision = spend(key);
+        if decision.is_some_and(|d| !d.allowed) {
+            return (Err(Refusal::RateLimited), decision);
+        }
+        self.touch(key, now);
+        let verified = Verified {
+            entry: &key.entry,
+            grace_until,
+        };
+        (Ok(verified), decision)
+    }
+
+    /// Notes a successful verification as the key's last use.
+    fn touch(&self, key: &IndexedKey, now: OffsetDateTime) {
+        let second = now.unix_timestamp();
+        if key.touch(second)
+            && let Some(sink) = self.uses.get()
+        {
+            sink.uses.note(&sink.tenant, &key.entry, second);
+        }
+    }
+
+    /// Every check but the rate limit: the key, and the end of its grace when the hash is
+    /// one a rotation left.
+    fn admit<S: AsRef<str>>(
+        &self,
+        hash: &KeyHash,
+        required: &[S],
+        now: OffsetDateTime,
+    ) -> Result<(&IndexedKey, Option<OffsetDateTime>), Refusal> {
         let (i, grace_until) = match self.position(hash) {
             Some(i) => (i, None),
             None => match self.previous.get(hash) {
@@ -227,9 +312,21 @@ impl TenantKeys {
         {
             return Err(Refusal::InsufficientPermissions);
         }
-        key.touch(now);
-        Ok(Verified { entry, grace_until })
+        Ok((key, grace_until))
     }
+}
+
+/// One verification of a limited key's allowance; nothing for a key without a limit.
+#[cfg(feature = "rate-limits")]
+fn spend(key: &IndexedKey) -> Option<Decision> {
+    key.limiter.as_ref().map(|l| l.check())
+}
+
+/// Built without rate limits (to measure what they cost): limits are read from files and
+/// kept, never enforced.
+#[cfg(not(feature = "rate-limits"))]
+fn spend(_key: &IndexedKey) -> Option<Decision> {
+    None
 }
 
 /// Which of a key's tokens a looked-up token is.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{Description, KeyName, Permissions, Subject, TenantId};
+use crate::domain::{Description, KeyName, Permissions, RateLimit, Subject, TenantId};
 
 /// A field of an update: leave it, clear it (`null`), or set it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,6 +145,8 @@ pub struct CreateKey {
     pub permissions: Permissions,
     pub description: Option<Description>,
     pub expires_at: Option<OffsetDateTime>,
+    /// None: not limited.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// What an update changes; `enabled` is always set.
@@ -155,6 +157,7 @@ pub struct KeyChanges {
     pub permissions: Option<Permissions>,
     pub description: Patch<Description>,
     pub expires_at: Patch<OffsetDateTime>,
+    pub rate_limit: Patch<RateLimit>,
 }
 
 /// Which key a change is about, and the version of it the caller saw.

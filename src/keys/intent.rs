@@ -11,8 +11,8 @@ use super::Error;
 use super::command::{IfMatch, KeyChanges, KeyLimits, Patch};
 use super::etag;
 use crate::domain::{
-    Description, KeyEntry, KeyHash, KeyName, Permissions, PreviousHash, SecurityFile, TenantId,
-    TokenHint,
+    Description, KeyEntry, KeyHash, KeyName, Permissions, PreviousHash, RateLimit, SecurityFile,
+    TenantId, TokenHint,
 };
 use crate::store::Change;
 
@@ -135,6 +135,9 @@ pub struct Fields {
     pub permissions: Option<Permissions>,
     pub description: Edit<Description>,
     pub expires_at: Edit<Timestamp>,
+    /// Absent from intents journaled before rate limits existed: those kept it.
+    #[serde(default)]
+    pub rate_limit: Edit<RateLimit>,
 }
 
 /// A field of an update, as the journal keeps it.
@@ -192,6 +195,7 @@ impl From<KeyChanges> for Fields {
                     .try_map(|t| Ok::<_, ()>(Timestamp(t)))
                     .unwrap_or_default(),
             ),
+            rate_limit: c.rate_limit.into(),
         }
     }
 }
@@ -243,6 +247,7 @@ impl Intent {
                 let mut expires = next.expires_at.map(Timestamp);
                 fields.expires_at.apply(&mut expires);
                 next.expires_at = expires.map(|t| t.0);
+                fields.rate_limit.apply(&mut next.rate_limit);
                 check_lifetime(limits, next.expires_at)?;
                 // Grace periods that are over have no reason to stay in the file.
                 next.previous_hashes.retain(|p| p.expires_at > now);
@@ -327,6 +332,7 @@ fn narrow(fields: Fields, seen: &KeyEntry) -> Fields {
         expires_at: fields
             .expires_at
             .unless_same(&seen.expires_at.map(Timestamp)),
+        rate_limit: fields.rate_limit.unless_same(&seen.rate_limit),
     }
 }
 
@@ -421,6 +427,7 @@ pub fn recover(
                     expires_at: is
                         .expires_at
                         .map_or(Edit::Clear, |t| Edit::Set(Timestamp(t))),
+                    rate_limit: is.rate_limit.map_or(Edit::Clear, Edit::Set),
                 },
                 was,
             ),

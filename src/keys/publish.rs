@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use crate::domain::{Generation, KeyHash, TenantId};
 use crate::index::{Index, TenantKeys};
 use crate::last_good::{LastGood, Owner};
+use crate::rate_limit::RateLimits;
 use crate::store::{FileProblem, Loaded, Store, Version};
 
 /// What one reload did to the index.
@@ -88,6 +89,8 @@ pub(super) struct Publisher {
     owners: Mutex<HashMap<TenantId, Option<Owner>>>,
     /// git mode: tenants come from commits, not directories (see `Owner::of_name`).
     serves_commits: std::sync::atomic::AtomicBool,
+    /// Where the limiters of keys with a rate limit come from.
+    limits: RateLimits,
 }
 
 /// A version served but not saved as the last-good copy in `state_dir` yet.
@@ -100,7 +103,12 @@ pub(super) struct Unsaved {
 }
 
 impl Publisher {
-    pub(super) fn new(store: Arc<Store>, index: Arc<Index>, last_good: LastGood) -> Self {
+    pub(super) fn new(
+        store: Arc<Store>,
+        index: Arc<Index>,
+        last_good: LastGood,
+        limits: RateLimits,
+    ) -> Self {
         Self {
             store,
             index,
@@ -111,6 +119,7 @@ impl Publisher {
             writers: Mutex::default(),
             owners: Mutex::default(),
             serves_commits: Default::default(),
+            limits,
         }
     }
 
@@ -223,7 +232,7 @@ impl Publisher {
                 } else if let Some(saved) =
                     owner.and_then(|owner| self.last_good.load(tenant, owner))
                 {
-                    let keys = TenantKeys::build_owned(Arc::new(saved.file), None);
+                    let keys = TenantKeys::build_owned(Arc::new(saved.file), None, &self.limits);
                     self.index.publish(tenant, keys, generation);
                     self.on_last_good
                         .lock()
@@ -232,7 +241,7 @@ impl Publisher {
                 } else {
                     // The tenant is there, serving nothing: keys it held belonged to a
                     // directory removed and made again between two reloads.
-                    let none = TenantKeys::build_owned(Arc::default(), None);
+                    let none = TenantKeys::build_owned(Arc::default(), None, &self.limits);
                     self.index.publish(tenant, none, generation);
                     self.owners.lock().insert(tenant.clone(), owner);
                     Serving::Nothing
@@ -270,7 +279,11 @@ impl Publisher {
     /// `publish`; `save: false` for a version that is the last-good copy already.
     fn serve(&self, tenant: &TenantId, version: Version, save: bool) {
         let previous = self.index.keys(tenant);
-        let keys = Arc::new(TenantKeys::build_owned(version.file, previous.as_deref()));
+        let keys = Arc::new(TenantKeys::build_owned(
+            version.file,
+            previous.as_deref(),
+            &self.limits,
+        ));
         drop(previous);
         if !self.index.publish(tenant, keys.clone(), version.generation) {
             return;

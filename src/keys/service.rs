@@ -16,6 +16,7 @@ use crate::domain::{TenantId, TokenPrefix};
 use crate::index::Index;
 use crate::last_good::LastGood;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimits;
 use crate::store::Store;
 
 pub struct Service {
@@ -46,7 +47,13 @@ impl Service {
         prefix: TokenPrefix,
         max_keys: usize,
     ) -> Self {
-        let publisher = Arc::new(Publisher::new(store.clone(), index.clone(), last_good));
+        let limits = RateLimits::in_memory(clock.clone());
+        let publisher = Arc::new(Publisher::new(
+            store.clone(),
+            index.clone(),
+            last_good,
+            limits,
+        ));
         Self {
             store,
             index,

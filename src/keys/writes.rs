@@ -44,6 +44,7 @@ impl Service {
             rotated_at: None,
             expires_at: cmd.expires_at,
             previous_hashes: Vec::new(),
+            rate_limit: cmd.rate_limit,
         };
         let name = entry.name.clone();
         let what = What::Create {

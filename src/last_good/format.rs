@@ -12,7 +12,8 @@
 //! | 44..76 | SHA-256 of the payload                                            |
 //! | 76..108| the owner: which tenant directory the keys came from (`Owner`)    |
 //! | 108..  | the payload: the keys, encoded with postcard (`Payload` below),  |
-//! |        | then (version 4) each key's hint and rotation time (`Additions`)  |
+//! |        | then (version 4) each key's hint, rotation time and rate limit   |
+//! |        | (`Additions`)                                                     |
 
 use std::collections::HashMap;
 
@@ -22,14 +23,15 @@ use time::OffsetDateTime;
 
 use super::Owner;
 use crate::domain::{
-    Description, KeyEntry, KeyHash, KeyName, Permission, Permissions, PreviousHash, SecurityFile,
-    Subject, TokenHint,
+    Description, KeyEntry, KeyHash, KeyName, Permission, Permissions, PreviousHash, RateLimit,
+    SecurityFile, Subject, TokenHint,
 };
 
 const MAGIC: [u8; 8] = *b"keyward\0";
 /// Version 1 was YAML text in `<tenant>.yml`; version 2 had no owner; version 3 had no
-/// `Additions`, and is still read (as keys without hints), so an upgrade whose file is
-/// invalid keeps serving the last good keys. A change to `Payload` is a new version.
+/// `Additions`, and is still read (as keys without hints, rotation times or rate limits),
+/// so an upgrade whose file is invalid keeps serving the last good keys. A change to
+/// `Payload` or `Additions` is a new version.
 const VERSION: u32 = 4;
 const VERSION_WITHOUT_ADDITIONS: u32 = 3;
 const HEADER_LEN: usize = 108;
@@ -59,8 +61,10 @@ struct Key<'a> {
 }
 
 /// What version 4 added, one per key in `Payload::keys`' order: after the payload, so the
-/// payload itself reads as version 3 wrote it.
-type Additions<'a> = Vec<(Option<&'a str>, Option<OffsetDateTime>)>;
+/// payload itself reads as version 3 wrote it. Its hint, its rotation time, and its rate
+/// limit (`requests`, `perSeconds`).
+type Additions<'a> = Vec<Addition<'a>>;
+type Addition<'a> = (Option<&'a str>, Option<OffsetDateTime>, Option<(u32, u32)>);
 
 /// Why a snapshot is not used; never anything read from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +161,14 @@ pub(super) fn encode<'a>(keys: impl IntoIterator<Item = &'a KeyEntry>) -> Vec<u8
     let mut bytes = postcard::to_allocvec(&payload).expect("keys always encode");
     let additions: Additions = all
         .iter()
-        .map(|k| (k.hint.as_ref().map(TokenHint::as_str), k.rotated_at))
+        .map(|k| {
+            (
+                k.hint.as_ref().map(TokenHint::as_str),
+                k.rotated_at,
+                k.rate_limit
+                    .map(|l| (l.requests().get(), l.per_seconds().get())),
+            )
+        })
         .collect();
     bytes.extend(postcard::to_allocvec(&additions).expect("keys always encode"));
     bytes
@@ -173,7 +184,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<SecurityFile> {
 fn decode_version(bytes: &[u8], version: u32) -> Option<SecurityFile> {
     let (payload, rest): (Payload, _) = postcard::take_from_bytes(bytes).ok()?;
     let (additions, rest): (Additions, _) = if version == VERSION_WITHOUT_ADDITIONS {
-        (vec![(None, None); payload.keys.len()], rest)
+        (vec![(None, None, None); payload.keys.len()], rest)
     } else {
         postcard::take_from_bytes(rest).ok()?
     };
@@ -195,7 +206,7 @@ fn decode_version(bytes: &[u8], version: u32) -> Option<SecurityFile> {
         .keys
         .into_iter()
         .zip(additions)
-        .map(|(k, (hint, rotated_at))| {
+        .map(|(k, (hint, rotated_at, rate_limit))| {
             Some(KeyEntry {
                 name: KeyName::parse(k.name).ok()?,
                 hash: KeyHash::from_bytes(k.hash),
@@ -215,6 +226,10 @@ fn decode_version(bytes: &[u8], version: u32) -> Option<SecurityFile> {
                         expires_at,
                     })
                     .collect(),
+                rate_limit: rate_limit
+                    .map(|(requests, per_seconds)| RateLimit::new(requests, per_seconds))
+                    .transpose()
+                    .ok()?,
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -231,6 +246,7 @@ apiKeys:
     hash: sha256:1111111111111111111111111111111111111111111111111111111111111111
     hint: kw_...0eOu
     rotatedAt: 2026-11-23T10:00:00Z
+    rateLimit: {requests: 100, perSeconds: 60}
   - name: b
     hash: sha256:2222222222222222222222222222222222222222222222222222222222222222
 ";
@@ -251,12 +267,13 @@ apiKeys:
     }
 
     #[test]
-    fn hints_and_rotation_times_come_back_from_a_snapshot() {
+    fn hints_rotation_times_and_rate_limits_come_back_from_a_snapshot() {
         let file = SecurityFile::parse(FILE).unwrap();
         let bytes = to_bytes([7; 32], Owner([0; 32]), &file.keys);
         let (back, _) = check_and_decode(&bytes, None, None).unwrap();
         assert_eq!(back, file);
-        assert!(back.keys[0].hint.is_some() && back.keys[0].rotated_at.is_some());
+        let a = &back.keys[0];
+        assert!(a.hint.is_some() && a.rotated_at.is_some() && a.rate_limit.is_some());
     }
 
     #[test]
@@ -267,6 +284,7 @@ apiKeys:
         for key in &mut expected.keys {
             key.hint = None;
             key.rotated_at = None;
+            key.rate_limit = None;
         }
         assert_eq!(back, expected);
     }

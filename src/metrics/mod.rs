@@ -1,7 +1,8 @@
 //! Prometheus metrics, one registry per application: requests by route and status with
 //! latency, verify outcomes by code and the check's latency, reloads and reload errors by
 //! tenant, each tenant's file health (invalid, served from its last-good copy), keys per
-//! tenant, git mode's replication, the build and the standard `process_*`.
+//! tenant, git mode's replication, the shared `lastUsedAt` store, the build and the
+//! standard `process_*`.
 //!
 //! Refusals (no credential, a bad one, an unknown route or method) are counted there like
 //! every request, and logged only as a summary at most once a minute: a client must not be
@@ -39,12 +40,14 @@ mod git;
 mod process;
 mod striped;
 mod tenant;
+mod usage;
 
 pub use format::{Format, OpenMetricsVersion};
 use git::GitMetrics;
 use process::ProcessCollector;
 use striped::{Striped, StripedHistogram};
 use tenant::{TenantFiles, TenantLabels};
+use usage::UsageState;
 
 /// Request latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -99,6 +102,7 @@ pub struct Metrics {
     reload_errors: Family<TenantLabels, Counter>,
     tenant_files: TenantFiles,
     git: GitMetrics,
+    usage: Arc<UsageState>,
     refusals: RefusalSummary,
 }
 
@@ -180,6 +184,7 @@ impl Metrics {
         );
         let tenant_files = TenantFiles::register(&mut registry);
         let git = GitMetrics::register(&mut registry);
+        let usage = UsageState::register(&mut registry);
         let verify_duration = StripedHistogram::default();
         registry.register(
             "keyward_verify_duration_seconds",
@@ -199,6 +204,7 @@ impl Metrics {
             registry,
             index,
             git,
+            usage,
             requests,
             latency,
             verify,
@@ -284,6 +290,21 @@ impl Metrics {
 
     pub fn git_push_returned(&self) {
         self.git.push_finished();
+    }
+
+    /// Whether the Redis that shares `lastUsedAt` answered the last exchange.
+    pub fn usage_store_up(&self, up: bool) {
+        self.usage.up(up);
+    }
+
+    /// Uses pushed to the shared `lastUsedAt` store.
+    pub fn usage_pushed(&self, uses: usize) {
+        self.usage.pushed(uses);
+    }
+
+    /// A push to the shared `lastUsedAt` store that failed.
+    pub fn usage_push_failed(&self) {
+        self.usage.push_failed();
     }
 
     /// One reload's outcome: `loaded`, `unchanged`, `invalid` or `removed`.

@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use utoipa::openapi::PathItem;
 use utoipa::{Modify, OpenApi};
 
-use super::verify::{allowed, refused};
+use super::verify::{allowed, over_limit_status, refused, with_limit};
 use crate::auth::presented_key;
 use crate::error::{ApiError, ProblemDetails};
 use crate::index::Verified;
@@ -96,7 +96,7 @@ fn operations(
     ]
 }
 
-/// For Envoy / Istio HTTP ext_authz: 200 or 401/403, whatever the method and the path below.
+/// For Envoy / Istio HTTP ext_authz: 200 or 401/403/429, whatever the method and the path below.
 #[utoipa::path(
     method(get, head, post, put, patch, delete, options),
     path = "/ext-authz/{tenantId}/{path}",
@@ -115,6 +115,7 @@ fn operations(
             description = "Required permissions, comma- or space-separated (repeatable); \
                 at least one"
         ),
+        ("X-Keyward-Refuse-With" = Option<String>, Header, description = "`403`: a key over its rate limit is refused with 403 and `X-Keyward-Refusal: rate_limited` instead of 429 (for nginx `auth_request`, which passes on only 401 and 403)"),
     ),
     responses(
         (
@@ -123,17 +124,40 @@ fn operations(
             headers(
                 ("X-Keyward-Tenant" = String, description = "The tenant"),
                 ("X-Keyward-Key" = String, description = "The key's name"),
-                ("X-Keyward-Permissions" = String, description = "The key's permissions, space-separated")
+                ("X-Keyward-Permissions" = String, description = "The key's permissions, space-separated"),
+                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
+                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`")
             )
         ),
-        (status = 400, description = "`X-Keyward-Permission` names no permission", body = ProblemDetails),
+        (
+            status = 400,
+            description = "`X-Keyward-Permission` names no permission, or `X-Keyward-Refuse-With` \
+                is other than 403",
+            body = ProblemDetails
+        ),
         (
             status = 401,
             description = "No key, or an invalid one",
             body = ProblemDetails,
             headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))
         ),
-        (status = 403, description = "The key lacks a required permission", body = ProblemDetails),
+        (
+            status = 403,
+            description = "The key lacks a required permission, or is over its rate limit when \
+                `X-Keyward-Refuse-With: 403` was sent",
+            body = ProblemDetails,
+            headers(("X-Keyward-Refusal" = String, description = "`rate_limited` when the 403 is a key over its rate limit"))
+        ),
+        (
+            status = 429,
+            description = "The key is valid but over its rate limit",
+            body = ProblemDetails,
+            headers(
+                ("Retry-After" = String, description = "Whole seconds (at least 1) until the key may verify again"),
+                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
+                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`")
+            )
+        ),
     ),
     security(("apiKey" = []))
 )]
@@ -144,11 +168,15 @@ pub(crate) async fn ext_authz(
     let tenant = req.match_info().get("tenantId").unwrap_or_default();
     let presented = presented_key(req.headers()).unwrap_or_default();
     let required = required_permissions(req.headers())?;
+    let over_limit = over_limit_status(&req)?;
     Ok(
-        verifier.check(tenant, presented, &required, |verdict| match verdict {
-            // 200, not 204: Envoy lets a request through on 200 only.
-            Ok(Verified { entry, .. }) => allowed(StatusCode::OK, tenant, entry),
-            Err(r) => refused(presented, r),
+        verifier.check(tenant, presented, &required, |verdict, limit| {
+            let res = match verdict {
+                // 200, not 204: Envoy lets a request through on 200 only.
+                Ok(Verified { entry, .. }) => allowed(StatusCode::OK, tenant, entry),
+                Err(r) => refused(presented, r, over_limit),
+            };
+            with_limit(res, limit)
         }),
     )
 }

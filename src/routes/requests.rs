@@ -12,8 +12,8 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::openapi::{KnownFormat, SchemaFormat};
 
 use crate::domain::{
-    Description, FieldError, FieldErrors, KeyName, Permission, Permissions, PresentedKey,
-    TokenPrefix,
+    Description, DomainError, FieldError, FieldErrors, KeyName, Permission, Permissions,
+    PresentedKey, RateLimit, TokenPrefix,
 };
 use crate::error::ApiError;
 use crate::keys::{
@@ -73,6 +73,27 @@ pub struct CreateApiKey {
     /// RFC 3339, in the future.
     #[schema(format = DateTime, example = "2099-01-01T00:00:00Z")]
     expires_at: Option<String>,
+    /// Absent or `null`: not limited.
+    rate_limit: Option<RateLimitBody>,
+}
+
+/// At most `requests` verifications every `perSeconds` seconds, all at once if they come
+/// at once; verification answers `rate_limited` beyond.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimitBody {
+    #[schema(minimum = 1, maximum = 1_000_000, example = 100)]
+    requests: u64,
+    #[schema(minimum = 1, maximum = 86_400, example = 60)]
+    per_seconds: u64,
+}
+
+impl RateLimitBody {
+    /// A number too large for the type is simply out of bounds, with the same message.
+    fn parse(&self) -> Result<RateLimit, DomainError> {
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        RateLimit::new(narrow(self.requests), narrow(self.per_seconds))
+    }
 }
 
 impl TryFrom<CreateApiKey> for CreateKey {
@@ -88,6 +109,9 @@ impl TryFrom<CreateApiKey> for CreateKey {
         let expires_at = body
             .expires_at
             .map(|t| errors.check("expiresAt", timestamp(&t)));
+        let rate_limit = body
+            .rate_limit
+            .map(|l| errors.check("rateLimit", l.parse()));
         errors
             .finish(|| {
                 Some(CreateKey {
@@ -96,6 +120,7 @@ impl TryFrom<CreateApiKey> for CreateKey {
                     permissions: permissions?,
                     description: description.map_or(Some(None), |d| d.map(Some))?,
                     expires_at: expires_at.map_or(Some(None), |t| t.map(Some))?,
+                    rate_limit: rate_limit.map_or(Some(None), |l| l.map(Some))?,
                 })
             })
             .map_err(ApiError::Validation)
@@ -117,6 +142,10 @@ pub struct UpdateApiKey {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime, example = "2099-01-01T00:00:00Z")]
     expires_at: Patch<String>,
+    /// Absent: unchanged; `null`: removed (the key is no longer limited).
+    #[serde(default)]
+    #[schema(value_type = Option<RateLimitBody>)]
+    rate_limit: Patch<RateLimitBody>,
 }
 
 impl TryFrom<UpdateApiKey> for KeyChanges {
@@ -130,6 +159,7 @@ impl TryFrom<UpdateApiKey> for KeyChanges {
             body.description.try_map(|d| Description::parse(&d)),
         );
         let expires_at = errors.check("expiresAt", body.expires_at.try_map(|t| timestamp(&t)));
+        let rate_limit = errors.check("rateLimit", body.rate_limit.try_map(|l| l.parse()));
         errors
             .finish(|| {
                 Some(KeyChanges {
@@ -137,6 +167,7 @@ impl TryFrom<UpdateApiKey> for KeyChanges {
                     permissions: permissions.map_or(Some(None), |p| p.map(Some))?,
                     description: description?,
                     expires_at: expires_at?,
+                    rate_limit: rate_limit?,
                 })
             })
             .map_err(ApiError::Validation)

@@ -1,6 +1,7 @@
 //! `GET /api/{tenantId}/admin/status`: is the tenant's file valid, and if not, where is
 //! it broken? And may the caller write here: the console shows write controls only when
-//! the server would take a write, so it never judges scopes by a rule of its own.
+//! the server would take a write, so it never judges scopes by a rule of its own. And
+//! where this replica's `lastUsedAt` comes from, and whether that store is reachable.
 
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
@@ -11,6 +12,7 @@ use crate::domain::FileProblem;
 use crate::error::ApiError;
 use crate::keys::{self, KeysFrom};
 use crate::store::render;
+use crate::usage::UsageStore;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -23,7 +25,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     paths(status),
-    components(schemas(TenantStatusView, KeysSource, keys::GitStatus, keys::Report))
+    components(schemas(
+        TenantStatusView,
+        KeysSource,
+        UsageView,
+        UsageStoreKind,
+        keys::GitStatus,
+        keys::Report
+    ))
 )]
 pub struct Api;
 
@@ -56,6 +65,47 @@ pub struct TenantStatusView {
     /// Git mode only, about this tenant only.
     #[serde(skip_serializing_if = "Option::is_none")]
     git: Option<keys::GitStatus>,
+    /// Where this replica's `lastUsedAt` comes from (the same for every tenant).
+    usage: UsageView,
+}
+
+/// Where `lastUsedAt` comes from on the replica that answered.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageView {
+    /// `local`: this replica's own uses (kept in `state_dir`). `redis`: the latest use
+    /// any replica saw, shared through `usage.redis_url`.
+    store: UsageStoreKind,
+    /// `redis` only: whether Redis answered the last exchange. While false, `lastUsedAt`
+    /// shows this replica's own uses; they are shared once Redis is back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected: Option<bool>,
+    /// `redis` only: since when `connected` has held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    since: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+enum UsageStoreKind {
+    Local,
+    Redis,
+}
+
+impl UsageView {
+    fn of(store: &UsageStore) -> Self {
+        let report = store.report();
+        Self {
+            store: if report.shared {
+                UsageStoreKind::Redis
+            } else {
+                UsageStoreKind::Local
+            },
+            connected: report.connected,
+            since: report.since.map(render::timestamp),
+        }
+    }
 }
 
 /// Where the served keys come from, as `keysFrom` names it.
@@ -89,6 +139,7 @@ pub(crate) async fn status(
     // The write routes' own extractor: present exactly when they would let this caller in.
     writer: Option<Admin<WriteKeys>>,
     service: web::Data<keys::Service>,
+    usage: web::Data<UsageStore>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &admin.actor.tenant;
     let s = service.status(tenant).await?;
@@ -112,5 +163,6 @@ pub(crate) async fn status(
         checked_at: render::timestamp(s.checked_at),
         error: s.problem,
         git,
+        usage: UsageView::of(&usage),
     }))
 }

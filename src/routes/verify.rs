@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -25,9 +25,22 @@ use crate::domain::{KeyEntry, Permission, Permissions, Refusal};
 use crate::error::{ApiError, ProblemDetails};
 use crate::index::Verified;
 use crate::keys::Verifier;
+use crate::rate_limit::Decision;
 use crate::store::render;
 
 const X_KEYWARD_TENANT: HeaderName = HeaderName::from_static("x-keyward-tenant");
+// The fields of draft-ietf-httpapi-ratelimit-headers-10: the policy (quota `q` per window
+// `w` seconds) and the state (`r` remaining, `t` seconds until the quota is whole again),
+// both under the one policy name a key has, `"key"`.
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// Which refusal a 403 is, for a gateway that passes on only 401 and 403 (nginx).
+pub(crate) const X_KEYWARD_REFUSAL: HeaderName = HeaderName::from_static("x-keyward-refusal");
+/// Sent by a gateway that turns any answer but 2xx, 401 and 403 into an error of its own
+/// (nginx `auth_request`): `403` asks for a key over its limit to be refused with 403 and
+/// `X-Keyward-Refusal: rate_limited`, which the gateway maps back to 429.
+pub(crate) const X_KEYWARD_REFUSE_WITH: HeaderName =
+    HeaderName::from_static("x-keyward-refuse-with");
 const X_KEYWARD_KEY: HeaderName = HeaderName::from_static("x-keyward-key");
 const X_KEYWARD_PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-permissions");
 
@@ -176,9 +189,14 @@ impl Serialize for Strs<'_> {
     responses(
         (
             status = 200,
-            description = "The verdict",
+            description = "The verdict; `rate_limited` for a valid key over its rate limit",
             body = VerifyResponse,
-            headers(("Cache-Control" = String, description = "`no-store`"))
+            headers(
+                ("Cache-Control" = String, description = "`no-store`"),
+                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
+                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`"),
+                ("Retry-After" = String, description = "Whole seconds (at least 1) until the key may verify again")
+            )
         ),
         (status = 400, description = "The body is not JSON of the expected shape", body = ProblemDetails),
         (status = 413, description = "The body is too large", body = ProblemDetails),
@@ -192,28 +210,38 @@ pub(crate) async fn verify(
     body: JsonBody<VerifyRequest>,
 ) -> HttpResponse {
     let body = body.0;
-    let answer = |res: VerifyResponse<'_>| {
-        HttpResponse::Ok()
+    let answer = |res: VerifyResponse<'_>, limit: Option<Decision>| {
+        let mut res = HttpResponse::Ok()
             .insert_header((CACHE_CONTROL, "no-store"))
-            .json(res)
+            .json(res);
+        if let Some(limit) = limit {
+            limit_headers(&mut res, &limit);
+        }
+        res
     };
     verifier.check(
         &path,
         &body.key,
         &body.permissions,
-        |verdict| match verdict {
-            Ok(v) => answer(VerifyResponse::Valid {
-                valid: true,
-                name: v.entry.name.as_str(),
-                permissions: Strs(&v.entry.permissions),
-                // A token in its grace period stops at the grace's end: a gateway that caches
-                // the answer must not keep it longer.
-                expires_at: v.expires_at().map(render::timestamp),
-            }),
-            Err(r) => answer(VerifyResponse::Invalid {
-                valid: false,
-                code: r.code(),
-            }),
+        |verdict, limit| match verdict {
+            Ok(v) => answer(
+                VerifyResponse::Valid {
+                    valid: true,
+                    name: v.entry.name.as_str(),
+                    permissions: Strs(&v.entry.permissions),
+                    // A token in its grace period stops at the grace's end: a gateway that caches
+                    // the answer must not keep it longer.
+                    expires_at: v.expires_at().map(render::timestamp),
+                },
+                limit,
+            ),
+            Err(r) => answer(
+                VerifyResponse::Invalid {
+                    valid: false,
+                    code: r.code(),
+                },
+                limit,
+            ),
         },
     )
 }
@@ -231,6 +259,7 @@ pub(crate) async fn verify(
     params(
         ("tenantId" = String, Path, description = "Tenant id"),
         ("permission" = Option<Vec<String>>, Query, description = "Required permission (repeatable)"),
+        ("X-Keyward-Refuse-With" = Option<String>, Header, description = "`403`: a key over its rate limit is refused with 403 and `X-Keyward-Refusal: rate_limited` instead of 429 (for nginx `auth_request`, which passes on only 401 and 403)"),
     ),
     responses(
         (
@@ -239,17 +268,39 @@ pub(crate) async fn verify(
             headers(
                 ("X-Keyward-Tenant" = String, description = "The tenant"),
                 ("X-Keyward-Key" = String, description = "The key's name"),
-                ("X-Keyward-Permissions" = String, description = "The key's permissions, space-separated")
+                ("X-Keyward-Permissions" = String, description = "The key's permissions, space-separated"),
+                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
+                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`")
             )
         ),
-        (status = 400, description = "A query parameter other than `permission`", body = ProblemDetails),
+        (
+            status = 400,
+            description = "A query parameter other than `permission`, or `X-Keyward-Refuse-With` other than 403",
+            body = ProblemDetails
+        ),
         (
             status = 401,
             description = "No key, or an invalid one",
             body = ProblemDetails,
             headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))
         ),
-        (status = 403, description = "The key lacks a required permission", body = ProblemDetails),
+        (
+            status = 403,
+            description = "The key lacks a required permission, or is over its rate limit when \
+                `X-Keyward-Refuse-With: 403` was sent",
+            body = ProblemDetails,
+            headers(("X-Keyward-Refusal" = String, description = "`rate_limited` when the 403 is a key over its rate limit"))
+        ),
+        (
+            status = 429,
+            description = "The key is valid but over its rate limit",
+            body = ProblemDetails,
+            headers(
+                ("Retry-After" = String, description = "Whole seconds (at least 1) until the key may verify again"),
+                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
+                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`")
+            )
+        ),
     ),
     security(("apiKey" = []))
 )]
@@ -272,12 +323,59 @@ pub(crate) async fn forward_auth(
         }
         required.push(value);
     }
+    let over_limit = over_limit_status(&req)?;
     Ok(
-        verifier.check(tenant, presented, &required, |verdict| match verdict {
-            Ok(Verified { entry, .. }) => allowed(StatusCode::NO_CONTENT, tenant, entry),
-            Err(r) => refused(presented, r),
+        verifier.check(tenant, presented, &required, |verdict, limit| {
+            let res = match verdict {
+                Ok(Verified { entry, .. }) => allowed(StatusCode::NO_CONTENT, tenant, entry),
+                Err(r) => refused(presented, r, over_limit),
+            };
+            with_limit(res, limit)
         }),
     )
+}
+
+/// The status a key over its limit gets: 429, or 403 for a gateway that asks for it
+/// (`X-Keyward-Refuse-With: 403`). Any other value is refused: a misconfigured gateway
+/// must find out at once, not when a key first goes over its limit.
+pub(crate) fn over_limit_status(req: &HttpRequest) -> Result<StatusCode, ApiError> {
+    match req.headers().get(X_KEYWARD_REFUSE_WITH) {
+        None => Ok(StatusCode::TOO_MANY_REQUESTS),
+        Some(v) if v == "403" => Ok(StatusCode::FORBIDDEN),
+        Some(_) => Err(ApiError::invalid_request(
+            "`X-Keyward-Refuse-With` may only be 403",
+        )),
+    }
+}
+
+/// A gateway check's answer with the key's rate-limit fields when it has a limit, and when
+/// it is over it, `Retry-After`.
+pub(crate) fn with_limit(mut res: HttpResponse, limit: Option<Decision>) -> HttpResponse {
+    if let Some(limit) = limit {
+        limit_headers(&mut res, &limit);
+    }
+    res
+}
+
+/// `RateLimit-Policy` and `RateLimit`, and for a refusal `Retry-After` (whole seconds, at
+/// least 1: a client told 0 would retry at once and be refused again).
+fn limit_headers(res: &mut HttpResponse, d: &Decision) {
+    let seconds = |t: std::time::Duration| t.as_secs() + u64::from(t.subsec_nanos() > 0);
+    let policy = format!(
+        "\"key\";q={};w={}",
+        d.limit.requests(),
+        d.limit.per_seconds()
+    );
+    let state = format!("\"key\";r={};t={}", d.remaining, seconds(d.reset_after));
+    let headers = res.headers_mut();
+    for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    if let Some(wait) = d.retry_after {
+        headers.insert(RETRY_AFTER, HeaderValue::from(seconds(wait).max(1)));
+    }
 }
 
 /// A gateway check's answer to a valid key: who is calling, in the three `X-Keyward-*`
@@ -314,6 +412,7 @@ static REFUSALS: LazyLock<Vec<Rendered>> = LazyLock::new(|| {
                 Refusal::InsufficientPermissions => {
                     ApiError::Forbidden("the key lacks a required permission")
                 }
+                Refusal::RateLimited => ApiError::RateLimited,
                 r => invalid_key(if missing { "" } else { "presented" }, r),
             };
             let res = error.error_response();
@@ -331,11 +430,16 @@ static REFUSALS: LazyLock<Vec<Rendered>> = LazyLock::new(|| {
     all
 });
 
-pub(crate) fn refused(presented: &str, refusal: Refusal) -> HttpResponse {
+/// A refused key's answer; `over_limit`: the status a key over its rate limit gets.
+pub(crate) fn refused(presented: &str, refusal: Refusal, over_limit: StatusCode) -> HttpResponse {
     let rendered = &REFUSALS[2 * refusal.index() + usize::from(presented.is_empty())];
     let mut res = HttpResponse::build(rendered.status);
     for header in &rendered.headers {
         res.insert_header(header.clone());
+    }
+    if refusal == Refusal::RateLimited {
+        res.status(over_limit)
+            .insert_header((X_KEYWARD_REFUSAL, refusal.code()));
     }
     res.body(rendered.body.clone())
 }

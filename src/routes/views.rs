@@ -3,7 +3,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::domain::KeyEntry;
+use crate::domain::{KeyEntry, RateLimit};
 use crate::keys::{Holding, Issued, KeyState};
 use crate::store::render;
 
@@ -41,6 +41,28 @@ pub struct ApiKeyView {
     /// Earlier tokens of this key that rotations left working for a grace period, soonest
     /// end first; `[]` when none is. `DELETE .../graceTokens` ends them all.
     pub grace_tokens: Vec<GraceTokenView>,
+    /// At most `requests` verifications every `perSeconds` seconds; `null`: not limited.
+    #[schema(required = true)]
+    pub rate_limit: Option<RateLimitView>,
+}
+
+/// A key's rate limit.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitView {
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub requests: u32,
+    #[schema(minimum = 1, maximum = 86_400)]
+    pub per_seconds: u32,
+}
+
+impl From<RateLimit> for RateLimitView {
+    fn from(limit: RateLimit) -> Self {
+        Self {
+            requests: limit.requests().get(),
+            per_seconds: limit.per_seconds().get(),
+        }
+    }
 }
 
 /// A token a rotation replaced, still working until `expiresAt`.
@@ -82,6 +104,7 @@ impl ApiKeyView {
             expires_at: e.expires_at.map(render::timestamp),
             last_used_at: last_used.map(render::timestamp),
             grace_tokens: grace.into_iter().map(GraceTokenView::new).collect(),
+            rate_limit: e.rate_limit.map(RateLimitView::from),
         }
     }
 

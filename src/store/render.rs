@@ -50,6 +50,16 @@ pub fn entry_node(e: &KeyEntry) -> Node {
             .collect();
         fields.push(("previousHashes".to_owned(), Node::Seq(list)));
     }
+    if let Some(limit) = e.rate_limit {
+        let number = |n: std::num::NonZeroU32| Node::Int(n.get().into());
+        fields.push((
+            "rateLimit".to_owned(),
+            Node::Map(vec![
+                ("requests".to_owned(), number(limit.requests())),
+                ("perSeconds".to_owned(), number(limit.per_seconds())),
+            ]),
+        ));
+    }
     Node::Map(fields)
 }
 

@@ -237,6 +237,7 @@ users: [alice]
             rotated_at: None,
             expires_at: None,
             previous_hashes: Vec::new(),
+            rate_limit: None,
         }
     }
 

@@ -4,7 +4,6 @@
 use std::process::Command;
 
 use crate::gateway::*;
-use crate::helpers::*;
 
 const RECIPE: &str = include_str!("../../deploy/gateways/caddy/Caddyfile");
 
@@ -18,7 +17,7 @@ async fn the_caddy_recipe_authenticates_strips_the_key_and_fails_closed() {
     let Some(caddy) = installed("caddy", &["/usr/bin/caddy"], "apt-get install caddy") else {
         return;
     };
-    let app = spawn_app().await;
+    let app = spawn_gateway_app().await;
     let keys = Keys::make(&app).await;
     let upstream = Upstream::start().await;
     let port = free_port();

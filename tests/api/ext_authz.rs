@@ -170,6 +170,42 @@ async fn envoy_s_check_refuses_as_forward_auth_does_and_never_echoes_the_key() {
 }
 
 #[tokio::test]
+async fn envoy_s_check_of_a_key_over_its_limit_is_429_and_the_recipe_passes_retry_after_on() {
+    let clock = keyward::clock::Clock::manual(time::macros::datetime!(2030-01-01 00:00 UTC));
+    let app = spawn_app_with_clock(clock, |_| {}).await;
+    let recipe = Recipe::load();
+    let body = serde_json::json!({"name": "limited", "permissions": ["orders:read"],
+        "rateLimit": {"requests": 1, "perSeconds": 60}});
+    let created: serde_json::Value = app.create_key("acme", body).await.json().await.unwrap();
+    let key = created["token"].as_str().unwrap();
+    let path = format!("{}/orders/42", recipe.path_prefix());
+    let headers = check_headers(&recipe, Some(key));
+
+    let within = envoy_check(&app, "GET", &path, &headers).await;
+    let over = envoy_check(&app, "GET", &path, &headers).await;
+
+    assert_identity(&within, "limited", "orders:read");
+    assert_refused(&over, 429, Some(key));
+    assert_eq!(over.headers["retry-after"], "60", "{over:?}");
+    let to_client = recipe.patterns("authorization_response", "allowed_client_headers");
+    for name in ["retry-after", "ratelimit", "ratelimit-policy"] {
+        assert!(over.headers.contains_key(name), "{name}: {over:?}");
+        assert!(to_client.iter().any(|p| p == name), "{name} stops at Envoy");
+    }
+    let on_success = recipe.patterns(
+        "authorization_response",
+        "allowed_client_headers_on_success",
+    );
+    for name in ["ratelimit", "ratelimit-policy"] {
+        assert!(within.headers.contains_key(name), "{name}: {within:?}");
+        assert!(
+            on_success.iter().any(|p| p == name),
+            "{name} stops at Envoy"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_tenant_is_the_path_s_first_segment_whatever_the_client_s_path_holds() {
     let app = spawn_app().await;
     let recipe = Recipe::load();

@@ -140,11 +140,20 @@ pub async fn wait_until_listening(what: &str, base: &str) {
     .await;
 }
 
+/// A server on a manual clock, for the recipes' scenario: a rate limit's allowance comes
+/// back only when a test moves the clock.
+pub async fn spawn_gateway_app() -> TestApp {
+    let start = time::macros::datetime!(2030-01-01 00:00 UTC);
+    spawn_app_with_clock(keyward::clock::Clock::manual(start), |_| {}).await
+}
+
 /// The keys the scenario presents, made on `app` before the gateway starts.
 pub struct Keys {
     pub reader: String,
     pub write_only: String,
     pub other_tenant: String,
+    /// Holds `orders:read`, limited to one verification a minute.
+    pub limited: String,
 }
 
 impl Keys {
@@ -153,8 +162,16 @@ impl Keys {
             reader: app.new_key("acme", "reader", &["orders:read"]).await,
             write_only: app.new_key("acme", "writer-only", &["orders:write"]).await,
             other_tenant: app.new_key("globex", "theirs", &["orders:read"]).await,
+            limited: limited_key(app).await,
         }
     }
+}
+
+async fn limited_key(app: &TestApp) -> String {
+    let body = serde_json::json!({"name": "limited", "permissions": ["orders:read"],
+        "rateLimit": {"requests": 1, "perSeconds": 60}});
+    let created: serde_json::Value = app.create_key("acme", body).await.json().await.unwrap();
+    created["token"].as_str().unwrap().to_owned()
 }
 
 /// GET `/orders/42?page=2` through the gateway, as a client that also claims an identity.
@@ -172,7 +189,8 @@ async fn call(base: &str, key: Option<&str>) -> reqwest::Response {
 
 /// What every forward-auth recipe must do, in front of `acme`'s `orders:read`: pass a
 /// valid key with keyward's identity headers and without the key itself; answer 401 / 403
-/// from keyward and reach nothing; fail closed once keyward is gone. Stops `app`.
+/// from keyward and 429 with `Retry-After` for a key over its rate limit, and reach
+/// nothing; fail closed once keyward is gone. `app` runs on a manual clock. Stops `app`.
 pub async fn assert_recipe_guards_the_upstream(
     app: &TestApp,
     keys: &Keys,
@@ -197,6 +215,17 @@ pub async fn assert_recipe_guards_the_upstream(
         assert_refused(refused, 401, key).await;
     }
     assert_refused(call(base, Some(&keys.write_only)).await, 403, None).await;
+
+    assert_eq!(call(base, Some(&keys.limited)).await.status(), 200);
+    let over = call(base, Some(&keys.limited)).await;
+    // Run on a manual clock: the allowance never comes back by itself.
+    assert_eq!(over.headers().get("retry-after").unwrap(), "60");
+    assert_eq!(
+        over.headers().get("ratelimit").unwrap(),
+        r#""key";r=0;t=60"#
+    );
+    assert_refused(over, 429, Some(&keys.limited)).await;
+    let served = served + 1;
 
     app.handle.stop(true).await;
     let down = call(base, Some(&keys.reader)).await;

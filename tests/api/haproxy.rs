@@ -4,7 +4,6 @@
 use std::process::Command;
 
 use crate::gateway::*;
-use crate::helpers::*;
 
 const CONFIG: &str = include_str!("../../deploy/gateways/haproxy/haproxy.cfg");
 const LUA: &str = include_str!("../../deploy/gateways/haproxy/keyward.lua");
@@ -17,7 +16,7 @@ async fn the_haproxy_recipe_authenticates_strips_the_key_and_fails_closed() {
     else {
         return;
     };
-    let app = spawn_app().await;
+    let app = spawn_gateway_app().await;
     let keys = Keys::make(&app).await;
     let upstream = Upstream::start().await;
     let port = free_port();

@@ -4,6 +4,8 @@
 use std::process::Command;
 
 use crate::gateway::{Gateway, Upstream, free_port, installed, wait_until_listening};
+use keyward::clock::Clock;
+
 use crate::helpers::*;
 
 /// The first ```nginx block of README.md.
@@ -26,11 +28,26 @@ async fn the_readme_nginx_snippet_authenticates_strips_and_fails_closed() {
     ) else {
         return;
     };
-    let app = spawn_app().await;
+    // A manual clock: the limited key's allowance comes back only when the test says so.
+    let clock = Clock::manual(time::macros::datetime!(2030-01-01 00:00 UTC));
+    let app = spawn_app_with_clock(clock, |_| {}).await;
     let keyward = app.address.trim_start_matches("http://").to_owned();
     let read = app.new_key("acme", "reader", &["orders:read"]).await;
     let write_only = app.new_key("acme", "writer-only", &["orders:write"]).await;
     let other_tenant = app.new_key("globex", "theirs", &["orders:read"]).await;
+    let limited = app
+        .create_key(
+            "acme",
+            serde_json::json!({"name": "limited", "permissions": ["orders:read"],
+                "rateLimit": {"requests": 1, "perSeconds": 60}}),
+        )
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let upstream = Upstream::start().await;
     let port = free_port();
 
@@ -92,11 +109,28 @@ async fn the_readme_nginx_snippet_authenticates_strips_and_fails_closed() {
     }
     assert_eq!(call(Some(&write_only)).await.unwrap().status(), 403);
 
+    let within = call(Some(&limited)).await.unwrap();
+    assert_eq!(within.status(), 200);
+    assert_eq!(within.headers()["ratelimit"], r#""key";r=0;t=60"#);
+    let before = upstream.hits();
+    let over = call(Some(&limited)).await.unwrap();
+    assert_eq!(over.status(), 429, "over its limit: 429, not 403 or 500");
+    assert_eq!(over.headers()["retry-after"], "60");
+    assert_eq!(over.headers()["ratelimit-policy"], r#""key";q=1;w=60"#);
+    assert_eq!(
+        upstream.hits(),
+        before,
+        "an over-limit request stops at nginx"
+    );
+    let plain = call(Some(&write_only)).await.unwrap();
+    assert_eq!(plain.status(), 403, "a plain 403 stays 403");
+    assert!(plain.headers().get("retry-after").is_none());
+
     app.handle.stop(true).await;
     assert_eq!(call(Some(&read)).await.unwrap().status(), 500);
     assert_eq!(
         upstream.hits(),
-        served,
-        "no refused request reached the upstream"
+        served + 1,
+        "no refused request reached the upstream (the limited key's one request did)"
     );
 }

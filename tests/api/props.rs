@@ -44,6 +44,7 @@ fn entry(name: &str, perms: &[String], enabled: bool, seed: usize) -> KeyEntry {
         rotated_at: None,
         expires_at: None,
         previous_hashes: Vec::new(),
+        rate_limit: None,
     }
 }
 

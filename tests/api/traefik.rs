@@ -94,6 +94,25 @@ async fn traefik_s_check_passes_exactly_the_headers_keyward_sends_and_refuses_as
 }
 
 #[tokio::test]
+async fn traefik_s_check_of_a_key_over_its_limit_is_keyward_s_429_with_retry_after() {
+    let clock = keyward::clock::Clock::manual(time::macros::datetime!(2030-01-01 00:00 UTC));
+    let app = spawn_app_with_clock(clock, |_| {}).await;
+    let body = serde_json::json!({"name": "limited", "permissions": ["orders:read"],
+        "rateLimit": {"requests": 1, "perSeconds": 60}});
+    let created: serde_json::Value = app.create_key("acme", body).await.json().await.unwrap();
+    let key = created["token"].as_str().unwrap();
+
+    assert!(traefik_check(&app, Some(key)).await.status().is_success());
+    // Traefik hands a non-2xx answer to the client as it is: status, headers and body.
+    let over = traefik_check(&app, Some(key)).await;
+
+    assert_eq!(over.status(), 429);
+    assert_eq!(over.headers()["retry-after"], "60");
+    assert_eq!(over.headers()["ratelimit"], r#""key";r=0;t=60"#);
+    assert_eq!(over.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
 async fn the_traefik_recipe_checks_first_then_drops_the_key_before_the_service() {
     let doc = recipe();
     let http = &doc["http"];

@@ -4,10 +4,13 @@
 --   http-request lua.keyward http://127.0.0.1:8080/auth/acme?permission=orders:read
 --
 -- Valid key: the request goes on with keyward's X-Keyward-* headers and without the key.
--- Refused key: keyward's 401 or 403 answer is the client's. keyward unreachable, or any
--- other answer: 503. The request never reaches the service unless keyward said 2xx.
+-- Refused key: keyward's 401, 403 or 429 (a key over its rate limit) answer is the
+-- client's. keyward unreachable, or any other answer: 503. The request never reaches the service unless keyward said 2xx.
 
 local IDENTITY = { "x-keyward-tenant", "x-keyward-key", "x-keyward-permissions" }
+-- What a refusal tells the client beside its body: how to authenticate, and for a key over
+-- its rate limit, when to retry and the limit's state.
+local REFUSAL_HEADERS = { "www-authenticate", "retry-after", "ratelimit", "ratelimit-policy" }
 -- Milliseconds for the whole check: a slow keyward is a down keyward.
 local TIMEOUT_MS = 2000
 
@@ -32,9 +35,11 @@ end
 -- keyward's refusal as it wrote it: a problem+json body that never echoes the key.
 local function refuse(txn, answer)
   local headers = { ["content-type"] = { first(answer.headers, "content-type") } }
-  local challenge = first(answer.headers, "www-authenticate")
-  if challenge then
-    headers["www-authenticate"] = { challenge }
+  for _, name in ipairs(REFUSAL_HEADERS) do
+    local value = first(answer.headers, name)
+    if value then
+      headers[name] = { value }
+    end
   end
   txn:done(txn:reply({ status = answer.status, headers = headers, body = answer.body }))
 end
@@ -63,7 +68,7 @@ local function check(txn, url)
     end
     -- The plaintext key stops here.
     http:req_del_header("x-api-key")
-  elseif status == 401 or status == 403 then
+  elseif status == 401 or status == 403 or status == 429 then
     refuse(txn, answer)
   else
     unavailable(txn)

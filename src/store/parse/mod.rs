@@ -140,7 +140,25 @@ mod tests {
                 format!("{entry}    secret: 1\n"),
                 "4:5: apiKeys[0]: unknown field in a key entry (known: name, hash, hint, enabled, \
                  permissions, description, createdAt, createdBy, rotatedAt, expiresAt, \
-                 previousHashes)",
+                 previousHashes, rateLimit)",
+            ),
+            (
+                format!("{entry}    rateLimit: {{requests: 0, perSeconds: 60}}\n"),
+                "4:16: apiKeys[0].rateLimit: invalid rate limit (expected requests 1 to 1000000 \
+                 and perSeconds 1 to 86400)",
+            ),
+            (
+                format!("{entry}    rateLimit:\n      requests: 3\n      perSeconds: 86401\n"),
+                "5:7: apiKeys[0].rateLimit: invalid rate limit (expected requests 1 to 1000000 \
+                 and perSeconds 1 to 86400)",
+            ),
+            (
+                format!("{entry}    rateLimit: {{requests: 3, perSeconds: 60, secret: 1}}\n"),
+                "4:46: apiKeys[0].rateLimit: unknown field in a rate limit (known: requests, perSeconds)",
+            ),
+            (
+                format!("{entry}    rateLimit: {{requests: -3, perSeconds: 60}}\n"),
+                "4:27: apiKeys[0].rateLimit.requests: invalid value",
             ),
             (
                 format!("apiKeys:\n  - name: a b secret\n    hash: {H1}\n"),

@@ -8,7 +8,8 @@ use std::iter;
 
 use super::super::yaml_edit::{self, ListScalar, Pos, Step};
 use crate::domain::{
-    Description, DomainErrorKind, FileProblem, Permission, Permissions, Subject, TokenHint,
+    Description, DomainErrorKind, FileProblem, Permission, Permissions, RateLimit, Subject,
+    TokenHint,
 };
 
 /// What is wrong, in keyward's own words: never anything read from the file.
@@ -22,6 +23,7 @@ pub(super) enum Kind {
     ExpectedBool,
     UnknownKeyField,
     UnknownPreviousHashField,
+    UnknownRateLimitField,
     DuplicateField,
     MissingField,
     InvalidName,
@@ -32,6 +34,7 @@ pub(super) enum Kind {
     InvalidDescription,
     InvalidSubject,
     InvalidHint,
+    InvalidRateLimit,
     InvalidTimestamp,
     InvalidValue,
     /// `first`: the index of the entry that used the name first.
@@ -61,6 +64,11 @@ impl fmt::Display for Kind {
                 f,
                 "unknown field in a previous hash (known: {})",
                 PREVIOUS_HASH_FIELDS.join(", ")
+            ),
+            Kind::UnknownRateLimitField => write!(
+                f,
+                "unknown field in a rate limit (known: {})",
+                RATE_LIMIT_FIELDS.join(", ")
             ),
             Kind::DuplicateField => f.write_str("duplicate field"),
             Kind::MissingField => f.write_str("required field is missing"),
@@ -92,6 +100,12 @@ impl fmt::Display for Kind {
                 "invalid hint (expected a token prefix, `_...` and 4 letters or digits, at most {} characters)",
                 TokenHint::MAX_LEN
             ),
+            Kind::InvalidRateLimit => write!(
+                f,
+                "invalid rate limit (expected requests 1 to {} and perSeconds 1 to {})",
+                RateLimit::MAX_REQUESTS,
+                RateLimit::MAX_PER_SECONDS
+            ),
             Kind::InvalidTimestamp => {
                 f.write_str("invalid timestamp (expected RFC 3339, like 2026-11-22T10:00:00Z)")
             }
@@ -108,7 +122,7 @@ impl fmt::Display for Kind {
 
 /// The fields of a key entry, as `KeyEntry` spells them. A path is only ever built from
 /// these, so it can be shown.
-const ENTRY_FIELDS: [&str; 11] = [
+const ENTRY_FIELDS: [&str; 12] = [
     "name",
     "hash",
     "hint",
@@ -120,9 +134,12 @@ const ENTRY_FIELDS: [&str; 11] = [
     "rotatedAt",
     "expiresAt",
     "previousHashes",
+    "rateLimit",
 ];
 
 const PREVIOUS_HASH_FIELDS: [&str; 2] = ["hash", "expiresAt"];
+
+const RATE_LIMIT_FIELDS: [&str; 2] = ["requests", "perSeconds"];
 
 const API_KEYS: &str = "apiKeys";
 
@@ -130,6 +147,7 @@ const API_KEYS: &str = "apiKeys";
 fn known_field(field: &str) -> Option<&'static str> {
     iter::once(API_KEYS)
         .chain(ENTRY_FIELDS)
+        .chain(RATE_LIMIT_FIELDS)
         .find(|known| *known == field)
 }
 
@@ -146,6 +164,7 @@ fn refused_field(kind: DomainErrorKind) -> Option<(Kind, &'static str)> {
         DomainErrorKind::BadDescription => (Kind::InvalidDescription, "description"),
         DomainErrorKind::BadSubject => (Kind::InvalidSubject, "createdBy"),
         DomainErrorKind::BadHint => (Kind::InvalidHint, "hint"),
+        DomainErrorKind::BadRateLimit => (Kind::InvalidRateLimit, "rateLimit"),
         DomainErrorKind::BadTenantId
         | DomainErrorKind::BadTokenPrefix
         | DomainErrorKind::MalformedKey => return None,
@@ -251,7 +270,10 @@ pub(super) fn from_serde(
     let found = match kind {
         // serde_yaml already points at the unknown key (the path ends above it); a second
         // document has no one value to point at.
-        Kind::UnknownKeyField | Kind::UnknownPreviousHashField | Kind::MoreThanOneDocument => None,
+        Kind::UnknownKeyField
+        | Kind::UnknownPreviousHashField
+        | Kind::UnknownRateLimitField
+        | Kind::MoreThanOneDocument => None,
         Kind::NotYaml => scanning_start(rest),
         Kind::DuplicateField => {
             let (parent, field) = path.0.split_at(path.0.len().saturating_sub(1));
@@ -289,6 +311,8 @@ fn classify(path: FieldPath, rest: &str, refused: Option<DomainErrorKind>) -> (K
         let in_previous_hash = path.0.contains(&Step::Key("previousHashes"));
         let kind = if in_previous_hash {
             Kind::UnknownPreviousHashField
+        } else if path.last_key() == Some("rateLimit") {
+            Kind::UnknownRateLimitField
         } else {
             Kind::UnknownKeyField
         };
@@ -407,6 +431,7 @@ mod tests {
             ),
             (Subject::parse("").unwrap_err(), Kind::InvalidSubject),
             (TokenHint::parse("kw_abcd").unwrap_err(), Kind::InvalidHint),
+            (RateLimit::new(0, 60).unwrap_err(), Kind::InvalidRateLimit),
         ];
         for (refusal, kind) in refusals {
             let path = FieldPath::entry(0);

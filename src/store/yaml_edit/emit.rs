@@ -65,6 +65,7 @@ fn inline(out: &mut String, v: &Node, flow: bool) {
     match v {
         Node::Str(s) => out.push_str(&scalar(s, flow)),
         Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Node::Int(n) => out.push_str(&n.to_string()),
         Node::Seq(items) => {
             out.push('[');
             for (i, n) in items.iter().enumerate() {

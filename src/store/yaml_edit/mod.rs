@@ -26,6 +26,7 @@ pub use splice::{ItemEdit, Splice};
 pub enum Node {
     Str(String),
     Bool(bool),
+    Int(u64),
     Seq(Vec<Node>),
     Map(Vec<(String, Node)>),
 }

@@ -2,16 +2,19 @@
 //!
 //! Three harnesses, one per file, because each stands a keyward up differently: `app` runs
 //! it in this process on a random port (most tests), `process` runs the built binary as a
-//! real process (signals, logs, crashes), `git` drives real git. Here: the test JWTs every
-//! harness signs with, and the poll that waits for what happens in the background.
+//! real process (signals, logs, crashes), `git` drives real git, `redis` runs a real Redis
+//! for replicas that share `lastUsedAt`. Here: the test JWTs every harness signs with, and
+//! the poll that waits for what happens in the background.
 
 mod app;
 mod git;
 mod process;
+mod redis;
 
 pub use app::*;
 pub use git::*;
 pub use process::*;
+pub use redis::*;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

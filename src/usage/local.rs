@@ -1,5 +1,6 @@
-//! `lastUsedAt` bookkeeping: kept in the index, flushed to `state_dir/last_used.json` every
-//! 30 s and at shutdown, read back at start-up. Never in the tenants tree: git stays clean.
+//! This replica's own copy of `lastUsedAt`, in every mode: kept in the index, flushed to
+//! `state_dir/last_used.json` every 30 s and at shutdown, read back at start-up. Never in
+//! the tenants tree: git stays clean.
 
 use std::collections::BTreeMap;
 use std::fs;
