@@ -51,6 +51,7 @@ function signOut(message) {
   api.setToken(null);
   signedIn = null;
   tenant = null;
+  defaultTenant = "";
   for (const dialog of document.querySelectorAll("dialog")) dialog.close();
   $("new-token").value = "";
   $("tenant-page").hidden = true;
@@ -151,6 +152,7 @@ async function openTenant(name) {
     return false;
   }
   tenant = name;
+  $("tenant-title").textContent = `Tenant ${name}`;
   showStatus(status);
   $("tenant-page").hidden = false;
   return true;
