@@ -15,7 +15,7 @@ let config = { devMode: false, tenantClaim: "tenant_id", signIn: null };
 let expiryTimer = null;
 let signedIn = null;
 let tenant = null;
-/** The tenant opened when the URL names none: the only one this principal may see. */
+/** The tenant opened when the URL names none: the first this principal may see. */
 let defaultTenant = "";
 
 const keys = new KeysView({ notify, showToken });
@@ -105,7 +105,7 @@ async function enter() {
   } catch {
     return; // keyward refused the token: signed out already, with its reason.
   }
-  defaultTenant = !offered.any && offered.names.length === 1 ? offered.names[0] : "";
+  defaultTenant = offered.any ? "" : offered.names[0] || "";
   if (!router.parse().tenant && !defaultTenant) {
     if (claimed.length === 0) notify("This token names no tenant: keyward will refuse it.");
     else notify(offered.any ? "Type a tenant's name and choose Open." : "Choose a tenant and Open.");

@@ -106,7 +106,8 @@ export class KeyList {
     return this.load(this.firstPage());
   }
 
-  /** A column header's click: ascending first, then the other way. */
+  /** A column header's click: ascending first, then the other way. The sort select (shown on
+   * phones) holds the order, every one of the eight as an option. */
   sortBy(field) {
     const current = $("filter-sort").value || "name";
     $("filter-sort").value = current === field ? `-${field}` : field;
