@@ -240,11 +240,13 @@ pub fn new_key(args: &NewKeyArgs) -> anyhow::Result<ExitCode> {
     let entry = KeyEntry {
         name,
         hash: token.hash(),
+        hint: Some(token.hint()),
         enabled: true,
         permissions,
         description: None,
         created_at: Some(now.replace_nanosecond(0).unwrap_or(now)),
         created_by: created_by(args)?,
+        rotated_at: None,
         expires_at,
         previous_hashes: Vec::new(),
     };

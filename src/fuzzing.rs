@@ -10,7 +10,7 @@ use crate::auth::JwtVerifier;
 use crate::config::AuthSettings;
 use crate::domain::{
     Description, KeyEntry, KeyHash, KeyName, Permission, Permissions, PresentedKey, PreviousHash,
-    Subject, TokenPrefix,
+    Subject, TokenHint, TokenPrefix,
 };
 use crate::store::yaml_edit::{self, Node};
 use crate::store::{self, Change, SecurityFile, render};
@@ -106,11 +106,13 @@ fn item_entry(name: &str) -> KeyEntry {
     KeyEntry {
         name: KeyName::parse(name).expect("a valid name"),
         hash: KeyHash::parse(&"ab".repeat(32)).expect("a valid hash"),
+        hint: None,
         enabled: true,
         permissions: Permissions::new(vec![permission]).expect("valid permissions"),
         description: None,
         created_at: None,
         created_by: None,
+        rotated_at: None,
         expires_at: None,
         previous_hashes: Vec::new(),
     }
@@ -136,6 +138,8 @@ fn fuzz_entry(mut entry: KeyEntry, variant: usize, file: &SecurityFile) -> KeyEn
             entry.expires_at = Some(at(1_800_000_000));
         }
         2 => {
+            entry.hint = Some(TokenHint::parse("kw_...0eOu").expect("a valid hint"));
+            entry.rotated_at = Some(at(1_795_000_000));
             let old = std::mem::replace(&mut entry.hash, KeyHash::of(b"fuzz-rotated"));
             entry.previous_hashes.push(PreviousHash {
                 hash: old,

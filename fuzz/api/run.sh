@@ -97,6 +97,12 @@ max-examples = $MAX_EXAMPLES
 include-path = "/api/{tenantId}/admin/apiKeys/{keyName}"
 include-method = "PUT"
 parameters = { "path.keyName" = "fuzzed" }
+
+# A token's checksum is a rule JSON Schema cannot state: a made-up token of the documented
+# shape is refused 400 on `token`, as the document says.
+[[operations]]
+include-name = "POST /api/{tenantId}/admin/apiKeys/lookup"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404]
 TOML
 
 status=0

@@ -4,7 +4,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
-use super::{DomainError, DomainErrorKind, KeyHash, KeyName, Permissions};
+use super::{DomainError, DomainErrorKind, KeyHash, KeyName, Permissions, TokenHint};
 
 /// One entry of `apiKeys` in `security.yml`, exactly as stored.
 ///
@@ -15,6 +15,11 @@ use super::{DomainError, DomainErrorKind, KeyHash, KeyName, Permissions};
 pub struct KeyEntry {
     pub name: KeyName,
     pub hash: KeyHash,
+    /// The current token's public hint (`kw_...0eOu`), written by keyward at create and
+    /// rotate; None for entries written otherwise. Left out of JSON when None, so a journal
+    /// entry without one reads as it did before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<TokenHint>,
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -25,6 +30,13 @@ pub struct KeyEntry {
     pub created_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub created_by: Option<Subject>,
+    /// When the key's token was last rotated, to the second.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub rotated_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
     #[serde(default, deserialize_with = "null_as_default")]

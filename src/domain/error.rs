@@ -20,6 +20,8 @@ pub enum DomainErrorKind {
     /// `createdBy`: who created a key.
     BadSubject,
     BadTokenPrefix,
+    /// `hint`: a token's public hint.
+    BadHint,
     /// A presented key that cannot be one of keyward's tokens.
     MalformedKey,
 }

@@ -19,7 +19,7 @@ pub use key_name::KeyName;
 pub use permission::{Permission, Permissions};
 pub use security_file::{FileProblem, SecurityFile};
 pub use tenant_id::TenantId;
-pub use token::{PresentedKey, Token, TokenPrefix};
+pub use token::{PresentedKey, Token, TokenHint, TokenPrefix};
 pub use verdict::{Refusal, Verdict};
 
 /// Orders the versions of one tenant's keys: the store takes one under the tenant's lock

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
 
-pub use tenant_keys::{IndexedKey, TenantKeys, Verified};
+pub use tenant_keys::{Holding, IndexedKey, TenantKeys, Verified};
 
 use crate::domain::{Generation, TenantId};
 

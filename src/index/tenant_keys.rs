@@ -152,6 +152,17 @@ impl TenantKeys {
             .map(|i| &self.keys[i])
     }
 
+    /// The key that holds `hash` as its current token, or as a grace token whose grace is
+    /// not over at `now`; disabled and expired keys included. Read-only: unlike `check`,
+    /// it is not a use of the key, so its last use stays as it was.
+    pub fn holder(&self, hash: &KeyHash, now: OffsetDateTime) -> Option<(&IndexedKey, Holding)> {
+        if let Some(i) = self.position(hash) {
+            return Some((&self.keys[i as usize], Holding::Current));
+        }
+        let &(i, until) = self.previous.get(hash)?;
+        (until > now).then(|| (&self.keys[i as usize], Holding::Grace))
+    }
+
     /// Every key, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = &IndexedKey> {
         self.keys.iter()
@@ -219,6 +230,15 @@ impl TenantKeys {
         key.touch(now);
         Ok(Verified { entry, grace_until })
     }
+}
+
+/// Which of a key's tokens a looked-up token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    /// The key's current token.
+    Current,
+    /// A token a rotation replaced, still in its grace period.
+    Grace,
 }
 
 /// A presented token that verified: its key, and when it was a token the key was rotated

@@ -36,6 +36,9 @@ pub enum Error {
     TenantNotFound,
     #[error("API key not found")]
     KeyNotFound,
+    /// No key of the tenant holds a looked-up token (current or in its grace period).
+    #[error("no API key of this tenant holds this token")]
+    TokenNotHeld,
     #[error("an API key with this name already exists")]
     KeyExists,
     #[error("the tenant already has {0} keys, the most this server allows; delete one first")]
@@ -91,6 +94,7 @@ impl Error {
             Self::Forbidden(_) => "insufficient_scope",
             Self::TenantNotFound => "tenant_not_found",
             Self::KeyNotFound => "key_not_found",
+            Self::TokenNotHeld => "not_found",
             Self::KeyExists => "key_exists",
             Self::KeyLimit(_) => "key_limit_reached",
             Self::PreconditionFailed => "precondition_failed",

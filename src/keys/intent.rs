@@ -12,6 +12,7 @@ use super::command::{IfMatch, KeyChanges, KeyLimits, Patch};
 use super::etag;
 use crate::domain::{
     Description, KeyEntry, KeyHash, KeyName, Permissions, PreviousHash, SecurityFile, TenantId,
+    TokenHint,
 };
 use crate::store::Change;
 
@@ -94,6 +95,16 @@ pub enum What {
     Rotate {
         if_match: Option<IfMatch>,
         hash: KeyHash,
+        /// The new token's public hint (absent from journals written before hints).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<TokenHint>,
+        /// When the rotation was asked for: the same on every head it is decided on.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "time::serde::rfc3339::option"
+        )]
+        rotated_at: Option<OffsetDateTime>,
         /// When the old token stops working (None: at once).
         #[serde(with = "time::serde::rfc3339::option")]
         grace_until: Option<OffsetDateTime>,
@@ -240,6 +251,8 @@ impl Intent {
             What::Rotate {
                 if_match,
                 hash,
+                hint,
+                rotated_at,
                 grace_until,
             } => {
                 let current = target(file, &self.key, if_match.as_ref(), limits)?;
@@ -252,6 +265,9 @@ impl Intent {
                 check_lifetime(limits, next.expires_at)?;
                 rotate_grace(&mut next, *grace_until, now);
                 next.hash = *hash;
+                // The old token's hint would now name a token that is not the current one.
+                next.hint = hint.clone();
+                next.rotated_at = *rotated_at;
                 Ok(Change::Replace(next))
             }
             What::Delete { if_match } => {
@@ -379,6 +395,8 @@ pub fn recover(
         (Some(was), Some(is)) if was.hash != is.hash => What::Rotate {
             if_match: None,
             hash: is.hash,
+            hint: is.hint.clone(),
+            rotated_at: is.rotated_at,
             grace_until: is
                 .previous_hashes
                 .iter()
@@ -491,6 +509,32 @@ apiKeys:
         };
         assert!(!next.enabled);
         assert_eq!(next.description.unwrap().as_str(), "new");
+    }
+
+    #[test]
+    fn a_journal_written_before_hints_still_reads_and_its_writes_still_apply() {
+        // As the journal spelt them then (a variant's fields keep their Rust names).
+        let rotate = format!(
+            r#"{{"tenant":"acme","key":"a","actor":"alice","requestId":null,"limits":null,
+                "what":{{"kind":"rotate","if_match":null,"hash":"sha256:{}","grace_until":null}}}}"#,
+            "3".repeat(64)
+        );
+        let create = format!(
+            r#"{{"tenant":"acme","key":"b","actor":"alice","requestId":null,"limits":null,
+                "what":{{"kind":"create","max_keys":10,"entry":{{"name":"b","hash":"{}"}}}}}}"#,
+            "2".repeat(64)
+        );
+        let file = SecurityFile::parse(FILE).unwrap();
+        let now = OffsetDateTime::now_utc();
+        for json in [rotate, create] {
+            let mut intent: Intent = serde_json::from_str(&json).unwrap();
+            let (Change::Replace(entry) | Change::Create(entry)) =
+                intent.decide(&file, now).unwrap()
+            else {
+                panic!("a rotation replaces, a create creates");
+            };
+            assert_eq!((entry.hint, entry.rotated_at), (None, None));
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ mod service;
 mod verifier;
 mod writes;
 
+/// Which of a key's tokens a looked-up token is.
+pub use crate::index::Holding;
 pub use command::{
     Actor, CreateKey, IfMatch, KeyChanges, KeyFilter, KeyLimits, Patch, Rotation, Target,
 };

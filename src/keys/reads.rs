@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use super::Error;
 use super::command::KeyFilter;
 use super::service::{Service, blocking};
-use crate::domain::{KeyEntry, KeyName, TenantId};
-use crate::index::TenantKeys;
+use crate::domain::{KeyEntry, KeyName, PresentedKey, TenantId, TokenPrefix};
+use crate::index::{Holding, TenantKeys};
 use crate::store::FileProblem;
 
 /// A key as stored, with when it was last used.
@@ -103,6 +103,29 @@ impl Service {
             entry: key.entry.clone(),
             last_used: key.last_used(),
         })
+    }
+
+    /// The key of `tenant` that holds `token` (current, or in its grace period), and which
+    /// token it is. Not a use of the key: nothing is touched or counted.
+    pub async fn lookup(
+        &self,
+        tenant: &TenantId,
+        token: &PresentedKey,
+    ) -> Result<(KeyState, Holding), Error> {
+        let keys = self.keys(tenant).await?;
+        let (key, holding) = keys
+            .holder(token.hash(), self.clock.now())
+            .ok_or(Error::TokenNotHeld)?;
+        let state = KeyState {
+            entry: key.entry.clone(),
+            last_used: key.last_used(),
+        };
+        Ok((state, holding))
+    }
+
+    /// The prefix of the tokens this server issues.
+    pub fn token_prefix(&self) -> &TokenPrefix {
+        &self.prefix
     }
 
     pub async fn status(&self, tenant: &TenantId) -> Result<TenantStatus, Error> {

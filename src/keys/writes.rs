@@ -35,11 +35,13 @@ impl Service {
         let entry = KeyEntry {
             name: cmd.name,
             hash: token.hash(),
+            hint: Some(token.hint()),
             enabled: cmd.enabled,
             permissions: cmd.permissions,
             description: cmd.description,
             created_at: Some(self.clock.now_seconds()),
             created_by: actor.subject.clone(),
+            rotated_at: None,
             expires_at: cmd.expires_at,
             previous_hashes: Vec::new(),
         };
@@ -104,6 +106,8 @@ impl Service {
         let what = What::Rotate {
             if_match: target.if_match,
             hash: token.hash(),
+            hint: Some(token.hint()),
+            rotated_at: Some(self.clock.now_seconds()),
             grace_until: (!grace.is_zero()).then(|| self.clock.now_seconds() + grace),
         };
         let entry = self.write(self.intent(actor, &target.name, what)).await;

@@ -217,10 +217,12 @@ mod tests {
 apiKeys:
   - name: a
     hash: sha256:1111111111111111111111111111111111111111111111111111111111111111
+    hint: kw_...0eOu
     permissions: [x, 'orders:*']
     description: \"two\\nlines\"
     createdAt: 2026-11-22T10:00:00+02:00
     createdBy: alice
+    rotatedAt: 2026-11-23T10:00:00Z
     expiresAt: 2027-01-01T00:00:00.5Z
     previousHashes:
       - hash: sha256:2222222222222222222222222222222222222222222222222222222222222222

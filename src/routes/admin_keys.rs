@@ -4,17 +4,19 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, ETAG, LINK, LOCATION};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 use time::OffsetDateTime;
 use utoipa::OpenApi;
 
 use super::idempotency;
 use super::json::{JsonBody, OptionalJsonBody};
 use super::requests::{
-    CreateApiKey, DescriptionText, IfMatchHeader, KeyNameText, KeyPath, ListQuery, PermissionText,
-    RotateApiKey, UpdateApiKey, encode_cursor,
+    CreateApiKey, DescriptionText, IfMatchHeader, KeyNameText, KeyPath, ListQuery, LookupApiKey,
+    PermissionText, RotateApiKey, UpdateApiKey, encode_cursor,
 };
-use super::views::{ApiKeyView, ApiKeyWithToken, GraceTokenView, RotatedApiKey};
+use super::views::{
+    ApiKeyLookup, ApiKeyView, ApiKeyWithToken, GraceTokenView, RotatedApiKey, TokenIs,
+};
 use super::{AdminErrors, BodyErrors, Endpoint, PreconditionErrors, WriteErrors};
 use crate::auth::{Admin, ReadKeys, WriteKeys};
 use crate::domain::FieldError;
@@ -28,6 +30,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(list)
             .post(create)
             .finish(),
+    )
+    // Before `{keyName}`, which also matches this path. The document gives this path to the
+    // lookup alone (a concrete path wins over a template, as OpenAPI matches them), but a key
+    // named `lookup` written before it existed is still read, updated and deleted here.
+    .service(
+        Endpoint::new("/api/{tenantId}/admin/apiKeys/lookup")
+            .post(lookup)
+            .finish()
+            .guard(guard::fn_guard(|ctx| {
+                !KEY_METHODS.contains(&ctx.head().method.as_str())
+            })),
     )
     .service(
         Endpoint::new("/api/{tenantId}/admin/apiKeys/{keyName}")
@@ -49,9 +62,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// What `.../apiKeys/{keyName}` answers for a key named `lookup`.
+const KEY_METHODS: [&str; 4] = ["GET", "HEAD", "PUT", "DELETE"];
+
 #[derive(OpenApi)]
 #[openapi(
-    paths(list, create, get, update, delete, rotate, end_grace),
+    paths(list, create, get, update, delete, rotate, end_grace, lookup),
     components(schemas(
         ApiKeyView,
         ApiKeyWithToken,
@@ -60,6 +76,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         CreateApiKey,
         UpdateApiKey,
         RotateApiKey,
+        LookupApiKey,
+        ApiKeyLookup,
+        TokenIs,
         KeyNameText,
         PermissionText,
         DescriptionText,
@@ -482,4 +501,47 @@ pub(crate) async fn end_grace(
         }
     })
     .await
+}
+
+/// Find the key that holds a token
+///
+/// Which key of the tenant holds this token, as its current token or as one a rotation left
+/// in its grace period (`tokenIs`); disabled and expired keys are found too. For a token
+/// found in a log or a leak report. Not a use of the key: `lastUsedAt` does not change and
+/// nothing is counted as a verification. The token travels in the body, never the URL.
+///
+/// Needs `tenant.apiKey:read`: a JWT's scope, or an API key's permission.
+#[utoipa::path(
+    post,
+    path = "/api/{tenantId}/admin/apiKeys/lookup",
+    operation_id = "lookupApiKey",
+    tag = "admin",
+    params(("tenantId" = String, Path, description = "Tenant id")),
+    request_body = LookupApiKey,
+    responses(
+        (
+            status = 200,
+            description = "The key that holds the token, and which of its tokens it is",
+            body = ApiKeyLookup,
+            headers(("Cache-Control" = String, description = "`no-store`: the answer is about a token"))
+        ),
+        AdminErrors,
+        BodyErrors,
+        // After the shared ones, which would otherwise replace these two.
+        (status = 400, description = "Not a token this server issues (prefix, length or checksum), or a body of the wrong shape", body = ProblemDetails),
+        (status = 404, description = "No key of this tenant holds the token (`not_found`), or no such tenant", body = ProblemDetails),
+    ),
+    security(("bearer" = []), ("apiKey" = []))
+)]
+#[tracing::instrument(skip_all, fields(tenant = %admin.actor.tenant))]
+pub(crate) async fn lookup(
+    admin: Admin<ReadKeys>,
+    service: web::Data<keys::Service>,
+    body: JsonBody<LookupApiKey>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = body.0.presented(service.token_prefix())?;
+    let (key, holding) = service.lookup(&admin.actor.tenant, &presented).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(ApiKeyLookup::new(&key, holding, service.clock().now())))
 }

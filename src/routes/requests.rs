@@ -11,7 +11,10 @@ use time::format_description::well_known::Rfc3339;
 
 use utoipa::openapi::{KnownFormat, SchemaFormat};
 
-use crate::domain::{Description, FieldError, FieldErrors, KeyName, Permission, Permissions};
+use crate::domain::{
+    Description, FieldError, FieldErrors, KeyName, Permission, Permissions, PresentedKey,
+    TokenPrefix,
+};
 use crate::error::ApiError;
 use crate::keys::{CreateKey, IfMatch, KeyChanges, KeyFilter, Patch, Rotation, Target};
 
@@ -337,4 +340,26 @@ pub(super) fn encode_cursor(name: &KeyName) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<KeyName, &'static str> {
     KeyName::parse(cursor).map_err(|_| "not a cursor this server gave")
+}
+
+/// The body of a lookup: the token whose key is wanted. It is in the body, never the URL,
+/// so no access log or proxy ever records it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupApiKey {
+    /// A token this server issued: its prefix, `_`, and 49 letters or digits, the last six
+    /// a checksum of the rest.
+    #[schema(pattern = r"^[A-Za-z0-9]{1,16}_[A-Za-z0-9]{49}$")]
+    token: String,
+}
+
+impl LookupApiKey {
+    /// The token as a presented key, when it can be one this server issued: the refusal
+    /// names the field and never quotes the token.
+    pub(super) fn presented(&self, prefix: &TokenPrefix) -> Result<PresentedKey, ApiError> {
+        PresentedKey::parse_issued(&self.token, prefix).map_err(|e| ApiError::InvalidRequest {
+            detail: "the request is not valid".into(),
+            errors: vec![FieldError::new("token", e.to_string())],
+        })
+    }
 }

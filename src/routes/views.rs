@@ -4,7 +4,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::domain::KeyEntry;
-use crate::keys::{Issued, KeyState};
+use crate::keys::{Holding, Issued, KeyState};
 use crate::store::render;
 
 /// A key as the admin API shows it. It has no field that could hold a hash or token.
@@ -15,6 +15,11 @@ use crate::store::render;
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyView {
     pub name: String,
+    /// The current token's public hint, `<prefix>_...<last 4 characters>` (those are
+    /// checksum characters, not secret ones), to tell keys apart; `null` for keys written
+    /// without one (by hand, or before hints existed).
+    #[schema(required = true, example = "kw_...0eOu")]
+    pub hint: Option<String>,
     pub enabled: bool,
     pub permissions: Vec<String>,
     #[schema(required = true)]
@@ -24,6 +29,9 @@ pub struct ApiKeyView {
     /// The `sub` of whoever created it, or `apikey:<name>` for a key.
     #[schema(required = true)]
     pub created_by: Option<String>,
+    /// When the key's token was last rotated (RFC 3339); `null` if it never was.
+    #[schema(required = true, format = DateTime)]
+    pub rotated_at: Option<String>,
     /// After it the key is invalid (RFC 3339).
     #[schema(required = true, format = DateTime)]
     pub expires_at: Option<String>,
@@ -64,11 +72,13 @@ impl ApiKeyView {
         grace.sort();
         Self {
             name: e.name.to_string(),
+            hint: e.hint.as_ref().map(|h| h.as_str().to_owned()),
             enabled: e.enabled,
             permissions: e.permissions.iter().map(|p| p.to_string()).collect(),
             description: e.description.as_ref().map(|d| d.as_str().to_owned()),
             created_at: e.created_at.map(render::timestamp),
             created_by: e.created_by.as_ref().map(|s| s.as_str().to_owned()),
+            rotated_at: e.rotated_at.map(render::timestamp),
             expires_at: e.expires_at.map(render::timestamp),
             last_used_at: last_used.map(render::timestamp),
             grace_tokens: grace.into_iter().map(GraceTokenView::new).collect(),
@@ -118,6 +128,43 @@ impl RotatedApiKey {
                 .iter()
                 .map(|end| GraceTokenView::new(*end))
                 .collect(),
+        }
+    }
+}
+
+/// Which of a key's tokens a looked-up token is.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenIs {
+    /// The key's current token.
+    Current,
+    /// A token a rotation replaced, still in its grace period.
+    Grace,
+}
+
+impl From<Holding> for TokenIs {
+    fn from(h: Holding) -> Self {
+        match h {
+            Holding::Current => Self::Current,
+            Holding::Grace => Self::Grace,
+        }
+    }
+}
+
+/// The lookup answer: the key that holds a token, and which of its tokens it is. Never the
+/// token or its hash.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyLookup {
+    pub key: ApiKeyView,
+    pub token_is: TokenIs,
+}
+
+impl ApiKeyLookup {
+    pub fn new(key: &KeyState, holding: Holding, now: OffsetDateTime) -> Self {
+        Self {
+            key: ApiKeyView::of(key, now),
+            token_is: holding.into(),
         }
     }
 }

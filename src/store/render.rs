@@ -1,4 +1,6 @@
-//! A key entry as the YAML the editor writes: fixed field order, optional fields omitted.
+//! A key entry as the YAML the editor writes: fixed field order (name, hash, hint, enabled,
+//! permissions, description, createdAt, createdBy, rotatedAt, expiresAt, previousHashes),
+//! optional fields omitted.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -11,8 +13,11 @@ pub fn entry_node(e: &KeyEntry) -> Node {
     let mut fields = vec![
         ("name".to_owned(), s(e.name.as_str())),
         ("hash".to_owned(), s(&e.hash.to_string())),
-        ("enabled".to_owned(), Node::Bool(e.enabled)),
     ];
+    if let Some(h) = &e.hint {
+        fields.push(("hint".to_owned(), s(h.as_str())));
+    }
+    fields.push(("enabled".to_owned(), Node::Bool(e.enabled)));
     if !e.permissions.is_empty() {
         let list = e.permissions.iter().map(|p| s(p.as_str())).collect();
         fields.push(("permissions".to_owned(), Node::Seq(list)));
@@ -25,6 +30,9 @@ pub fn entry_node(e: &KeyEntry) -> Node {
     }
     if let Some(by) = &e.created_by {
         fields.push(("createdBy".to_owned(), s(by.as_str())));
+    }
+    if let Some(t) = e.rotated_at {
+        fields.push(("rotatedAt".to_owned(), s(&timestamp(t))));
     }
     if let Some(t) = e.expires_at {
         fields.push(("expiresAt".to_owned(), s(&timestamp(t))));

@@ -228,11 +228,13 @@ users: [alice]
         KeyEntry {
             name: KeyName::parse(name).unwrap(),
             hash: KeyHash::parse(&digit.to_string().repeat(64)).unwrap(),
+            hint: None,
             enabled: true,
             permissions: Default::default(),
             description: None,
             created_at: None,
             created_by: None,
+            rotated_at: None,
             expires_at: None,
             previous_hashes: Vec::new(),
         }

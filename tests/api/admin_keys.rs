@@ -326,3 +326,284 @@ async fn creates_stop_at_the_per_tenant_key_limit_and_nothing_is_written() {
         201
     );
 }
+
+/// The public hint a token gets: its prefix and its last four characters.
+fn hint_of(token: &str) -> String {
+    let (prefix, _) = token.split_once('_').unwrap();
+    format!("{prefix}_...{}", &token[token.len() - 4..])
+}
+
+/// A field the view must send, `null` or not (absent is not the same as `null`).
+fn field<'a>(view: &'a Value, name: &str) -> &'a Value {
+    view.as_object()
+        .unwrap()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in {view}"))
+}
+
+#[tokio::test]
+async fn create_writes_the_token_s_hint_to_the_file_and_shows_it() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let res = app.create_key("acme", json!({"name": "hinted"})).await;
+
+    // Assert
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    let token = body["token"].as_str().unwrap();
+    let hint = hint_of(token);
+    assert_eq!(field(&body, "hint"), &json!(hint));
+    assert!(field(&body, "rotatedAt").is_null());
+    let text = app.read_file("acme");
+    assert!(text.contains(&format!("hint: {hint}\n")), "{text}");
+    assert!(!text.contains(token));
+    let view: Value = app.get_key("acme", "hinted").await.json().await.unwrap();
+    assert_eq!(field(&view, "hint"), &json!(hint));
+}
+
+#[tokio::test]
+async fn rotate_replaces_the_hint_and_records_when_to_the_second() {
+    // Arrange
+    let clock = keyward::clock::Clock::manual(time::OffsetDateTime::now_utc());
+    let app = spawn_app_with_clock(clock.clone(), |_| {}).await;
+    let first = app.new_key("acme", "turning", &[]).await;
+    clock.advance(std::time::Duration::from_millis(90_500));
+
+    // Act
+    let res = app.rotate_key("acme", "turning", None).await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let second = body["token"].as_str().unwrap();
+    let rotated_at = clock
+        .now()
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(field(&body, "hint"), &json!(hint_of(second)));
+    assert_eq!(field(&body, "rotatedAt"), &json!(rotated_at));
+    let text = app.read_file("acme");
+    assert!(
+        text.contains(&format!("hint: {}\n", hint_of(second))),
+        "{text}"
+    );
+    assert!(!text.contains(&hint_of(&first)) || hint_of(&first) == hint_of(second));
+    assert!(
+        text.contains(&format!("rotatedAt: {rotated_at}\n")),
+        "{text}"
+    );
+    // The entry's lines keep their order: hint after hash, rotatedAt after createdBy.
+    let entry = &text[text.find("name: turning").unwrap()..];
+    let at = |field: &str| entry.find(field).unwrap();
+    assert!(
+        at("hash:") < at("hint:") && at("hint:") < at("enabled:"),
+        "{entry}"
+    );
+    assert!(at("createdBy:") < at("rotatedAt:"), "{entry}");
+}
+
+#[tokio::test]
+async fn updates_keep_the_hint_and_the_rotation_time() {
+    // Arrange
+    let app = spawn_app().await;
+    app.new_key("acme", "kept", &[]).await;
+    let rotated: Value = app
+        .rotate_key("acme", "kept", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    // Act
+    let res = app
+        .update_key(
+            "acme",
+            "kept",
+            json!({"enabled": false, "description": "x"}),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(field(&view, "hint"), field(&rotated, "hint"));
+    assert_eq!(field(&view, "rotatedAt"), field(&rotated, "rotatedAt"));
+    let text = app.read_file("acme");
+    assert_eq!(text.matches("hint: ").count(), 1, "{text}");
+    assert_eq!(text.matches("rotatedAt: ").count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn a_key_written_without_a_hint_shows_null_for_it_and_its_rotation() {
+    // Arrange: ACME_FILE's keys were written by ops, without either field.
+    let app = spawn_app().await;
+
+    // Act
+    let view: Value = app.get_key("acme", "ci-deploy").await.json().await.unwrap();
+    let list: Vec<Value> = app.list_keys("acme", Reader).await.json().await.unwrap();
+
+    // Assert
+    assert!(field(&view, "hint").is_null(), "{view}");
+    assert!(field(&view, "rotatedAt").is_null(), "{view}");
+    assert!(field(&list[0], "hint").is_null() && field(&list[0], "rotatedAt").is_null());
+}
+
+#[tokio::test]
+async fn a_malformed_hint_in_the_file_is_a_file_problem_at_its_line_and_the_last_good_keys_stay() {
+    // Arrange
+    let app = spawn_app().await;
+    let entry = |name: &str, extra: &str| {
+        format!("  - name: {name}\n    hash: {}\n{extra}", "7".repeat(64))
+    };
+    std::fs::write(
+        app.file("globex"),
+        format!("apiKeys:\n{}", entry("good", "    hint: kw_...0eOu\n")),
+    )
+    .unwrap();
+    eventually(
+        "globex's good key is served",
+        std::time::Duration::from_secs(5),
+        || async { app.list_names("globex").await },
+        |names| names == &["good".to_owned()],
+    )
+    .await;
+
+    for (bad, line) in [
+        ("    hint: kw_...sEcReT-VALUE\n", 4),
+        ("    hint: kw_0eOu\n", 4),
+        ("    enabled: true\n    rotatedAt: yesterday\n", 5),
+    ] {
+        // Act
+        std::fs::write(
+            app.file("globex"),
+            format!("apiKeys:\n{}", entry("broken", bad)),
+        )
+        .unwrap();
+
+        // Assert
+        let status: Value = eventually(
+            "globex's file is invalid",
+            std::time::Duration::from_secs(5),
+            || async { app.status("globex").await.json::<Value>().await.unwrap() },
+            |s| s["valid"] == false && s["error"]["line"] == line,
+        )
+        .await;
+        let message = status["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("hint") || message.contains("rotatedAt"),
+            "{message}"
+        );
+        assert!(!message.contains("sEcReT"), "{message}");
+        assert_eq!(app.list_names("globex").await, ["good"], "last good kept");
+        let res = app.create_key("globex", json!({"name": "x"})).await;
+        assert_problem(res, 409, "tenant_file_invalid").await;
+        // Back to valid, so the next bad file is a change again.
+        std::fs::write(
+            app.file("globex"),
+            format!("apiKeys:\n{}", entry("good", "    hint: kw_...0eOu\n")),
+        )
+        .unwrap();
+        eventually(
+            "globex's file is valid again",
+            std::time::Duration::from_secs(5),
+            || async { app.status("globex").await.json::<Value>().await.unwrap() },
+            |s| s["valid"] == true,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_create_and_a_rotation_on_one_replica_show_the_same_hint_and_rotation_on_another() {
+    // Arrange
+    let world = crate::git_world::World::new();
+    let a = crate::git_world::keyward_on(&world.clone_for("a"), |_| {}).await;
+    let b = crate::git_world::keyward_on(&world.clone_for("b"), |_| {}).await;
+
+    // Act
+    let token = a.new_key("acme", "shared", &[]).await;
+    let seen_on_b = |hint: String| {
+        let b = &b;
+        async move {
+            eventually(
+                "b serves a's write",
+                std::time::Duration::from_secs(15),
+                || async {
+                    b.get_key("acme", "shared")
+                        .await
+                        .json::<Value>()
+                        .await
+                        .unwrap()
+                },
+                |view| view["hint"] == json!(hint),
+            )
+            .await
+        }
+    };
+    let view = seen_on_b(hint_of(&token)).await;
+    assert!(field(&view, "rotatedAt").is_null());
+    let rotated: Value = a
+        .rotate_key("acme", "shared", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let view = seen_on_b(hint_of(rotated["token"].as_str().unwrap())).await;
+
+    // Assert
+    assert_eq!(field(&view, "rotatedAt"), field(&rotated, "rotatedAt"));
+    assert!(field(&view, "rotatedAt").is_string());
+    let on_remote = world.on_remote("acme");
+    assert!(on_remote.contains(&format!("hint: {}", view["hint"].as_str().unwrap())));
+}
+
+#[tokio::test]
+async fn a_hint_or_rotation_time_cannot_be_set_through_a_request_body() {
+    // Arrange
+    let app = spawn_app().await;
+    app.new_key("acme", "plain", &[]).await;
+    let before = app.read_file("acme");
+
+    // Act
+    let create = app
+        .create_key("acme", json!({"name": "forged", "hint": "kw_...AAAA"}))
+        .await;
+    let update = app
+        .update_key(
+            "acme",
+            "plain",
+            json!({"enabled": true, "rotatedAt": "2026-01-01T00:00:00Z"}),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(create.status(), 400);
+    assert_eq!(update.status(), 400);
+    assert_eq!(app.read_file("acme"), before);
+}
+
+#[tokio::test]
+async fn a_restart_serves_the_hint_and_rotation_time_it_had() {
+    // Arrange: the restart reads the keys back from its last-good snapshot.
+    let app = spawn_app().await;
+    app.new_key("acme", "durable", &[]).await;
+    let rotated: Value = app
+        .rotate_key("acme", "durable", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let dir = app.stop().await;
+
+    // Act
+    let app = spawn_app_on(dir, |_| {}).await;
+
+    // Assert
+    let view: Value = app.get_key("acme", "durable").await.json().await.unwrap();
+    assert_eq!(field(&view, "hint"), field(&rotated, "hint"));
+    assert_eq!(field(&view, "rotatedAt"), field(&rotated, "rotatedAt"));
+}

@@ -24,6 +24,7 @@ mod jwt;
 mod lifecycle;
 mod limits;
 mod lists;
+mod lookup;
 mod monitoring;
 mod names;
 mod nginx;

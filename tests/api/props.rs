@@ -29,6 +29,7 @@ fn entry(name: &str, perms: &[String], enabled: bool, seed: usize) -> KeyEntry {
     KeyEntry {
         name: KeyName::parse(name).unwrap(),
         hash: KeyHash::of(format!("{name}-{seed}").as_bytes()),
+        hint: None,
         enabled,
         permissions: Permissions::new(
             perms
@@ -40,6 +41,7 @@ fn entry(name: &str, perms: &[String], enabled: bool, seed: usize) -> KeyEntry {
         description: None,
         created_at: None,
         created_by: None,
+        rotated_at: None,
         expires_at: None,
         previous_hashes: Vec::new(),
     }

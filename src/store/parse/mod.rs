@@ -138,8 +138,9 @@ mod tests {
             ),
             (
                 format!("{entry}    secret: 1\n"),
-                "4:5: apiKeys[0]: unknown field in a key entry (known: name, hash, enabled, \
-                 permissions, description, createdAt, createdBy, expiresAt, previousHashes)",
+                "4:5: apiKeys[0]: unknown field in a key entry (known: name, hash, hint, enabled, \
+                 permissions, description, createdAt, createdBy, rotatedAt, expiresAt, \
+                 previousHashes)",
             ),
             (
                 format!("apiKeys:\n  - name: a b secret\n    hash: {H1}\n"),
@@ -163,6 +164,15 @@ mod tests {
                 format!("{entry}    createdBy: \"\"\n"),
                 "4:16: apiKeys[0].createdBy: invalid createdBy (expected 1 to 256 characters, \
                  no control characters)",
+            ),
+            (
+                format!("{entry}    hint: kw_...secret\n"),
+                "4:11: apiKeys[0].hint: invalid hint (expected a token prefix, `_...` and 4 \
+                 letters or digits, at most 24 characters)",
+            ),
+            (
+                format!("{entry}    rotatedAt: secret\n"),
+                "4:16: apiKeys[0].rotatedAt: invalid timestamp (expected RFC 3339, like 2026-11-22T10:00:00Z)",
             ),
             (
                 format!("{entry}    createdAt: secret\n"),

@@ -7,7 +7,9 @@ use std::fmt;
 use std::iter;
 
 use super::super::yaml_edit::{self, ListScalar, Pos, Step};
-use crate::domain::{Description, DomainErrorKind, FileProblem, Permission, Permissions, Subject};
+use crate::domain::{
+    Description, DomainErrorKind, FileProblem, Permission, Permissions, Subject, TokenHint,
+};
 
 /// What is wrong, in keyward's own words: never anything read from the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,7 @@ pub(super) enum Kind {
     TooManyPermissions,
     InvalidDescription,
     InvalidSubject,
+    InvalidHint,
     InvalidTimestamp,
     InvalidValue,
     /// `first`: the index of the entry that used the name first.
@@ -84,6 +87,11 @@ impl fmt::Display for Kind {
                 "invalid createdBy (expected 1 to {} characters, no control characters)",
                 Subject::MAX_CHARS
             ),
+            Kind::InvalidHint => write!(
+                f,
+                "invalid hint (expected a token prefix, `_...` and 4 letters or digits, at most {} characters)",
+                TokenHint::MAX_LEN
+            ),
             Kind::InvalidTimestamp => {
                 f.write_str("invalid timestamp (expected RFC 3339, like 2026-11-22T10:00:00Z)")
             }
@@ -100,14 +108,16 @@ impl fmt::Display for Kind {
 
 /// The fields of a key entry, as `KeyEntry` spells them. A path is only ever built from
 /// these, so it can be shown.
-const ENTRY_FIELDS: [&str; 9] = [
+const ENTRY_FIELDS: [&str; 11] = [
     "name",
     "hash",
+    "hint",
     "enabled",
     "permissions",
     "description",
     "createdAt",
     "createdBy",
+    "rotatedAt",
     "expiresAt",
     "previousHashes",
 ];
@@ -135,6 +145,7 @@ fn refused_field(kind: DomainErrorKind) -> Option<(Kind, &'static str)> {
         DomainErrorKind::TooManyPermissions => (Kind::TooManyPermissions, "permissions"),
         DomainErrorKind::BadDescription => (Kind::InvalidDescription, "description"),
         DomainErrorKind::BadSubject => (Kind::InvalidSubject, "createdBy"),
+        DomainErrorKind::BadHint => (Kind::InvalidHint, "hint"),
         DomainErrorKind::BadTenantId
         | DomainErrorKind::BadTokenPrefix
         | DomainErrorKind::MalformedKey => return None,
@@ -268,7 +279,10 @@ fn classify(path: FieldPath, rest: &str, refused: Option<DomainErrorKind>) -> (K
         let name = rest.strip_prefix(prefix)?.split('`').next()?;
         known_field(name)
     };
-    if matches!(path.last_key(), Some("createdAt" | "expiresAt")) {
+    if matches!(
+        path.last_key(),
+        Some("createdAt" | "rotatedAt" | "expiresAt")
+    ) {
         return (Kind::InvalidTimestamp, path);
     }
     if rest.starts_with("unknown field `") {
@@ -392,6 +406,7 @@ mod tests {
                 Kind::InvalidDescription,
             ),
             (Subject::parse("").unwrap_err(), Kind::InvalidSubject),
+            (TokenHint::parse("kw_abcd").unwrap_err(), Kind::InvalidHint),
         ];
         for (refusal, kind) in refusals {
             let path = FieldPath::entry(0);
