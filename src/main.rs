@@ -39,10 +39,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("config/keyward.yml"));
     let settings = Settings::load(&path, explicit)?;
     telemetry::init(settings.log_format, std::io::stdout);
+    settings.warn_ignored_variables();
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
         if let Some(token) = app.dev_token() {
-            print_dev_banner(app.port(), token);
+            print_dev_banner(app.port(), token, app.dev_token_is_stable());
         }
         tracing::info!(port = app.port(), "keyward listening");
         app.run_until_stopped().await?;
@@ -60,11 +61,21 @@ fn reapply(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Dev mode: everything a newcomer needs to make a first call.
-fn print_dev_banner(port: u16, token: &str) {
+/// Dev mode: everything a newcomer needs to make a first call, and to keep making them
+/// after a restart.
+fn print_dev_banner(port: u16, token: &str, stable: bool) {
+    let why = if stable {
+        "auth.dev_token is set, so this admin token is signed with auth.hs256_secret: it, \
+         and the ones printed before, stay valid across restarts until they expire."
+    } else {
+        "no JWT key material is configured, so it made a random HS256 secret. That secret \
+         is new at each start: this token stops working when keyward restarts. For a token \
+         that stays valid, set auth.hs256_secret (KEYWARD_AUTH__HS256_SECRET, 32 bytes or \
+         more) and auth.dev_token: true (KEYWARD_AUTH__DEV_TOKEN=true)."
+    };
     println!(
-        "\nkeyward is in DEV MODE: no JWT key material is configured, so it made a random \
-         HS256 secret.\nThis admin token (all tenants, read+write) is valid for 12 hours:\n\n\
+        "\nkeyward is in DEV MODE: {why}\nThis admin token (all tenants, read+write) is valid \
+         for 12 hours:\n\n\
          export KEYWARD_TOKEN={token}\n\n\
          Open the console (signed in with that token; the part after # never leaves the \
          browser):\n  http://127.0.0.1:{port}/#token={token}\n\n\

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, web};
 use anyhow::Context;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::jwks::JwksSource;
@@ -50,7 +50,7 @@ pub struct Application {
     port: u16,
     server: Server,
     /// Printed once at start-up in dev mode: a ready admin JWT.
-    dev_token: Option<String>,
+    dev_token: Option<DevToken>,
     data: AppData,
     index: Arc<Index>,
     watch: watcher::PendingWatch,
@@ -69,7 +69,10 @@ impl Application {
         let addr = settings.listen_addr()?;
         let dev_token = dev_mode(&mut settings, addr.ip().is_loopback())?;
         let console = Console::new(&settings, dev_token.is_some())?;
-        let jwt = JwtVerifier::from_settings(&settings.auth).context("cannot load JWT keys")?;
+        let mut jwt = JwtVerifier::from_settings(&settings.auth).context("cannot load JWT keys")?;
+        if dev_token.as_ref().is_some_and(|t| !t.stable) {
+            jwt = jwt.with_secret_made_at_start();
+        }
         let jwks = match &settings.auth.jwks_url {
             Some(url) => {
                 let source = JwksSource::new(url.clone())?;
@@ -173,7 +176,13 @@ impl Application {
     }
 
     pub fn dev_token(&self) -> Option<&str> {
-        self.dev_token.as_deref()
+        self.dev_token.as_ref().map(|t| t.token.as_str())
+    }
+
+    /// Dev mode: whether the printed token stays valid across restarts (it is signed with
+    /// the configured `auth.hs256_secret`, not a secret made at this start).
+    pub fn dev_token_is_stable(&self) -> bool {
+        self.dev_token.as_ref().is_some_and(|t| t.stable)
     }
 
     /// Loads every tenant while already answering `/healthz` (and `/readyz` with 503), then
@@ -288,23 +297,47 @@ fn connection_cap(configured: Option<usize>, nofile: u64) -> usize {
     }
 }
 
-/// With no key material on a loopback address, make a secret and a ready admin token.
-/// With none on any other address, refuse to start.
-fn dev_mode(settings: &mut Settings, loopback: bool) -> anyhow::Result<Option<String>> {
-    if settings.auth.has_key_material() {
+/// The admin token dev mode prints, and whether it outlives this start.
+struct DevToken {
+    token: String,
+    /// Signed with the configured `auth.hs256_secret`: valid across restarts.
+    stable: bool,
+}
+
+/// With no key material on a loopback address, make a secret and a ready admin token; with
+/// `auth.dev_token`, sign that token with the configured secret instead. With none on any
+/// other address, refuse to start.
+fn dev_mode(settings: &mut Settings, loopback: bool) -> anyhow::Result<Option<DevToken>> {
+    let auth = &settings.auth;
+    if auth.has_key_material() && !auth.dev_token {
         return Ok(None);
     }
     anyhow::ensure!(
         loopback,
-        "no JWT key material configured (auth.hs256_secret, auth.jwks_file or auth.jwks_url) \
-         and `listen` ({}) is not a loopback address: refusing to start an admin API nobody \
-         can authenticate to, or anyone could in dev mode",
+        "no JWT key material configured (auth.hs256_secret, auth.jwks_file or auth.jwks_url), \
+         or auth.dev_token set, and `listen` ({}) is not a loopback address: refusing to start \
+         an admin API nobody can authenticate to, or anyone could in dev mode",
         settings.listen
     );
+    let ttl = Duration::from_secs(12 * 3600);
+    if let Some(secret) = &auth.hs256_secret {
+        let token = jwt::mint_dev_token(auth, secret.expose_secret(), ttl)?;
+        return Ok(Some(DevToken {
+            token,
+            stable: true,
+        }));
+    }
+    anyhow::ensure!(
+        !auth.has_key_material(),
+        "auth.dev_token signs with auth.hs256_secret, which is not set"
+    );
     let secret = jwt::generate_dev_secret();
-    let token = jwt::mint_dev_token(&settings.auth, &secret, Duration::from_secs(12 * 3600))?;
+    let token = jwt::mint_dev_token(auth, &secret, ttl)?;
     settings.auth.hs256_secret = Some(SecretString::from(secret));
-    Ok(Some(token))
+    Ok(Some(DevToken {
+        token,
+        stable: false,
+    }))
 }
 
 /// Browser dashboards on the configured origins may call the API; nothing else may.
@@ -323,6 +356,7 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
             actix_web::http::header::LOCATION,
             actix_web::http::header::LINK,
             actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+            actix_web::http::header::HeaderName::from_static(routes::requests::TOTAL_COUNT),
         ])
         .max_age(600);
     for origin in origins {
@@ -372,6 +406,7 @@ pub fn create_app(
                         .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                         .configure(admin_keys::configure)
                         .configure(status::configure)
+                        .configure(routes::tenants::configure)
                         .configure(self_service::configure)
                         .configure(docs::configure)
                         .configure(git::configure)

@@ -99,6 +99,8 @@ pub struct JwtVerifier {
     /// Shared settings: `exp` required, `nbf` checked, leeway, iss/aud when configured.
     base: Validation,
     tenant_claim: String,
+    /// Dev mode's secret, made at this start: no token signed before it can verify.
+    secret_made_at_start: bool,
 }
 
 impl JwtVerifier {
@@ -132,6 +134,7 @@ impl JwtVerifier {
             jwks: RwLock::new(Vec::new()),
             base,
             tenant_claim: auth.tenant_claim.clone(),
+            secret_made_at_start: false,
         };
         if let Some(path) = &auth.jwks_file {
             let err = |reason: String| JwtSetupError::JwksFile {
@@ -143,6 +146,29 @@ impl JwtVerifier {
             verifier.set_jwks(set)?;
         }
         Ok(verifier)
+    }
+
+    /// Marks the HS256 secret as dev mode's own, made at this start: refusals of a bad
+    /// signature then say why one is likely (see `explain`).
+    pub fn with_secret_made_at_start(mut self) -> Self {
+        self.secret_made_at_start = true;
+        self
+    }
+
+    /// What a refused token's answer says. In dev mode with a secret made at this start, a
+    /// signature that does not verify is most likely a token printed by an earlier start,
+    /// and the caller is told so and how to avoid it.
+    pub fn explain(&self, error: &JwtError) -> String {
+        match error {
+            JwtError::Signature if self.secret_made_at_start => format!(
+                "invalid token: {error}. keyward runs in dev mode, which signs with a new \
+                 secret at each start, so this token was probably printed by an earlier start \
+                 of keyward. Use the token printed at this start; to keep dev tokens valid \
+                 across restarts, set auth.hs256_secret (KEYWARD_AUTH__HS256_SECRET) and \
+                 auth.dev_token: true (KEYWARD_AUTH__DEV_TOKEN=true)."
+            ),
+            _ => format!("invalid token: {error}"),
+        }
     }
 
     /// Replaces the JWKS keys (a JWKS URL refresh); the HS256 secret stays.

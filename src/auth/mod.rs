@@ -83,7 +83,7 @@ impl Authenticator {
             // Debug only: anyone can send a bad token, as often as they like.
             tracing::debug!(reason = %e, "bearer token refused");
             ApiError::Unauthorized {
-                detail: format!("invalid token: {e}"),
+                detail: self.jwt.explain(&e),
                 sent: Credential::Bearer,
             }
         })
@@ -178,6 +178,105 @@ impl<P: Policy> FromRequest for Admin<P> {
                 _policy: PhantomData,
             })
         })
+    }
+}
+
+/// Extractor: a caller with a valid credential that holds the read scope somewhere, before
+/// any tenant is named: for what is about every tenant it may see (`GET /api/tenants`).
+/// Which tenants those are, and what it may do in each, is asked of the same `authorize`
+/// every tenant's routes apply, so the answers can never disagree with them.
+pub struct Principal {
+    auth: web::Data<Authenticator>,
+    claims: Option<Claims>,
+    headers: HeaderMap,
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let auth = req
+                .app_data::<web::Data<Authenticator>>()
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("authenticator missing")))?
+                .clone();
+            let claims = match bearer_token(req.headers())? {
+                Some(token) => Some(auth.verify_jwt(token).await?),
+                None => None,
+            };
+            let principal = Principal {
+                auth,
+                claims,
+                headers: req.headers().clone(),
+            };
+            principal.check_read_scope()?;
+            Ok(principal)
+        })
+    }
+}
+
+impl Principal {
+    /// 401 without a valid credential; 403 for one that cannot read anywhere.
+    fn check_read_scope(&self) -> Result<(), ApiError> {
+        match &self.claims {
+            Some(claims) => {
+                let has = |s: &str| claims.scopes.contains(s);
+                if has(READ_SCOPE) || has(WRITE_SCOPE) {
+                    Ok(())
+                } else {
+                    Err(ApiError::InsufficientScope(READ_SCOPE))
+                }
+            }
+            None => {
+                let Some(key) = presented_key(&self.headers) else {
+                    return Err(ApiError::Unauthorized {
+                        detail: "send `Authorization: Bearer <JWT>` or `X-API-Key`".into(),
+                        sent: Credential::None,
+                    });
+                };
+                // The key's own tenant: the one whose admin API it may call, if any.
+                let mut refusal = ApiError::Unauthorized {
+                    detail: "invalid API key".into(),
+                    sent: Credential::ApiKey,
+                };
+                for tenant in self.auth.service.index().tenants() {
+                    match self.auth.api_key_actor::<ReadKeys>(tenant.as_str(), key) {
+                        Ok(_) => return Ok(()),
+                        Err(e @ ApiError::InsufficientScope(_)) => refusal = e,
+                        Err(_) => {}
+                    }
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// The tenants this caller may read, sorted: for a JWT, those its tenant claim names
+    /// (every tenant there is, for `*`); for an API key, its own.
+    pub async fn readable_tenants(&self) -> Result<Vec<TenantId>, ApiError> {
+        let candidates = match self.claims.as_ref().map(|c| &c.tenants) {
+            Some(TenantGrant::All) => self.auth.service.tenant_ids().await?,
+            Some(TenantGrant::Only(names)) => names
+                .iter()
+                .filter_map(|n| TenantId::parse(n).ok())
+                .collect(),
+            None => self.auth.service.index().tenants(),
+        };
+        let mut readable: Vec<TenantId> = candidates
+            .into_iter()
+            .filter(|t| self.may::<ReadKeys>(t))
+            .collect();
+        readable.sort();
+        Ok(readable)
+    }
+
+    /// Whether the routes that need `P::SCOPE` would let this caller in at `tenant`.
+    pub fn may<P: Policy>(&self, tenant: &TenantId) -> bool {
+        self.auth
+            .authorize::<P>(tenant.as_str(), &self.headers, self.claims.clone())
+            .is_ok()
     }
 }
 

@@ -164,7 +164,7 @@ impl TenantKeys {
     }
 
     /// Every key, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = &IndexedKey> {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &IndexedKey> {
         self.keys.iter()
     }
 

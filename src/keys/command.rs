@@ -174,21 +174,3 @@ impl Rotation {
     /// Longest grace period a rotation may give the old token: 30 days.
     pub const MAX_GRACE: Duration = Duration::from_secs(2_592_000);
 }
-
-/// Which keys a list shows: a page in name order, filtered.
-#[derive(Debug, Clone, Default)]
-pub struct KeyFilter {
-    /// At most this many (None: every key, as with no query at all).
-    pub limit: Option<usize>,
-    /// Only names after this one (the page before ended there).
-    pub after: Option<KeyName>,
-    /// Only names containing this.
-    pub name_contains: Option<String>,
-    pub enabled: Option<bool>,
-    pub expired: Option<bool>,
-}
-
-impl KeyFilter {
-    /// Largest page a caller may ask for.
-    pub const MAX_LIMIT: usize = 1000;
-}

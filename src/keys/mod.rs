@@ -11,6 +11,7 @@ mod error;
 mod etag;
 pub mod idempotency;
 pub mod intent;
+mod listing;
 mod publish;
 mod reads;
 mod reload;
@@ -21,12 +22,11 @@ mod writes;
 
 /// Which of a key's tokens a looked-up token is.
 pub use crate::index::Holding;
-pub use command::{
-    Actor, CreateKey, IfMatch, KeyChanges, KeyFilter, KeyLimits, Patch, Rotation, Target,
-};
+pub use command::{Actor, CreateKey, IfMatch, KeyChanges, KeyLimits, Patch, Rotation, Target};
 pub use error::{Error, GitFailure, OUTCOME_UNKNOWN, Unsettled};
 pub use etag::etag;
 pub use intent::Verb;
+pub use listing::{KeyFilter, KeyOrder, ListPosition, Search, SortField};
 pub use reads::{KeyState, KeysFrom, Page, TenantStatus};
 pub use replication::{GitStatus, History, HistoryCursor, HistoryEntry, Replicator, Report};
 pub use service::Service;

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::Error;
-use super::command::KeyFilter;
+use super::listing::{KeyFilter, ListPosition, SortField};
 use super::service::{Service, blocking};
 use crate::domain::{KeyEntry, KeyName, PresentedKey, TenantId, TokenPrefix};
-use crate::index::{Holding, TenantKeys};
-use crate::store::FileProblem;
+use crate::index::{Holding, IndexedKey, TenantKeys};
+use crate::store::{FileProblem, StoreError};
 
 /// A key as stored, with when it was last used.
 #[derive(Debug, Clone)]
@@ -25,8 +25,10 @@ pub struct KeyState {
 #[derive(Debug)]
 pub struct Page {
     pub keys: Vec<KeyState>,
-    /// The last name of this page, when more keys follow.
-    pub next: Option<KeyName>,
+    /// Where this page ended, when more keys follow.
+    pub next: Option<ListPosition>,
+    /// How many keys pass the filters, on every page together.
+    pub total: usize,
 }
 
 /// What the status endpoint says about one tenant's file.
@@ -38,6 +40,15 @@ pub struct TenantStatus {
     pub read_only: bool,
     pub loaded_at: Option<OffsetDateTime>,
     pub checked_at: OffsetDateTime,
+}
+
+impl TenantStatus {
+    /// Whether a caller may write to this tenant now: it holds the write scope here (as the
+    /// write routes judge it), and the tenant is neither read-only nor invalid. The one rule
+    /// behind every `canWrite` an answer shows.
+    pub fn can_write(&self, holds_write_scope: bool) -> bool {
+        holds_write_scope && self.problem.is_none() && !self.read_only
+    }
 }
 
 /// Where the keys a tenant serves come from.
@@ -65,35 +76,38 @@ impl Service {
         self.index.keys(tenant).ok_or(Error::TenantNotFound)
     }
 
-    /// One page of a tenant's keys in name order, filtered; `next` is where the following
-    /// page starts after, when there is one.
+    /// Every tenant there is, sorted: the tenants directory as the store lists it (its
+    /// symlink boundaries applied, so nothing outside it), or in git mode the served commit's.
+    pub async fn tenant_ids(&self) -> Result<Vec<TenantId>, Error> {
+        if self.git.is_some() {
+            let mut served = self.index.tenants();
+            served.retain(|t| self.tenant_exists(t));
+            return Ok(served);
+        }
+        let store = self.store.clone();
+        blocking(move || Ok(store.list_tenants().map_err(StoreError::from)?.tenants)).await
+    }
+
+    /// One page of a tenant's keys in the filter's order, filtered; `next` is where the
+    /// following page starts after, when there is one.
     pub async fn list(&self, tenant: &TenantId, filter: &KeyFilter) -> Result<Page, Error> {
         let keys = self.keys(tenant).await?;
         let now = self.clock.now();
-        let mut matching = keys.iter().filter(|k| {
-            let e = &k.entry;
-            filter.after.as_ref().is_none_or(|a| &e.name > a)
-                && filter
-                    .name_contains
-                    .as_deref()
-                    .is_none_or(|q| e.name.as_str().contains(q))
-                && filter.enabled.is_none_or(|on| e.enabled == on)
-                && filter.expired.is_none_or(|x| e.is_expired(now) == x)
-        });
+        let matching = keys.iter().filter(|k| filter.admits(&k.entry, now));
         let limit = filter.limit.unwrap_or(usize::MAX);
-        let keys: Vec<KeyState> = matching
-            .by_ref()
-            .take(limit)
+        let (page, total, next) = if filter.order.field == SortField::Name {
+            name_order_page(filter, matching, limit)
+        } else {
+            sorted_page(filter, matching, limit)
+        };
+        let keys = page
+            .into_iter()
             .map(|k| KeyState {
                 entry: k.entry.clone(),
                 last_used: k.last_used(),
             })
             .collect();
-        let more = matching.next().is_some();
-        let next = more
-            .then(|| keys.last().map(|k| k.entry.name.clone()))
-            .flatten();
-        Ok(Page { keys, next })
+        Ok(Page { keys, next, total })
     }
 
     pub async fn key(&self, tenant: &TenantId, name: &KeyName) -> Result<KeyState, Error> {
@@ -177,4 +191,78 @@ impl Service {
         })
         .await
     }
+}
+
+/// A page of keys, how many matched in all, and where the page ended when more follow.
+type PageOf<'a> = (Vec<&'a IndexedKey>, usize, Option<ListPosition>);
+
+/// A page in name order: the index is sorted by name already, so one pass (backwards for a
+/// descending order) counts the matches and keeps the page, with no sort.
+fn name_order_page<'a>(
+    filter: &KeyFilter,
+    matching: impl DoubleEndedIterator<Item = &'a IndexedKey>,
+    limit: usize,
+) -> PageOf<'a> {
+    let matching: Box<dyn Iterator<Item = &IndexedKey>> = if filter.order.descending {
+        Box::new(matching.rev())
+    } else {
+        Box::new(matching)
+    };
+    let (mut page, mut total, mut more) = (Vec::new(), 0, false);
+    for key in matching {
+        total += 1;
+        if !is_after(filter, key) {
+            continue;
+        }
+        if page.len() < limit {
+            page.push(key);
+        } else {
+            more = true;
+        }
+    }
+    let next = page
+        .last()
+        .filter(|_| more)
+        .map(|k| filter.order.position(&k.entry, None));
+    (page, total, next)
+}
+
+/// A page in another order: the matches after the position are gathered, the first `limit`
+/// of them selected (linear) and only those sorted.
+fn sorted_page<'a>(
+    filter: &KeyFilter,
+    matching: impl Iterator<Item = &'a IndexedKey>,
+    limit: usize,
+) -> PageOf<'a> {
+    let mut total = 0;
+    let mut after: Vec<(ListPosition, &IndexedKey)> = matching
+        .inspect(|_| total += 1)
+        .map(|k| (filter.order.position(&k.entry, k.last_used()), k))
+        .filter(|(at, _)| {
+            filter
+                .after
+                .as_ref()
+                .is_none_or(|a| filter.order.compare(at, a).is_gt())
+        })
+        .collect();
+    let compare = |a: &(ListPosition, &IndexedKey), b: &(ListPosition, &IndexedKey)| {
+        filter.order.compare(&a.0, &b.0)
+    };
+    let more = after.len() > limit;
+    if more {
+        after.select_nth_unstable_by(limit, compare);
+        after.truncate(limit);
+    }
+    after.sort_unstable_by(compare);
+    // The position the page was sorted by, not the key's use since: the next page starts
+    // exactly where this one ended.
+    let next = after.last().filter(|_| more).map(|(at, _)| at.clone());
+    (after.into_iter().map(|(_, k)| k).collect(), total, next)
+}
+
+fn is_after(filter: &KeyFilter, key: &IndexedKey) -> bool {
+    filter.after.as_ref().is_none_or(|a| {
+        let at = filter.order.position(&key.entry, None);
+        filter.order.compare(&at, a).is_gt()
+    })
 }

@@ -12,7 +12,7 @@ use super::idempotency;
 use super::json::{JsonBody, OptionalJsonBody};
 use super::requests::{
     CreateApiKey, DescriptionText, IfMatchHeader, KeyNameText, KeyPath, ListQuery, LookupApiKey,
-    PermissionText, RotateApiKey, UpdateApiKey, encode_cursor,
+    PermissionText, RotateApiKey, TOTAL_COUNT, UpdateApiKey, encode_cursor,
 };
 use super::views::{
     ApiKeyLookup, ApiKeyView, ApiKeyWithToken, GraceTokenView, RotatedApiKey, TokenIs,
@@ -110,8 +110,11 @@ impl utoipa::Modify for OptionalRotateBody {
 
 /// List the tenant's keys
 ///
-/// Every key of the tenant, sorted by name; never a hash or a token. With `limit`, one page
-/// at a time: the `Link` header names the next page. `q`, `enabled` and `expired` filter.
+/// Every key of the tenant, sorted by name unless `sort` says otherwise; never a hash or a
+/// token. With `limit`, one page at a time: the `Link` header names the next page, in the
+/// same order. `q`, `enabled` and `expired` filter; `X-Total-Count` says how many keys pass
+/// them, on all pages together. With `sort=lastUsedAt` (or `-lastUsedAt`), a key used between
+/// two pages may move: it can then appear on both, or on neither.
 ///
 /// Needs `tenant.apiKey:read`: a JWT's scope, or an API key's permission.
 #[utoipa::path(
@@ -123,9 +126,12 @@ impl utoipa::Modify for OptionalRotateBody {
     responses(
         (
             status = 200,
-            description = "The tenant's keys sorted by name (every key without a query); `Link: <...>; rel=\"next\"` when a page follows",
+            description = "The tenant's keys in the asked order (every key without a query); `Link: <...>; rel=\"next\"` when a page follows",
             body = [ApiKeyView],
-            headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when one follows"))
+            headers(
+                ("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when one follows"),
+                ("X-Total-Count" = u64, description = "How many keys pass the filters, on all pages together")
+            )
         ),
         (status = 400, description = "A bad query parameter", body = ProblemDetails),
         AdminErrors,
@@ -143,6 +149,7 @@ pub(crate) async fn list(
     let now = service.clock().now();
     let views: Vec<ApiKeyView> = page.keys.iter().map(|k| ApiKeyView::of(k, now)).collect();
     let mut res = HttpResponse::Ok();
+    res.insert_header((TOTAL_COUNT, page.total));
     if let Some(last) = &page.next {
         // The same query, from after this page's last key.
         let mut next = form_urlencoded::Serializer::new(String::new());
@@ -151,7 +158,7 @@ pub(crate) async fn list(
                 next.append_pair(&name, &value);
             }
         }
-        next.append_pair("cursor", &encode_cursor(last));
+        next.append_pair("cursor", &encode_cursor(filter.order, last));
         res.insert_header((
             LINK,
             format!("<{}?{}>; rel=\"next\"", req.path(), next.finish()),

@@ -54,6 +54,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     for part in [
         admin_keys::Api::openapi(),
         status::Api::openapi(),
+        super::tenants::Api::openapi(),
         git::Api::openapi(),
         verify::Api::openapi(),
         ext_authz::Api::openapi(),

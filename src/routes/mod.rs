@@ -13,6 +13,7 @@ pub mod ops;
 pub mod requests;
 pub mod self_service;
 pub mod status;
+pub mod tenants;
 pub mod verify;
 pub mod views;
 

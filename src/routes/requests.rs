@@ -16,7 +16,10 @@ use crate::domain::{
     TokenPrefix,
 };
 use crate::error::ApiError;
-use crate::keys::{CreateKey, IfMatch, KeyChanges, KeyFilter, Patch, Rotation, Target};
+use crate::keys::{
+    CreateKey, IfMatch, KeyChanges, KeyFilter, KeyOrder, ListPosition, Patch, Rotation, Search,
+    SortField, Target,
+};
 
 /// The path of a single key.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -274,7 +277,11 @@ fn timestamp(raw: &str) -> Result<OffsetDateTime, &'static str> {
         .map_err(|_| "must be an RFC 3339 date-time, e.g. 2027-01-01T00:00:00Z")
 }
 
-/// A list's query: `limit` + `cursor` page in name order, the rest filter.
+/// The header of a list's answer that says how many keys its filters let through, on all its
+/// pages together.
+pub const TOTAL_COUNT: &str = "x-total-count";
+
+/// A list's query: `sort` orders, `limit` + `cursor` page, the rest filter.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -282,14 +289,20 @@ pub struct ListQuery {
     /// Keys per page; see `page_limit_schema`.
     #[param(schema_with = page_limit_schema)]
     limit: Option<u32>,
-    /// Where the page starts: from the `Link: <...>; rel="next"` of the page before.
-    #[param(value_type = Option<KeyNameText>)]
+    /// Where the page starts: from the `Link: <...>; rel="next"` of the page before, made for
+    /// that query's `sort`. Opaque.
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
-    /// Only names containing this.
+    /// Only keys whose name, description or one of whose permissions contains this, ignoring
+    /// case; see `search_schema`.
+    #[param(schema_with = search_schema)]
     q: Option<String>,
     enabled: Option<bool>,
     /// true: only expired keys; false: only unexpired ones.
     expired: Option<bool>,
+    /// The order; see `sort_schema`.
+    #[param(schema_with = sort_schema)]
+    sort: Option<String>,
 }
 
 impl ListQuery {
@@ -297,6 +310,7 @@ impl ListQuery {
     pub(super) fn parse(query: &str) -> Result<KeyFilter, ApiError> {
         let mut filter = KeyFilter::default();
         let mut errors = FieldErrors::default();
+        let mut cursor = None;
         let boolean = |v: &str| match v {
             "true" => Ok(true),
             "false" => Ok(false),
@@ -316,12 +330,21 @@ impl ListQuery {
                             }),
                     );
                 }
-                "cursor" => filter.after = errors.check("cursor", decode_cursor(&value)),
-                "q" => filter.name_contains = Some(value.into_owned()),
+                "cursor" => cursor = Some(value.into_owned()),
+                "q" => filter.search = errors.check("q", Search::parse(&value)),
                 "enabled" => filter.enabled = errors.check("enabled", boolean(&value)),
                 "expired" => filter.expired = errors.check("expired", boolean(&value)),
+                "sort" => {
+                    filter.order = errors
+                        .check("sort", KeyOrder::parse(&value))
+                        .unwrap_or_default();
+                }
                 other => errors.push(other.to_owned(), "unknown query parameter"),
             }
+        }
+        // Read once the order is known, wherever `sort` stands in the query.
+        if let Some(cursor) = cursor {
+            filter.after = errors.check("cursor", decode_cursor(&cursor, filter.order));
         }
         errors
             .finish(|| Some(filter))
@@ -332,14 +355,72 @@ impl ListQuery {
     }
 }
 
-/// A cursor is where the page before ended (its last name). Clients take it from the
-/// `Link` header and need not read it; any well-formed one pages from that point.
-pub(super) fn encode_cursor(name: &KeyName) -> String {
-    name.to_string()
+/// `q` as documented: its bound is `Search`'s own.
+fn search_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some(
+            "Only keys whose name, description or one of whose permissions contains this, \
+             ignoring case (Unicode lowercasing).",
+        ))
+        .max_length(Some(Search::MAX_CHARS))
+        .build()
 }
 
-fn decode_cursor(cursor: &str) -> Result<KeyName, &'static str> {
-    KeyName::parse(cursor).map_err(|_| "not a cursor this server gave")
+/// `sort` as documented: the fields `KeyOrder` accepts, each also descending.
+fn sort_schema() -> utoipa::openapi::Object {
+    let values: Vec<String> = SortField::names()
+        .flat_map(|f| [f.to_owned(), format!("-{f}")])
+        .collect();
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values))
+        .default(Some(serde_json::Value::from("name")))
+        .description(Some(
+            "The order: a field, with a leading `-` for descending. Keys without the field \
+             (never used, no expiry, no createdAt) come last either way; ties go by name.",
+        ))
+        .build()
+}
+
+/// A cursor is where the page before ended, in the order it was made for: that order, the
+/// last key's value of its field and its name. Clients take it from the `Link` header and
+/// need not read it.
+pub(super) fn encode_cursor(order: KeyOrder, at: &ListPosition) -> String {
+    use base64::Engine;
+    let value = at.value.map(|v| v.to_string()).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{order}\n{value}\n{}", at.name))
+}
+
+/// A cursor this server made for this `order`; anything else (another order's, or one not
+/// made here) is refused rather than guessed at.
+fn decode_cursor(cursor: &str, order: KeyOrder) -> Result<ListPosition, String> {
+    use base64::Engine;
+    const NOT_OURS: &str = "not a cursor this server gave";
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or(NOT_OURS)?;
+    let mut parts = text.split('\n');
+    let (Some(made_for), Some(value), Some(name), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(NOT_OURS.into());
+    };
+    if made_for != order.to_string() {
+        return Err(format!(
+            "made for another sort than {order}: start again without a cursor"
+        ));
+    }
+    let value = match value {
+        "" => None,
+        _ if order.field == SortField::Name => return Err(NOT_OURS.into()),
+        v => Some(v.parse::<i128>().map_err(|_| NOT_OURS)?),
+    };
+    let name = KeyName::parse(name).map_err(|_| NOT_OURS)?;
+    Ok(ListPosition { value, name })
 }
 
 /// The body of a lookup: the token whose key is wanted. It is in the body, never the URL,

@@ -92,7 +92,7 @@ pub(crate) async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &admin.actor.tenant;
     let s = service.status(tenant).await?;
-    let can_write = writer.is_some() && s.problem.is_none() && !s.read_only;
+    let can_write = s.can_write(writer.is_some());
     let git = service.git_status(tenant).await;
     Ok(HttpResponse::Ok().json(TenantStatusView {
         tenant: tenant.to_string(),
