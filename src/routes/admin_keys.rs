@@ -15,7 +15,8 @@ use super::requests::{
     PermissionText, RotateApiKey, TOTAL_COUNT, UpdateApiKey, encode_cursor,
 };
 use super::views::{
-    ApiKeyLookup, ApiKeyView, ApiKeyWithToken, GraceTokenView, RotatedApiKey, TokenIs,
+    ApiKeyIssuedElsewhere, ApiKeyLookup, ApiKeyView, ApiKeyWithToken, CreatedApiKey,
+    GraceTokenView, IssuedElsewhere, RotatedApiKey, RotationAnswer, TokenIs,
 };
 use super::{AdminErrors, BodyErrors, Endpoint, PreconditionErrors, WriteErrors};
 use crate::auth::{Admin, ReadKeys, WriteKeys};
@@ -72,6 +73,10 @@ const KEY_METHODS: [&str; 4] = ["GET", "HEAD", "PUT", "DELETE"];
         ApiKeyView,
         ApiKeyWithToken,
         RotatedApiKey,
+        ApiKeyIssuedElsewhere,
+        IssuedElsewhere,
+        CreatedApiKey,
+        RotationAnswer,
         GraceTokenView,
         CreateApiKey,
         UpdateApiKey,
@@ -214,8 +219,8 @@ pub(crate) async fn get(
     responses(
         (
             status = 201,
-            description = "Created; the token is shown this once",
-            body = ApiKeyWithToken,
+            description = "Created; the token is shown this once. A retry with the same `Idempotency-Key` that another replica applied first (git mode) answers the key as it is, with `token: null` and `code: token_issued_elsewhere`",
+            body = CreatedApiKey,
             headers(
                 ("Location" = String, description = "The new key's path"),
                 ("ETag" = String, description = "The entry's version, for `If-Match`"),
@@ -375,8 +380,8 @@ pub(crate) async fn update(
     responses(
         (
             status = 200,
-            description = "A new token, shown this once; `endedGraceTokens`: the grace tokens this rotation ended (every one with a grace of 0; the oldest when the key already kept 5)",
-            body = RotatedApiKey,
+            description = "A new token, shown this once; `endedGraceTokens`: the grace tokens this rotation ended (every one with a grace of 0; the oldest when the key already kept 5). A retry with the same `Idempotency-Key` that another replica applied first (git mode) answers the key as it is, with `token: null` and `code: token_issued_elsewhere`",
+            body = RotationAnswer,
             headers(
                 ("ETag" = String, description = "The entry's version, for `If-Match`"),
                 ("Cache-Control" = String, description = "`no-store`: the answer holds a token")

@@ -11,9 +11,8 @@ use std::future::Future;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::Value;
 
-use super::views::ApiKeyView;
+use super::views::ApiKeyIssuedElsewhere;
 use crate::domain::KeyName;
 use crate::error::ApiError;
 use crate::keys::idempotency::{Answer, Begin, IdempotencyTag};
@@ -167,14 +166,8 @@ pub async fn applied_elsewhere(
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
     let key = service.key(&actor.tenant, name).await?;
-    let mut view = serde_json::to_value(ApiKeyView::of(&key, service.clock().now()))
-        .map_err(ApiError::internal)?;
-    if let Value::Object(map) = &mut view {
-        map.insert("token".into(), Value::Null);
-        map.insert("code".into(), Value::from("token_issued_elsewhere"));
-    }
     Ok(HttpResponse::build(status)
         .insert_header((actix_web::http::header::ETAG, keys::etag(&key.entry)))
         .insert_header((REPLAYED, "true"))
-        .json(view))
+        .json(ApiKeyIssuedElsewhere::of(&key, service.clock().now())))
 }

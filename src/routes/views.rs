@@ -132,6 +132,62 @@ impl RotatedApiKey {
     }
 }
 
+/// A retried create or rotation that another replica applied first (git mode): the key as
+/// it is now. Its token was shown only in that replica's answer, so `token` is `null` and
+/// `code` says why.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiKeyIssuedElsewhere {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    /// Always `null`: keyward keeps no token, and this replica never had it.
+    #[schema(schema_with = null_schema)]
+    pub token: (),
+    pub code: IssuedElsewhere,
+}
+
+/// Why an answer to a write carries no token.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuedElsewhere {
+    /// Another replica applied this write and showed its token.
+    TokenIssuedElsewhere,
+}
+
+impl ApiKeyIssuedElsewhere {
+    pub fn of(k: &KeyState, now: OffsetDateTime) -> Self {
+        Self {
+            key: ApiKeyView::of(k, now),
+            token: (),
+            code: IssuedElsewhere::TokenIssuedElsewhere,
+        }
+    }
+}
+
+/// `null`, as a schema: the one value a field may hold.
+fn null_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Null)
+        .build()
+}
+
+/// What a create answers: the key with its new token, or, for a retry another replica
+/// applied first, the key without it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum CreatedApiKey {
+    Issued(ApiKeyWithToken),
+    IssuedElsewhere(ApiKeyIssuedElsewhere),
+}
+
+/// What a rotation answers: the key with its new token and the grace tokens it ended, or,
+/// for a retry another replica applied first, the key without them.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum RotationAnswer {
+    Rotated(RotatedApiKey),
+    IssuedElsewhere(ApiKeyIssuedElsewhere),
+}
+
 /// Which of a key's tokens a looked-up token is.
 #[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -1073,10 +1073,8 @@ async fn a_create_retried_on_another_replica_is_not_applied_twice_and_says_its_t
         .await
         .unwrap();
     assert_eq!(on_a.status(), 201);
-    let token = on_a.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first: Value = on_a.json().await.unwrap();
+    let token = first["token"].as_str().unwrap().to_owned();
     let head = world.remote_head();
 
     // Act
@@ -1093,6 +1091,31 @@ async fn a_create_retried_on_another_replica_is_not_applied_twice_and_says_its_t
     assert_eq!(answer["name"], "twice", "{answer}");
     assert_eq!(answer["code"], "token_issued_elsewhere", "{answer}");
     assert!(answer["token"].is_null(), "{answer}");
+    let document: Value = b
+        .api
+        .client
+        .get(format!("{}/openapi.json", b.api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    crate::openapi::assert_fits_the_document(
+        &document,
+        "post",
+        "/api/{tenantId}/admin/apiKeys",
+        201,
+        &answer,
+    );
+    // One schema each: `oneOf` holds only when exactly one of them fits.
+    crate::openapi::assert_fits_the_document(
+        &document,
+        "post",
+        "/api/{tenantId}/admin/apiKeys",
+        201,
+        &first,
+    );
     assert_eq!(world.remote_head(), head, "B made a commit");
     assert_eq!(world.on_remote("acme").matches("name: twice\n").count(), 1);
     // The commit carries the scoped key's digest, never the token or the key as sent.

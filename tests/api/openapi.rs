@@ -27,6 +27,52 @@ fn validator_available() -> bool {
     found
 }
 
+/// Asserts that `body` fits the schema the document declares for `method path` answering
+/// `status` (the reference Python validator, JSON Schema 2020-12, `$ref`s resolved in the
+/// document). Skipped where the validator is missing, as `validator_available` says.
+pub(crate) fn assert_fits_the_document(
+    document: &Value,
+    method: &str,
+    path: &str,
+    status: u16,
+    body: &Value,
+) {
+    if !validator_available() {
+        return;
+    }
+    let escape = |s: &str| {
+        s.replace('~', "~0")
+            .replace('/', "~1")
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+    };
+    let pointer = format!(
+        "#/paths/{}/{method}/responses/{status}/content/application~1json/schema",
+        escape(path)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (doc_file, body_file) = (dir.path().join("doc.json"), dir.path().join("body.json"));
+    std::fs::write(&doc_file, document.to_string()).unwrap();
+    std::fs::write(&body_file, body.to_string()).unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\nfrom jsonschema import Draft202012Validator\n\
+             root = json.load(open(sys.argv[1]))\nroot['$ref'] = sys.argv[3]\n\
+             Draft202012Validator(root).validate(json.load(open(sys.argv[2])))",
+        ])
+        .arg(&doc_file)
+        .arg(&body_file)
+        .arg(&pointer)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{method} {path} {status}: {body} does not fit the document: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn the_openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
     let app = spawn_app().await;

@@ -61,6 +61,8 @@ def create(admin, name):
     expect(isinstance(res.parsed, ApiKeyWithToken), f"create {name}: {res.parsed!r}")
     expect(res.headers["Location"].endswith(f"/{name}"), "create: Location names the key")
     expect(res.headers.get("ETag"), "create: an ETag")
+    # `None` only for a retry another replica applied first (git mode): not this first try.
+    expect(isinstance(res.parsed.token, str), f"create {name}: token issued elsewhere")
     return res.parsed.token
 
 
@@ -120,6 +122,7 @@ def rotate(admin, old_token):
     res = rotate_api_key.sync_detailed(TENANT, KEY, client=admin)
     expect(res.status_code == 200, f"rotate: {res.status_code} {res.content!r}")
     expect(isinstance(res.parsed, RotatedApiKey), f"rotate: {res.parsed!r}")
+    expect(isinstance(res.parsed.token, str), "rotate: token issued elsewhere")
     expect(res.parsed.token != old_token, "rotate: a new token")
     return res.parsed.token
 

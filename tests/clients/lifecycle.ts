@@ -49,6 +49,9 @@ async function create(name: string): Promise<string> {
   expect(response.status === 201 && data, `create ${name}: ${response.status}`);
   expect(response.headers.get("Location")?.endsWith(`/${name}`), "create: Location");
   expect(response.headers.get("ETag"), "create: an ETag");
+  // `code` (and no token) only for a retry another replica applied first (git mode): not
+  // this first try.
+  expect(!("code" in data), `create ${name}: token issued elsewhere`);
   return data.token;
 }
 
@@ -118,6 +121,7 @@ async function rotate(oldToken: string): Promise<string> {
     key,
   );
   expect(response.status === 200 && data, `rotate: ${response.status}`);
+  expect(!("code" in data), "rotate: token issued elsewhere");
   expect(data.token !== oldToken, "rotate: a new token");
   return data.token;
 }
