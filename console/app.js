@@ -1,15 +1,22 @@
-// The console's start: sign in, choose a tenant, show its file status, keys and history.
+// The console's start: sign in, choose a tenant, then follow the URL's fragment to the view
+// it names (router.js): the keys, one key, the file status and history.
 
 import * as api from "./api.js";
+import * as router from "./router.js";
 import * as session from "./session.js";
 import { KeysView } from "./keys.js";
 import { showHistory } from "./history.js";
-import { $, el } from "./dom.js";
+import { clearLookup, wireLookup } from "./lookup.js";
+import { fillPicker, picked, showPicked } from "./tenants.js";
+import { showToken } from "./tokendialog.js";
+import { $ } from "./dom.js";
 
 let config = { devMode: false, tenantClaim: "tenant_id", signIn: null };
 let expiryTimer = null;
 let signedIn = null;
 let tenant = null;
+/** The tenant opened when the URL names none: the first this principal may see. */
+let defaultTenant = "";
 
 const keys = new KeysView({ notify, showToken });
 
@@ -17,33 +24,6 @@ function notify(message) {
   $("notice").textContent = message;
   $("notice").hidden = !message;
 }
-
-// ---- the token dialog: shown once, then forgotten ----
-
-function showToken(name, token) {
-  $("token-key-name").textContent = name;
-  $("new-token").value = token;
-  $("copy-status").textContent = "";
-  $("token-dialog").showModal();
-  $("new-token").focus();
-  $("new-token").select();
-}
-
-$("copy-token").addEventListener("click", async () => {
-  const input = $("new-token");
-  try {
-    await navigator.clipboard.writeText(input.value);
-  } catch {
-    input.select();
-    document.execCommand("copy");
-  }
-  $("copy-status").textContent = "Copied.";
-});
-$("token-done").addEventListener("click", () => $("token-dialog").close());
-$("token-dialog").addEventListener("close", () => {
-  $("new-token").value = "";
-  $("copy-status").textContent = "";
-});
 
 // ---- signing in and out ----
 
@@ -71,6 +51,7 @@ function signOut(message) {
   api.setToken(null);
   signedIn = null;
   tenant = null;
+  defaultTenant = "";
   for (const dialog of document.querySelectorAll("dialog")) dialog.close();
   $("new-token").value = "";
   $("tenant-page").hidden = true;
@@ -112,55 +93,69 @@ function grantedTenants() {
   return Array.isArray(value) ? value.filter((t) => typeof t === "string") : [];
 }
 
-function enter() {
+async function enter() {
   notify("");
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
   $("who").textContent = signedIn.claims.sub ? `Signed in as ${signedIn.claims.sub}` : "Signed in";
-  const granted = grantedTenants();
-  const any = granted.includes("*");
-  const select = $("tenant-select");
-  select.hidden = any || granted.length < 2;
-  $("tenant").hidden = !select.hidden;
-  select.replaceChildren(...granted.map((t) => el("option", { value: t, textContent: t })));
-  $("tenant-form").hidden = false;
-  $("tenant-form").querySelector("label").htmlFor = select.hidden ? "tenant" : "tenant-select";
-  const fromUrl = decodeURIComponent(location.hash.replace(/^#\//, "").split("/")[0] || "");
-  const chosen = fromUrl || (!any && granted[0]) || "";
-  if (!chosen) {
-    if (granted.length === 0) notify("This token names no tenant: keyward will refuse it.");
-    else notify("Type a tenant's name and choose Open.");
-    $("tenant").focus();
+  const claimed = grantedTenants();
+  let offered;
+  try {
+    offered = await fillPicker(claimed);
+  } catch {
+    return; // keyward refused the token: signed out already, with its reason.
+  }
+  defaultTenant = offered.any ? "" : offered.names[0] || "";
+  if (!router.parse().tenant && !defaultTenant) {
+    if (claimed.length === 0) notify("This token names no tenant: keyward will refuse it.");
+    else notify(offered.any ? "Type a tenant's name and choose Open." : "Choose a tenant and Open.");
+    (offered.any ? $("tenant") : $("tenant-select")).focus();
     return;
   }
-  openTenant(chosen);
+  await route();
+}
+
+/** Shows what the URL's fragment names; the tenant's status is read when the tenant changes. */
+async function route() {
+  if (!signedIn) return;
+  const at = router.parse();
+  const name = at.tenant || defaultTenant;
+  if (!name) return;
+  if (!at.tenant) history.replaceState(null, "", router.listUrl(name, at.params));
+  if (name !== tenant && !(await openTenant(name))) return;
+  selectTab("keys");
+  if (at.key) await keys.showKey(name, at.key);
+  else await keys.showList(name, at.params);
 }
 
 $("tenant-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  const name = ($("tenant-select").hidden ? $("tenant").value : $("tenant-select").value).trim();
-  if (name) openTenant(name);
+  const name = picked();
+  if (!name) return;
+  const target = router.listUrl(name);
+  if (location.hash === target) route();
+  else location.hash = target;
 });
 
 async function openTenant(name) {
-  tenant = name;
-  $("tenant").value = name;
-  $("tenant-select").value = name;
-  history.replaceState(null, "", `#/${encodeURIComponent(name)}`);
+  tenant = null;
+  showPicked(name);
   notify("");
+  clearLookup();
   let status;
   try {
     ({ data: status } = await api.call("GET", api.adminPath(name, "/status")));
   } catch (e) {
-    if (e.status === 401) return;
+    if (e.status === 401) return false;
     $("tenant-page").hidden = true;
     notify(e.message);
-    return;
+    return false;
   }
+  tenant = name;
+  $("tenant-title").textContent = `Tenant ${name}`;
   showStatus(status);
   $("tenant-page").hidden = false;
-  selectTab("keys");
-  await keys.open(name);
+  return true;
 }
 
 /** The file's health, told in a banner; keyward's `canWrite` decides what may be done here. */
@@ -186,7 +181,7 @@ function showStatus(status) {
 // ---- tabs ----
 
 function selectTab(which) {
-  for (const [tab, panel] of [["tab-keys", "keys-panel"], ["tab-history", "history-panel"]]) {
+  for (const [tab, panel] of [["tab-keys", "keys-panel"], ["tab-lookup", "lookup-panel"], ["tab-history", "history-panel"]]) {
     const selected = tab === `tab-${which}`;
     $(tab).setAttribute("aria-selected", String(selected));
     $(panel).hidden = !selected;
@@ -195,10 +190,13 @@ function selectTab(which) {
 }
 
 $("tab-keys").addEventListener("click", () => selectTab("keys"));
+$("tab-lookup").addEventListener("click", () => selectTab("lookup"));
 $("tab-history").addEventListener("click", () => selectTab("history"));
+wireLookup(() => tenant);
 
-// Dev mode's link opened in a tab that already shows the console changes only the hash.
+// A link, back or forward changes only the fragment; dev mode's link carries a token.
 window.addEventListener("hashchange", () => {
+  if (!location.hash.startsWith("#token=")) return route();
   const token = session.fromLink(config.devMode);
   if (!token) return;
   const problem = use(token);

@@ -73,7 +73,7 @@ def test_field_errors_show_beside_their_fields_and_change_nothing(keyward, conso
     # A name taken already: the problem's detail, said plainly.
     page.locator("#key-dialog").get_by_label("Name").fill("ci-deploy")
     page.locator("#key-dialog").get_by_label("Permissions").fill("orders:read")
-    page.get_by_role("button", name="Create").click()
+    page.locator("#key-dialog").get_by_role("button", name="Create").click()
     expect(page.locator("#key-form-error")).to_contain_text("already exists")
     assert keyward.file("acme").read_text() == before
 
@@ -117,6 +117,8 @@ def test_rotate_shows_the_new_token_once_and_keeps_the_old_for_the_grace_period(
     assert new != old
     assert server.verify("acme", new)
     assert server.verify("acme", old), "the old token works during the grace period"
+    page.get_by_role("button", name="Copy").click()
+    expect(page.locator("#copy-status")).to_have_text("Copied.")
     page.keyboard.press("Escape")
     expect(page.locator("#token-dialog")).to_be_hidden()
     assert new not in page.content()
@@ -205,8 +207,7 @@ def test_pages_through_250_keys_and_filters(start_keyward, console):
     expect(page.locator("#page-label")).to_have_text("Page 4")
     expect(c.row("key-150")).to_be_visible()
 
-    page.get_by_label("Name contains").fill("key-24")
-    page.get_by_role("button", name="Filter").click()
+    page.get_by_label("Search keys").fill("key-24")
     expect(page.locator("#keys-body tr")).to_have_count(10)
     expect(page.locator("#page-label")).to_have_text("Page 1")
 
@@ -241,7 +242,11 @@ def test_it_is_usable_with_the_keyboard_alone(keyward, console):
     page.keyboard.press("Enter")
     token = shown_token(page)
     assert keyward.verify("acme", token)
+    tab_to("#copy-token")
+    page.keyboard.press("Enter")
+    expect(page.locator("#copy-status")).to_have_text("Copied.")
     page.keyboard.press("Escape")
+    expect(page.locator("#token-dialog")).to_be_hidden()
     expect(c.row("typed-key")).to_be_visible()
 
 
@@ -335,7 +340,7 @@ def test_git_mode_has_a_history_tab(start_keyward, console, tmp_path):
     page = c.sign_in(mint_jwt())
     create_key(page, "with-history")
     shown_token(page)
-    page.keyboard.press("Escape")
+    page.get_by_role("button", name="I have copied it").click()
     page.get_by_role("tab", name="History").click()
     rows = page.locator("#history-body tr")
     expect(rows).to_have_count(2)

@@ -31,11 +31,11 @@ def test_the_console_shows_grace_tokens_and_ends_them(start_keyward, console):
     note = c.row("ci-deploy").locator(".grace-note")
     expect(note).to_contain_text("2 old tokens work until")
     expect(c.row("reporting").locator(".grace-note")).to_have_count(0)
-    expect(page.get_by_role("button", name="End grace of reporting")).to_have_count(0)
+    expect(page.get_by_role("button", name="End grace now for reporting")).to_have_count(0)
     c.shot("grace-tokens-desktop")
 
     # Act: end them.
-    page.get_by_role("button", name="End grace of ci-deploy").click()
+    page.get_by_role("button", name="End grace now for ci-deploy").click()
     dialog = page.locator("#grace-dialog")
     expect(dialog).to_contain_text("2 old tokens")
     dialog.get_by_role("button", name="End them now").click()
