@@ -1,5 +1,5 @@
 //! The trips to the remote: fetch into keyward's own ref, ask for the remote's tip, push a
-//! commit by id (never forced), and what a refused push's words mean.
+//! commit by id only from the tip it was built on, and what a refused push's words mean.
 
 use std::time::Duration;
 
@@ -73,18 +73,23 @@ impl Repo {
         out.split_whitespace().next().map(str::to_owned)
     }
 
-    /// Pushes `commit` as the remote's `branch`, never forced.
+    /// Pushes `commit`, built on `base`, as the remote's `branch`, only if the branch is
+    /// still at `base`. A plain push would also take it from any older commit: after a
+    /// force-push that only dropped commits, a commit built on the old tip is a
+    /// fast-forward of the new one, and pushing it would bring back what ops removed.
     pub fn push(
         &self,
         url: &str,
         commit: &str,
+        base: &str,
         branch: &str,
         limit: Duration,
     ) -> Result<(), RemoteError> {
         let refspec = format!("{commit}:refs/heads/{branch}");
+        let lease = format!("--force-with-lease=refs/heads/{branch}:{base}");
         let pushed = run(
             &self.top,
-            &["push", "--quiet", url, &refspec],
+            &["push", "--quiet", &lease, url, &refspec],
             &[],
             None,
             limit,
@@ -138,6 +143,12 @@ mod tests {
     fn push_refusals_are_told_apart() {
         assert_eq!(
             classify_push(" ! [rejected]        HEAD -> main (fetch first)\nerror: failed to push"),
+            RemoteError::NotFastForward
+        );
+        assert_eq!(
+            classify_push(
+                " ! [rejected]        0123abc -> main (stale info)\nerror: failed to push"
+            ),
             RemoteError::NotFastForward
         );
         assert_eq!(

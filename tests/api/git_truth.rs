@@ -22,9 +22,9 @@ use crate::helpers::*;
 /// clone into concurrent clients. Every request gives up after 20 s, so a hung server
 /// fails a test instead of stalling it.
 #[derive(Clone)]
-struct Api {
+pub(crate) struct Api {
     base: String,
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Api {
@@ -36,11 +36,11 @@ impl Api {
         Self { base, client }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn keys_url(&self, tenant: &str) -> String {
+    pub(crate) fn keys_url(&self, tenant: &str) -> String {
         self.url(&format!("/api/{tenant}/admin/apiKeys"))
     }
 
@@ -68,13 +68,13 @@ impl Api {
             .bearer_auth(writer(tenant))
     }
 
-    fn verify_req(&self, tenant: &str, key: &str) -> RequestBuilder {
+    pub(crate) fn verify_req(&self, tenant: &str, key: &str) -> RequestBuilder {
         self.client
             .post(self.url(&format!("/api/{tenant}/apiKeys/verify")))
             .json(&json!({"key": key}))
     }
 
-    async fn create(&self, tenant: &str, name: &str) -> Response {
+    pub(crate) async fn create(&self, tenant: &str, name: &str) -> Response {
         self.post_key(tenant, &json!({"name": name}), None)
             .send()
             .await
@@ -103,7 +103,7 @@ impl Api {
         self.delete_req(tenant, name).send().await.unwrap()
     }
 
-    async fn get(&self, tenant: &str, path: &str) -> Response {
+    pub(crate) async fn get(&self, tenant: &str, path: &str) -> Response {
         self.client
             .get(self.url(&format!("/api/{tenant}{path}")))
             .bearer_auth(token(tenant, READ))
@@ -129,7 +129,7 @@ impl Api {
     }
 
     /// `GET /api/{tenant}/admin/status` as the tenant's reader.
-    async fn status(&self, tenant: &str) -> Value {
+    pub(crate) async fn status(&self, tenant: &str) -> Value {
         let res = self.get(tenant, "/admin/status").await;
         assert_eq!(res.status(), 200, "status of {tenant}");
         res.json().await.unwrap()
@@ -145,10 +145,10 @@ impl Api {
 /// A `keyward serve` process in git mode on its own clone of the world's remote. Owns a
 /// temp dir holding `clone/` (its work tree) and `state/` (its state dir, outside the
 /// clone); the process is killed when the replica is dropped.
-struct Replica {
+pub(crate) struct Replica {
     /// Declared first: dropped (killed) before its directories go.
     server: Server,
-    api: Api,
+    pub(crate) api: Api,
     /// The settings it runs with, for a command run as it would be.
     env: Vec<(&'static str, String)>,
     dir: TempDir,
@@ -157,7 +157,7 @@ struct Replica {
 impl Replica {
     /// `push` is `sync` or `async`; `extra` overrides or adds `KEYWARD_*` settings (the pull
     /// interval is 1 s unless overridden).
-    async fn start(world: &World, push: &str, extra: &[(&'static str, &str)]) -> Self {
+    pub(crate) async fn start(world: &World, push: &str, extra: &[(&'static str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clone = dir.path().join("clone");
         let ok = Command::new("git")
@@ -197,7 +197,7 @@ impl Replica {
         }
     }
 
-    fn clone_dir(&self) -> PathBuf {
+    pub(crate) fn clone_dir(&self) -> PathBuf {
         self.dir.path().join("clone")
     }
 
@@ -234,7 +234,7 @@ impl Replica {
     /// The clone ends clean: nothing uncommitted, no lock, nothing half done. Polled for a
     /// few seconds, since keyward's own pull may be mid-way at the moment the test ends;
     /// read without taking git's optional index lock, so the check itself disturbs nothing.
-    async fn assert_clean(&self) {
+    pub(crate) async fn assert_clean(&self) {
         let clone = self.clone_dir();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -301,7 +301,7 @@ fn run_bounded(mut cmd: Command, within: Duration) -> Output {
 }
 
 /// The sum of a metric's samples in Prometheus text, or None when it is not there.
-fn metric(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
     let mut total = None;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
@@ -315,7 +315,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 }
 
 /// Waits until `probe` answers true, failing with `what` at `deadline`.
-async fn until<F: std::future::Future<Output = bool>>(
+pub(crate) async fn until<F: std::future::Future<Output = bool>>(
     what: &str,
     deadline: Instant,
     probe: impl FnMut() -> F,
@@ -523,11 +523,11 @@ async fn watch_ledger(api: Api, ledger: Ledger, stop: Arc<AtomicBool>) -> Watch 
 }
 
 #[derive(Default, Debug)]
-struct DeployRuns {
-    pulls: usize,
-    pull_failures: Vec<String>,
-    resets: usize,
-    reset_failures: Vec<String>,
+pub(crate) struct DeployRuns {
+    pub(crate) pulls: usize,
+    pub(crate) pull_failures: Vec<String>,
+    pub(crate) resets: usize,
+    pub(crate) reset_failures: Vec<String>,
 }
 
 /// `git <args>` in `repo` as a deploy job runs it; the error output if it failed.
@@ -551,7 +551,7 @@ fn deploy_git(repo: &Path, args: &[&str]) -> Result<(), String> {
 
 /// A deploy job on `clone`: every 250 ms, alternately `git fetch && git reset --hard
 /// origin/main` and `git pull --ff-only`, until `stop`.
-fn deploy_job(clone: PathBuf, stop: Arc<AtomicBool>) -> DeployRuns {
+pub(crate) fn deploy_job(clone: PathBuf, stop: Arc<AtomicBool>) -> DeployRuns {
     let mut runs = DeployRuns::default();
     for i in 0..400u32 {
         if stop.load(Ordering::SeqCst) {

@@ -15,6 +15,7 @@ mod ext_authz;
 mod fuzz_regressions;
 mod gateway;
 mod git;
+mod git_storm;
 mod git_truth;
 mod git_world;
 mod grace;

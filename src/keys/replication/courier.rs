@@ -13,8 +13,10 @@ pub(super) enum Trip {
     Fetch {
         limit: Duration,
     },
+    /// `tip`, built on the remote's `base`, pushed only while the remote is still there.
     Push {
         tip: String,
+        base: String,
         limit: Duration,
     },
     /// The remote branch's tip, as `ls-remote` gives it.
@@ -53,8 +55,8 @@ pub(super) fn spawn_courier(
                     (Trip::Fetch { limit }, Some(url)) => {
                         Back::Fetched(repo.fetch_into(&url, &branch, FETCHED_REF, limit))
                     }
-                    (Trip::Push { tip, limit }, Some(url)) => {
-                        Back::Pushed(repo.push(&url, &tip, &branch, limit))
+                    (Trip::Push { tip, base, limit }, Some(url)) => {
+                        Back::Pushed(repo.push(&url, &tip, &base, &branch, limit))
                     }
                     (Trip::Ask { limit }, Some(url)) => {
                         Back::Asked(repo.remote_tip(&url, &branch, limit))

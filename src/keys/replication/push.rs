@@ -81,6 +81,7 @@ impl Engine {
         // A third of what is left stays for asking the remote, should the push hang.
         let trip = Trip::Push {
             tip: tip.clone(),
+            base,
             limit: left * 2 / 3,
         };
         self.fly(

@@ -89,7 +89,7 @@ pub fn reapply(settings: &Settings) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        match repo.push(&url, &built.tip, &settings.git.branch, limit) {
+        match repo.push(&url, &built.tip, &tip, &settings.git.branch, limit) {
             Ok(()) => {
                 for ((old, i), outcome) in todo.iter().zip(&built.outcomes) {
                     match outcome {

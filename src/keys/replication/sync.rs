@@ -253,7 +253,7 @@ impl Engine {
                     return;
                 }
             }
-            let Some(tip) = self.local_tip.clone() else {
+            let (Some(tip), Some(base)) = (self.local_tip.clone(), self.local_base.clone()) else {
                 return;
             };
             let covered = self.journal.entries().len();
@@ -263,7 +263,7 @@ impl Engine {
                     tip: tip.clone(),
                     covered,
                 },
-                Trip::Push { tip, limit },
+                Trip::Push { tip, base, limit },
             );
         }
     }
