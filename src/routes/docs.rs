@@ -66,7 +66,37 @@ pub fn document() -> utoipa::openapi::OpenApi {
     SecuritySchemes.modify(&mut doc);
     IdempotentWrites.modify(&mut doc);
     ProblemContentType.modify(&mut doc);
+    OnlyDeclaredValues.modify(&mut doc);
     doc
+}
+
+/// A header parameter declared `Option<T>` is written as `oneOf: [null, T]`, which lets a
+/// client send anything for `null`; an absent header is what "optional" means, so the
+/// schema becomes plain `T` (`X-Keyward-Refuse-With`: only `403`).
+struct OnlyDeclaredValues;
+
+impl Modify for OnlyDeclaredValues {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr};
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.head,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+                &mut item.options,
+            ];
+            for op in ops.into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    if param.name == "X-Keyward-Refuse-With" {
+                        param.schema = Some(RefOr::Ref(Ref::from_schema_name("RefuseWith")));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Get this OpenAPI document

@@ -115,7 +115,7 @@ fn operations(
             description = "Required permissions, comma- or space-separated (repeatable); \
                 at least one"
         ),
-        ("X-Keyward-Refuse-With" = Option<String>, Header, description = "`403`: a key over its rate limit is refused with 403 and `X-Keyward-Refusal: rate_limited` instead of 429 (for nginx `auth_request`, which passes on only 401 and 403)"),
+        ("X-Keyward-Refuse-With" = Option<super::verify::RefuseWith>, Header, description = "`403`: a key over its rate limit is refused with 403 and `X-Keyward-Refusal: rate_limited` instead of 429 (for nginx `auth_request`, which passes on only 401 and 403)"),
     ),
     responses(
         (

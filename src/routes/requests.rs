@@ -83,8 +83,10 @@ pub struct CreateApiKey {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RateLimitBody {
     #[schema(minimum = 1, maximum = 1_000_000, example = 100)]
+    #[serde(deserialize_with = "whole_number")]
     requests: u64,
     #[schema(minimum = 1, maximum = 86_400, example = 60)]
+    #[serde(deserialize_with = "whole_number")]
     per_seconds: u64,
 }
 
@@ -286,7 +288,7 @@ fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match n.as_f64() {
         Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
         _ => Err(serde::de::Error::custom(format!(
-            "expected a whole number of seconds, not {n}"
+            "expected a whole number, not {n}"
         ))),
     }
 }

@@ -41,6 +41,25 @@ pub(crate) const X_KEYWARD_REFUSAL: HeaderName = HeaderName::from_static("x-keyw
 /// `X-Keyward-Refusal: rate_limited`, which the gateway maps back to 429.
 pub(crate) const X_KEYWARD_REFUSE_WITH: HeaderName =
     HeaderName::from_static("x-keyward-refuse-with");
+
+/// What `X-Keyward-Refuse-With` may say, as the document declares it: only `403`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) enum RefuseWith {
+    #[serde(rename = "403")]
+    Forbidden,
+}
+
+impl RefuseWith {
+    fn parse(value: &HeaderValue) -> Option<Self> {
+        (value == "403").then_some(Self::Forbidden)
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Forbidden => StatusCode::FORBIDDEN,
+        }
+    }
+}
 const X_KEYWARD_KEY: HeaderName = HeaderName::from_static("x-keyward-key");
 const X_KEYWARD_PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-permissions");
 
@@ -62,7 +81,7 @@ pub fn configure_hot(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     paths(verify, forward_auth),
-    components(schemas(VerifyRequest, VerifyResponse))
+    components(schemas(VerifyRequest, VerifyResponse, RefuseWith))
 )]
 pub struct Api;
 
@@ -259,7 +278,7 @@ pub(crate) async fn verify(
     params(
         ("tenantId" = String, Path, description = "Tenant id"),
         ("permission" = Option<Vec<String>>, Query, description = "Required permission (repeatable)"),
-        ("X-Keyward-Refuse-With" = Option<String>, Header, description = "`403`: a key over its rate limit is refused with 403 and `X-Keyward-Refusal: rate_limited` instead of 429 (for nginx `auth_request`, which passes on only 401 and 403)"),
+        ("X-Keyward-Refuse-With" = Option<RefuseWith>, Header, description = "`403`: a key over its rate limit is refused with 403 and `X-Keyward-Refusal: rate_limited` instead of 429 (for nginx `auth_request`, which passes on only 401 and 403)"),
     ),
     responses(
         (
@@ -339,10 +358,14 @@ pub(crate) async fn forward_auth(
 /// (`X-Keyward-Refuse-With: 403`). Any other value is refused: a misconfigured gateway
 /// must find out at once, not when a key first goes over its limit.
 pub(crate) fn over_limit_status(req: &HttpRequest) -> Result<StatusCode, ApiError> {
-    match req.headers().get(X_KEYWARD_REFUSE_WITH) {
+    match req
+        .headers()
+        .get(X_KEYWARD_REFUSE_WITH)
+        .map(RefuseWith::parse)
+    {
         None => Ok(StatusCode::TOO_MANY_REQUESTS),
-        Some(v) if v == "403" => Ok(StatusCode::FORBIDDEN),
-        Some(_) => Err(ApiError::invalid_request(
+        Some(Some(asked)) => Ok(asked.status()),
+        Some(None) => Err(ApiError::invalid_request(
             "`X-Keyward-Refuse-With` may only be 403",
         )),
     }

@@ -341,6 +341,18 @@ async fn the_admin_api_sets_changes_keeps_and_removes_a_limit_and_refuses_a_bad_
         "unchanged"
     );
 
+    // JSON Schema counts 3.0 as an integer, so a generated client may send it so.
+    let floats = json!({"enabled": true, "rateLimit": {"requests": 3.0, "perSeconds": 10.0}});
+    let as_floats = view(app.update_key("acme", "svc", floats).await).await;
+    assert_eq!(as_floats, json!({"requests": 3, "perSeconds": 10}));
+    let fraction = json!({"enabled": true, "rateLimit": {"requests": 2.5, "perSeconds": 10}});
+    assert_problem(
+        app.update_key("acme", "svc", fraction).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+
     let removed = view(
         app.update_key("acme", "svc", json!({"enabled": true, "rateLimit": null}))
             .await,
