@@ -240,6 +240,14 @@ def create_errors(tab):
     tab.page.locator("#key-name-error").filter(has_text=" ").wait_for()
 
 
+def rate_limit_errors(tab):
+    create_dialog(tab)
+    tab.page.locator("#key-name").fill(tab.new_name())
+    tab.page.locator("#key-rate-requests").fill("0")
+    tab.page.locator("#key-submit").click()
+    tab.page.locator("#key-rate-seconds-error").filter(has_text=" ").wait_for()
+
+
 def token_dialog(tab):
     key_list(tab)
     tab.page.locator("#new-key").click()
@@ -331,6 +339,7 @@ SCREENS = {
     "key-page": Screen(key_page, main=True),
     "create": Screen(create_dialog, main=True),
     "create-errors": Screen(create_errors),
+    "rate-limit-errors": Screen(rate_limit_errors),
     "token": Screen(token_dialog, main=True),
     "token-close-anyway": Screen(token_close_anyway),
     "edit": Screen(edit_dialog, main=True),
