@@ -3,6 +3,7 @@
 
 import { ApiError, adminPath, call, keyPath } from "./api.js";
 import { $, el } from "./dom.js";
+import * as rateLimit from "./ratelimit.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -57,7 +58,7 @@ export class KeyForm {
   clearErrors() {
     $("key-form-error").hidden = true;
     $("key-reload").hidden = true;
-    for (const id of Object.values(FIELD_INPUTS)) {
+    for (const id of [...Object.values(FIELD_INPUTS), ...rateLimit.INPUTS]) {
       $(id).removeAttribute("aria-invalid");
       $(`${id}-error`).textContent = "";
     }
@@ -99,6 +100,7 @@ export class KeyForm {
     $("key-permissions").value = key.permissions.join(" ");
     $("key-description").value = key.description || "";
     $("key-expires").value = toLocalInput(key.expiresAt);
+    rateLimit.fill(key.rateLimit);
     if (!$("key-dialog").open) $("key-dialog").showModal();
     $("key-enabled").focus();
     this.suggest();
@@ -142,16 +144,32 @@ export class KeyForm {
     $("key-form-error").hidden = false;
   }
 
+  /** Marks `ids` invalid and puts `message` beside the first of them. */
+  fieldError(ids, message) {
+    for (const id of ids) $(id).setAttribute("aria-invalid", "true");
+    $(`${ids[0]}-error`).textContent = message;
+  }
+
   showFieldErrors(error) {
     let shown = false;
     for (const { field, message } of error.fieldErrors) {
-      const id = FIELD_INPUTS[field.replace(/\[\d+\]$/, "")];
-      if (!id) continue;
-      $(id).setAttribute("aria-invalid", "true");
-      $(`${id}-error`).textContent = message;
+      const own = FIELD_INPUTS[field.replace(/\[\d+\]$/, "")];
+      const ids = own ? [own] : rateLimit.inputsFor(field);
+      if (ids.length === 0) continue;
+      this.fieldError(ids, message);
       shown = true;
     }
     this.formError(shown ? "Check the fields marked below." : error.message);
+  }
+
+  /** The rate limit as the form holds it, or null after marking what keyward would refuse. */
+  readLimit() {
+    const { limit, errors } = rateLimit.read();
+    if (!errors) return { limit };
+    for (const [id, message] of Object.entries(errors)) this.fieldError([id], message);
+    this.formError("Check the fields marked below.");
+    $(Object.keys(errors)[0]).focus();
+    return null;
   }
 
   async submit() {
@@ -163,6 +181,9 @@ export class KeyForm {
       description: $("key-description").value,
       expires: $("key-expires").value,
     };
+    const rate = this.readLimit();
+    if (!rate) return;
+    form.rateLimit = rate.limit;
     try {
       if (this.editing) await this.saveEdit(form);
       else await this.create(form);
@@ -183,6 +204,7 @@ export class KeyForm {
     const body = { name, enabled: form.enabled, permissions: form.permissions };
     const description = form.description.trim();
     if (description) body.description = description;
+    if (form.rateLimit) body.rateLimit = form.rateLimit;
     if (form.expires) body.expiresAt = fromLocalInput(form.expires);
     const { data } = await call("POST", adminPath(this.tenant, "/apiKeys"), { body });
     $("key-dialog").close();
@@ -199,6 +221,8 @@ export class KeyForm {
     if (form.permissions.join(" ") !== key.permissions.join(" ")) body.permissions = form.permissions;
     if (form.description !== (key.description || "")) body.description = form.description || null;
     if (form.expires !== toLocalInput(key.expiresAt)) body.expiresAt = fromLocalInput(form.expires);
+    // null removes the limit; an unchanged one is not sent at all.
+    if (!rateLimit.same(form.rateLimit, key.rateLimit)) body.rateLimit = form.rateLimit;
     await call("PUT", keyPath(this.tenant, name), { body, ifMatch: etag });
     $("key-dialog").close();
     await this.done(`Saved ${name}.`);

@@ -4,6 +4,7 @@
 import { call, keyPath } from "./api.js";
 import { $, el, shortTime } from "./dom.js";
 import { badge, enabledBadge, expiryText, graceText, isExpired } from "./keyinfo.js";
+import { longText as limitText } from "./ratelimit.js";
 import { listUrl } from "./router.js";
 
 function fact(term, ...value) {
@@ -53,6 +54,7 @@ export class KeyPage {
       ...fact("Description", key.description || ""),
       ...fact("Created", [shortTime(key.createdAt), key.createdBy ? ` by ${key.createdBy}` : ""].join("") || "unknown"),
       ...fact("Expires", ...expires),
+      ...fact("Rate limit", limitText(key.rateLimit)),
       ...fact("Last used", key.lastUsedAt ? shortTime(key.lastUsedAt) : "never"),
       ...fact("Rotated at", key.rotatedAt ? shortTime(key.rotatedAt) : "never"),
       ...fact("Old tokens", ...rotation),

@@ -5,6 +5,7 @@
 import { adminPath, call, nextLink } from "./api.js";
 import { $, el, shortTime } from "./dom.js";
 import { badge, enabledBadge, expiryText, graceNote, isExpired } from "./keyinfo.js";
+import { shortText as limitText } from "./ratelimit.js";
 import { keyUrl, listUrl } from "./router.js";
 
 const PAGE_SIZE = 50;
@@ -187,6 +188,17 @@ export class KeyList {
     $("next-page").disabled = !this.next;
   }
 
+  /** Enabled or not, and the rate limit under it when the key has one. */
+  enabledCell(key) {
+    const enabled = cell("enabled", enabledBadge(key));
+    if (key.rateLimit) {
+      const limit = line(limitText(key.rateLimit), "rate-limit muted");
+      limit.title = `Rate limit: ${limitText(key.rateLimit)}`;
+      enabled.append(limit);
+    }
+    return enabled;
+  }
+
   row(key) {
     const grace = key.graceTokens || [];
     const name = cell("name", el("a", { href: keyUrl(this.tenant, key.name), textContent: key.name }));
@@ -210,7 +222,7 @@ export class KeyList {
       { dataset: { key: key.name } },
       name,
       token,
-      cell("enabled", enabledBadge(key)),
+      this.enabledCell(key),
       cell("perm", key.permissions.length ? key.permissions.join(" ") : "(none)"),
       cell("description", key.description || ""),
       created,

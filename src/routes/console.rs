@@ -98,6 +98,7 @@ static ASSETS: &[Asset] = &[
     asset!("keypage.js", JS),
     asset!("keyform.js", JS),
     asset!("keyinfo.js", JS),
+    asset!("ratelimit.js", JS),
     asset!("actions.js", JS),
     asset!("tokendialog.js", JS),
     asset!("lookup.js", JS),

@@ -7,6 +7,7 @@ Screenshots of the main screens go to target/console-screenshots/ (never into gi
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -24,7 +25,6 @@ from playwright.sync_api import expect, sync_playwright
 
 SECRET = "browser-test-secret-that-is-long-enough-for-hs256"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "target" / "console-screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 # The suite runs beside the rest of `cargo test` on two cores: give the page time.
@@ -168,15 +168,24 @@ def keyward(start_keyward):
     return start_keyward()
 
 
-@pytest.fixture(scope="session")
-def browser():
+@contextlib.contextmanager
+def launch():
+    """Debian's Chromium, headless, as every browser test (and the screenshot script) runs it."""
     with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
         )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with launch() as b:
         yield b
-        b.close()
 
 
 class Console:
@@ -207,8 +216,10 @@ class Console:
         return self.page.locator(f'#keys-body tr[data-key="{name}"]')
 
     def shot(self, name):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        # The screenshot script's own writer, into its default (git-ignored) directory.
+        from screenshots import DEFAULT_OUT, save
+
+        save(self.page, DEFAULT_OUT, name)
 
     def close(self):
         self.context.close()
