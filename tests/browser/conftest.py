@@ -85,7 +85,8 @@ class Keyward:
             "RUST_LOG": "info",
         }
         settings.update(env)
-        # keyward reads every KEYWARD_* variable as a setting: pass only the test's own.
+        # A developer's own KEYWARD_* settings (a listen address, a secret) must not leak
+        # into the test's server: pass only the test's own.
         environ = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")}
         # None: leave the setting at its default.
         environ.update({k: v for k, v in settings.items() if v is not None})
