@@ -18,17 +18,17 @@ use sha2::{Digest, Sha256};
 use crate::helpers::*;
 
 /// Imported keys (no `kw_` prefix): hashed and looked up like any token.
-const LIMITED: &str = "cluster-test-key-limited-to-thirty-per-five-seconds";
+const LIMITED: &str = "cluster-test-key-limited-to-sixty-per-five-seconds";
 const OPEN: &str = "cluster-test-key-without-a-limit";
 
-const LIMIT: usize = 30;
+const LIMIT: usize = 60;
 const PER_SECONDS: u64 = 5;
 const REPLICAS: usize = 3;
 /// This replica's share while Redis is down.
 const SHARE: usize = LIMIT / REPLICAS;
 /// keyward's lease for this limit and replica count (a tenth of the limit over the
 /// replicas, at least 1): what the replicas may hold unused at a window's end.
-const LEASE: usize = 1;
+const LEASE: usize = 2;
 const CLIENTS_PER_REPLICA: usize = 3;
 /// Between two requests of one client: about 1,000 requests a second in all, at most.
 const PAUSE: Duration = Duration::from_millis(8);
