@@ -49,13 +49,26 @@ pub struct Settings {
     pub ignored_variables: Vec<String>,
 }
 
-/// Where `lastUsedAt` is kept (README, "lastUsedAt across replicas").
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Where `lastUsedAt` is kept, and rate limits shared (README, "lastUsedAt across
+/// replicas", "Rate limits").
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UsageSettings {
     /// None: in `state_dir` only, this replica's own uses. Set: every replica pointed at
     /// this Redis shares its uses. A secret: the URL may carry a password.
     pub redis_url: Option<SecretString>,
+    /// How many replicas share `redis_url`: while Redis is unreachable, each enforces a
+    /// key's limit divided by this, so the cluster as a whole still holds it.
+    pub replicas: u32,
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            replicas: 1,
+        }
+    }
 }
 
 /// The browser console at `/` (README, "Console: keys in the browser").
@@ -225,6 +238,8 @@ pub enum ConfigError {
     CorsOrigin(String),
     #[error(transparent)]
     RedisUrl(#[from] crate::usage::BadRedisUrl),
+    #[error("`usage.replicas` must be at least 1")]
+    Replicas,
 }
 
 impl Settings {
@@ -293,6 +308,9 @@ impl Settings {
         }
         if let Some(url) = &self.usage.redis_url {
             crate::usage::check_url(url, crate::usage::REDIS_URL_SETTING)?;
+        }
+        if self.usage.replicas == 0 {
+            return Err(ConfigError::Replicas);
         }
         Ok(())
     }
@@ -508,6 +526,8 @@ mod tests {
             "write_timeout_seconds: 0\n",
             "usage: {redis_url: 'localhost:6379'}\n",
             "usage: {redis_url: 'http://cache:6379'}\n",
+            "usage: {replicas: 0}\n",
+            "usage: {replicas: -1}\n",
         ] {
             std::fs::write(&path, bad).unwrap();
             assert!(Settings::load(&path, true).is_err(), "{bad}");

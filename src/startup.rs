@@ -22,6 +22,7 @@ use crate::index::Index;
 use crate::keys::{self, Verifier};
 use crate::last_good::LastGood;
 use crate::metrics::Metrics;
+use crate::rate_limit::{Ledger, RateLimits};
 use crate::routes::console::Console;
 use crate::routes::git::WebhookSecret;
 use crate::routes::json::BodyLimits;
@@ -111,6 +112,7 @@ impl Application {
         let index = Arc::new(Index::new());
         let metrics = Arc::new(Metrics::new(index.clone()));
         let (usage_store, usage_syncer) = usage_store(&settings, &index, &metrics)?;
+        let limits = rate_limits(&usage_store, &clock, &metrics);
         let mut service = keys::Service::new(
             store,
             index.clone(),
@@ -119,13 +121,15 @@ impl Application {
             clock.clone(),
             prefix.clone(),
             settings.max_keys_per_tenant,
+            limits.clone(),
         );
         if settings.git.enabled {
             service =
                 service.with_git(&settings.tenants_dir, &settings.state_dir, &settings.git)?;
         }
         let service = Arc::new(service);
-        let verifier = Verifier::new(index.clone(), prefix, clock, metrics.clone());
+        let verifier = Verifier::new(index.clone(), prefix, clock, metrics.clone())
+            .with_ledger(limits.ledger().cloned());
         let auth = Authenticator::new(jwt, jwks, verifier.clone(), service.clone());
         // Watch first: a change made while the tenants load is then never missed.
         let watch =
@@ -261,7 +265,19 @@ fn usage_store(
     };
     let link = RedisLink::open(url, usage::REDIS_URL_SETTING)?;
     let syncer = usage::Syncer::new(link.clone(), index.clone(), metrics.clone());
-    Ok((UsageStore::Redis(link), Some(syncer)))
+    let replicas = settings.usage.replicas;
+    Ok((UsageStore::Redis { link, replicas }, Some(syncer)))
+}
+
+/// Rate limits: in memory, or held across the replicas sharing the usage store's Redis.
+fn rate_limits(usage: &UsageStore, clock: &Clock, metrics: &Arc<Metrics>) -> RateLimits {
+    match usage {
+        UsageStore::Local => RateLimits::in_memory(clock.clone()),
+        UsageStore::Redis { link, replicas } => {
+            let ledger = Ledger::new(link.clone(), *replicas, metrics.clone());
+            RateLimits::shared(clock.clone(), ledger)
+        }
+    }
 }
 
 /// The state directory must not be inside the tenants tree, or ops' git would see it.

@@ -120,7 +120,7 @@ impl TenantKeys {
                     before
                         .and_then(|k| k.limiter.as_ref())
                         .filter(|l| l.limit() == limit)
-                        .map_or_else(|| limits.limiter(limit), Arc::clone)
+                        .map_or_else(|| limits.limiter(&entry.name, limit), Arc::clone)
                 }),
                 entry: Arc::new(entry),
             }

@@ -232,7 +232,11 @@ impl Publisher {
                 } else if let Some(saved) =
                     owner.and_then(|owner| self.last_good.load(tenant, owner))
                 {
-                    let keys = TenantKeys::build_owned(Arc::new(saved.file), None, &self.limits);
+                    let keys = TenantKeys::build_owned(
+                        Arc::new(saved.file),
+                        None,
+                        &self.limits.for_tenant(tenant),
+                    );
                     self.index.publish(tenant, keys, generation);
                     self.on_last_good
                         .lock()
@@ -241,7 +245,11 @@ impl Publisher {
                 } else {
                     // The tenant is there, serving nothing: keys it held belonged to a
                     // directory removed and made again between two reloads.
-                    let none = TenantKeys::build_owned(Arc::default(), None, &self.limits);
+                    let none = TenantKeys::build_owned(
+                        Arc::default(),
+                        None,
+                        &self.limits.for_tenant(tenant),
+                    );
                     self.index.publish(tenant, none, generation);
                     self.owners.lock().insert(tenant.clone(), owner);
                     Serving::Nothing
@@ -282,7 +290,7 @@ impl Publisher {
         let keys = Arc::new(TenantKeys::build_owned(
             version.file,
             previous.as_deref(),
-            &self.limits,
+            &self.limits.for_tenant(tenant),
         ));
         drop(previous);
         if !self.index.publish(tenant, keys.clone(), version.generation) {

@@ -38,6 +38,9 @@ pub struct Service {
 const HISTORY_AT_ONCE: usize = 4;
 
 impl Service {
+    /// `limits`: where the limiters of limited keys come from (in memory, or held across
+    /// replicas), made by start-up with the rest of the wiring.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<Store>,
         index: Arc<Index>,
@@ -46,8 +49,8 @@ impl Service {
         clock: Clock,
         prefix: TokenPrefix,
         max_keys: usize,
+        limits: RateLimits,
     ) -> Self {
-        let limits = RateLimits::in_memory(clock.clone());
         let publisher = Arc::new(Publisher::new(
             store.clone(),
             index.clone(),

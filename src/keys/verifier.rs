@@ -1,21 +1,26 @@
 //! The hot path: is this key valid for this tenant, and may it do this?
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::clock::Clock;
 use crate::domain::{KeyHash, PresentedKey, Refusal, TokenPrefix, Verdict};
 use crate::index::{Index, Verified};
 use crate::metrics::Metrics;
-use crate::rate_limit::Decision;
+use crate::rate_limit::{Decision, Ledger, REFILL_WAIT};
 
 /// The hot path: is this key valid for this tenant, and may it do this? A format check,
-/// one lookup in the index, no I/O and no lock.
+/// one lookup in the index, no I/O and no lock. (A limited key whose share of a cluster's
+/// allowance ran out waits for the next, at most `REFILL_WAIT`.)
 #[derive(Clone)]
 pub struct Verifier {
     index: Arc<Index>,
     prefix: TokenPrefix,
     clock: Clock,
     metrics: Arc<Metrics>,
+    /// Rate limits shared across replicas: what a verification waiting for a lease
+    /// listens to.
+    ledger: Option<Arc<Ledger>>,
 }
 
 impl Verifier {
@@ -30,7 +35,13 @@ impl Verifier {
             prefix,
             clock,
             metrics,
+            ledger: None,
         }
+    }
+
+    /// Rate limits are held across replicas through `ledger` (when there is one).
+    pub fn with_ledger(self, ledger: Option<Arc<Ledger>>) -> Self {
+        Self { ledger, ..self }
     }
 
     /// Checks a presented key, spends one verification of its rate limit when it has one
@@ -38,7 +49,11 @@ impl Verifier {
     /// `answer`, which writes the reply from the index as it is. A token a rotation left in
     /// its grace period verifies too: the answer says so, and when it stops. The limit's
     /// decision comes along for a limited key, refused or not (`Refusal::RateLimited`).
-    pub fn check<S: AsRef<str>, R>(
+    ///
+    /// Answers at once, except for a limited key whose lease of a cluster's allowance is
+    /// empty: then it waits for the refill, at most `REFILL_WAIT`, after which the key's
+    /// limiter decides alone.
+    pub async fn check<S: AsRef<str>, R>(
         &self,
         tenant: &str,
         presented: &str,
@@ -46,11 +61,30 @@ impl Verifier {
         answer: impl FnOnce(Result<Verified<'_>, Refusal>, Option<Decision>) -> R,
     ) -> R {
         let timer = self.metrics.verify_timer();
-        self.find_and_spend(tenant, presented, required, |verdict, limit| {
-            self.metrics
-                .verify_outcome(verdict.as_ref().err().copied(), timer);
-            answer(verdict, limit)
-        })
+        let mut answer = Some(answer);
+        let mut deadline: Option<Instant> = None;
+        loop {
+            // Listening before asking: a refill that ends in between still wakes the wait.
+            let refills = deadline.and(self.ledger.as_ref()).map(|l| l.refills());
+            let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
+            let answered = self.find_and_spend(tenant, presented, required, |verdict, limit| {
+                if limit.is_some_and(|d| d.refilling) && !past_deadline {
+                    return None;
+                }
+                self.metrics
+                    .verify_outcome(verdict.as_ref().err().copied(), timer);
+                // Taken once: the loop ends with this answer.
+                answer.take().map(|answer| answer(verdict, limit))
+            });
+            if let Some(answered) = answered {
+                return answered;
+            }
+            let until = *deadline.get_or_insert_with(|| Instant::now() + REFILL_WAIT);
+            if let Some(mut refills) = refills {
+                let until = tokio::time::Instant::from_std(until);
+                let _ = tokio::time::timeout_at(until, refills.changed()).await;
+            }
+        }
     }
 
     /// `check`, for a key calling the admin API about itself (`/apiKeys/current`):

@@ -307,6 +307,11 @@ impl Metrics {
         self.usage.push_failed();
     }
 
+    /// A limited key verified on this replica's share alone (Redis down or slow).
+    pub fn rate_limit_admitted_alone(&self) {
+        self.usage.admitted_alone();
+    }
+
     /// One reload's outcome: `loaded`, `unchanged`, `invalid` or `removed`.
     pub fn reload(&self, tenant: &TenantId, outcome: &'static str) {
         self.tenant_files.reloaded(tenant, outcome);

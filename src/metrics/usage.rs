@@ -1,5 +1,6 @@
 //! The shared `lastUsedAt` store's metrics (`usage.redis_url`): whether Redis answered the
-//! last exchange, uses pushed, and pushes that failed.
+//! last exchange, uses pushed, and pushes that failed; and whether rate limits, held across
+//! the replicas through the same Redis, are meanwhile enforced per replica.
 //!
 //! They appear once the syncer reports in: a replica that keeps `lastUsedAt` to itself has
 //! no store to be down.
@@ -18,6 +19,7 @@ pub(super) struct UsageState {
     up: AtomicBool,
     pushed: AtomicU64,
     push_failures: AtomicU64,
+    admitted_alone: AtomicU64,
 }
 
 impl UsageState {
@@ -40,6 +42,10 @@ impl UsageState {
     pub(super) fn push_failed(&self) {
         self.push_failures.fetch_add(1, Ordering::Relaxed);
     }
+
+    pub(super) fn admitted_alone(&self) {
+        self.admitted_alone.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Collector for UsageState {
@@ -54,6 +60,13 @@ impl Collector for UsageState {
             None,
             up.metric_type(),
         )?)?;
+        let per_replica = ConstGauge::new(i64::from(!self.up.load(Ordering::Relaxed)));
+        per_replica.encode(encoder.encode_descriptor(
+            "keyward_rate_limit_per_replica",
+            "1 while Redis is unreachable and this replica enforces each key's rate limit divided by usage.replicas, 0 while limits are held across the replicas",
+            None,
+            per_replica.metric_type(),
+        )?)?;
         let counters = [
             (
                 "keyward_usage_pushed_uses",
@@ -64,6 +77,11 @@ impl Collector for UsageState {
                 "keyward_usage_push_failures",
                 "Pushes to the shared lastUsedAt store that failed (their uses go with the next push)",
                 &self.push_failures,
+            ),
+            (
+                "keyward_rate_limit_admitted_alone",
+                "Verifications of limited keys admitted on this replica's share of the limit alone, without the shared ledger (Redis unreachable, or slower than 50 ms)",
+                &self.admitted_alone,
             ),
         ];
         for (name, help, value) in counters {

@@ -1,10 +1,29 @@
 //! Per-key rate limits: each limited key holds one limiter, which answers "may this key be
 //! verified once more now?" with a `Decision` the routes turn into headers.
 //!
-//! The engine here keeps its state in memory, exact on one replica: governor's GCRA, one
-//! limiter per limited key, built with the index and carried over reloads that keep the
-//! key's name and limit. A shared engine (state in Redis, for several replicas) is another
-//! `RateLimits` handing out limiters that answer the same `Decision`.
+//! Admission is governor's GCRA, one limiter per limited key, built with the index and
+//! carried over reloads that keep the key's name and limit. On one replica that is all:
+//! exact, in memory.
+//!
+//! Several replicas sharing a Redis (`usage.redis_url`) add a ledger (`ledger`): per key
+//! and fixed window of `perSeconds` (aligned to the Unix epoch, so every replica agrees
+//! on it), the count of allowance handed out. A replica reserves a lease from it in
+//! advance (`lease`: `INCRBY` of the lease size, capped at what is left) and admits while
+//! both its lease has allowance and the key's own GCRA, which keeps the rate's shape on
+//! this replica, allows. Why a ledger and not a limiter in Redis: the algorithm stays
+//! governor's, Redis only counts, and a key whose lease has allowance never waits on it.
+//!
+//! Boundaries: the ledger never hands out more than a window allows, so with Redis up the
+//! cluster admits at most the limit per window. A sliding window that straddles two fixed
+//! ones can see up to twice the limit (all of one window's at its end, all of the next's
+//! at its start), as with any fixed-window count. Unused leased allowance at a window's
+//! end is lost (under-admission, at most `replicas × (lease − 1)`, under a tenth of the
+//! limit). While Redis is down or slower than `lease::REFILL_WAIT`, each replica decides
+//! alone: its share of each window (the limit divided by `usage.replicas`),
+//! counted here as the ledger would.
+
+mod lease;
+mod ledger;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,7 +35,10 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
-use crate::domain::RateLimit;
+use crate::domain::{KeyName, RateLimit, TenantId};
+
+pub use lease::{REFILL_WAIT, divided, lease_size};
+pub use ledger::Ledger;
 
 /// What a limiter answered for one verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,36 +52,99 @@ pub struct Decision {
     pub reset_after: Duration,
     /// For a refusal: until the next verification can be allowed.
     pub retry_after: Option<Duration>,
+    /// Not an answer yet: this replica's lease is empty and being refilled from the
+    /// ledger; the caller waits for it (at most `REFILL_WAIT`) and asks again.
+    pub refilling: bool,
 }
 
-/// Hands out limiters: the in-memory engine, measuring time by the server's clock (so a
-/// test's manual clock moves limits as it moves expiries).
+/// Hands out limiters, measuring time by the server's clock (so a test's manual clock
+/// moves limits as it moves expiries): in memory, or sharing each key's allowance with
+/// the other replicas through a ledger.
 #[derive(Clone, Default)]
 pub struct RateLimits {
     clock: Clock,
+    ledger: Option<Arc<Ledger>>,
+    /// The tenant whose keys the limiters are for: the ledger's entries are named by it.
+    tenant: Option<TenantId>,
 }
+
+type Gcra = RateLimiter<NotKeyed, InMemoryState, GcraClock, StateInformationMiddleware>;
 
 impl RateLimits {
     pub fn in_memory(clock: Clock) -> Self {
-        Self { clock }
+        Self {
+            clock,
+            ledger: None,
+            tenant: None,
+        }
     }
 
-    /// A fresh limiter for `limit`, its whole quota available.
-    pub fn limiter(&self, limit: RateLimit) -> Arc<KeyLimiter> {
+    /// Limits held across the replicas that share `ledger`.
+    pub fn shared(clock: Clock, ledger: Arc<Ledger>) -> Self {
+        Self {
+            ledger: Some(ledger),
+            ..Self::in_memory(clock)
+        }
+    }
+
+    /// The ledger, when limits are shared.
+    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+        self.ledger.as_ref()
+    }
+
+    /// These limits, for `tenant`'s keys.
+    pub fn for_tenant(&self, tenant: &TenantId) -> Self {
+        Self {
+            tenant: Some(tenant.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// A fresh limiter for the key `name` limited to `limit`, its whole quota available.
+    pub fn limiter(&self, name: &KeyName, limit: RateLimit) -> Arc<KeyLimiter> {
+        let lease = match (&self.ledger, &self.tenant) {
+            (Some(ledger), Some(tenant)) => Some(lease::Lease::new(
+                ledger.clone(),
+                entry_name(tenant, name, limit),
+                limit,
+            )),
+            _ => None,
+        };
+        Arc::new(KeyLimiter {
+            limit,
+            gcra: self.gcra(limit),
+            lease,
+        })
+    }
+
+    fn gcra(&self, limit: RateLimit) -> Gcra {
         let quota = Quota::with_period(limit.period() / limit.requests().get())
             .unwrap_or_else(|| Quota::per_second(limit.requests()))
             .allow_burst(limit.requests());
-        let gcra = RateLimiter::direct_with_clock(quota, GcraClock(self.clock.clone()))
-            .with_middleware::<StateInformationMiddleware>();
-        Arc::new(KeyLimiter { limit, gcra })
+        RateLimiter::direct_with_clock(quota, GcraClock(self.clock.clone()))
+            .with_middleware::<StateInformationMiddleware>()
     }
+}
+
+/// A key's ledger entry, less its window. The limit is part of it: a changed limit must
+/// not inherit what the old one spent (a replica that has not reloaded yet keeps its own).
+fn entry_name(tenant: &TenantId, name: &KeyName, limit: RateLimit) -> String {
+    format!(
+        "keyward:rate:{tenant}/{name}:{}/{}",
+        limit.requests(),
+        limit.per_seconds()
+    )
 }
 
 /// One key's limiter. Checking it spends one verification when it allows one, nothing
 /// when it refuses.
 pub struct KeyLimiter {
     limit: RateLimit,
-    gcra: RateLimiter<NotKeyed, InMemoryState, GcraClock, StateInformationMiddleware>,
+    /// The key's GCRA on this replica: all of it on one replica, the rate's shape when
+    /// shared.
+    gcra: Gcra,
+    /// Shared limits only: this replica's lease of the cluster's allowance.
+    lease: Option<Arc<lease::Lease>>,
 }
 
 impl KeyLimiter {
@@ -68,36 +153,42 @@ impl KeyLimiter {
     }
 
     pub fn check(&self) -> Decision {
-        let interval = self.limit.period() / self.limit.requests().get();
-        let burst = self.limit.requests().get();
-        match self.gcra.check() {
-            Ok(state) => {
-                let remaining = state.remaining_burst_capacity();
-                Decision {
-                    allowed: true,
-                    limit: self.limit,
-                    remaining,
-                    // Each verification spent takes one interval to come back.
-                    reset_after: interval * (burst - remaining),
-                    retry_after: None,
-                }
-            }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.gcra_now());
-                Decision {
-                    allowed: false,
-                    limit: self.limit,
-                    remaining: 0,
-                    // The next one comes back after `wait`, the others one interval apart.
-                    reset_after: wait + interval * (burst - 1),
-                    retry_after: Some(wait),
-                }
-            }
+        match &self.lease {
+            None => decide(&self.gcra, self.limit),
+            Some(lease) => lease.check(&self.gcra, self.gcra.clock().now().as_secs()),
         }
     }
+}
 
-    fn gcra_now(&self) -> Duration {
-        self.gcra.clock().now()
+/// One check of `gcra`, which enforces `limit`.
+fn decide(gcra: &Gcra, limit: RateLimit) -> Decision {
+    let interval = limit.period() / limit.requests().get();
+    let burst = limit.requests().get();
+    match gcra.check() {
+        Ok(state) => {
+            let remaining = state.remaining_burst_capacity();
+            Decision {
+                allowed: true,
+                limit,
+                remaining,
+                // Each verification spent takes one interval to come back.
+                reset_after: interval * (burst - remaining),
+                retry_after: None,
+                refilling: false,
+            }
+        }
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(gcra.clock().now());
+            Decision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                // The next one comes back after `wait`, the others one interval apart.
+                reset_after: wait + interval * (burst - 1),
+                retry_after: Some(wait),
+                refilling: false,
+            }
+        }
     }
 }
 
@@ -105,6 +196,7 @@ impl fmt::Debug for KeyLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyLimiter")
             .field("limit", &self.limit)
+            .field("shared", &self.lease.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -133,7 +225,10 @@ mod tests {
         let clock = Clock::manual(datetime!(2030-01-01 00:00 UTC));
         let limits = RateLimits::in_memory(clock.clone());
         (
-            limits.limiter(RateLimit::new(requests, per_seconds).unwrap()),
+            limits.limiter(
+                &KeyName::parse("k").unwrap(),
+                RateLimit::new(requests, per_seconds).unwrap(),
+            ),
             clock,
         )
     }

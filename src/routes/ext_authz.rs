@@ -169,16 +169,16 @@ pub(crate) async fn ext_authz(
     let presented = presented_key(req.headers()).unwrap_or_default();
     let required = required_permissions(req.headers())?;
     let over_limit = over_limit_status(&req)?;
-    Ok(
-        verifier.check(tenant, presented, &required, |verdict, limit| {
+    Ok(verifier
+        .check(tenant, presented, &required, |verdict, limit| {
             let res = match verdict {
                 // 200, not 204: Envoy lets a request through on 200 only.
                 Ok(Verified { entry, .. }) => allowed(StatusCode::OK, tenant, entry),
                 Err(r) => refused(presented, r, over_limit),
             };
             with_limit(res, limit)
-        }),
-    )
+        })
+        .await)
 }
 
 /// Every permission the gateway asks for. A header that names none fails closed: a

@@ -12,7 +12,7 @@ use crate::domain::FileProblem;
 use crate::error::ApiError;
 use crate::keys::{self, KeysFrom};
 use crate::store::render;
-use crate::usage::UsageStore;
+use crate::usage::{RateLimitMode, UsageStore};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         KeysSource,
         UsageView,
         UsageStoreKind,
+        RateLimitView,
         keys::GitStatus,
         keys::Report
     ))
@@ -84,6 +85,32 @@ pub struct UsageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     since: Option<String>,
+    /// `redis` only: how this replica enforces rate limits now. `shared`: held across the
+    /// replicas through Redis. `perReplica`: Redis is unreachable, so each replica admits
+    /// its share of each limit (divided by `replicas`). (Without Redis each replica
+    /// enforces every key's whole limit.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limits: Option<RateLimitView>,
+    /// `redis` only: `usage.replicas`, the replicas sharing Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replicas: Option<u32>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+enum RateLimitView {
+    Shared,
+    PerReplica,
+}
+
+impl RateLimitView {
+    fn of(mode: RateLimitMode) -> Option<Self> {
+        match mode {
+            RateLimitMode::Local => None,
+            RateLimitMode::Shared => Some(Self::Shared),
+            RateLimitMode::PerReplica => Some(Self::PerReplica),
+        }
+    }
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -104,6 +131,8 @@ impl UsageView {
             },
             connected: report.connected,
             since: report.since.map(render::timestamp),
+            rate_limits: RateLimitView::of(report.rate_limits),
+            replicas: report.replicas,
         }
     }
 }

@@ -238,31 +238,33 @@ pub(crate) async fn verify(
         }
         res
     };
-    verifier.check(
-        &path,
-        &body.key,
-        &body.permissions,
-        |verdict, limit| match verdict {
-            Ok(v) => answer(
-                VerifyResponse::Valid {
-                    valid: true,
-                    name: v.entry.name.as_str(),
-                    permissions: Strs(&v.entry.permissions),
-                    // A token in its grace period stops at the grace's end: a gateway that caches
-                    // the answer must not keep it longer.
-                    expires_at: v.expires_at().map(render::timestamp),
-                },
-                limit,
-            ),
-            Err(r) => answer(
-                VerifyResponse::Invalid {
-                    valid: false,
-                    code: r.code(),
-                },
-                limit,
-            ),
-        },
-    )
+    verifier
+        .check(
+            &path,
+            &body.key,
+            &body.permissions,
+            |verdict, limit| match verdict {
+                Ok(v) => answer(
+                    VerifyResponse::Valid {
+                        valid: true,
+                        name: v.entry.name.as_str(),
+                        permissions: Strs(&v.entry.permissions),
+                        // A token in its grace period stops at the grace's end: a gateway that caches
+                        // the answer must not keep it longer.
+                        expires_at: v.expires_at().map(render::timestamp),
+                    },
+                    limit,
+                ),
+                Err(r) => answer(
+                    VerifyResponse::Invalid {
+                        valid: false,
+                        code: r.code(),
+                    },
+                    limit,
+                ),
+            },
+        )
+        .await
 }
 
 /// Forward-auth a request
@@ -343,15 +345,15 @@ pub(crate) async fn forward_auth(
         required.push(value);
     }
     let over_limit = over_limit_status(&req)?;
-    Ok(
-        verifier.check(tenant, presented, &required, |verdict, limit| {
+    Ok(verifier
+        .check(tenant, presented, &required, |verdict, limit| {
             let res = match verdict {
                 Ok(Verified { entry, .. }) => allowed(StatusCode::NO_CONTENT, tenant, entry),
                 Err(r) => refused(presented, r, over_limit),
             };
             with_limit(res, limit)
-        }),
-    )
+        })
+        .await)
 }
 
 /// The status a key over its limit gets: 429, or 403 for a gateway that asks for it

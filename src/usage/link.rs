@@ -7,6 +7,7 @@
 //! job; the URL (and its password) is never logged.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -63,6 +64,8 @@ pub struct RedisLink {
     /// The setting the URL came from, for the log.
     setting: &'static str,
     health: Mutex<Health>,
+    /// `health` is `Down`, read without its lock: every verification of a limited key asks.
+    down: AtomicBool,
 }
 
 impl RedisLink {
@@ -79,6 +82,7 @@ impl RedisLink {
                 state: LinkState::Starting,
                 since: OffsetDateTime::now_utc(),
             }),
+            down: AtomicBool::new(false),
         }))
     }
 
@@ -91,6 +95,11 @@ impl RedisLink {
         *self.health.lock()
     }
 
+    /// Whether the last exchange with Redis failed (not before the first one ends).
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
     /// An exchange with Redis succeeded.
     pub fn succeeded(&self) {
         let Some(was) = self.move_to(LinkState::Up) else {
@@ -100,7 +109,10 @@ impl RedisLink {
             LinkState::Starting => {
                 tracing::info!(setting = self.setting, "connected to Redis")
             }
-            _ => tracing::info!(setting = self.setting, "Redis is reachable again"),
+            _ => tracing::info!(
+                setting = self.setting,
+                "Redis is reachable again: rate limits are shared by every replica again"
+            ),
         }
     }
 
@@ -117,7 +129,8 @@ impl RedisLink {
             tracing::warn!(
                 setting = self.setting,
                 error = %error,
-                "cannot reach Redis: retrying until it is back"
+                "cannot reach Redis: retrying until it is back; meanwhile each replica \
+                 enforces a key's rate limit divided by usage.replicas"
             );
         }
     }
@@ -133,6 +146,7 @@ impl RedisLink {
             state,
             since: OffsetDateTime::now_utc(),
         };
+        self.down.store(state == LinkState::Down, Ordering::Relaxed);
         Some(was)
     }
 }

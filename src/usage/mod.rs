@@ -26,8 +26,9 @@ pub const REDIS_URL_SETTING: &str = "usage.redis_url";
 pub enum UsageStore {
     /// This replica's own uses only.
     Local,
-    /// Shared through Redis (this replica's own uses while Redis is unreachable).
-    Redis(Arc<RedisLink>),
+    /// Shared through Redis (this replica's own uses while Redis is unreachable), as are
+    /// rate limits, by `replicas` replicas.
+    Redis { link: Arc<RedisLink>, replicas: u32 },
 }
 
 /// What the status answer says about the store.
@@ -37,6 +38,21 @@ pub struct UsageReport {
     /// Shared only: whether Redis answered the last exchange, and since when that holds.
     pub connected: Option<bool>,
     pub since: Option<OffsetDateTime>,
+    /// Shared only: how many replicas share it (each enforces a key's limit divided by
+    /// this while Redis is unreachable).
+    pub replicas: Option<u32>,
+    pub rate_limits: RateLimitMode,
+}
+
+/// How this replica enforces rate limits now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitMode {
+    /// No Redis: each replica enforces every key's whole limit.
+    Local,
+    /// Held across the replicas through Redis.
+    Shared,
+    /// Redis is unreachable: this replica enforces each limit divided by the replicas.
+    PerReplica,
 }
 
 impl UsageStore {
@@ -46,13 +62,21 @@ impl UsageStore {
                 shared: false,
                 connected: None,
                 since: None,
+                replicas: None,
+                rate_limits: RateLimitMode::Local,
             },
-            Self::Redis(link) => {
+            Self::Redis { link, replicas } => {
                 let health = link.health();
                 UsageReport {
                     shared: true,
                     connected: Some(health.state == LinkState::Up),
                     since: Some(health.since),
+                    replicas: Some(*replicas),
+                    rate_limits: if link.is_down() {
+                        RateLimitMode::PerReplica
+                    } else {
+                        RateLimitMode::Shared
+                    },
                 }
             }
         }

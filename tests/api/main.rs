@@ -36,6 +36,7 @@ mod ops;
 mod principals;
 mod props;
 mod rate_limits;
+mod rate_limits_cluster;
 mod reload;
 mod security_git;
 mod security_store;
