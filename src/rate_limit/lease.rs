@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::gcra::{Decision, Gcra, decide};
 use super::ledger::Ledger;
-use super::{Decision, Gcra, decide};
 use crate::domain::RateLimit;
 
 /// The longest a verification waits for a lease; then the fallback decides.

@@ -22,40 +22,24 @@
 //! alone: its share of each window (the limit divided by `usage.replicas`),
 //! counted here as the ledger would.
 
+mod gcra;
 mod lease;
 mod ledger;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use governor::clock::Clock as GovernorClock;
 use governor::middleware::StateInformationMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
 use crate::domain::{KeyName, RateLimit, TenantId};
 
+pub use gcra::Decision;
+use gcra::{Gcra, GcraClock, decide};
 pub use lease::{REFILL_WAIT, divided, lease_size};
 pub use ledger::Ledger;
-
-/// What a limiter answered for one verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    /// The limit it was checked against.
-    pub limit: RateLimit,
-    /// How many more verifications would be allowed right now.
-    pub remaining: u32,
-    /// Until the whole quota is available again.
-    pub reset_after: Duration,
-    /// For a refusal: until the next verification can be allowed.
-    pub retry_after: Option<Duration>,
-    /// Not an answer yet: this replica's lease is empty and being refilled from the
-    /// ledger; the caller waits for it (at most `REFILL_WAIT`) and asks again.
-    pub refilling: bool,
-}
 
 /// Hands out limiters, measuring time by the server's clock (so a test's manual clock
 /// moves limits as it moves expiries): in memory, or sharing each key's allowance with
@@ -67,8 +51,6 @@ pub struct RateLimits {
     /// The tenant whose keys the limiters are for: the ledger's entries are named by it.
     tenant: Option<TenantId>,
 }
-
-type Gcra = RateLimiter<NotKeyed, InMemoryState, GcraClock, StateInformationMiddleware>;
 
 impl RateLimits {
     pub fn in_memory(clock: Clock) -> Self {
@@ -160,38 +142,6 @@ impl KeyLimiter {
     }
 }
 
-/// One check of `gcra`, which enforces `limit`.
-fn decide(gcra: &Gcra, limit: RateLimit) -> Decision {
-    let interval = limit.period() / limit.requests().get();
-    let burst = limit.requests().get();
-    match gcra.check() {
-        Ok(state) => {
-            let remaining = state.remaining_burst_capacity();
-            Decision {
-                allowed: true,
-                limit,
-                remaining,
-                // Each verification spent takes one interval to come back.
-                reset_after: interval * (burst - remaining),
-                retry_after: None,
-                refilling: false,
-            }
-        }
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(gcra.clock().now());
-            Decision {
-                allowed: false,
-                limit,
-                remaining: 0,
-                // The next one comes back after `wait`, the others one interval apart.
-                reset_after: wait + interval * (burst - 1),
-                retry_after: Some(wait),
-                refilling: false,
-            }
-        }
-    }
-}
-
 impl fmt::Debug for KeyLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyLimiter")
@@ -201,24 +151,10 @@ impl fmt::Debug for KeyLimiter {
     }
 }
 
-/// The server's clock as governor reads it: time since the Unix epoch. A wall clock set
-/// back only holds a key's allowance where it stands until it catches up (governor
-/// saturates a negative elapsed time at zero); it never hands out more.
-#[derive(Clone)]
-struct GcraClock(Clock);
-
-impl GovernorClock for GcraClock {
-    type Instant = Duration;
-
-    fn now(&self) -> Duration {
-        let since_epoch = self.0.now() - time::OffsetDateTime::UNIX_EPOCH;
-        Duration::try_from(since_epoch).unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use time::macros::datetime;
 
     fn limiter(requests: u32, per_seconds: u32) -> (Arc<KeyLimiter>, Clock) {
