@@ -274,7 +274,8 @@ fn rate_limits(usage: &UsageStore, clock: &Clock, metrics: &Arc<Metrics>) -> Rat
     match usage {
         UsageStore::Local => RateLimits::in_memory(clock.clone()),
         UsageStore::Redis { link, replicas } => {
-            let ledger = Ledger::new(link.clone(), *replicas, metrics.clone());
+            let counter = crate::usage::RedisCounter::new(link.clone(), metrics.clone());
+            let ledger = Ledger::new(counter, *replicas);
             RateLimits::shared(clock.clone(), ledger)
         }
     }

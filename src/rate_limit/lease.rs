@@ -131,7 +131,7 @@ impl Lease {
                 .ledger
                 .reserve(&entry, lease.size, lease.limit.requests().get(), per.into())
                 .await;
-            lease.refilled(window, got.ok());
+            lease.refilled(window, got);
             lease.ledger.announce_refill();
         });
     }

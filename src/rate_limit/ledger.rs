@@ -9,47 +9,54 @@
 //! to more than the window allows, whatever the replicas do at once.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::watch;
-
-use crate::metrics::Metrics;
-use crate::usage::RedisLink;
-
-/// An exchange slower than this is a Redis that is down: verification has fallen back to
-/// the local limit long before.
-const RESERVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A ledger entry lives this long past its window, for replicas whose clocks lag.
 const GRACE_SECONDS: u64 = 60;
 
+/// Where the ledger keeps its counts: Redis, through the connection `lastUsedAt` shares
+/// (`usage::RedisCounter`). A trait, so that this module, which the index holds limiters
+/// of, depends on nothing above it.
+pub trait WindowCounter: Send + Sync {
+    /// Adds `n` to `entry`, which then expires after `ttl_seconds`, and answers the new
+    /// total; `None` when the store could not be reached.
+    fn add(&self, entry: String, n: u32, ttl_seconds: u64) -> BoxFuture<'static, Option<u64>>;
+
+    /// Whether the store is unreachable now.
+    fn is_down(&self) -> bool;
+
+    /// A verification was admitted by this replica's share alone (counted in metrics).
+    fn admitted_alone(&self);
+}
+
 /// The allowance ledger every replica shares, and the news that a lease came back.
 pub struct Ledger {
-    link: Arc<RedisLink>,
+    counter: Arc<dyn WindowCounter>,
     replicas: u32,
     /// Where leases are reserved from: the runtime that owns the Redis connection, whatever
     /// thread a verification runs on.
     runtime: tokio::runtime::Handle,
     /// Bumped when a reservation ends, for verifications waiting on one.
     refilled: watch::Sender<u64>,
-    metrics: Arc<Metrics>,
 }
 
 impl Ledger {
-    /// A ledger on `link`, shared by `replicas` replicas. Call within a Tokio runtime.
-    pub fn new(link: Arc<RedisLink>, replicas: u32, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// A ledger kept by `counter`, shared by `replicas` replicas. Call within a Tokio
+    /// runtime.
+    pub fn new(counter: Arc<dyn WindowCounter>, replicas: u32) -> Arc<Self> {
         Arc::new(Self {
-            link,
+            counter,
             replicas: replicas.max(1),
             runtime: tokio::runtime::Handle::current(),
             refilled: watch::Sender::new(0),
-            metrics,
         })
     }
 
     /// A verification admitted by this replica's share alone, without the ledger.
     pub(super) fn admitted_alone(&self) {
-        self.metrics.rate_limit_admitted_alone();
+        self.counter.admitted_alone();
     }
 
     pub fn replicas(&self) -> u32 {
@@ -58,39 +65,21 @@ impl Ledger {
 
     /// Whether Redis is unreachable now: limits are then this replica's share.
     pub fn is_down(&self) -> bool {
-        self.link.is_down()
+        self.counter.is_down()
     }
 
     /// Takes up to `lease` of the `requests` a window allows from `entry`: what was left,
-    /// at most `lease`, possibly 0.
+    /// at most `lease`, possibly 0; `None` when the store could not be reached.
     pub(super) async fn reserve(
         &self,
         entry: &str,
         lease: u32,
         requests: u32,
         window_seconds: u64,
-    ) -> redis::RedisResult<u32> {
-        let mut conn = self.link.connection();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .incr(entry, lease)
-            .expire(entry, (window_seconds + GRACE_SECONDS) as i64)
-            .ignore();
-        let exchange = pipe.query_async::<(u64,)>(&mut conn);
-        let answer = match tokio::time::timeout(RESERVE_TIMEOUT, exchange).await {
-            Ok(answer) => answer,
-            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
-        };
-        match answer {
-            Ok((total,)) => {
-                self.link.succeeded();
-                Ok(granted(total, lease, requests))
-            }
-            Err(e) => {
-                self.link.failed(&e);
-                Err(e)
-            }
-        }
+    ) -> Option<u32> {
+        let ttl = window_seconds + GRACE_SECONDS;
+        let total = self.counter.add(entry.to_owned(), lease, ttl).await?;
+        Some(granted(total, lease, requests))
     }
 
     /// Runs a reservation on the ledger's runtime.

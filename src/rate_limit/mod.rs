@@ -39,7 +39,7 @@ use crate::domain::{KeyName, RateLimit, TenantId};
 pub use gcra::Decision;
 use gcra::{Gcra, GcraClock, decide};
 pub use lease::{REFILL_WAIT, divided, lease_size};
-pub use ledger::Ledger;
+pub use ledger::{Ledger, WindowCounter};
 
 /// Hands out limiters, measuring time by the server's clock (so a test's manual clock
 /// moves limits as it moves expiries): in memory, or sharing each key's allowance with

@@ -7,6 +7,7 @@
 
 mod link;
 mod local;
+mod rate_counter;
 mod shared;
 mod syncer;
 
@@ -16,6 +17,7 @@ use time::OffsetDateTime;
 
 pub use link::{BadRedisUrl, Health, LinkState, RedisLink, check_url};
 pub use local::{FLUSH_EVERY, flush, flush_logged, flush_periodically, restore};
+pub use rate_counter::RedisCounter;
 pub use syncer::{SyncTask, Syncer};
 
 /// The setting that turns sharing on.
