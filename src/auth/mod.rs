@@ -148,6 +148,22 @@ impl Authenticator {
     }
 }
 
+/// The app's authenticator, and the claims of the request's bearer JWT when it sends one
+/// (verified). Only a token naming an unknown `kid` waits for the network (a JWKS refetch).
+async fn bearer_claims(
+    req: &HttpRequest,
+) -> Result<(web::Data<Authenticator>, Option<Claims>), ApiError> {
+    let auth = req
+        .app_data::<web::Data<Authenticator>>()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("authenticator missing")))?
+        .clone();
+    let claims = match bearer_token(req.headers())? {
+        Some(token) => Some(auth.verify_jwt(token).await?),
+        None => None,
+    };
+    Ok((auth, claims))
+}
+
 /// Extractor: the caller may use the admin API of the path's tenant with `P::SCOPE`.
 pub struct Admin<P: Policy> {
     pub actor: Actor,
@@ -161,15 +177,7 @@ impl<P: Policy> FromRequest for Admin<P> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let auth = req
-                .app_data::<web::Data<Authenticator>>()
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("authenticator missing")))?
-                .clone();
-            // Only a token naming an unknown `kid` waits for the network (a JWKS refetch).
-            let claims = match bearer_token(req.headers())? {
-                Some(token) => Some(auth.verify_jwt(token).await?),
-                None => None,
-            };
+            let (auth, claims) = bearer_claims(&req).await?;
             let tenant = req.match_info().get("tenantId").unwrap_or_default();
             let mut actor = auth.authorize::<P>(tenant, req.headers(), claims)?;
             actor.request_id = request_id(&req);
@@ -198,14 +206,7 @@ impl FromRequest for Principal {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let auth = req
-                .app_data::<web::Data<Authenticator>>()
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("authenticator missing")))?
-                .clone();
-            let claims = match bearer_token(req.headers())? {
-                Some(token) => Some(auth.verify_jwt(token).await?),
-                None => None,
-            };
+            let (auth, claims) = bearer_claims(&req).await?;
             let principal = Principal {
                 auth,
                 claims,
