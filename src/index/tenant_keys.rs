@@ -1,7 +1,7 @@
 //! One tenant's keys, built from a valid file: what every verification reads.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -22,7 +22,9 @@ pub struct TenantKeys {
     /// Positions in `keys`, by the key's current hash (which the entry holds): a slot is 4
     /// bytes where a map from hash to position took 36, an eighth of the index's memory.
     by_hash: HashTable<u32>,
-    hasher: RandomState,
+    /// Seeded, so a file of hashes made to collide cannot slow a tenant down; and fast,
+    /// since every verification hashes once.
+    hasher: foldhash::fast::RandomState,
     /// Old hashes kept for a rotation's grace period (few): index and end of grace.
     previous: HashMap<KeyHash, (u32, OffsetDateTime)>,
     /// Set when `lastUsedAt` is shared with other replicas: where a use is noted for them.
@@ -126,7 +128,7 @@ impl TenantKeys {
             }
         }));
         keys.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
-        let hasher = RandomState::new();
+        let hasher = foldhash::fast::RandomState::default();
         let hash_of = |i: &u32| hasher.hash_one(keys[*i as usize].entry.hash);
         let mut by_hash = HashTable::with_capacity(keys.len());
         let mut previous_hashes = HashMap::new();

@@ -61,30 +61,67 @@ impl Verifier {
         answer: impl FnOnce(Result<Verified<'_>, Refusal>, Option<Decision>) -> R,
     ) -> R {
         let timer = self.metrics.verify_timer();
-        let mut answer = Some(answer);
-        let mut deadline: Option<Instant> = None;
+        // Nearly every verification ends here, without waiting: no `await` runs on it.
+        match self.attempt(tenant, presented, required, timer, true, answer) {
+            Attempt::Answered(answered) => answered,
+            Attempt::Refilling(answer) => {
+                self.after_refill(tenant, presented, required, timer, answer)
+                    .await
+            }
+        }
+    }
+
+    /// `check` for a limited key whose lease was empty: asks again as refills end, until
+    /// one answers or `REFILL_WAIT` has passed, when the key's limiter decides alone.
+    async fn after_refill<S: AsRef<str>, R, F>(
+        &self,
+        tenant: &str,
+        presented: &str,
+        required: &[S],
+        timer: Option<Instant>,
+        mut answer: F,
+    ) -> R
+    where
+        F: FnOnce(Result<Verified<'_>, Refusal>, Option<Decision>) -> R,
+    {
+        let until = Instant::now() + REFILL_WAIT;
         loop {
             // Listening before asking: a refill that ends in between still wakes the wait.
-            let refills = deadline.and(self.ledger.as_ref()).map(|l| l.refills());
-            let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
-            let answered = self.find_and_spend(tenant, presented, required, |verdict, limit| {
-                if limit.is_some_and(|d| d.refilling) && !past_deadline {
-                    return None;
-                }
-                self.metrics
-                    .verify_outcome(verdict.as_ref().err().copied(), timer);
-                // Taken once: the loop ends with this answer.
-                answer.take().map(|answer| answer(verdict, limit))
-            });
-            if let Some(answered) = answered {
-                return answered;
-            }
-            let until = *deadline.get_or_insert_with(|| Instant::now() + REFILL_WAIT);
+            let refills = self.ledger.as_ref().map(|l| l.refills());
+            let may_wait = Instant::now() < until;
+            answer = match self.attempt(tenant, presented, required, timer, may_wait, answer) {
+                Attempt::Answered(answered) => return answered,
+                Attempt::Refilling(answer) => answer,
+            };
             if let Some(mut refills) = refills {
                 let until = tokio::time::Instant::from_std(until);
                 let _ = tokio::time::timeout_at(until, refills.changed()).await;
             }
         }
+    }
+
+    /// One look at the key: answered and counted, or, when the key's lease is refilling
+    /// and `may_wait`, `answer` handed back to wait with.
+    fn attempt<S: AsRef<str>, R, F>(
+        &self,
+        tenant: &str,
+        presented: &str,
+        required: &[S],
+        timer: Option<Instant>,
+        may_wait: bool,
+        answer: F,
+    ) -> Attempt<R, F>
+    where
+        F: FnOnce(Result<Verified<'_>, Refusal>, Option<Decision>) -> R,
+    {
+        self.find_and_spend(tenant, presented, required, |verdict, limit| {
+            if may_wait && limit.is_some_and(|d| d.refilling) {
+                return Attempt::Refilling(answer);
+            }
+            self.metrics
+                .verify_outcome(verdict.as_ref().err().copied(), timer);
+            Attempt::Answered(answer(verdict, limit))
+        })
     }
 
     /// `check`, for a key calling the admin API about itself (`/apiKeys/current`):
@@ -159,4 +196,11 @@ impl Verifier {
             None => then(Err(Refusal::NotFound)),
         })
     }
+}
+
+/// What one look at a key came to: its answer, or the answer still to give once the key's
+/// lease is refilled.
+enum Attempt<R, F> {
+    Answered(R),
+    Refilling(F),
 }
