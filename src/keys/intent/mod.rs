@@ -4,15 +4,21 @@
 //! reapply a write a force-push removed; so a write never carries a stale copy of an entry
 //! over someone else's change.
 
+mod fields;
+mod recover;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use fields::narrow;
+pub use fields::{Edit, Fields, Timestamp};
+pub use recover::{live_hashes, recover};
+
 use super::Error;
-use super::command::{IfMatch, KeyChanges, KeyLimits, Patch};
+use super::command::{IfMatch, KeyLimits};
 use super::etag;
 use crate::domain::{
-    Description, KeyEntry, KeyHash, KeyName, Permissions, PreviousHash, RateLimit, SecurityFile,
-    TenantId, TokenHint,
+    KeyEntry, KeyHash, KeyName, Permissions, PreviousHash, SecurityFile, TenantId, TokenHint,
 };
 use crate::store::Change;
 
@@ -126,79 +132,6 @@ pub enum What {
 /// The most tokens a key keeps in their grace period: each is a live credential, and a
 /// loop of rotations must not leave hundreds of them.
 pub const MAX_GRACE_TOKENS: usize = 5;
-
-/// The fields of an update.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Fields {
-    pub enabled: Option<bool>,
-    pub permissions: Option<Permissions>,
-    pub description: Edit<Description>,
-    pub expires_at: Edit<Timestamp>,
-    /// Absent from intents journaled before rate limits existed: those kept it.
-    #[serde(default)]
-    pub rate_limit: Edit<RateLimit>,
-}
-
-/// A field of an update, as the journal keeps it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Edit<T> {
-    #[default]
-    Keep,
-    Clear,
-    Set(T),
-}
-
-impl<T: Clone + PartialEq> Edit<T> {
-    fn apply(&self, current: &mut Option<T>) {
-        match self {
-            Self::Keep => {}
-            Self::Clear => *current = None,
-            Self::Set(v) => *current = Some(v.clone()),
-        }
-    }
-
-    /// Keep, where it would leave `seen` as it is.
-    fn unless_same(self, seen: &Option<T>) -> Self {
-        let same = match &self {
-            Self::Keep => true,
-            Self::Clear => seen.is_none(),
-            Self::Set(v) => seen.as_ref() == Some(v),
-        };
-        if same { Self::Keep } else { self }
-    }
-}
-
-impl<T> From<Patch<T>> for Edit<T> {
-    fn from(p: Patch<T>) -> Self {
-        match p {
-            Patch::Keep => Self::Keep,
-            Patch::Clear => Self::Clear,
-            Patch::Set(v) => Self::Set(v),
-        }
-    }
-}
-
-/// A point in time as RFC 3339 in the journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Timestamp(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
-
-impl From<KeyChanges> for Fields {
-    fn from(c: KeyChanges) -> Self {
-        Self {
-            enabled: Some(c.enabled),
-            permissions: c.permissions,
-            description: c.description.into(),
-            expires_at: Edit::from(
-                c.expires_at
-                    .try_map(|t| Ok::<_, ()>(Timestamp(t)))
-                    .unwrap_or_default(),
-            ),
-            rate_limit: c.rate_limit.into(),
-        }
-    }
-}
 
 impl Intent {
     pub fn verb(&self) -> Verb {
@@ -323,19 +256,6 @@ fn rotate_grace(entry: &mut KeyEntry, grace_until: Option<OffsetDateTime>, now: 
     entry.previous_hashes.drain(..over);
 }
 
-/// The fields of `fields` that would change `seen`.
-fn narrow(fields: Fields, seen: &KeyEntry) -> Fields {
-    Fields {
-        enabled: fields.enabled.filter(|on| *on != seen.enabled),
-        permissions: fields.permissions.filter(|p| *p != seen.permissions),
-        description: fields.description.unless_same(&seen.description),
-        expires_at: fields
-            .expires_at
-            .unless_same(&seen.expires_at.map(Timestamp)),
-        rate_limit: fields.rate_limit.unless_same(&seen.rate_limit),
-    }
-}
-
 /// The entry an update, rotation or deletion is about, as it is in the file now: it must
 /// exist, match `If-Match` when one was sent, and not hold more than an API-key caller holds.
 fn target<'a>(
@@ -380,95 +300,10 @@ pub(super) fn check_lifetime(
     }
 }
 
-/// The write `after` made to key `key` of a tenant whose file was `before`, by meaning:
-/// how ops reapply a write that a force-push removed, on whatever the file is now.
-pub fn recover(
-    verb: Verb,
-    tenant: TenantId,
-    key: KeyName,
-    actor: String,
-    before: &SecurityFile,
-    after: &SecurityFile,
-) -> Option<Intent> {
-    let was = before.find(&key).map(|(_, e)| e);
-    let is = after.find(&key).map(|(_, e)| e);
-    let what = match (was, is) {
-        (None, Some(entry)) => What::Create {
-            entry: entry.clone(),
-            max_keys: usize::MAX,
-        },
-        (Some(_), None) => What::Delete { if_match: None },
-        (Some(was), Some(is)) if was.hash != is.hash => What::Rotate {
-            if_match: None,
-            hash: is.hash,
-            hint: is.hint.clone(),
-            rotated_at: is.rotated_at,
-            grace_until: is
-                .previous_hashes
-                .iter()
-                .find(|p| p.hash == was.hash)
-                .map(|p| p.expires_at),
-        },
-        (Some(_), Some(_)) if verb == Verb::EndGrace => What::EndGrace { if_match: None },
-        (Some(was), Some(is)) if verb == Verb::Revoke => {
-            let gone = was
-                .previous_hashes
-                .iter()
-                .find(|p| !is.previous_hashes.iter().any(|q| q.hash == p.hash))?;
-            What::Revoke { hash: gone.hash }
-        }
-        (Some(was), Some(is)) => What::Update {
-            if_match: None,
-            fields: narrow(
-                Fields {
-                    enabled: Some(is.enabled),
-                    permissions: Some(is.permissions.clone()),
-                    description: is.description.clone().map_or(Edit::Clear, Edit::Set),
-                    expires_at: is
-                        .expires_at
-                        .map_or(Edit::Clear, |t| Edit::Set(Timestamp(t))),
-                    rate_limit: is.rate_limit.map_or(Edit::Clear, Edit::Set),
-                },
-                was,
-            ),
-            narrowed: true,
-        },
-        (None, None) => return None,
-    };
-    Some(Intent {
-        tenant,
-        key,
-        actor,
-        request_id: None,
-        idempotency: None,
-        reapplies: None,
-        limits: None,
-        what,
-    })
-}
-
-/// The hashes of `key` that `file` accepts as valid now: its current one and its previous
-/// ones still in their grace period, if the key is enabled and not expired.
-pub fn live_hashes(file: &SecurityFile, key: &KeyName, now: OffsetDateTime) -> Vec<KeyHash> {
-    let Some((_, e)) = file.find(key) else {
-        return Vec::new();
-    };
-    if !e.enabled || e.is_expired(now) {
-        return Vec::new();
-    }
-    std::iter::once(e.hash)
-        .chain(
-            e.previous_hashes
-                .iter()
-                .filter(|p| p.expires_at > now)
-                .map(|p| p.hash),
-        )
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Description;
 
     const FILE: &str = "\
 apiKeys:
