@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use utoipa::openapi::PathItem;
 use utoipa::{Modify, OpenApi};
 
-use super::verify::{allowed, over_limit_status, refused, with_limit};
+use super::verify::{GatewayRefusals, allowed, over_limit_status, refused, with_limit};
 use crate::auth::presented_key;
 use crate::error::{ApiError, ProblemDetails};
 use crate::index::Verified;
@@ -135,29 +135,7 @@ fn operations(
                 is other than 403",
             body = ProblemDetails
         ),
-        (
-            status = 401,
-            description = "No key, or an invalid one",
-            body = ProblemDetails,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))
-        ),
-        (
-            status = 403,
-            description = "The key lacks a required permission, or is over its rate limit when \
-                `X-Keyward-Refuse-With: 403` was sent",
-            body = ProblemDetails,
-            headers(("X-Keyward-Refusal" = String, description = "`rate_limited` when the 403 is a key over its rate limit"))
-        ),
-        (
-            status = 429,
-            description = "The key is valid but over its rate limit",
-            body = ProblemDetails,
-            headers(
-                ("Retry-After" = String, description = "Whole seconds (at least 1) until the key may verify again"),
-                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
-                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`")
-            )
-        ),
+        GatewayRefusals,
     ),
     security(("apiKey" = []))
 )]

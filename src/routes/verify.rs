@@ -302,29 +302,7 @@ pub(crate) async fn verify(
             description = "A query parameter other than `permission`, or `X-Keyward-Refuse-With` other than 403",
             body = ProblemDetails
         ),
-        (
-            status = 401,
-            description = "No key, or an invalid one",
-            body = ProblemDetails,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))
-        ),
-        (
-            status = 403,
-            description = "The key lacks a required permission, or is over its rate limit when \
-                `X-Keyward-Refuse-With: 403` was sent",
-            body = ProblemDetails,
-            headers(("X-Keyward-Refusal" = String, description = "`rate_limited` when the 403 is a key over its rate limit"))
-        ),
-        (
-            status = 429,
-            description = "The key is valid but over its rate limit",
-            body = ProblemDetails,
-            headers(
-                ("Retry-After" = String, description = "Whole seconds (at least 1) until the key may verify again"),
-                ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
-                ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`")
-            )
-        ),
+        GatewayRefusals,
     ),
     security(("apiKey" = []))
 )]
@@ -357,6 +335,39 @@ pub(crate) async fn forward_auth(
             with_limit(res, limit)
         })
         .await)
+}
+
+/// How a gateway check refuses a key, the same for forward-auth and ext_authz; declared
+/// once for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum GatewayRefusals {
+    /// No key, or an invalid one.
+    #[response(
+        status = 401,
+        headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))
+    )]
+    Unauthorized(ProblemDetails),
+    /// The key lacks a required permission, or is over its rate limit when
+    /// `X-Keyward-Refuse-With: 403` was sent.
+    #[response(
+        status = 403,
+        headers((
+            "X-Keyward-Refusal" = String,
+            description = "`rate_limited` when the 403 is a key over its rate limit"
+        ))
+    )]
+    Forbidden(ProblemDetails),
+    /// The key is valid but over its rate limit.
+    #[response(
+        status = 429,
+        headers(
+            ("Retry-After" = String, description = "Whole seconds (at least 1) until the key may verify again"),
+            ("RateLimit-Policy" = String, description = "A limited key's quota, `\"key\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10)"),
+            ("RateLimit" = String, description = "A limited key's state, `\"key\";r=<remaining>;t=<seconds until the quota is whole again>`")
+        )
+    )]
+    RateLimited(ProblemDetails),
 }
 
 /// The status a key over its limit gets: 429, or 403 for a gateway that asks for it
