@@ -147,32 +147,49 @@ fn checksum(s: &str) -> [u8; CHECK_LEN] {
     digits
 }
 
+fn malformed() -> DomainError {
+    DomainError::new(DomainErrorKind::MalformedKey, "malformed key")
+}
+
 /// A key as a caller presented it, already hashed; the plaintext is not kept.
 #[derive(Clone, Copy, Debug)]
 pub struct PresentedKey(KeyHash);
 
 impl PresentedKey {
     /// A string with our prefix must carry a valid checksum, so typos and random probes are
-    /// refused without a lookup. Other strings (keys imported from elsewhere) are hashed as
-    /// they are.
+    /// refused as malformed. Other strings (keys imported from elsewhere) are hashed as they
+    /// are.
     pub fn parse(presented: &str, prefix: &TokenPrefix) -> Result<Self, DomainError> {
-        let malformed = || DomainError::new(DomainErrorKind::MalformedKey, "malformed key");
+        if !Self::could_be_a_key(presented, prefix) {
+            return Err(malformed());
+        }
+        Self::hashed(presented)
+    }
+
+    /// The presented string hashed for a lookup, with only its length checked: the hot
+    /// path looks a key up first and asks `could_be_a_key` only when nothing holds it, so
+    /// a valid key never pays for the checksum.
+    pub fn hashed(presented: &str) -> Result<Self, DomainError> {
         if presented.is_empty() || presented.len() > MAX_PRESENTED {
             return Err(malformed());
         }
-        if let Some(rest) = presented.strip_prefix(prefix.0.as_str()) {
-            // In this order: the slicing below needs the length and ASCII checks first.
-            let well_formed = rest.len() == BODY_LEN + CHECK_LEN
-                && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-                && {
-                    let (body, check) = presented.split_at(presented.len() - CHECK_LEN);
-                    checksum(body) == check.as_bytes()
-                };
-            if !well_formed {
-                return Err(malformed());
-            }
-        }
         Ok(Self(KeyHash::of(presented.as_bytes())))
+    }
+
+    /// False for what cannot be a key: empty or too long, or with our prefix but not the
+    /// length, characters or checksum of a token we issue.
+    pub fn could_be_a_key(presented: &str, prefix: &TokenPrefix) -> bool {
+        if presented.is_empty() || presented.len() > MAX_PRESENTED {
+            return false;
+        }
+        let Some(rest) = presented.strip_prefix(prefix.0.as_str()) else {
+            return true;
+        };
+        // In this order: the slicing below needs the length and ASCII checks first.
+        rest.len() == BODY_LEN + CHECK_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric()) && {
+            let (body, check) = presented.split_at(presented.len() - CHECK_LEN);
+            checksum(body) == check.as_bytes()
+        }
     }
 
     /// Only a token this server could have issued: the configured prefix, the length and
@@ -220,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_checksum_is_malformed_before_any_lookup() {
+    fn a_bad_checksum_is_malformed() {
         let t = Token::generate(&kw());
         let s = t.expose();
         let last = s.chars().last().unwrap();
@@ -234,6 +251,27 @@ mod tests {
         assert!(PresentedKey::parse("kw_short", &kw()).is_err());
         assert!(PresentedKey::parse("", &kw()).is_err());
         assert!(PresentedKey::parse(&"x".repeat(2000), &kw()).is_err());
+        for bad in [
+            &flipped,
+            &s[..s.len() - 1],
+            "kw_short",
+            "",
+            &"x".repeat(2000),
+        ] {
+            assert!(!PresentedKey::could_be_a_key(bad, &kw()), "{bad}");
+        }
+        assert!(PresentedKey::could_be_a_key(s, &kw()));
+        assert!(
+            PresentedKey::could_be_a_key("imported-from-elsewhere", &kw()),
+            "a key without our prefix is looked up as it is"
+        );
+        assert_eq!(
+            *PresentedKey::hashed(&flipped).unwrap().hash(),
+            KeyHash::of(flipped.as_bytes())
+        );
+        assert!(
+            PresentedKey::hashed("").is_err() && PresentedKey::hashed(&"x".repeat(2000)).is_err()
+        );
     }
 
     #[test]

@@ -9,9 +9,9 @@ use crate::index::{Index, Verified};
 use crate::metrics::Metrics;
 use crate::rate_limit::{Decision, Ledger, REFILL_WAIT};
 
-/// The hot path: is this key valid for this tenant, and may it do this? A format check,
-/// one lookup in the index, no I/O and no lock. (A limited key whose share of a cluster's
-/// allowance ran out waits for the next, at most `REFILL_WAIT`.)
+/// The hot path: is this key valid for this tenant, and may it do this? One lookup in the
+/// index (and a format check when it finds nothing), no I/O and no lock. (A limited key
+/// whose share of a cluster's allowance ran out waits for the next, at most `REFILL_WAIT`.)
 #[derive(Clone)]
 pub struct Verifier {
     index: Arc<Index>,
@@ -148,17 +148,27 @@ impl Verifier {
         required: &[S],
         then: impl FnOnce(Result<Verified<'_>, Refusal>, Option<Decision>) -> R,
     ) -> R {
-        let Ok(key) = PresentedKey::parse(presented, &self.prefix) else {
+        let Ok(key) = PresentedKey::hashed(presented) else {
             return then(Err(Refusal::Malformed), None);
         };
         let now = self.clock.now();
-        self.index.with_keys(tenant, |keys| match keys {
-            Some(keys) => {
-                let (verdict, limit) = keys.check_and_spend(key.hash(), required, now);
-                then(verdict, limit)
-            }
-            None => then(Err(Refusal::NotFound), None),
+        self.index.with_keys(tenant, |keys| {
+            let (verdict, limit) = match keys {
+                Some(keys) => keys.check_and_spend(key.hash(), required, now),
+                None => (Err(Refusal::NotFound), None),
+            };
+            then(verdict.map_err(|r| self.told_apart(r, presented)), limit)
         })
+    }
+
+    /// A key nothing holds is `malformed` when it cannot be a key at all (a typo, a probe).
+    /// Told apart after the lookup, so that a valid key never pays for the checksum.
+    fn told_apart(&self, refusal: Refusal, presented: &str) -> Refusal {
+        if refusal == Refusal::NotFound && !PresentedKey::could_be_a_key(presented, &self.prefix) {
+            Refusal::Malformed
+        } else {
+            refusal
+        }
     }
 
     /// The hash a well-formed presented key is looked up by.
@@ -187,13 +197,16 @@ impl Verifier {
         required: &[S],
         then: impl FnOnce(Result<Verified<'_>, Refusal>) -> R,
     ) -> R {
-        let Ok(key) = PresentedKey::parse(presented, &self.prefix) else {
+        let Ok(key) = PresentedKey::hashed(presented) else {
             return then(Err(Refusal::Malformed));
         };
         let now = self.clock.now();
-        self.index.with_keys(tenant, |keys| match keys {
-            Some(keys) => then(keys.check(key.hash(), required, now)),
-            None => then(Err(Refusal::NotFound)),
+        self.index.with_keys(tenant, |keys| {
+            let verdict = match keys {
+                Some(keys) => keys.check(key.hash(), required, now),
+                None => Err(Refusal::NotFound),
+            };
+            then(verdict.map_err(|r| self.told_apart(r, presented)))
         })
     }
 }
