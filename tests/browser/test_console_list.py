@@ -188,6 +188,9 @@ def test_a_key_has_a_page_whose_url_can_be_shared_and_back_and_forward_work(keyw
     # A fresh tab, signed in, opens the same URL on the key.
     other = console(keyward)
     other.sign_in(jwt)
+    # Signed in first: the console then moves to `#/acme` by `replaceState`, which Playwright
+    # can take for the end of a `goto` started before it, and reload the wrong address.
+    expect(other.row("reporting")).to_be_visible()
     other.page.goto(keyward.url + "/#/acme/keys/reporting")
     other.page.reload()
     expect(other.page.get_by_role("heading", name="reporting")).to_be_visible()
