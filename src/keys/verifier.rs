@@ -114,7 +114,7 @@ impl Verifier {
     where
         F: FnOnce(Result<Verified<'_>, Refusal>, Option<Decision>) -> R,
     {
-        self.find_and_spend(tenant, presented, required, |verdict, limit| {
+        self.look(tenant, presented, required, true, |verdict, limit| {
             if may_wait && limit.is_some_and(|d| d.refilling) {
                 return Attempt::Refilling(answer);
             }
@@ -141,11 +141,14 @@ impl Verifier {
         })
     }
 
-    fn find_and_spend<S: AsRef<str>, R>(
+    /// Looks the presented key up in `tenant`'s keys and hands `then` the verdict, with the
+    /// limit's decision when `spend` spends one verification of the key's rate limit.
+    fn look<S: AsRef<str>, R>(
         &self,
         tenant: &str,
         presented: &str,
         required: &[S],
+        spend: bool,
         then: impl FnOnce(Result<Verified<'_>, Refusal>, Option<Decision>) -> R,
     ) -> R {
         let Ok(key) = PresentedKey::hashed(presented) else {
@@ -154,7 +157,8 @@ impl Verifier {
         let now = self.clock.now();
         self.index.with_keys(tenant, |keys| {
             let (verdict, limit) = match keys {
-                Some(keys) => keys.check_and_spend(key.hash(), required, now),
+                Some(keys) if spend => keys.check_and_spend(key.hash(), required, now),
+                Some(keys) => (keys.check(key.hash(), required, now), None),
                 None => (Err(Refusal::NotFound), None),
             };
             then(verdict.map_err(|r| self.told_apart(r, presented)), limit)
@@ -197,16 +201,8 @@ impl Verifier {
         required: &[S],
         then: impl FnOnce(Result<Verified<'_>, Refusal>) -> R,
     ) -> R {
-        let Ok(key) = PresentedKey::hashed(presented) else {
-            return then(Err(Refusal::Malformed));
-        };
-        let now = self.clock.now();
-        self.index.with_keys(tenant, |keys| {
-            let verdict = match keys {
-                Some(keys) => keys.check(key.hash(), required, now),
-                None => Err(Refusal::NotFound),
-            };
-            then(verdict.map_err(|r| self.told_apart(r, presented)))
+        self.look(tenant, presented, required, false, |verdict, _| {
+            then(verdict)
         })
     }
 }
