@@ -85,28 +85,12 @@ async fn eventually_rate_limits(server: &Server, mode: &str) -> Value {
     .await
 }
 
-async fn metrics(server: &Server) -> String {
-    reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The value of a sample without labels, as a scraper reads it.
-fn sample(exposition: &str, name: &str) -> Option<f64> {
-    exposition
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Verifications admitted by replicas deciding alone, summed over `servers`.
 async fn admitted_alone(servers: &[&Server]) -> f64 {
     let mut total = 0.0;
     for server in servers {
         total += sample(
-            &metrics(server).await,
+            &server.metrics().await,
             "keyward_rate_limit_admitted_alone_total",
         )
         .unwrap_or(0.0);
@@ -299,7 +283,7 @@ async fn a_limit_holds_across_three_replicas_and_each_takes_its_share_while_redi
         let text = eventually(
             "the metric says limits are per replica",
             DEADLINE,
-            || metrics(server),
+            || server.metrics(),
             |t| sample(t, "keyward_rate_limit_per_replica") == Some(1.0),
         )
         .await;
@@ -341,7 +325,7 @@ async fn a_limit_holds_across_three_replicas_and_each_takes_its_share_while_redi
         let text = eventually(
             "the metric says limits are shared",
             DEADLINE,
-            || metrics(server),
+            || server.metrics(),
             |t| sample(t, "keyward_rate_limit_per_replica") == Some(0.0),
         )
         .await;

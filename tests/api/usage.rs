@@ -61,22 +61,6 @@ async fn usage_status(server: &Server) -> Value {
     get_json(server, "/api/acme/admin/status").await["usage"].clone()
 }
 
-async fn metrics(server: &Server) -> String {
-    reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The value of a sample without labels, as a scraper reads it.
-fn sample(exposition: &str, name: &str) -> Option<f64> {
-    exposition
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 async fn eventually_connected(server: &Server, connected: bool) -> Value {
     eventually(
         &format!("usage.connected = {connected}"),
@@ -140,12 +124,12 @@ async fn with_redis_down_verification_goes_on_and_a_use_made_meanwhile_reaches_t
     assert!(b.valid("acme", SHARED).await);
     let used = last_used(&a, "during").await;
     assert!(used.is_string(), "{used}");
-    let text = metrics(&b).await;
+    let text = b.metrics().await;
     assert_eq!(sample(&text, "keyward_usage_store_up"), Some(0.0), "{text}");
     let failures = eventually(
         "A counts its failed push",
         DEADLINE,
-        || metrics(&a),
+        || a.metrics(),
         |t| sample(t, "keyward_usage_push_failures_total").is_some_and(|n| n >= 1.0),
     )
     .await;
@@ -164,7 +148,7 @@ async fn with_redis_down_verification_goes_on_and_a_use_made_meanwhile_reaches_t
     assert_eq!(on_b, used);
     eventually_connected(&b, true).await;
     assert_eq!(
-        sample(&metrics(&b).await, "keyward_usage_store_up"),
+        sample(&b.metrics().await, "keyward_usage_store_up"),
         Some(1.0)
     );
     b.wait_for("Redis is reachable again");
@@ -198,7 +182,7 @@ async fn a_replica_whose_redis_is_down_at_start_starts_says_so_and_never_logs_th
     let line = server.wait_for("cannot reach Redis");
     assert_eq!(line["level"], "WARN", "{line}");
     assert_eq!(
-        sample(&metrics(&server).await, "keyward_usage_store_up"),
+        sample(&server.metrics().await, "keyward_usage_store_up"),
         Some(0.0)
     );
     assert!(

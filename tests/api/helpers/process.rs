@@ -119,6 +119,23 @@ impl Server {
         assert_eq!(res.status(), 200);
         res.json::<Value>().await.unwrap()["valid"] == true
     }
+
+    /// `GET /metrics`, as a scraper reads it.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// The value of a sample without labels in a `/metrics` exposition.
+pub fn sample(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// `writers` clients creating keys named `r<round>-w<w>-<i>` on `url` (as acme's writer)
