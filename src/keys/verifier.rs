@@ -64,9 +64,11 @@ impl Verifier {
         // Nearly every verification ends here, without waiting: no `await` runs on it.
         match self.attempt(tenant, presented, required, timer, true, answer) {
             Attempt::Answered(answered) => answered,
+            // Boxed: its timer and watch would otherwise make every verification's future,
+            // and so every handler's, several hundred bytes larger, all of it moved on each
+            // request.
             Attempt::Refilling(answer) => {
-                self.after_refill(tenant, presented, required, timer, answer)
-                    .await
+                Box::pin(self.after_refill(tenant, presented, required, timer, answer)).await
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -232,14 +232,8 @@ pub(crate) async fn verify(
     body: JsonBody<VerifyRequest>,
 ) -> HttpResponse {
     let body = body.0;
-    let answer = |res: VerifyResponse<'_>, limit: Option<Decision>| {
-        let mut res = HttpResponse::Ok()
-            .insert_header((CACHE_CONTROL, "no-store"))
-            .json(res);
-        if let Some(limit) = limit {
-            limit_headers(&mut res, &limit);
-        }
-        res
+    let answer = |verdict: VerifyResponse<'_>, limit: Option<Decision>| {
+        with_limit(verdict_answer(&verdict), limit)
     };
     verifier
         .check(
@@ -268,6 +262,23 @@ pub(crate) async fn verify(
             },
         )
         .await
+}
+
+/// The verdict as JSON, not to be cached. Written without the response builder, whose
+/// header conversions would validate and copy the two constant values on every request.
+fn verdict_answer(verdict: &VerifyResponse<'_>) -> HttpResponse {
+    const JSON: HeaderValue = HeaderValue::from_static("application/json");
+    const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+    let body = match serde_json::to_vec(verdict) {
+        Ok(body) => body,
+        // A verdict is strings and booleans: it always serializes.
+        Err(e) => return ApiError::internal(e).error_response(),
+    };
+    let mut res = HttpResponse::with_body(StatusCode::OK, body);
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, JSON);
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    res.map_into_boxed_body()
 }
 
 /// Forward-auth a request
