@@ -5,6 +5,19 @@ use serde_json::json;
 use crate::helpers::*;
 
 #[tokio::test]
+async fn a_verdict_is_json_and_never_cached() {
+    // Both headers are written by hand on the hot path, not by the response builder.
+    let app = spawn_app().await;
+    let token = app.new_key("acme", "svc", &["orders:read"]).await;
+    for key in [token.as_str(), "kw_nothing"] {
+        let res = app.verify("acme", json!({"key": key})).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "application/json");
+        assert_eq!(res.headers()["cache-control"], "no-store");
+    }
+}
+
+#[tokio::test]
 async fn verify_reports_each_outcome() {
     let app = spawn_app().await;
     let token = app.new_key("acme", "svc", &["orders:*"]).await;
